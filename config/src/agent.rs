@@ -1,0 +1,127 @@
+//! `agent.toml`: who the agent is, where its collector is, and its optional local checks.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+use crate::check::{deserialize_labels, CheckConfig, Id};
+use crate::diagnostics::{parse_all, ConfigErrors, Reporter};
+use crate::duration::HumanDuration;
+use crate::{resolve_path, LoadError};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This agent's name; the collector knows it by this name and its token.
+    pub name: Spanned<Id>,
+    /// Base URL of the collector, e.g. "https://vakt.example.com:8427".
+    pub collector: Spanned<String>,
+    /// The bearer token, inline. Prefer `token_file`.
+    #[serde(default)]
+    pub token: Option<Spanned<String>>,
+    /// A file holding the bearer token (surrounding whitespace is ignored).
+    #[serde(default)]
+    pub token_file: Option<Spanned<PathBuf>>,
+    /// Where the agent keeps its state: cached assignments, sequence numbers, the spool.
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    /// How often collected samples are pushed.
+    #[serde(default = "default_push_interval")]
+    pub push_interval: Spanned<HumanDuration>,
+    /// A push never carries more samples than this.
+    #[serde(default = "default_max_batch_samples")]
+    pub max_batch_samples: Spanned<usize>,
+    /// How often the agent asks the collector for its assigned checks.
+    #[serde(default = "default_refresh_interval")]
+    pub refresh_interval: HumanDuration,
+    /// Labels the collector matches check selectors against (informational here; the
+    /// collector's `[agents.NAME]` labels are authoritative).
+    #[serde(default, deserialize_with = "deserialize_labels")]
+    pub labels: BTreeMap<String, String>,
+    /// Checks this agent runs on its own, besides those the collector assigns.
+    #[serde(default)]
+    pub checks: BTreeMap<Id, CheckConfig>,
+}
+
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("vakt-agent-data")
+}
+fn default_push_interval() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration::from_secs(1))
+}
+fn default_max_batch_samples() -> Spanned<usize> {
+    Spanned::new(0..0, 5_000)
+}
+fn default_refresh_interval() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let source = crate::read_source(path)?;
+        Ok(Self::parse(&source, path)?)
+    }
+
+    /// Parses and validates `source`; `path` names the file in diagnostics and anchors
+    /// relative paths.
+    pub fn parse(source: &str, path: &Path) -> Result<Self, ConfigErrors> {
+        let mut r = Reporter::new(path, source);
+        let Some(mut cfg) = parse_all::<AgentConfig>(&mut r) else {
+            return Err(r.into_errors());
+        };
+        cfg.validate(&mut r);
+        cfg.spool_dir = resolve_path(path, &cfg.spool_dir);
+        if let Some(tf) = &mut cfg.token_file {
+            let resolved = resolve_path(path, tf.get_ref());
+            *tf = Spanned::new(tf.span(), resolved);
+        }
+        r.finish(cfg)
+    }
+
+    fn validate(&self, r: &mut Reporter<'_>) {
+        let url = self.collector.get_ref();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            r.span(self.collector.span(), format!("collector {url:?} is not an http(s) URL"), "e.g. \"https://vakt.example.com:8427\"");
+        }
+        match (&self.token, &self.token_file) {
+            (Some(t), Some(_)) => r.span(t.span(), "both `token` and `token_file` are set", "keep one; `token_file` keeps the secret out of the config"),
+            (None, None) => r.span(self.name.span(), "neither `token` nor `token_file` is set", "add token_file = \"/etc/vakt/agent.token\""),
+            (Some(t), None) if t.get_ref().trim().is_empty() => r.span(t.span(), "`token` is empty", "paste the token `vakt-collector hash-token` was given"),
+            _ => {}
+        }
+        if self.push_interval.get_ref().get().is_zero() {
+            r.span(self.push_interval.span(), "`push_interval` must be longer than 0", "e.g. \"1s\"");
+        }
+        if *self.max_batch_samples.get_ref() == 0 {
+            r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "e.g. 5000");
+        }
+        for (id, check) in &self.checks {
+            check.validate(id.as_str(), r);
+            if let Some(a) = check.agents.first() {
+                r.span(a.span(), format!("check {id:?}: `agents` has no meaning in agent.toml"), "a local check runs on this agent only; remove it");
+            }
+            if let Some(s) = &check.selector {
+                r.span(s.span(), format!("check {id:?}: `selector` has no meaning in agent.toml"), "a local check runs on this agent only; remove it");
+            }
+        }
+    }
+
+    /// Reads the bearer token from `token` or `token_file`.
+    pub fn read_token(&self) -> Result<String, LoadError> {
+        if let Some(t) = &self.token {
+            return Ok(t.get_ref().trim().to_string());
+        }
+        let Some(file) = &self.token_file else {
+            return Err(LoadError::Token("neither `token` nor `token_file` is set".into()));
+        };
+        let text = std::fs::read_to_string(file.get_ref()).map_err(|e| {
+            LoadError::Token(format!("cannot read token_file {}: {e}", file.get_ref().display()))
+        })?;
+        let token = text.trim().to_string();
+        if token.is_empty() {
+            return Err(LoadError::Token(format!("token_file {} is empty", file.get_ref().display())));
+        }
+        Ok(token)
+    }
+}

@@ -1,0 +1,173 @@
+//! `collector.toml`: where the collector listens and stores, which agents may push, the checks
+//! they run, and the services those checks make up.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+use crate::check::{deserialize_labels, CheckConfig, Id};
+use crate::diagnostics::{parse_all, ConfigErrors, Reporter};
+use crate::wire::CheckSpec;
+use crate::{resolve_path, LoadError};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Address the HTTP API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: Spanned<String>,
+    /// Directory of the SQLite database.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The URL people reach the collector at; used in links in alerts.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Largest accepted request body (after decompression), in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: Spanned<usize>,
+    /// Largest accepted number of samples in one batch.
+    #[serde(default = "default_max_batch_samples")]
+    pub max_batch_samples: Spanned<usize>,
+    #[serde(default)]
+    pub agents: BTreeMap<Id, AgentEntry>,
+    #[serde(default)]
+    pub checks: BTreeMap<Id, CheckConfig>,
+    #[serde(default)]
+    pub services: BTreeMap<Id, ServiceConfig>,
+}
+
+/// An agent allowed to push, with the hash of its token.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// `sha256:<64 hex digits>`, as printed by `vakt-collector hash-token`.
+    pub token_hash: Spanned<String>,
+    #[serde(default, deserialize_with = "deserialize_labels")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The checks that make up this service.
+    pub checks: Vec<Spanned<String>>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8427";
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, DEFAULT_LISTEN.to_string())
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("vakt-data")
+}
+fn default_max_body_bytes() -> Spanned<usize> {
+    Spanned::new(0..0, 32 * 1024 * 1024)
+}
+fn default_max_batch_samples() -> Spanned<usize> {
+    Spanned::new(0..0, 100_000)
+}
+
+/// True for `sha256:` followed by 64 lowercase hex digits.
+pub fn valid_token_hash(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+impl CollectorConfig {
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let source = crate::read_source(path)?;
+        Ok(Self::parse(&source, path)?)
+    }
+
+    pub fn parse(source: &str, path: &Path) -> Result<Self, ConfigErrors> {
+        let mut r = Reporter::new(path, source);
+        let Some(mut cfg) = parse_all::<CollectorConfig>(&mut r) else {
+            return Err(r.into_errors());
+        };
+        cfg.validate(&mut r);
+        cfg.data_dir = resolve_path(path, &cfg.data_dir);
+        r.finish(cfg)
+    }
+
+    fn validate(&self, r: &mut Reporter<'_>) {
+        if self.listen.get_ref().parse::<SocketAddr>().is_err() {
+            r.span(self.listen.span(), format!("listen address {:?} is not ip:port", self.listen.get_ref()), "e.g. \"127.0.0.1:8427\" or \"[::]:8427\"");
+        }
+        if *self.max_body_bytes.get_ref() < 1024 {
+            r.span(self.max_body_bytes.span(), "`max_body_bytes` is below 1024", "the default is 33554432 (32 MiB)");
+        }
+        if *self.max_batch_samples.get_ref() == 0 {
+            r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "the default is 100000");
+        }
+        for (name, agent) in &self.agents {
+            if !valid_token_hash(agent.token_hash.get_ref()) {
+                r.span(
+                    agent.token_hash.span(),
+                    format!("agent {name:?}: token_hash is not a sha256 hash"),
+                    "run `vakt-collector hash-token` and paste the `sha256:...` line it prints",
+                );
+            }
+        }
+        for (id, check) in &self.checks {
+            check.validate(id.as_str(), r);
+            for a in &check.agents {
+                if !self.agents.contains_key(a.get_ref().as_str()) {
+                    r.span(a.span(), format!("check {id:?}: unknown agent {:?}", a.get_ref()), "declare it under [agents.NAME] or fix the name");
+                }
+            }
+            if check.agents.is_empty() && check.selector.is_none() {
+                r.span(
+                    check.target.span(),
+                    format!("check {id:?} is assigned to no agent"),
+                    "add agents = [\"NAME\"] or selector = \"label=value\"",
+                );
+            }
+        }
+        for (name, service) in &self.services {
+            for c in &service.checks {
+                if !self.checks.contains_key(c.get_ref().as_str()) {
+                    r.span(c.span(), format!("service {name:?}: unknown check {:?}", c.get_ref()), "declare it under [checks.ID] or fix the id");
+                }
+            }
+        }
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .get_ref()
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8427)))
+    }
+
+    /// The checks assigned to `agent`, by name or by label selector.
+    pub fn assignments_for(&self, agent: &str) -> Vec<CheckSpec> {
+        let labels = self.agents.get(agent).map(|a| &a.labels);
+        self.checks
+            .iter()
+            .filter(|(_, c)| {
+                c.agents.iter().any(|a| a.get_ref() == agent)
+                    || match (&c.selector, labels) {
+                        (Some(sel), Some(labels)) => sel.get_ref().matches(labels),
+                        _ => false,
+                    }
+            })
+            .map(|(id, c)| c.to_spec(id.as_str()))
+            .collect()
+    }
+
+    /// The services a check belongs to.
+    pub fn services_of(&self, check: &str) -> Vec<&str> {
+        self.services
+            .iter()
+            .filter(|(_, s)| s.checks.iter().any(|c| c.get_ref() == check))
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+}

@@ -1,0 +1,47 @@
+//! The contract between Vakt's agent and collector: the schema and validation of `agent.toml`
+//! and `collector.toml`, durations and label selectors, and the wire types of the push protocol.
+//!
+//! Loading never stops at the first problem: [`ConfigErrors`] lists each one as
+//! `file:line:col: message (hint)`.
+
+pub mod agent;
+pub mod check;
+pub mod collector;
+pub mod diagnostics;
+pub mod duration;
+pub mod selector;
+pub mod wire;
+
+pub use agent::AgentConfig;
+pub use check::{CheckConfig, CheckKind, Id};
+pub use collector::CollectorConfig;
+pub use diagnostics::{ConfigErrors, Diagnostic};
+pub use duration::HumanDuration;
+pub use selector::LabelSelector;
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(#[from] ConfigErrors),
+    #[error("{0}")]
+    Token(String),
+}
+
+fn read_source(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })
+}
+
+/// Relative paths in a config file are relative to the file's directory.
+fn resolve_path(config_file: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    match config_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
+        _ => p.to_path_buf(),
+    }
+}
