@@ -1,0 +1,138 @@
+//! The Vakt agent: fetches its checks from the collector, probes on schedule, pushes batches.
+//!
+//! The agent never evaluates SLAs or decides incidents: it reports what it saw. The collector
+//! decides.
+
+pub mod client;
+pub mod probe;
+pub mod pusher;
+pub mod scheduler;
+pub mod signals;
+pub mod state_dir;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vakt_config::wire::{Assignments, CheckSpec};
+use vakt_config::AgentConfig;
+
+use client::{ClientError, CollectorClient};
+use probe::ProbeContext;
+use pusher::{Pusher, PusherSettings};
+use scheduler::Scheduler;
+use state_dir::StateDir;
+
+/// How long the agent keeps delivering after it was asked to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Retry interval for the first assignment fetch while the collector cannot be reached.
+const FIRST_FETCH_RETRY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent state directory: {0}")]
+    State(#[from] state_dir::StateError),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("probes: {0}")]
+    Probe(#[from] probe::BuildError),
+}
+
+/// rustls with *ring* as the one crypto provider of the process (reqwest uses it; nothing
+/// else gets compiled in). Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Collector-assigned checks plus the agent's local ones; a local check wins over an assigned
+/// one of the same id.
+fn merge(local: &[CheckSpec], assigned: Option<&Assignments>) -> Vec<CheckSpec> {
+    let mut by_id: BTreeMap<String, CheckSpec> = BTreeMap::new();
+    for c in assigned.map(|a| a.checks.as_slice()).unwrap_or_default() {
+        by_id.insert(c.id.clone(), c.clone());
+    }
+    for c in local {
+        if by_id.insert(c.id.clone(), c.clone()).is_some() {
+            tracing::warn!(check = %c.id, "local check overrides the assigned check of the same id");
+        }
+    }
+    by_id.into_values().collect()
+}
+
+/// Runs the agent until `shutdown` is cancelled; then stops probing, delivers what it can
+/// within [`SHUTDOWN_GRACE`], and returns.
+pub async fn run(
+    config: AgentConfig,
+    token: String,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
+    install_crypto_provider();
+    let name = config.name.get_ref().to_string();
+    let state = StateDir::open(&config.spool_dir)?;
+    let client = CollectorClient::new(config.collector.get_ref(), &name, &token)?;
+    let local: Vec<CheckSpec> = config
+        .checks
+        .iter()
+        .map(|(id, c)| c.to_spec(id.as_str()))
+        .collect();
+
+    let (tx, rx) = mpsc::channel(10_000);
+    let pusher = Pusher::new(
+        client.clone(),
+        StateDir::open(&config.spool_dir)?,
+        PusherSettings {
+            push_interval: config.push_interval.get_ref().get(),
+            max_batch_samples: *config.max_batch_samples.get_ref(),
+            max_pending_samples: 1_000_000,
+            shutdown_grace: SHUTDOWN_GRACE,
+        },
+    )?;
+    let pusher_stop = CancellationToken::new();
+    let pusher_task = tokio::spawn(pusher.run(rx, pusher_stop.clone()));
+
+    let mut scheduler = Scheduler::new(ProbeContext::new()?, tx);
+    let mut current = state.load_assignments();
+    if current.is_some() {
+        tracing::info!("running cached assignments until the collector answers");
+    }
+    scheduler.apply(&merge(&local, current.as_ref()));
+    tracing::info!(agent = %name, collector = %config.collector.get_ref(), checks = scheduler.len(), "agent started");
+
+    let refresh = config.refresh_interval.get();
+    let mut fetched_once = false;
+    loop {
+        match client.fetch_assignments().await {
+            Ok(assigned) => {
+                fetched_once = true;
+                if current.as_ref() != Some(&assigned) {
+                    if let Err(e) = state.save_assignments(&assigned) {
+                        tracing::warn!(error = %e, "cannot cache assignments");
+                    }
+                    scheduler.apply(&merge(&local, Some(&assigned)));
+                    tracing::info!(checks = scheduler.len(), "assignments updated");
+                    current = Some(assigned);
+                }
+            }
+            Err(ClientError::Retryable(e) | ClientError::Rejected(e)) => {
+                tracing::warn!(error = %e, "cannot fetch assignments; keeping the current ones");
+            }
+        }
+        let wait = if fetched_once {
+            refresh
+        } else {
+            FIRST_FETCH_RETRY.min(refresh)
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+
+    tracing::info!("stopping: no new probes; delivering what is pending");
+    scheduler.stop().await;
+    drop(scheduler); // closes the sample channel: the pusher drains it and finishes
+    pusher_stop.cancel();
+    let _ = pusher_task.await;
+    tracing::info!("agent stopped");
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! The Vakt collector: ingests samples, keeps check state, opens and resolves incidents, and
+//! exports what it knows as an HTTP API and Prometheus metrics.
+//!
+//! The decision core (`state`, `incident`) is pure: data and time in, decisions out. The store
+//! and the HTTP layer are the edges.
+
+pub mod api;
+pub mod auth;
+pub mod incident;
+pub mod ingest;
+pub mod metrics;
+pub mod quickstart;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod time;

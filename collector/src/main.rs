@@ -1,1 +1,148 @@
-fn main(){}
+//! `vakt-collector`: stores samples from Vakt agents, keeps check state, opens and resolves
+//! incidents, serves the API and Prometheus metrics.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use vakt_collector::auth::{generate_token, hash_token};
+use vakt_collector::server::Server;
+use vakt_config::{CollectorConfig, LoadError};
+
+#[derive(Parser)]
+#[command(
+    name = "vakt-collector",
+    version,
+    about = "Vakt collector: samples in, check states, incidents and metrics out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file: exit 0, or print every problem as file:line:col and exit 1.
+    CheckConfig { file: PathBuf },
+    /// Make an agent token: without arguments, a new random token and its hash; with --stdin,
+    /// the hash of the token read from standard input.
+    HashToken {
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Run a collector and an agent watching it, on a built-in config. Nothing to set up.
+    Quickstart {
+        #[arg(long, default_value = vakt_config::collector::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        #[arg(long, default_value = "vakt-data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { file } => match CollectorConfig::load(&file) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} agents, {} checks, {} services)",
+                    file.display(),
+                    cfg.agents.len(),
+                    cfg.checks.len(),
+                    cfg.services.len()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Command::HashToken { stdin } => hash_token_command(stdin),
+        Command::Run { config } => {
+            init_tracing();
+            run(config)
+        }
+        Command::Quickstart { listen, data_dir } => {
+            init_tracing();
+            with_runtime(|shutdown| vakt_collector::quickstart::run(listen, data_dir, shutdown))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vakt-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_token_command(stdin: bool) -> anyhow::Result<()> {
+    if stdin {
+        let mut token = String::new();
+        std::io::stdin()
+            .read_to_string(&mut token)
+            .context("reading the token from stdin")?;
+        anyhow::ensure!(!token.trim().is_empty(), "no token on stdin");
+        println!("{}", hash_token(&token));
+    } else {
+        let token = generate_token();
+        println!("token      = {token}");
+        println!("token_hash = {}", hash_token(&token));
+        eprintln!("Give the token to the agent (its token_file); put token_hash under [agents.NAME] in collector.toml.");
+    }
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VAKT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Builds the runtime, cancels the token on SIGTERM/SIGINT, runs `f` to completion.
+fn with_runtime<F, Fut>(f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    vakt_agent::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signal_token = shutdown.clone();
+        tokio::spawn(async move {
+            vakt_agent::signals::shutdown_signal().await;
+            tracing::info!("signal received, shutting down");
+            signal_token.cancel();
+        });
+        f(shutdown).await
+    })
+}
+
+fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = match CollectorConfig::load(&config_path) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
+        Err(e) => return Err(e.into()),
+    };
+    with_runtime(|shutdown| async move {
+        let server = Server::bind(config).await?;
+        server.serve(shutdown).await?;
+        Ok(())
+    })
+}

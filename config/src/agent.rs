@@ -82,27 +82,59 @@ impl AgentConfig {
     fn validate(&self, r: &mut Reporter<'_>) {
         let url = self.collector.get_ref();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            r.span(self.collector.span(), format!("collector {url:?} is not an http(s) URL"), "e.g. \"https://vakt.example.com:8427\"");
+            r.span(
+                self.collector.span(),
+                format!("collector {url:?} is not an http(s) URL"),
+                "e.g. \"https://vakt.example.com:8427\"",
+            );
         }
         match (&self.token, &self.token_file) {
-            (Some(t), Some(_)) => r.span(t.span(), "both `token` and `token_file` are set", "keep one; `token_file` keeps the secret out of the config"),
-            (None, None) => r.span(self.name.span(), "neither `token` nor `token_file` is set", "add token_file = \"/etc/vakt/agent.token\""),
-            (Some(t), None) if t.get_ref().trim().is_empty() => r.span(t.span(), "`token` is empty", "paste the token `vakt-collector hash-token` was given"),
+            (Some(t), Some(_)) => r.span(
+                t.span(),
+                "both `token` and `token_file` are set",
+                "keep one; `token_file` keeps the secret out of the config",
+            ),
+            (None, None) => r.span(
+                self.name.span(),
+                "neither `token` nor `token_file` is set",
+                "add token_file = \"/etc/vakt/agent.token\"",
+            ),
+            (Some(t), None) if t.get_ref().trim().is_empty() => r.span(
+                t.span(),
+                "`token` is empty",
+                "paste the token `vakt-collector hash-token` was given",
+            ),
             _ => {}
         }
         if self.push_interval.get_ref().get().is_zero() {
-            r.span(self.push_interval.span(), "`push_interval` must be longer than 0", "e.g. \"1s\"");
+            r.span(
+                self.push_interval.span(),
+                "`push_interval` must be longer than 0",
+                "e.g. \"1s\"",
+            );
         }
         if *self.max_batch_samples.get_ref() == 0 {
-            r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "e.g. 5000");
+            r.span(
+                self.max_batch_samples.span(),
+                "`max_batch_samples` must be at least 1",
+                "e.g. 5000",
+            );
         }
         for (id, check) in &self.checks {
             check.validate(id.as_str(), r);
             if let Some(a) = check.agents.first() {
-                r.span(a.span(), format!("check {id:?}: `agents` has no meaning in agent.toml"), "a local check runs on this agent only; remove it");
+                r.span(
+                    a.span(),
+                    format!("check {id:?}: `agents` has no meaning in agent.toml"),
+                    "a local check runs on this agent only; remove it",
+                );
             }
             if let Some(s) = &check.selector {
-                r.span(s.span(), format!("check {id:?}: `selector` has no meaning in agent.toml"), "a local check runs on this agent only; remove it");
+                r.span(
+                    s.span(),
+                    format!("check {id:?}: `selector` has no meaning in agent.toml"),
+                    "a local check runs on this agent only; remove it",
+                );
             }
         }
     }
@@ -113,14 +145,22 @@ impl AgentConfig {
             return Ok(t.get_ref().trim().to_string());
         }
         let Some(file) = &self.token_file else {
-            return Err(LoadError::Token("neither `token` nor `token_file` is set".into()));
+            return Err(LoadError::Token(
+                "neither `token` nor `token_file` is set".into(),
+            ));
         };
         let text = std::fs::read_to_string(file.get_ref()).map_err(|e| {
-            LoadError::Token(format!("cannot read token_file {}: {e}", file.get_ref().display()))
+            LoadError::Token(format!(
+                "cannot read token_file {}: {e}",
+                file.get_ref().display()
+            ))
         })?;
         let token = text.trim().to_string();
         if token.is_empty() {
-            return Err(LoadError::Token(format!("token_file {} is empty", file.get_ref().display())));
+            return Err(LoadError::Token(format!(
+                "token_file {} is empty",
+                file.get_ref().display()
+            )));
         }
         Ok(token)
     }

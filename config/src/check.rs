@@ -92,7 +92,10 @@ impl CheckConfig {
         match self.kind {
             CheckKind::Http => {
                 let ok = (target.starts_with("http://") || target.starts_with("https://"))
-                    && target.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+                    && target
+                        .split("://")
+                        .nth(1)
+                        .is_some_and(|rest| !rest.is_empty());
                 if !ok {
                     r.span(
                         self.target.span(),
@@ -102,9 +105,9 @@ impl CheckConfig {
                 }
             }
             CheckKind::Tcp => {
-                let ok = target
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+                let ok = target.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
                 if !ok {
                     r.span(
                         self.target.span(),
@@ -116,10 +119,18 @@ impl CheckConfig {
         }
         if self.kind != CheckKind::Http {
             if let Some(m) = &self.method {
-                r.span(m.span(), format!("check {id:?}: `method` applies to http checks only"), "remove it");
+                r.span(
+                    m.span(),
+                    format!("check {id:?}: `method` applies to http checks only"),
+                    "remove it",
+                );
             }
             if let Some(s) = self.expect_status.first() {
-                r.span(s.span(), format!("check {id:?}: `expect_status` applies to http checks only"), "remove it");
+                r.span(
+                    s.span(),
+                    format!("check {id:?}: `expect_status` applies to http checks only"),
+                    "remove it",
+                );
             }
         }
         if let Some(m) = &self.method {
@@ -133,15 +144,30 @@ impl CheckConfig {
         }
         for s in &self.expect_status {
             if !(100..=599).contains(s.get_ref()) {
-                r.span(s.span(), format!("check {id:?}: status {} is not an HTTP status code", s.get_ref()), "use 100..=599");
+                r.span(
+                    s.span(),
+                    format!(
+                        "check {id:?}: status {} is not an HTTP status code",
+                        s.get_ref()
+                    ),
+                    "use 100..=599",
+                );
             }
         }
         if self.interval.get_ref().get().is_zero() {
-            r.span(self.interval.span(), format!("check {id:?}: interval must be longer than 0"), "e.g. \"30s\"");
+            r.span(
+                self.interval.span(),
+                format!("check {id:?}: interval must be longer than 0"),
+                "e.g. \"30s\"",
+            );
         }
         if let Some(timeout) = &self.timeout {
             if timeout.get_ref().get().is_zero() {
-                r.span(timeout.span(), format!("check {id:?}: timeout must be longer than 0"), "e.g. \"5s\"");
+                r.span(
+                    timeout.span(),
+                    format!("check {id:?}: timeout must be longer than 0"),
+                    "e.g. \"5s\"",
+                );
             } else if timeout.get_ref() > self.interval.get_ref() {
                 r.span(
                     timeout.span(),
@@ -154,9 +180,16 @@ impl CheckConfig {
                 );
             }
         }
-        for (field, value) in [("fail_after", &self.fail_after), ("recover_after", &self.recover_after)] {
+        for (field, value) in [
+            ("fail_after", &self.fail_after),
+            ("recover_after", &self.recover_after),
+        ] {
             if *value.get_ref() == 0 {
-                r.span(value.span(), format!("check {id:?}: {field} must be at least 1"), "1 reacts to the first result");
+                r.span(
+                    value.span(),
+                    format!("check {id:?}: {field} must be at least 1"),
+                    "1 reacts to the first result",
+                );
             }
         }
     }
@@ -246,7 +279,9 @@ pub fn deserialize_labels<'de, D: serde::Deserializer<'de>>(
             && !k.starts_with(|c: char| c.is_ascii_digit())
             && v.len() <= 256;
         if !ok {
-            return Err(serde::de::Error::custom(format!("label {k:?}={v:?} is not valid")));
+            return Err(serde::de::Error::custom(format!(
+                "label {k:?}={v:?} is not valid"
+            )));
         }
     }
     Ok(labels)

@@ -98,13 +98,25 @@ impl CollectorConfig {
 
     fn validate(&self, r: &mut Reporter<'_>) {
         if self.listen.get_ref().parse::<SocketAddr>().is_err() {
-            r.span(self.listen.span(), format!("listen address {:?} is not ip:port", self.listen.get_ref()), "e.g. \"127.0.0.1:8427\" or \"[::]:8427\"");
+            r.span(
+                self.listen.span(),
+                format!("listen address {:?} is not ip:port", self.listen.get_ref()),
+                "e.g. \"127.0.0.1:8427\" or \"[::]:8427\"",
+            );
         }
         if *self.max_body_bytes.get_ref() < 1024 {
-            r.span(self.max_body_bytes.span(), "`max_body_bytes` is below 1024", "the default is 33554432 (32 MiB)");
+            r.span(
+                self.max_body_bytes.span(),
+                "`max_body_bytes` is below 1024",
+                "the default is 33554432 (32 MiB)",
+            );
         }
         if *self.max_batch_samples.get_ref() == 0 {
-            r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "the default is 100000");
+            r.span(
+                self.max_batch_samples.span(),
+                "`max_batch_samples` must be at least 1",
+                "the default is 100000",
+            );
         }
         for (name, agent) in &self.agents {
             if !valid_token_hash(agent.token_hash.get_ref()) {
@@ -119,7 +131,11 @@ impl CollectorConfig {
             check.validate(id.as_str(), r);
             for a in &check.agents {
                 if !self.agents.contains_key(a.get_ref().as_str()) {
-                    r.span(a.span(), format!("check {id:?}: unknown agent {:?}", a.get_ref()), "declare it under [agents.NAME] or fix the name");
+                    r.span(
+                        a.span(),
+                        format!("check {id:?}: unknown agent {:?}", a.get_ref()),
+                        "declare it under [agents.NAME] or fix the name",
+                    );
                 }
             }
             if check.agents.is_empty() && check.selector.is_none() {
@@ -133,7 +149,11 @@ impl CollectorConfig {
         for (name, service) in &self.services {
             for c in &service.checks {
                 if !self.checks.contains_key(c.get_ref().as_str()) {
-                    r.span(c.span(), format!("service {name:?}: unknown check {:?}", c.get_ref()), "declare it under [checks.ID] or fix the id");
+                    r.span(
+                        c.span(),
+                        format!("service {name:?}: unknown check {:?}", c.get_ref()),
+                        "declare it under [checks.ID] or fix the id",
+                    );
                 }
             }
         }

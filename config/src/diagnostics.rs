@@ -26,7 +26,14 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, " ({hint})")?;
         }
@@ -59,7 +66,11 @@ pub struct Reporter<'a> {
 
 impl<'a> Reporter<'a> {
     pub fn new(file: &'a Path, source: &'a str) -> Self {
-        Self { file, source, diagnostics: Vec::new() }
+        Self {
+            file,
+            source,
+            diagnostics: Vec::new(),
+        }
     }
 
     pub fn at(&mut self, offset: usize, message: impl Into<String>, hint: Option<String>) {
@@ -73,7 +84,12 @@ impl<'a> Reporter<'a> {
         });
     }
 
-    pub fn span(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn span(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.at(span.start, message, Some(hint.into()));
     }
 
@@ -180,7 +196,9 @@ fn blank_at(text: &str, offset: usize) -> Option<(String, Option<String>)> {
         let mut end = text.len();
         let mut pos = line_end;
         while pos < text.len() {
-            let next_end = text[pos + 1..].find('\n').map_or(text.len(), |i| pos + 1 + i);
+            let next_end = text[pos + 1..]
+                .find('\n')
+                .map_or(text.len(), |i| pos + 1 + i);
             if text[pos + 1..next_end].trim_start().starts_with('[') {
                 end = pos;
                 break;
@@ -240,7 +258,9 @@ fn hint_for(message: &str) -> Option<String> {
         return Some(crate::check::ID_HINT.into());
     }
     if message.starts_with("label ") {
-        return Some("label names use letters, digits and '_' (up to 64), values up to 256 bytes".into());
+        return Some(
+            "label names use letters, digits and '_' (up to 64), values up to 256 bytes".into(),
+        );
     }
     if message.contains("selector") {
         return Some(SELECTOR_HINT.into());
@@ -303,7 +323,8 @@ mod tests {
 
     #[test]
     fn suggests_the_closest_key() {
-        let hint = hint_for("unknown field `intervl`, expected one of `kind`, `interval`, `timeout`");
+        let hint =
+            hint_for("unknown field `intervl`, expected one of `kind`, `interval`, `timeout`");
         assert_eq!(hint.as_deref(), Some("did you mean `interval`?"));
     }
 }

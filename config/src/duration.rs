@@ -43,7 +43,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             i += 1;
         }
         if start == i {
-            return Err(format!("invalid duration {text:?}: expected a number at {:?}", &s[i..]));
+            return Err(format!(
+                "invalid duration {text:?}: expected a number at {:?}",
+                &s[i..]
+            ));
         }
         let number: u128 = s[start..i]
             .parse()
@@ -58,7 +61,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err(format!("invalid duration {text:?}: missing unit after {number}")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit after {number}"
+                ))
+            }
             other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
         };
         total_ms = number
@@ -66,7 +73,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .and_then(|n| total_ms.checked_add(n))
             .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
     }
-    let ms = u64::try_from(total_ms).map_err(|_| format!("invalid duration {text:?}: too large"))?;
+    let ms =
+        u64::try_from(total_ms).map_err(|_| format!("invalid duration {text:?}: too large"))?;
     Ok(Duration::from_millis(ms))
 }
 
@@ -77,7 +85,13 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -135,7 +149,9 @@ mod tests {
     #[test]
     fn rejects_what_would_be_a_guess() {
         assert!(parse_duration("30").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit \"x\""));
+        assert!(parse_duration("5x")
+            .unwrap_err()
+            .contains("unknown unit \"x\""));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("99999999999999999999999d").is_err());

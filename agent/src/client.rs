@@ -1,0 +1,126 @@
+//! Talking to the collector: assignments in, batches out.
+
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::time::Duration;
+use vakt_config::wire::{Assignments, Batch, ErrorBody, IngestAck};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Worth trying again later: network trouble, 5xx, 429, or a token the collector does not
+    /// know yet.
+    #[error("{0}")]
+    Retryable(String),
+    /// The collector refused the batch for what it holds; sending it again cannot help.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+#[derive(Clone)]
+pub struct CollectorClient {
+    http: reqwest::Client,
+    base: String,
+    agent: String,
+    token: String,
+}
+
+impl CollectorClient {
+    pub fn new(base: &str, agent: &str, token: &str) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("vakt-agent/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            agent: agent.to_string(),
+            token: token.to_string(),
+        })
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    pub async fn fetch_assignments(&self) -> Result<Assignments, ClientError> {
+        let url = format!("{}/api/v1/agents/{}/checks", self.base, self.agent);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Retryable(format!("GET {url}: {}", chain(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            let reason = reason(response).await;
+            return Err(ClientError::Retryable(format!(
+                "GET {url}: {status}: {reason}"
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Retryable(format!("GET {url}: bad answer: {e}")))
+    }
+
+    pub async fn push(&self, batch: &Batch) -> Result<IngestAck, ClientError> {
+        let url = format!("{}/api/v1/ingest", self.base);
+        let json = serde_json::to_vec(batch)
+            .map_err(|e| ClientError::Rejected(format!("encoding batch: {e}")))?;
+        let mut gz = GzEncoder::new(
+            Vec::with_capacity(json.len() / 4),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&json)
+            .and_then(|_| gz.flush())
+            .map_err(|e| ClientError::Rejected(format!("compressing batch: {e}")))?;
+        let body = gz
+            .finish()
+            .map_err(|e| ClientError::Rejected(format!("compressing batch: {e}")))?;
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_ENCODING, "gzip")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ClientError::Retryable(format!("POST {url}: {}", chain(&e))))?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|e| ClientError::Retryable(format!("POST {url}: bad answer: {e}")));
+        }
+        let reason = reason(response).await;
+        let message = format!("POST {url}: {status}: {reason}");
+        // 401/403: the operator may be fixing the token right now; keep the data.
+        if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 429) {
+            Err(ClientError::Retryable(message))
+        } else {
+            Err(ClientError::Rejected(message))
+        }
+    }
+}
+
+async fn reason(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| b.error)
+        .unwrap_or(text)
+}
+
+fn chain(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,348 @@
+//! The HTTP API: ingest, assignments, incidents, health and metrics.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use vakt_config::wire::{Assignments, ErrorBody};
+
+use crate::auth::bearer;
+use crate::incident::{Incident, IncidentStatus};
+use crate::ingest::{self, IngestError};
+use crate::server::App;
+use crate::store::IncidentFilter;
+use crate::time::{now_ms, rfc3339};
+
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = *app.config.max_body_bytes.get_ref();
+    Router::new()
+        .route("/api/v1/ingest", post(ingest_batch))
+        .route("/api/v1/agents/{name}/checks", get(agent_checks))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/{id}", get(get_incident))
+        .route("/api/v1/checks", get(list_checks))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/", get(index))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        error(self.status(), self.to_string())
+    }
+}
+
+async fn ingest_batch(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    match ingest_inner(&app, &headers, &body).await {
+        Ok(ack) => (StatusCode::OK, Json(ack)).into_response(),
+        Err(e) => {
+            app.metrics.rejected(e.reason());
+            if e.status().is_server_error() {
+                tracing::error!(error = %e, "ingest failed");
+            } else {
+                tracing::debug!(status = %e.status(), error = %e, "ingest rejected");
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn ingest_inner(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<vakt_config::wire::IngestAck, IngestError> {
+    let token = bearer(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .ok_or_else(|| {
+        IngestError::Unauthorized("missing bearer token (Authorization: Bearer <token>)".into())
+    })?
+    .to_string();
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let batch = ingest::decode(body, encoding, *app.config.max_body_bytes.get_ref())?;
+    if !app.tokens.verify(&batch.agent, &token) {
+        return Err(IngestError::Unauthorized(format!(
+            "token is not valid for agent {:?}",
+            batch.agent
+        )));
+    }
+    let now = now_ms();
+    ingest::validate(&batch, now, *app.config.max_batch_samples.get_ref())?;
+    let store_app = app.clone();
+    let (batch, outcome) = tokio::task::spawn_blocking(move || {
+        let outcome = store_app
+            .store
+            .commit_batch(&batch, now, &store_app.policies);
+        (batch, outcome)
+    })
+    .await
+    .map_err(|e| IngestError::Store(e.to_string()))?;
+    let outcome = outcome.map_err(|e| IngestError::Store(e.to_string()))?;
+    let ack = outcome
+        .ack
+        .clone()
+        .ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
+    // Committed: now the metrics may show it.
+    app.metrics.agent_seen(&batch.agent, now);
+    if ack.duplicate {
+        app.metrics.batch_duplicate();
+        tracing::debug!(agent = %batch.agent, sequence = batch.sequence, "duplicate batch acknowledged");
+        return Ok(ack);
+    }
+    app.metrics.batch_accepted(ack.accepted);
+    for s in &batch.samples {
+        if let Some(l) = s.latency_seconds {
+            app.metrics.observe_latency(&s.check, l);
+        }
+    }
+    for (check, state) in &outcome.states {
+        app.metrics.set_check_state(check, state);
+    }
+    app.metrics.add_incidents_open(
+        outcome.incidents_opened.len() as i64 - outcome.incidents_resolved.len() as i64,
+    );
+    for id in &outcome.incidents_opened {
+        tracing::warn!(incident = id, agent = %batch.agent, "incident opened");
+    }
+    for id in &outcome.incidents_resolved {
+        tracing::info!(incident = id, "incident resolved");
+    }
+    Ok(ack)
+}
+
+async fn agent_checks(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(token) = bearer(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    ) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token (Authorization: Bearer <token>)",
+        );
+    };
+    if !app.tokens.verify(&name, token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            format!("token is not valid for agent {name:?}"),
+        );
+    }
+    Json(Assignments {
+        agent: name.clone(),
+        checks: app.config.assignments_for(&name),
+    })
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentQuery {
+    status: Option<String>,
+    check: Option<String>,
+    limit: Option<usize>,
+}
+
+/// An incident as the API shows it.
+#[derive(Serialize)]
+struct IncidentView {
+    id: i64,
+    dedup_key: String,
+    check: String,
+    services: Vec<String>,
+    title: String,
+    severity: String,
+    status: IncidentStatus,
+    opened_at: String,
+    resolved_at: Option<String>,
+    duration_seconds: Option<f64>,
+    timeline: Vec<TimelineView>,
+}
+
+#[derive(Serialize)]
+struct TimelineView {
+    at: String,
+    kind: String,
+    message: String,
+}
+
+fn view(app: &App, i: Incident) -> IncidentView {
+    IncidentView {
+        id: i.id,
+        services: app
+            .config
+            .services_of(&i.check)
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        dedup_key: i.dedup_key,
+        title: i.title,
+        severity: i.severity,
+        status: i.status,
+        opened_at: rfc3339(i.opened_ms),
+        resolved_at: i.resolved_ms.map(rfc3339),
+        duration_seconds: i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 1000.0),
+        timeline: i
+            .timeline
+            .into_iter()
+            .map(|e| TimelineView {
+                at: rfc3339(e.at_ms),
+                kind: e.kind,
+                message: e.message,
+            })
+            .collect(),
+        check: i.check,
+    }
+}
+
+async fn list_incidents(
+    State(app): State<Arc<App>>,
+    query: Result<Query<IncidentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let status = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some(s) => match IncidentStatus::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("status {s:?} is not one of open, resolved, all"),
+                )
+            }
+        },
+    };
+    let filter = IncidentFilter {
+        status,
+        check: q.check,
+        limit: Some(q.limit.unwrap_or(100).min(10_000)),
+    };
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.incidents(&filter)).await {
+        Ok(Ok(list)) => {
+            Json(list.into_iter().map(|i| view(&app, i)).collect::<Vec<_>>()).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn get_incident(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("incident id {id:?} is not a number"),
+        );
+    };
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.incident(id)).await {
+        Ok(Ok(Some(i))) => Json(view(&app, i)).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+struct CheckView {
+    check: String,
+    status: &'static str,
+    since: Option<String>,
+    last_sample: Option<String>,
+    last_error: Option<String>,
+    open_incident: Option<i64>,
+}
+
+async fn list_checks(State(app): State<Arc<App>>) -> Response {
+    let store_app = app.clone();
+    let states = match tokio::task::spawn_blocking(move || store_app.store.check_states()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut views: Vec<CheckView> = states
+        .into_iter()
+        .map(|(check, s)| CheckView {
+            check,
+            status: s.status.as_str(),
+            since: (s.status != crate::state::Status::Unknown).then(|| rfc3339(s.since_ms)),
+            last_sample: s.last_sample_ms.map(rfc3339),
+            last_error: s.last_error,
+            open_incident: s.open_incident,
+        })
+        .collect();
+    // Configured checks without data yet are unknown, not missing.
+    for id in app.config.checks.keys() {
+        if !views.iter().any(|v| v.check == id.as_str()) {
+            views.push(CheckView {
+                check: id.to_string(),
+                status: "unknown",
+                since: None,
+                last_sample: None,
+                last_error: None,
+                open_incident: None,
+            });
+        }
+    }
+    views.sort_by(|a, b| a.check.cmp(&b.check));
+    Json(views).into_response()
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.sample_count(Some(""))).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Vakt collector\n\n/api/v1/checks     check states\n/api/v1/incidents  incidents\n/metrics           Prometheus metrics\n/healthz           health\n",
+    )
+        .into_response()
+}

@@ -1,0 +1,202 @@
+//! Decoding and checking pushed batches. Every rejection has a status and a reason a person can
+//! act on; none of them takes the collector down.
+
+use axum::http::StatusCode;
+use flate2::read::GzDecoder;
+use std::io::Read;
+use vakt_config::check::valid_id;
+use vakt_config::wire::{Batch, PROTOCOL_VERSION};
+
+/// Samples stamped further in the future than this are refused (agent clock wrong).
+pub const MAX_FUTURE_MS: i64 = 10 * 60 * 1000;
+/// Samples older than this are refused (retention would drop them anyway).
+pub const MAX_AGE_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Longest error text kept per sample.
+pub const MAX_ERROR_LEN: usize = 4096;
+pub const MAX_VALUES_PER_SAMPLE: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Malformed(String),
+    #[error(
+        "protocol version {0} is not supported (this collector speaks version {PROTOCOL_VERSION})"
+    )]
+    UnsupportedVersion(u32),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storing the batch failed: {0}")]
+    Store(String),
+}
+
+impl IngestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IngestError::Forbidden(_) => StatusCode::FORBIDDEN,
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Malformed(_)
+            | IngestError::UnsupportedVersion(_)
+            | IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            IngestError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `reason` label of `vakt_ingest_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Unauthorized(_) => "unauthorized",
+            IngestError::Forbidden(_) => "forbidden",
+            IngestError::TooLarge(_) => "too_large",
+            IngestError::Malformed(_) => "malformed",
+            IngestError::UnsupportedVersion(_) => "unsupported_version",
+            IngestError::Invalid(_) => "invalid",
+            IngestError::Store(_) => "store_error",
+        }
+    }
+}
+
+/// Decompresses (gzip or identity) and parses a batch. `max_bytes` bounds the decompressed size,
+/// so a small gzip bomb cannot fill memory.
+pub fn decode(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    max_bytes: usize,
+) -> Result<Batch, IngestError> {
+    let owned;
+    let json: &[u8] = match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
+        None => body,
+        Some(e) if e.is_empty() || e == "identity" => body,
+        Some(e) if e == "gzip" || e == "x-gzip" => {
+            let mut out = Vec::new();
+            GzDecoder::new(body)
+                .take(max_bytes as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| IngestError::Malformed(format!("body is not valid gzip: {e}")))?;
+            if out.len() > max_bytes {
+                return Err(IngestError::TooLarge(format!(
+                    "decompressed body exceeds {max_bytes} bytes"
+                )));
+            }
+            owned = out;
+            &owned
+        }
+        Some(other) => {
+            return Err(IngestError::Malformed(format!(
+                "content-encoding {other:?} is not supported (send gzip or identity)"
+            )))
+        }
+    };
+    // Look at the version before the full schema, so an old or new agent gets the right answer.
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        version: u32,
+    }
+    if let Ok(v) = serde_json::from_slice::<VersionOnly>(json) {
+        if v.version != PROTOCOL_VERSION {
+            return Err(IngestError::UnsupportedVersion(v.version));
+        }
+    }
+    serde_json::from_slice(json)
+        .map_err(|e| IngestError::Malformed(format!("batch is not valid JSON: {e}")))
+}
+
+/// Semantic checks of a decoded batch.
+pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), IngestError> {
+    if batch.samples.len() > max_samples {
+        return Err(IngestError::TooLarge(format!(
+            "batch has {} samples; the limit is {max_samples}",
+            batch.samples.len()
+        )));
+    }
+    for (i, s) in batch.samples.iter().enumerate() {
+        let bad = |what: String| {
+            IngestError::Invalid(format!("sample {i} (check {:?}): {what}", s.check))
+        };
+        if !valid_id(&s.check) {
+            return Err(bad(
+                "check id must be letters, digits, '-', '_' and '.' (up to 128)".into(),
+            ));
+        }
+        if s.timestamp_ms > now_ms + MAX_FUTURE_MS {
+            return Err(bad(format!(
+                "timestamp {} is more than 10 minutes in the future (is the agent's clock right?)",
+                crate::time::rfc3339(s.timestamp_ms)
+            )));
+        }
+        if s.timestamp_ms < now_ms - MAX_AGE_MS {
+            return Err(bad(format!(
+                "timestamp {} is older than 30 days",
+                crate::time::rfc3339(s.timestamp_ms)
+            )));
+        }
+        if let Some(l) = s.latency_seconds {
+            if !l.is_finite() || l < 0.0 {
+                return Err(bad(format!(
+                    "latency_seconds {l} is not a non-negative number"
+                )));
+            }
+        }
+        if s.values.len() > MAX_VALUES_PER_SAMPLE {
+            return Err(bad(format!(
+                "{} values; the limit is {MAX_VALUES_PER_SAMPLE}",
+                s.values.len()
+            )));
+        }
+        if s.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_LEN) {
+            return Err(bad(format!("error text longer than {MAX_ERROR_LEN} bytes")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    #[test]
+    fn gzip_and_identity_decode_the_same() {
+        let json = br#"{"version":1,"agent":"a","sequence":1,"samples":[]}"#;
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(
+            decode(json, None, 1 << 20).unwrap(),
+            decode(&gz, Some("gzip"), 1 << 20).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused() {
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b' '; 10 << 20]).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 64 << 10);
+        assert!(matches!(
+            decode(&gz, Some("gzip"), 1 << 20),
+            Err(IngestError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_version_is_named() {
+        let err = decode(
+            br#"{"version":2,"agent":"a","sequence":1,"samples":[]}"#,
+            None,
+            1 << 20,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "protocol version 2 is not supported (this collector speaks version 1)"
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! The collector's Prometheus metrics. Every metric here is listed in `docs/metrics.md`.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::state::{CheckState, Status};
+
+/// Reasons a request to the ingest API is rejected; the bounded values of `reason`.
+pub const REJECT_REASONS: &[&str] = &[
+    "unauthorized",
+    "forbidden",
+    "malformed",
+    "too_large",
+    "unsupported_version",
+    "invalid",
+    "store_error",
+];
+
+pub struct Metrics {
+    registry: Registry,
+    check_up: GaugeVec,
+    check_latency: HistogramVec,
+    incidents_open: IntGauge,
+    ingest_samples: IntCounter,
+    ingest_batches: IntCounterVec,
+    ingest_rejected: IntCounterVec,
+    agent_last_seen: GaugeVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Names are static and distinct, so registration cannot collide.
+    if let Err(e) = registry.register(Box::new(metric.clone())) {
+        tracing::error!(error = %e, "metric registration failed");
+    }
+    metric
+}
+
+impl Metrics {
+    #[expect(
+        clippy::expect_used,
+        reason = "metric definitions are static and valid"
+    )]
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let check_up = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "vakt_check_up",
+                    "1 when the check is up, 0 when it is down (absent while unknown)",
+                ),
+                &["check"],
+            )
+            .expect("valid metric"),
+        );
+        let check_latency = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "vakt_check_latency_seconds",
+                    "Duration of probe runs as the agents reported them",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+                &["check"],
+            )
+            .expect("valid metric"),
+        );
+        let incidents_open = register(
+            &registry,
+            IntGauge::new("vakt_incidents_open", "Incidents currently open").expect("valid metric"),
+        );
+        let ingest_samples = register(
+            &registry,
+            IntCounter::new(
+                "vakt_ingest_samples_total",
+                "Samples committed to the store",
+            )
+            .expect("valid metric"),
+        );
+        let ingest_batches = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "vakt_ingest_batches_total",
+                    "Batches acknowledged, by outcome (accepted, duplicate)",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+        );
+        let ingest_rejected = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "vakt_ingest_rejected_total",
+                    "Ingest requests rejected, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        );
+        let agent_last_seen = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "vakt_agent_last_seen_timestamp_seconds",
+                    "When the agent last pushed a batch (Unix seconds)",
+                ),
+                &["agent"],
+            )
+            .expect("valid metric"),
+        );
+        let build_info = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "vakt_build_info",
+                    "Always 1; the collector's version as a label",
+                ),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        for outcome in ["accepted", "duplicate"] {
+            ingest_batches.with_label_values(&[outcome]);
+        }
+        for reason in REJECT_REASONS {
+            ingest_rejected.with_label_values(&[*reason]);
+        }
+        Self {
+            registry,
+            check_up,
+            check_latency,
+            incidents_open,
+            ingest_samples,
+            ingest_batches,
+            ingest_rejected,
+            agent_last_seen,
+        }
+    }
+
+    pub fn set_check_state(&self, check: &str, state: &CheckState) {
+        match state.status {
+            Status::Up => self.check_up.with_label_values(&[check]).set(1.0),
+            Status::Down => self.check_up.with_label_values(&[check]).set(0.0),
+            Status::Unknown => {
+                let _ = self.check_up.remove_label_values(&[check]);
+            }
+        }
+    }
+
+    pub fn observe_latency(&self, check: &str, seconds: f64) {
+        self.check_latency
+            .with_label_values(&[check])
+            .observe(seconds);
+    }
+
+    pub fn set_incidents_open(&self, n: i64) {
+        self.incidents_open.set(n);
+    }
+
+    pub fn add_incidents_open(&self, delta: i64) {
+        self.incidents_open.add(delta);
+    }
+
+    pub fn batch_accepted(&self, samples: usize) {
+        self.ingest_batches.with_label_values(&["accepted"]).inc();
+        self.ingest_samples.inc_by(samples as u64);
+    }
+
+    pub fn batch_duplicate(&self) {
+        self.ingest_batches.with_label_values(&["duplicate"]).inc();
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        self.ingest_rejected.with_label_values(&[reason]).inc();
+    }
+
+    pub fn agent_seen(&self, agent: &str, at_ms: i64) {
+        self.agent_last_seen
+            .with_label_values(&[agent])
+            .set(at_ms as f64 / 1000.0);
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,129 @@
+//! The collector process: the store, the metrics and the HTTP API, bound and served until
+//! shutdown is requested.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vakt_config::CollectorConfig;
+
+use crate::auth::TokenTable;
+use crate::incident::IncidentStatus;
+use crate::metrics::Metrics;
+use crate::state::Policy;
+use crate::store::{IncidentFilter, Policies, SqliteStore, Store, StoreError};
+
+/// Everything a request handler needs.
+pub struct App {
+    pub config: CollectorConfig,
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    pub tokens: TokenTable,
+    pub policies: Policies,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl App {
+    /// Opens the store and primes the metrics from what it holds, so a restarted collector
+    /// exports the same state it had.
+    pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let metrics = Metrics::new();
+        for (check, state) in store.check_states()? {
+            metrics.set_check_state(&check, &state);
+        }
+        for (agent, at) in store.agents_last_seen()? {
+            metrics.agent_seen(&agent, at);
+        }
+        let open = store.incidents(&IncidentFilter {
+            status: Some(IncidentStatus::Open),
+            ..Default::default()
+        })?;
+        metrics.set_incidents_open(open.len() as i64);
+        let tokens = TokenTable::new(
+            config
+                .agents
+                .iter()
+                .map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())),
+        );
+        let policies = Policies(
+            config
+                .checks
+                .iter()
+                .map(|(id, c)| {
+                    (
+                        id.to_string(),
+                        Policy {
+                            fail_after: *c.fail_after.get_ref(),
+                            recover_after: *c.recover_after.get_ref(),
+                        },
+                    )
+                })
+                .collect(),
+        );
+        Ok(App {
+            config,
+            store,
+            metrics,
+            tokens,
+            policies,
+        })
+    }
+}
+
+/// A collector bound to its port, not yet serving.
+pub struct Server {
+    app: Arc<App>,
+    listener: TcpListener,
+}
+
+impl Server {
+    pub async fn bind(config: CollectorConfig) -> Result<Self, ServerError> {
+        let addr = config.listen_addr();
+        let app = tokio::task::spawn_blocking(move || App::open(config))
+            .await
+            .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Server {
+            app: Arc::new(app),
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.app.config.listen_addr())
+    }
+
+    pub fn app(&self) -> Arc<App> {
+        self.app.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes the requests in flight.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, db = %self.app.config.data_dir.display(), "collector serving");
+        let router = crate::api::router(self.app.clone());
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .map_err(ServerError::Serve)?;
+        tracing::info!("collector stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! The check state machine: pure, no I/O, time comes in with the samples.
+//!
+//! A check is `Unknown` until its first result. It goes `Down` after `fail_after` consecutive
+//! failures and back `Up` after `recover_after` consecutive successes (flap protection). A
+//! sample older than the last one seen is stored but does not move the state: replays after an
+//! outage must not flip a check that has since moved on.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Unknown,
+    Up,
+    Down,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unknown => "unknown",
+            Status::Up => "up",
+            Status::Down => "down",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unknown" => Some(Status::Unknown),
+            "up" => Some(Status::Up),
+            "down" => Some(Status::Down),
+            _ => None,
+        }
+    }
+}
+
+/// How many results in a row change a check's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub fail_after: u32,
+    pub recover_after: u32,
+}
+
+impl Default for Policy {
+    /// Used for checks the collector does not know (an agent's local checks).
+    fn default() -> Self {
+        Policy {
+            fail_after: 3,
+            recover_after: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckState {
+    pub status: Status,
+    /// When the current status began (Unix ms).
+    pub since_ms: i64,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    /// Start of the current run of failures (Unix ms): "down since".
+    pub first_failure_ms: Option<i64>,
+    pub last_sample_ms: Option<i64>,
+    pub last_error: Option<String>,
+    /// The open incident of this check, if any.
+    pub open_incident: Option<i64>,
+}
+
+impl Default for CheckState {
+    fn default() -> Self {
+        CheckState {
+            status: Status::Unknown,
+            since_ms: 0,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            first_failure_ms: None,
+            last_sample_ms: None,
+            last_error: None,
+            open_incident: None,
+        }
+    }
+}
+
+/// A change of state worth acting on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    /// The check became up (from unknown, or recovered from down).
+    Up { at_ms: i64, was: Status },
+    /// The check went down; `since_ms` is the first failure of the run.
+    Down {
+        at_ms: i64,
+        since_ms: i64,
+        error: Option<String>,
+    },
+}
+
+impl CheckState {
+    /// Feeds one result in; returns the transition it caused, if any.
+    pub fn observe(
+        &mut self,
+        success: bool,
+        at_ms: i64,
+        error: Option<&str>,
+        policy: Policy,
+    ) -> Option<Transition> {
+        if self.last_sample_ms.is_some_and(|last| at_ms < last) {
+            return None;
+        }
+        self.last_sample_ms = Some(at_ms);
+        if success {
+            self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+            self.consecutive_failures = 0;
+            self.first_failure_ms = None;
+            let enough = match self.status {
+                Status::Unknown => true,
+                Status::Down => self.consecutive_successes >= policy.recover_after.max(1),
+                Status::Up => false,
+            };
+            if enough {
+                let was = self.status;
+                self.status = Status::Up;
+                self.since_ms = at_ms;
+                self.last_error = None;
+                return Some(Transition::Up { at_ms, was });
+            }
+        } else {
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            self.consecutive_successes = 0;
+            let first = *self.first_failure_ms.get_or_insert(at_ms);
+            self.last_error = error.map(str::to_string);
+            if self.status != Status::Down && self.consecutive_failures >= policy.fail_after.max(1)
+            {
+                self.status = Status::Down;
+                self.since_ms = first;
+                return Some(Transition::Down {
+                    at_ms,
+                    since_ms: first,
+                    error: self.last_error.clone(),
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Policy = Policy {
+        fail_after: 3,
+        recover_after: 2,
+    };
+
+    fn feed(state: &mut CheckState, results: &[bool]) -> Vec<Transition> {
+        results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, ok)| state.observe(*ok, i as i64 * 1000, (!ok).then_some("boom"), P))
+            .collect()
+    }
+
+    #[test]
+    fn first_success_makes_an_unknown_check_up() {
+        let mut s = CheckState::default();
+        assert_eq!(
+            feed(&mut s, &[true]),
+            [Transition::Up {
+                at_ms: 0,
+                was: Status::Unknown
+            }]
+        );
+        assert_eq!(s.status, Status::Up);
+    }
+
+    #[test]
+    fn goes_down_only_after_fail_after_failures_in_a_row() {
+        let mut s = CheckState::default();
+        // A blip and two failures interrupted by a success never make it down.
+        assert_eq!(
+            feed(&mut s, &[true, false, false, true, false, false]).len(),
+            1
+        );
+        assert_eq!(s.status, Status::Up);
+        let t = s.observe(false, 6000, Some("status 500"), P);
+        assert_eq!(
+            t,
+            Some(Transition::Down {
+                at_ms: 6000,
+                since_ms: 4000,
+                error: Some("status 500".into())
+            })
+        );
+        assert_eq!(s.since_ms, 4000, "down since the first failure of the run");
+        // Staying down reports nothing new.
+        assert_eq!(s.observe(false, 7000, None, P), None);
+    }
+
+    #[test]
+    fn recovers_only_after_recover_after_successes() {
+        let mut s = CheckState::default();
+        feed(&mut s, &[false, false, false]);
+        assert_eq!(s.status, Status::Down);
+        assert_eq!(s.observe(true, 10_000, None, P), None);
+        assert_eq!(s.observe(false, 11_000, None, P), None);
+        assert_eq!(s.observe(true, 12_000, None, P), None);
+        assert_eq!(
+            s.observe(true, 13_000, None, P),
+            Some(Transition::Up {
+                at_ms: 13_000,
+                was: Status::Down
+            })
+        );
+    }
+
+    #[test]
+    fn late_samples_do_not_move_the_state() {
+        let mut s = CheckState::default();
+        feed(&mut s, &[true, true, true]);
+        for _ in 0..5 {
+            assert_eq!(s.observe(false, 500, None, P), None);
+        }
+        assert_eq!(s.status, Status::Up);
+        assert_eq!(s.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn fail_after_one_reacts_to_the_first_failure() {
+        let mut s = CheckState::default();
+        let p = Policy {
+            fail_after: 1,
+            recover_after: 1,
+        };
+        assert!(matches!(
+            s.observe(false, 0, None, p),
+            Some(Transition::Down { .. })
+        ));
+        assert!(matches!(
+            s.observe(true, 1, None, p),
+            Some(Transition::Up { .. })
+        ));
+    }
+}

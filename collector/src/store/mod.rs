@@ -1,0 +1,80 @@
+//! Where samples, check states and incidents live. SQLite is the embedded default; the trait
+//! keeps other stores (PostgreSQL) possible.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use std::collections::HashMap;
+use vakt_config::wire::{Batch, IngestAck};
+
+use crate::incident::{Incident, IncidentStatus};
+use crate::state::{CheckState, Policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database {path}: schema version {found} is newer than this collector knows ({known}); upgrade vakt-collector")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The flap-protection policy of each known check; unknown checks get the default.
+#[derive(Clone, Debug, Default)]
+pub struct Policies(pub HashMap<String, Policy>);
+
+impl Policies {
+    pub fn get(&self, check: &str) -> Policy {
+        self.0.get(check).copied().unwrap_or_default()
+    }
+}
+
+/// What committing a batch changed.
+#[derive(Clone, Debug, Default)]
+pub struct IngestOutcome {
+    pub ack: Option<IngestAck>,
+    /// The new state of every check the batch touched.
+    pub states: Vec<(String, CheckState)>,
+    pub incidents_opened: Vec<i64>,
+    pub incidents_resolved: Vec<i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct IncidentFilter {
+    pub status: Option<IncidentStatus>,
+    pub check: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Stores the batch and applies its samples to check states and incidents, all in one
+    /// transaction. A batch already stored (same agent and sequence) changes nothing and is
+    /// acknowledged as a duplicate.
+    fn commit_batch(
+        &self,
+        batch: &Batch,
+        received_ms: i64,
+        policies: &Policies,
+    ) -> Result<IngestOutcome, StoreError>;
+    fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
+    fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+    fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;
+    /// Each agent with the Unix ms it last pushed.
+    fn agents_last_seen(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Number of stored samples, for one check or all.
+    fn sample_count(&self, check: Option<&str>) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,551 @@
+//! The SQLite store: one file in the data directory, WAL mode, `synchronous = FULL` so an
+//! acknowledged batch survives a crash, schema migrations by `PRAGMA user_version`.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use vakt_config::wire::{Batch, IngestAck};
+
+use super::{IncidentFilter, IngestOutcome, Policies, Store, StoreError};
+use crate::incident::{action_for, Action, Incident, IncidentStatus, TimelineEvent};
+use crate::state::{CheckState, Status};
+
+/// Each entry moves the schema one version up. Never edit a released entry; append.
+const MIGRATIONS: &[&str] = &[
+    // 1: batches, samples, check states, incidents and their timeline.
+    r#"
+    CREATE TABLE batches (
+        agent TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        PRIMARY KEY (agent, sequence)
+    ) WITHOUT ROWID;
+    CREATE TABLE samples (
+        id INTEGER PRIMARY KEY,
+        check_id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        success INTEGER NOT NULL,
+        latency_s REAL,
+        values_json TEXT,
+        error TEXT
+    );
+    CREATE INDEX samples_by_check_time ON samples (check_id, ts_ms);
+    CREATE TABLE check_state (
+        check_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        consecutive_failures INTEGER NOT NULL,
+        consecutive_successes INTEGER NOT NULL,
+        first_failure_ms INTEGER,
+        last_sample_ms INTEGER,
+        last_error TEXT,
+        open_incident INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        last_seen_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        dedup_key TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        status TEXT NOT NULL,
+        opened_ms INTEGER NOT NULL,
+        resolved_ms INTEGER
+    );
+    CREATE UNIQUE INDEX one_open_incident_per_key ON incidents (dedup_key) WHERE status != 'resolved';
+    CREATE TABLE incident_events (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_by_incident ON incident_events (incident_id, at_ms);
+    "#,
+];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `vakt.db` in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let path = data_dir.join("vakt.db");
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        migrate(&mut conn, &path)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolls back an
+        // unfinished transaction when it is dropped.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(db = %path.display(), version = i + 1, "schema migrated");
+    }
+    Ok(())
+}
+
+fn load_state(tx: &Transaction<'_>, check: &str) -> Result<CheckState, StoreError> {
+    let state = tx
+        .query_row(
+            "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
+                    last_sample_ms, last_error, open_incident FROM check_state WHERE check_id = ?1",
+            [check],
+            row_to_state,
+        )
+        .optional()?;
+    Ok(state.unwrap_or_default())
+}
+
+fn row_to_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckState> {
+    let status: String = r.get(0)?;
+    Ok(CheckState {
+        status: Status::parse(&status).unwrap_or(Status::Unknown),
+        since_ms: r.get(1)?,
+        consecutive_failures: r.get(2)?,
+        consecutive_successes: r.get(3)?,
+        first_failure_ms: r.get(4)?,
+        last_sample_ms: r.get(5)?,
+        last_error: r.get(6)?,
+        open_incident: r.get(7)?,
+    })
+}
+
+fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO check_state (check_id, status, since_ms, consecutive_failures, consecutive_successes,
+                                  first_failure_ms, last_sample_ms, last_error, open_incident)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, since_ms = excluded.since_ms,
+            consecutive_failures = excluded.consecutive_failures,
+            consecutive_successes = excluded.consecutive_successes,
+            first_failure_ms = excluded.first_failure_ms, last_sample_ms = excluded.last_sample_ms,
+            last_error = excluded.last_error, open_incident = excluded.open_incident",
+    )?
+    .execute(params![
+        check,
+        s.status.as_str(),
+        s.since_ms,
+        s.consecutive_failures,
+        s.consecutive_successes,
+        s.first_failure_ms,
+        s.last_sample_ms,
+        s.last_error,
+        s.open_incident
+    ])?;
+    Ok(())
+}
+
+fn add_event(tx: &Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![incident, e.at_ms, e.kind, e.message])?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn commit_batch(
+        &self,
+        batch: &Batch,
+        received_ms: i64,
+        policies: &Policies,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO batches (agent, sequence, received_ms, samples) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+            params![
+                batch.agent,
+                batch.sequence as i64,
+                received_ms,
+                batch.samples.len() as i64
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO agents (name, last_seen_ms) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
+            params![batch.agent, received_ms],
+        )?;
+        let mut outcome = IngestOutcome::default();
+        if inserted == 0 {
+            tx.commit()?;
+            outcome.ack = Some(IngestAck {
+                sequence: batch.sequence,
+                accepted: 0,
+                duplicate: true,
+            });
+            return Ok(outcome);
+        }
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for s in &batch.samples {
+                let values = if s.values.is_empty() {
+                    None
+                } else {
+                    serde_json::to_string(&s.values).ok()
+                };
+                insert.execute(params![
+                    s.check,
+                    batch.agent,
+                    s.timestamp_ms,
+                    s.success,
+                    s.latency_seconds,
+                    values,
+                    s.error
+                ])?;
+            }
+        }
+        // Apply samples to states in time order.
+        let mut order: Vec<usize> = (0..batch.samples.len()).collect();
+        order.sort_by_key(|&i| batch.samples[i].timestamp_ms);
+        let mut states: HashMap<&str, CheckState> = HashMap::new();
+        for i in order {
+            let s = &batch.samples[i];
+            let state = match states.entry(s.check.as_str()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(load_state(&tx, &s.check)?)
+                }
+            };
+            let Some(transition) = state.observe(
+                s.success,
+                s.timestamp_ms,
+                s.error.as_deref(),
+                policies.get(&s.check),
+            ) else {
+                continue;
+            };
+            match action_for(&s.check, &transition) {
+                Some(Action::Open {
+                    dedup_key,
+                    title,
+                    severity,
+                    opened_ms,
+                    event,
+                }) => {
+                    if state.open_incident.is_some() {
+                        continue;
+                    }
+                    tx.execute(
+                        "INSERT INTO incidents (dedup_key, check_id, title, severity, status, opened_ms)
+                         VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+                        params![dedup_key, s.check, title, severity, opened_ms],
+                    )?;
+                    let id = tx.last_insert_rowid();
+                    add_event(&tx, id, &event)?;
+                    state.open_incident = Some(id);
+                    outcome.incidents_opened.push(id);
+                }
+                Some(Action::Resolve { event }) => {
+                    if let Some(id) = state.open_incident.take() {
+                        tx.execute(
+                            "UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1",
+                            params![id, event.at_ms],
+                        )?;
+                        let opened: i64 = tx.query_row(
+                            "SELECT opened_ms FROM incidents WHERE id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )?;
+                        let event = TimelineEvent {
+                            message: format!(
+                                "{} after {}",
+                                event.message,
+                                crate::time::human_duration_ms(event.at_ms - opened)
+                            ),
+                            ..event
+                        };
+                        add_event(&tx, id, &event)?;
+                        outcome.incidents_resolved.push(id);
+                    }
+                }
+                None => {}
+            }
+        }
+        for (check, state) in &states {
+            save_state(&tx, check, state)?;
+        }
+        tx.commit()?;
+        outcome.states = states
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        outcome.ack = Some(IngestAck {
+            sequence: batch.sequence,
+            accepted: batch.samples.len(),
+            duplicate: false,
+        });
+        Ok(outcome)
+    }
+
+    fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM incidents
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR check_id = ?2)
+             ORDER BY opened_ms DESC, id DESC LIMIT ?3",
+        )?;
+        let limit = filter.limit.map_or(-1, |l| l as i64);
+        let ids: Vec<i64> = stmt
+            .query_map(
+                params![
+                    filter.status.map(IncidentStatus::as_str),
+                    filter.check,
+                    limit
+                ],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        ids.into_iter()
+            .filter_map(|id| read_incident(&conn, id).transpose())
+            .collect()
+    }
+
+    fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        read_incident(&self.conn(), id)
+    }
+
+    fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
+                    last_sample_ms, last_error, open_incident, check_id FROM check_state ORDER BY check_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(8)?, row_to_state(r)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn agents_last_seen(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT name, last_seen_ms FROM agents ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn sample_count(&self, check: Option<&str>) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let n: i64 = conn.query_row(
+            "SELECT count(*) FROM samples WHERE ?1 IS NULL OR check_id = ?1",
+            [check],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+fn read_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreError> {
+    let head = conn
+        .query_row(
+            "SELECT dedup_key, check_id, title, severity, status, opened_ms, resolved_ms FROM incidents WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(Incident {
+                    id,
+                    dedup_key: r.get(0)?,
+                    check: r.get(1)?,
+                    title: r.get(2)?,
+                    severity: r.get(3)?,
+                    status: IncidentStatus::parse(&r.get::<_, String>(4)?).unwrap_or(IncidentStatus::Open),
+                    opened_ms: r.get(5)?,
+                    resolved_ms: r.get(6)?,
+                    timeline: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut incident) = head else {
+        return Ok(None);
+    };
+    let mut stmt =
+        conn.prepare_cached("SELECT at_ms, kind, message FROM incident_events WHERE incident_id = ?1 ORDER BY at_ms, id")?;
+    incident.timeline = stmt
+        .query_map([id], |r| {
+            Ok(TimelineEvent {
+                at_ms: r.get(0)?,
+                kind: r.get(1)?,
+                message: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(incident))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vakt_config::wire::{Sample, PROTOCOL_VERSION};
+
+    fn batch(seq: u64, results: &[(i64, bool)]) -> Batch {
+        Batch {
+            version: PROTOCOL_VERSION,
+            agent: "a".into(),
+            sequence: seq,
+            samples: results
+                .iter()
+                .map(|&(ts, ok)| Sample {
+                    check: "web".into(),
+                    timestamp_ms: ts,
+                    success: ok,
+                    latency_seconds: Some(0.01),
+                    values: Default::default(),
+                    error: (!ok).then(|| "status 500".into()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_replayed_batch_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let p = Policies::default();
+        let first = store
+            .commit_batch(&batch(1, &[(1, true), (2, true)]), 10, &p)
+            .unwrap();
+        assert_eq!(
+            first.ack.unwrap(),
+            IngestAck {
+                sequence: 1,
+                accepted: 2,
+                duplicate: false
+            }
+        );
+        let again = store
+            .commit_batch(&batch(1, &[(1, true), (2, true)]), 11, &p)
+            .unwrap();
+        assert_eq!(
+            again.ack.unwrap(),
+            IngestAck {
+                sequence: 1,
+                accepted: 0,
+                duplicate: true
+            }
+        );
+        assert_eq!(store.sample_count(Some("web")).unwrap(), 2);
+    }
+
+    #[test]
+    fn incidents_open_resolve_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Policies::default(); // fail_after 3, recover_after 2
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store
+                .commit_batch(
+                    &batch(1, &[(1_000, true), (2_000, false), (3_000, false)]),
+                    0,
+                    &p,
+                )
+                .unwrap();
+            assert!(store
+                .incidents(&IncidentFilter::default())
+                .unwrap()
+                .is_empty());
+            let out = store
+                .commit_batch(&batch(2, &[(4_000, false), (5_000, false)]), 0, &p)
+                .unwrap();
+            assert_eq!(
+                out.incidents_opened.len(),
+                1,
+                "one incident however long it keeps failing"
+            );
+        }
+        // Reopen: state and incident are still there; recovery resolves the same incident.
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let open = store
+            .incidents(&IncidentFilter {
+                status: Some(IncidentStatus::Open),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].opened_ms, 2_000, "opened at the first failure");
+        let out = store
+            .commit_batch(&batch(3, &[(6_000, true), (7_000, true)]), 0, &p)
+            .unwrap();
+        assert_eq!(out.incidents_resolved, vec![open[0].id]);
+        let inc = store.incident(open[0].id).unwrap().unwrap();
+        assert_eq!(inc.status, IncidentStatus::Resolved);
+        assert_eq!(inc.resolved_ms, Some(7_000));
+        let kinds: Vec<&str> = inc.timeline.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["opened", "resolved"]);
+        assert!(
+            inc.timeline[1].message.ends_with("after 5s"),
+            "{}",
+            inc.timeline[1].message
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("vakt.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("schema version 99 is newer"), "{err}");
+    }
+}
