@@ -118,15 +118,15 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Deserialises `source`, recovering from errors so that every problem is reported.
-/// Returns the value only when there was no error at all.
+/// Deserialises `source`, recovering from errors so that every problem is reported. Returns
+/// the value parsed from what is left once the bad lines are blanked, so semantic checks can
+/// run on the rest; the reporter holds the errors.
 pub fn parse_all<T: DeserializeOwned>(reporter: &mut Reporter<'_>) -> Option<T> {
     let mut text = reporter.source.to_string();
     let mut blanked_keys: Vec<String> = Vec::new();
-    let mut failed = false;
     for _ in 0..200 {
         match toml::from_str::<T>(&text) {
-            Ok(value) => return if failed { None } else { Some(value) },
+            Ok(value) => return Some(value),
             Err(err) => {
                 let message = err.message().trim().to_string();
                 let span = err.span().unwrap_or(0..0);
@@ -143,7 +143,6 @@ pub fn parse_all<T: DeserializeOwned>(reporter: &mut Reporter<'_>) -> Option<T> 
                         }
                     }
                 }
-                failed = true;
                 let hint = hint_for(&message);
                 reporter.at(span.start, first_line(&message), hint);
                 match blank_at(&text, span.start) {

@@ -1,1 +1,293 @@
+//! Harness for end-to-end tests: the real `vakt-collector` and `vakt-agent` binaries, temp
+//! directories, loopback ports, and small real peers (an HTTP server the test controls).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The directory holding the workspace's binaries: `target/<profile>/`, next to this test's
+/// own `deps/` directory, unless `VAKT_BIN_DIR` says otherwise.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VAKT_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    deps.parent().expect("deps has a parent").to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A child process killed when dropped; its stderr goes to a log file shown on failure.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(bin_name: &str, args: &[&str], log: &Path) -> Proc {
+        let file = std::fs::File::create(log).unwrap();
+        let child = Command::new(bin(bin_name))
+            .args(args)
+            .env("VAKT_LOG", "info,vakt_agent=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {bin_name}: {e}"));
+        Proc {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal with the `kill` command (no unsafe code here).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit within {timeout:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- {} ----\n{}", self.log.display(), self.log_text());
+        }
+    }
+}
+
+/// Runs a binary to completion: (exit code, stdout, stderr).
+pub fn run_bin(bin_name: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(bin(bin_name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `sha256:` hash of a token, as `vakt-collector hash-token --stdin` prints it.
+pub fn token_hash(token: &str) -> String {
+    let (code, out, err) = run_bin("vakt-collector", &["hash-token", "--stdin"], Some(token));
+    assert_eq!(code, 0, "hash-token failed: {err}");
+    out.trim().to_string()
+}
+
+/// The value of one sample in Prometheus text format: `name{labels}` exactly as exposed.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// A real collector process on a loopback port with its own data directory.
+pub struct Collector {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+}
+
+impl Collector {
+    pub async fn start(config: &Path, addr: SocketAddr, log: &Path) -> Collector {
+        let proc = Proc::spawn(
+            "vakt-collector",
+            &["run", "--config", config.to_str().unwrap()],
+            log,
+        );
+        let c = Collector {
+            proc,
+            addr,
+            config: config.to_path_buf(),
+        };
+        let client = reqwest::Client::new();
+        let url = c.url("/healthz");
+        wait_for("collector /healthz", Duration::from_secs(20), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        c
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric(&self.get_text("/metrics").await, series)
+    }
+}
+
+/// An HTTP server the test controls: it answers every request with the current status.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    status: Arc<AtomicU16>,
+    hits: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+}
+
+impl Target {
+    pub async fn start() -> Target {
+        let status = Arc::new(AtomicU16::new(200));
+        let hits = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (s, h, f) = (status.clone(), hits.clone(), failures.clone());
+        let app = axum::Router::new().fallback(move || {
+            let (s, h, f) = (s.clone(), h.clone(), f.clone());
+            async move {
+                let code = s.load(Ordering::SeqCst);
+                h.fetch_add(1, Ordering::SeqCst);
+                if code >= 400 {
+                    f.fetch_add(1, Ordering::SeqCst);
+                }
+                (
+                    axum::http::StatusCode::from_u16(code).unwrap(),
+                    "target says hello",
+                )
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Target {
+            addr,
+            status,
+            hits,
+            failures,
+        }
+    }
+
+    pub fn set_status(&self, code: u16) {
+        self.status.store(code, Ordering::SeqCst);
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,219 @@
+//! The ingest API against the real collector binary: bad tokens, bad bodies and replays get
+//! clear answers and never take the collector down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::net::SocketAddr;
+use vakt_tests::{free_port, token_hash, Collector};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    collector: Collector,
+    http: reqwest::Client,
+}
+
+const TOKEN_A: &str = "token-for-agent-a-0123456789";
+const TOKEN_B: &str = "token-for-agent-b-0123456789";
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\nmax_body_bytes = 65536\nmax_batch_samples = 100\n\
+             [agents.a]\ntoken_hash = \"{}\"\nlabels = {{ role = \"web\" }}\n\
+             [agents.b]\ntoken_hash = \"{}\"\n\
+             [checks.web]\nkind = \"http\"\ntarget = \"http://127.0.0.1:9/\"\nselector = \"role=web\"\n",
+            token_hash(TOKEN_A),
+            token_hash(TOKEN_B)
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&cfg, addr, &dir.path().join("collector.log")).await;
+    Setup {
+        _dir: dir,
+        collector,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn batch(agent: &str, seq: u64, n: usize) -> serde_json::Value {
+    let samples: Vec<_> = (0..n)
+        .map(|i| serde_json::json!({"check": "web", "timestamp_ms": now_ms() - 1000 + i as i64, "success": true, "latency_seconds": 0.01}))
+        .collect();
+    serde_json::json!({"version": 1, "agent": agent, "sequence": seq, "samples": samples})
+}
+
+impl Setup {
+    async fn post(
+        &self,
+        token: Option<&str>,
+        body: Vec<u8>,
+        gzip: bool,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(self.collector.url("/api/v1/ingest"))
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    async fn healthy(&self) {
+        let r = self
+            .http
+            .get(self.collector.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "collector must keep serving");
+    }
+}
+
+#[tokio::test]
+async fn bad_tokens_get_401_and_an_agent_cannot_push_for_another() {
+    let s = setup().await;
+    let body = serde_json::to_vec(&batch("a", 1, 1)).unwrap();
+    let (status, err) = s.post(None, body.clone(), false).await;
+    assert_eq!(status, 401);
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing bearer token"));
+    let (status, err) = s.post(Some("wrong"), body.clone(), false).await;
+    assert_eq!(status, 401);
+    assert_eq!(err["error"], "token is not valid for agent \"a\"");
+    let (status, _) = s.post(Some(TOKEN_B), body.clone(), false).await;
+    assert_eq!(status, 401, "b's token must not push for a");
+    assert_eq!(
+        s.collector
+            .metric("vakt_ingest_rejected_total{reason=\"unauthorized\"}")
+            .await,
+        Some(3.0)
+    );
+    assert_eq!(
+        s.collector.metric("vakt_ingest_samples_total").await,
+        Some(0.0)
+    );
+    s.healthy().await;
+}
+
+#[tokio::test]
+async fn malformed_input_gets_400_with_a_reason_and_the_collector_keeps_serving() {
+    let s = setup().await;
+    let cases: Vec<(Vec<u8>, bool, &str)> = vec![
+        (b"{not json".to_vec(), false, "batch is not valid JSON"),
+        (br#"{"version":1,"agent":"a","sequence":1}"#.to_vec(), false, "missing field `samples`"),
+        (br#"{"version":9,"agent":"a","sequence":1,"samples":[]}"#.to_vec(), false, "protocol version 9 is not supported"),
+        (b"\x1f\x8b garbage".to_vec(), true, "body is not valid gzip"),
+        (
+            serde_json::to_vec(&serde_json::json!({"version":1,"agent":"a","sequence":1,"samples":[{"check":"bad id!","timestamp_ms":now_ms(),"success":true}]})).unwrap(),
+            false,
+            "check id must be",
+        ),
+        (
+            serde_json::to_vec(&serde_json::json!({"version":1,"agent":"a","sequence":1,"samples":[{"check":"web","timestamp_ms":now_ms() + 3_600_000,"success":true}]})).unwrap(),
+            false,
+            "in the future",
+        ),
+    ];
+    for (body, gzip, reason) in cases {
+        let (status, err) = s.post(Some(TOKEN_A), body, gzip).await;
+        assert_eq!(status, 400, "{reason}: {err}");
+        assert!(
+            err["error"].as_str().unwrap().contains(reason),
+            "want {reason:?}, got {err}"
+        );
+        s.healthy().await;
+    }
+    // Too big: 413, before or after decompression.
+    let (status, _) = s
+        .post(
+            Some(TOKEN_A),
+            serde_json::to_vec(&batch("a", 1, 101)).unwrap(),
+            false,
+        )
+        .await;
+    assert_eq!(status, 413);
+    let (status, _) = s.post(Some(TOKEN_A), vec![b' '; 100_000], false).await;
+    assert_eq!(status, 413);
+    s.healthy().await;
+    assert_eq!(
+        s.collector.metric("vakt_ingest_samples_total").await,
+        Some(0.0),
+        "nothing half-stored"
+    );
+}
+
+#[tokio::test]
+async fn gzip_batches_are_accepted_and_a_replay_is_stored_once() {
+    let s = setup().await;
+    let json = serde_json::to_vec(&batch("a", 42, 5)).unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&json).unwrap();
+    let gz = gz.finish().unwrap();
+    let (status, ack) = s.post(Some(TOKEN_A), gz.clone(), true).await;
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(
+        ack,
+        serde_json::json!({"sequence": 42, "accepted": 5, "duplicate": false})
+    );
+    let (status, ack) = s.post(Some(TOKEN_A), gz, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ack,
+        serde_json::json!({"sequence": 42, "accepted": 0, "duplicate": true})
+    );
+    assert_eq!(
+        s.collector.metric("vakt_ingest_samples_total").await,
+        Some(5.0)
+    );
+    assert_eq!(
+        s.collector
+            .metric("vakt_ingest_batches_total{outcome=\"duplicate\"}")
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        s.collector.metric("vakt_check_up{check=\"web\"}").await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn assignments_need_the_agents_own_token_and_follow_selectors() {
+    let s = setup().await;
+    let get = |agent: &str, token: &str| {
+        s.http
+            .get(s.collector.url(&format!("/api/v1/agents/{agent}/checks")))
+            .bearer_auth(token)
+            .send()
+    };
+    let a: serde_json::Value = get("a", TOKEN_A).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        a["checks"][0]["id"], "web",
+        "selector role=web matches agent a"
+    );
+    assert_eq!(a["checks"][0]["interval_ms"], 30_000);
+    let b: serde_json::Value = get("b", TOKEN_B).await.unwrap().json().await.unwrap();
+    assert!(b["checks"].as_array().unwrap().is_empty());
+    assert_eq!(get("a", TOKEN_B).await.unwrap().status(), 401);
+}
