@@ -14,7 +14,7 @@ use crate::auth::bearer;
 use crate::incident::{Incident, IncidentStatus};
 use crate::ingest::{self, IngestError};
 use crate::server::App;
-use crate::store::IncidentFilter;
+use crate::store::{IncidentFilter, SampleFilter};
 use crate::time::{now_ms, rfc3339};
 
 pub fn router(app: Arc<App>) -> Router {
@@ -25,6 +25,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/checks", get(list_checks))
+        .route("/api/v1/samples", get(list_samples))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(index))
@@ -313,6 +314,78 @@ async fn list_checks(State(app): State<Arc<App>>) -> Response {
     }
     views.sort_by(|a, b| a.check.cmp(&b.check));
     Json(views).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleQuery {
+    check: Option<String>,
+    /// Unix ms or RFC 3339.
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| format!("time {s:?} is neither Unix milliseconds nor RFC 3339: {e}"))
+}
+
+#[derive(Serialize)]
+struct SampleView {
+    check: String,
+    agent: String,
+    timestamp: String,
+    timestamp_ms: i64,
+    success: bool,
+    latency_seconds: Option<f64>,
+    error: Option<String>,
+}
+
+async fn list_samples(
+    State(app): State<Arc<App>>,
+    query: Result<Query<SampleQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let (from_ms, to_ms) = match (
+        q.from.as_deref().map(parse_time).transpose(),
+        q.to.as_deref().map(parse_time).transpose(),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let filter = SampleFilter {
+        check: q.check,
+        from_ms,
+        to_ms,
+        limit: Some(q.limit.unwrap_or(1000).min(100_000)),
+    };
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.samples(&filter)).await {
+        Ok(Ok(list)) => Json(
+            list.into_iter()
+                .map(|s| SampleView {
+                    timestamp: rfc3339(s.timestamp_ms),
+                    timestamp_ms: s.timestamp_ms,
+                    check: s.check,
+                    agent: s.agent,
+                    success: s.success,
+                    latency_seconds: s.latency_seconds,
+                    error: s.error,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

@@ -195,7 +195,7 @@ async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
     std::fs::write(
         &collector_toml,
         format!(
-            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.a1]\ntoken_hash = \"{}\"\n[checks.tcp-target]\nkind = \"tcp\"\ntarget = \"{}\"\ninterval = \"200ms\"\nagents = [\"a1\"]\n",
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.a1]\ntoken_hash = \"{}\"\n[checks.target]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nagents = [\"a1\"]\n",
             token_hash(token),
             target.addr
         ),
@@ -211,20 +211,17 @@ async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
         &["run", "--config", agent_toml.to_str().unwrap()],
         &dir.path().join("a1.log"),
     );
-    wait_for("tcp check up", WAIT, || async {
-        (collector
-            .metric("vakt_check_up{check=\"tcp-target\"}")
-            .await
-            == Some(1.0))
-        .then_some(())
+    wait_for("check up", WAIT, || async {
+        (collector.metric("vakt_check_up{check=\"target\"}").await == Some(1.0)).then_some(())
     })
     .await;
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
     collector.proc.kill();
 
-    // Second run: the collector is down. The agent still probes (the TCP target sees
-    // connections) from its cache; when the collector returns, those samples arrive.
+    // Second run: the collector is down. The agent still probes from its cache; when the
+    // collector returns, the samples taken during the outage arrive.
+    let outage_start = now_ms();
     let mut agent = Proc::spawn(
         "vakt-agent",
         &["run", "--config", agent_toml.to_str().unwrap()],
@@ -237,19 +234,35 @@ async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
             .then_some(())
     })
     .await;
-    wait_for("the agent's push to fail", WAIT, || async {
-        agent.log_text().contains("push failed").then_some(())
+    let hits = target.hits();
+    wait_for("probes during the outage", WAIT, || async {
+        (target.hits() >= hits + 2).then_some(())
     })
     .await;
+    assert!(agent.log_text().contains("push failed"));
+    let outage_end = now_ms();
     let collector = Collector::start(&collector_toml, addr, &dir.path().join("c2.log")).await;
-    wait_for("samples probed during the outage", WAIT, || async {
-        let n = collector
-            .metric("vakt_ingest_samples_total")
-            .await
-            .unwrap_or(0.0);
-        (n >= 2.0).then_some(())
+    let path = format!("/api/v1/samples?check=target&from={outage_start}&to={outage_end}");
+    let samples = wait_for("samples probed during the outage", WAIT, || async {
+        let list = collector.get_json(&path).await;
+        (list.as_array().unwrap().len() >= 2).then_some(list)
     })
     .await;
+    assert!(
+        samples
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["agent"] == "a1" && s["success"] == true),
+        "{samples}"
+    );
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

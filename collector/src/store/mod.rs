@@ -60,6 +60,27 @@ pub struct IncidentFilter {
     pub limit: Option<usize>,
 }
 
+#[derive(Clone, Debug, Default)]
+pub struct SampleFilter {
+    pub check: Option<String>,
+    /// Inclusive, Unix ms.
+    pub from_ms: Option<i64>,
+    /// Exclusive, Unix ms.
+    pub to_ms: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// A stored sample, as the API shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StoredSample {
+    pub check: String,
+    pub agent: String,
+    pub timestamp_ms: i64,
+    pub success: bool,
+    pub latency_seconds: Option<f64>,
+    pub error: Option<String>,
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Stores the batch and applies its samples to check states and incidents, all in one
     /// transaction. A batch already stored (same agent and sequence) changes nothing and is
@@ -75,6 +96,8 @@ pub trait Store: Send + Sync + 'static {
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;
     /// Each agent with the Unix ms it last pushed.
     fn agents_last_seen(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Raw samples, oldest first.
+    fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError>;
     /// Number of stored samples, for one check or all.
     fn sample_count(&self, check: Option<&str>) -> Result<u64, StoreError>;
 }

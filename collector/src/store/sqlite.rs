@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
 
-use super::{IncidentFilter, IngestOutcome, Policies, Store, StoreError};
+use super::{
+    IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample,
+};
 use crate::incident::{action_for, Action, Incident, IncidentStatus, TimelineEvent};
 use crate::state::{CheckState, Status};
 
@@ -381,6 +383,30 @@ impl Store for SqliteStore {
         let mut stmt =
             conn.prepare_cached("SELECT name, last_seen_ms FROM agents ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT check_id, agent, ts_ms, success, latency_s, error FROM samples
+             WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR ts_ms >= ?2) AND (?3 IS NULL OR ts_ms < ?3)
+             ORDER BY ts_ms, id LIMIT ?4",
+        )?;
+        let limit = filter.limit.map_or(-1, |l| l as i64);
+        let rows = stmt.query_map(
+            params![filter.check, filter.from_ms, filter.to_ms, limit],
+            |r| {
+                Ok(StoredSample {
+                    check: r.get(0)?,
+                    agent: r.get(1)?,
+                    timestamp_ms: r.get(2)?,
+                    success: r.get(3)?,
+                    latency_seconds: r.get(4)?,
+                    error: r.get(5)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
