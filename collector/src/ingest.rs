@@ -20,8 +20,6 @@ pub enum IngestError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
     Malformed(String),
@@ -39,7 +37,6 @@ impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            IngestError::Forbidden(_) => StatusCode::FORBIDDEN,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Malformed(_)
             | IngestError::UnsupportedVersion(_)
@@ -52,7 +49,6 @@ impl IngestError {
     pub fn reason(&self) -> &'static str {
         match self {
             IngestError::Unauthorized(_) => "unauthorized",
-            IngestError::Forbidden(_) => "forbidden",
             IngestError::TooLarge(_) => "too_large",
             IngestError::Malformed(_) => "malformed",
             IngestError::UnsupportedVersion(_) => "unsupported_version",
@@ -184,6 +180,27 @@ mod tests {
             decode(&gz, Some("gzip"), 1 << 20),
             Err(IngestError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn every_reason_is_a_declared_metric_label() {
+        let all = [
+            IngestError::Unauthorized(String::new()),
+            IngestError::TooLarge(String::new()),
+            IngestError::Malformed(String::new()),
+            IngestError::UnsupportedVersion(2),
+            IngestError::Invalid(String::new()),
+            IngestError::Store(String::new()),
+        ];
+        for e in &all {
+            assert!(
+                crate::metrics::REJECT_REASONS.contains(&e.reason()),
+                "{}",
+                e.reason()
+            );
+            assert!(e.status().is_client_error() || e.status().is_server_error());
+        }
+        assert_eq!(all.len(), crate::metrics::REJECT_REASONS.len());
     }
 
     #[test]
