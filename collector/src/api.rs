@@ -69,6 +69,7 @@ async fn ingest_inner(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<vakt_config::wire::IngestAck, IngestError> {
+    // Authenticate before decompressing anything.
     let token = bearer(
         headers
             .get(header::AUTHORIZATION)
@@ -76,15 +77,18 @@ async fn ingest_inner(
     )
     .ok_or_else(|| {
         IngestError::Unauthorized("missing bearer token (Authorization: Bearer <token>)".into())
-    })?
-    .to_string();
+    })?;
+    let agent = app
+        .tokens
+        .agent_for(token)
+        .ok_or_else(|| IngestError::Unauthorized("token is not valid for any agent".into()))?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
     let batch = ingest::decode(body, encoding, *app.config.max_body_bytes.get_ref())?;
-    if !app.tokens.verify(&batch.agent, &token) {
-        return Err(IngestError::Unauthorized(format!(
-            "token is not valid for agent {:?}",
+    if batch.agent != agent {
+        return Err(IngestError::Forbidden(format!(
+            "this token belongs to agent {agent:?}; it cannot push for {:?}",
             batch.agent
         )));
     }

@@ -26,30 +26,36 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Maps token hashes to agent names.
+/// Maps token hashes to agent names. Only hashes are held; a presented token is hashed and
+/// looked up, so the lookup's timing depends on the digest, never on the secret itself.
 #[derive(Clone, Debug, Default)]
 pub struct TokenTable {
-    by_agent: HashMap<String, String>,
+    by_hash: HashMap<String, String>,
 }
 
 impl TokenTable {
+    /// From `(agent, token_hash)` pairs.
     pub fn new(agents: impl IntoIterator<Item = (String, String)>) -> Self {
         Self {
-            by_agent: agents.into_iter().collect(),
+            by_hash: agents
+                .into_iter()
+                .map(|(agent, hash)| (hash, agent))
+                .collect(),
         }
+    }
+
+    /// The agent a token belongs to.
+    pub fn agent_for(&self, token: &str) -> Option<&str> {
+        let presented = hash_token(token);
+        self.by_hash
+            .get_key_value(&presented)
+            .filter(|(stored, _)| constant_time_eq(stored.as_bytes(), presented.as_bytes()))
+            .map(|(_, agent)| agent.as_str())
     }
 
     /// True when `token` belongs to `agent`.
     pub fn verify(&self, agent: &str, token: &str) -> bool {
-        let presented = hash_token(token);
-        match self.by_agent.get(agent) {
-            Some(expected) => constant_time_eq(presented.as_bytes(), expected.as_bytes()),
-            None => {
-                // Same work for unknown agents.
-                let _ = constant_time_eq(presented.as_bytes(), presented.as_bytes());
-                false
-            }
-        }
+        self.agent_for(token) == Some(agent)
     }
 }
 
@@ -89,6 +95,8 @@ mod tests {
         assert!(!t.verify("b", "secret-a"), "a's token must not push for b");
         assert!(!t.verify("c", "secret-a"));
         assert!(!t.verify("a", "secret-a-but-longer"));
+        assert_eq!(t.agent_for("secret-b"), Some("b"));
+        assert_eq!(t.agent_for("nobody"), None);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum IngestError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
     Malformed(String),
@@ -37,6 +39,7 @@ impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IngestError::Forbidden(_) => StatusCode::FORBIDDEN,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Malformed(_)
             | IngestError::UnsupportedVersion(_)
@@ -49,6 +52,7 @@ impl IngestError {
     pub fn reason(&self) -> &'static str {
         match self {
             IngestError::Unauthorized(_) => "unauthorized",
+            IngestError::Forbidden(_) => "forbidden",
             IngestError::TooLarge(_) => "too_large",
             IngestError::Malformed(_) => "malformed",
             IngestError::UnsupportedVersion(_) => "unsupported_version",
@@ -186,6 +190,7 @@ mod tests {
     fn every_reason_is_a_declared_metric_label() {
         let all = [
             IngestError::Unauthorized(String::new()),
+            IngestError::Forbidden(String::new()),
             IngestError::TooLarge(String::new()),
             IngestError::Malformed(String::new()),
             IngestError::UnsupportedVersion(2),

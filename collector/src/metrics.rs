@@ -10,6 +10,7 @@ use crate::state::{CheckState, Status};
 /// Reasons a request to the ingest API is rejected; the bounded values of `reason`.
 pub const REJECT_REASONS: &[&str] = &[
     "unauthorized",
+    "forbidden",
     "malformed",
     "too_large",
     "unsupported_version",

@@ -118,7 +118,16 @@ impl CollectorConfig {
                 "the default is 100000",
             );
         }
+        let mut seen_hashes: std::collections::HashMap<&str, &Id> =
+            std::collections::HashMap::new();
         for (name, agent) in &self.agents {
+            if let Some(other) = seen_hashes.insert(agent.token_hash.get_ref(), name) {
+                r.span(
+                    agent.token_hash.span(),
+                    format!("agent {name:?} has the same token_hash as agent {other:?}"),
+                    "give every agent its own token: run `vakt-collector hash-token` once per agent",
+                );
+            }
             if !valid_token_hash(agent.token_hash.get_ref()) {
                 r.span(
                     agent.token_hash.span(),

@@ -182,3 +182,16 @@ fn a_toml_syntax_error_is_reported_with_its_place() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].starts_with("a.toml:2:"), "{}", errs[0]);
 }
+
+#[test]
+fn two_agents_may_not_share_a_token() {
+    let hash = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+    let src = format!("[agents.a]\ntoken_hash = \"{hash}\"\n[agents.b]\ntoken_hash = \"{hash}\"\n");
+    let errs = errors(CollectorConfig::parse(&src, Path::new("c.toml")));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("c.toml:4:14: agent \"b\" has the same token_hash as agent \"a\""),
+        "{}",
+        errs[0]
+    );
+}

@@ -234,6 +234,10 @@ impl Collector {
             .unwrap()
     }
 
+    pub async fn metric_owned(&self, series: String) -> Option<f64> {
+        self.metric(&series).await
+    }
+
     pub async fn metric(&self, series: &str) -> Option<f64> {
         metric(&self.get_text("/metrics").await, series)
     }

@@ -89,7 +89,7 @@ impl Setup {
 }
 
 #[tokio::test]
-async fn bad_tokens_get_401_and_an_agent_cannot_push_for_another() {
+async fn bad_tokens_get_401_and_an_agent_cannot_push_for_another_403() {
     let s = setup().await;
     let body = serde_json::to_vec(&batch("a", 1, 1)).unwrap();
     let (status, err) = s.post(None, body.clone(), false).await;
@@ -100,15 +100,19 @@ async fn bad_tokens_get_401_and_an_agent_cannot_push_for_another() {
         .contains("missing bearer token"));
     let (status, err) = s.post(Some("wrong"), body.clone(), false).await;
     assert_eq!(status, 401);
-    assert_eq!(err["error"], "token is not valid for agent \"a\"");
-    let (status, _) = s.post(Some(TOKEN_B), body.clone(), false).await;
-    assert_eq!(status, 401, "b's token must not push for a");
+    assert_eq!(err["error"], "token is not valid for any agent");
+    let (status, err) = s.post(Some(TOKEN_B), body.clone(), false).await;
+    assert_eq!(status, 403, "b's token must not push for a");
     assert_eq!(
-        s.collector
-            .metric("vakt_ingest_rejected_total{reason=\"unauthorized\"}")
-            .await,
-        Some(3.0)
+        err["error"],
+        "this token belongs to agent \"b\"; it cannot push for \"a\""
     );
+    let rejected = |reason: &str| {
+        s.collector
+            .metric_owned(format!("vakt_ingest_rejected_total{{reason=\"{reason}\"}}"))
+    };
+    assert_eq!(rejected("unauthorized").await, Some(2.0));
+    assert_eq!(rejected("forbidden").await, Some(1.0));
     assert_eq!(
         s.collector.metric("vakt_ingest_samples_total").await,
         Some(0.0)
@@ -216,4 +220,33 @@ async fn assignments_need_the_agents_own_token_and_follow_selectors() {
     let b: serde_json::Value = get("b", TOKEN_B).await.unwrap().json().await.unwrap();
     assert!(b["checks"].as_array().unwrap().is_empty());
     assert_eq!(get("a", TOKEN_B).await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn collector_exits_cleanly_on_sigterm_and_keeps_what_it_acknowledged() {
+    let mut s = setup().await;
+    let (status, _) = s
+        .post(
+            Some(TOKEN_A),
+            serde_json::to_vec(&batch("a", 7, 3)).unwrap(),
+            false,
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.collector.proc.signal("TERM");
+    let exit = s
+        .collector
+        .proc
+        .wait_exit(std::time::Duration::from_secs(15));
+    assert!(exit.success(), "{exit:?}");
+    assert!(s.collector.proc.log_text().contains("collector stopped"));
+    // Same data directory, new process: the acknowledged samples are there.
+    let collector = Collector::start(
+        &s.collector.config,
+        s.collector.addr,
+        &s._dir.path().join("again.log"),
+    )
+    .await;
+    let samples = collector.get_json("/api/v1/samples?check=web").await;
+    assert_eq!(samples.as_array().unwrap().len(), 3);
 }
