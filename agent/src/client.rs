@@ -55,30 +55,22 @@ impl CollectorClient {
         let status = response.status();
         if !status.is_success() {
             let reason = reason(response).await;
-            return Err(ClientError::Retryable(format!(
-                "GET {url}: {status}: {reason}"
-            )));
+            return Err(ClientError::Retryable(format!("GET {url}: {status}: {reason}")));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| ClientError::Retryable(format!("GET {url}: bad answer: {e}")))
+        response.json().await.map_err(|e| ClientError::Retryable(format!("GET {url}: bad answer: {e}")))
     }
 
-    pub async fn push(&self, batch: &Batch) -> Result<IngestAck, ClientError> {
+    /// The body of a push: the batch as gzip-compressed JSON. Spooled exactly like this.
+    pub fn encode(batch: &Batch) -> Result<Vec<u8>, std::io::Error> {
+        let json = serde_json::to_vec(batch)?;
+        let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4 + 64), flate2::Compression::fast());
+        gz.write_all(&json)?;
+        gz.finish()
+    }
+
+    /// Pushes an encoded batch (see [`CollectorClient::encode`]).
+    pub async fn push(&self, body: Vec<u8>) -> Result<IngestAck, ClientError> {
         let url = format!("{}/api/v1/ingest", self.base);
-        let json = serde_json::to_vec(batch)
-            .map_err(|e| ClientError::Rejected(format!("encoding batch: {e}")))?;
-        let mut gz = GzEncoder::new(
-            Vec::with_capacity(json.len() / 4),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(&json)
-            .and_then(|_| gz.flush())
-            .map_err(|e| ClientError::Rejected(format!("compressing batch: {e}")))?;
-        let body = gz
-            .finish()
-            .map_err(|e| ClientError::Rejected(format!("compressing batch: {e}")))?;
         let response = self
             .http
             .post(&url)
@@ -91,10 +83,7 @@ impl CollectorClient {
             .map_err(|e| ClientError::Retryable(format!("POST {url}: {}", chain(&e))))?;
         let status = response.status();
         if status.is_success() {
-            return response
-                .json()
-                .await
-                .map_err(|e| ClientError::Retryable(format!("POST {url}: bad answer: {e}")));
+            return response.json().await.map_err(|e| ClientError::Retryable(format!("POST {url}: bad answer: {e}")));
         }
         let reason = reason(response).await;
         let message = format!("POST {url}: {status}: {reason}");
@@ -109,9 +98,7 @@ impl CollectorClient {
 
 async fn reason(response: reqwest::Response) -> String {
     let text = response.text().await.unwrap_or_default();
-    serde_json::from_str::<ErrorBody>(&text)
-        .map(|b| b.error)
-        .unwrap_or(text)
+    serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text)
 }
 
 fn chain(e: &reqwest::Error) -> String {

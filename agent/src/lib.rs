@@ -4,13 +4,16 @@
 //! decides.
 
 pub mod client;
+pub mod metrics;
 pub mod probe;
 pub mod pusher;
 pub mod scheduler;
 pub mod signals;
+pub mod spool;
 pub mod state_dir;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,9 +21,11 @@ use vakt_config::wire::{Assignments, CheckSpec};
 use vakt_config::AgentConfig;
 
 use client::{ClientError, CollectorClient};
+use metrics::AgentMetrics;
 use probe::ProbeContext;
 use pusher::{Pusher, PusherSettings};
 use scheduler::Scheduler;
+use spool::Spool;
 use state_dir::StateDir;
 
 /// How long the agent keeps delivering after it was asked to stop.
@@ -36,6 +41,10 @@ pub enum AgentError {
     Client(#[from] reqwest::Error),
     #[error("probes: {0}")]
     Probe(#[from] probe::BuildError),
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    MetricsListen { addr: String, source: std::io::Error },
 }
 
 /// rustls with *ring* as the one crypto provider of the process (reqwest uses it; nothing
@@ -61,36 +70,40 @@ fn merge(local: &[CheckSpec], assigned: Option<&Assignments>) -> Vec<CheckSpec> 
 
 /// Runs the agent until `shutdown` is cancelled; then stops probing, delivers what it can
 /// within [`SHUTDOWN_GRACE`], and returns.
-pub async fn run(
-    config: AgentConfig,
-    token: String,
-    shutdown: CancellationToken,
-) -> Result<(), AgentError> {
+pub async fn run(config: AgentConfig, token: String, shutdown: CancellationToken) -> Result<(), AgentError> {
     install_crypto_provider();
     let name = config.name.get_ref().to_string();
     let state = StateDir::open(&config.spool_dir)?;
     let client = CollectorClient::new(config.collector.get_ref(), &name, &token)?;
-    let local: Vec<CheckSpec> = config
-        .checks
-        .iter()
-        .map(|(id, c)| c.to_spec(id.as_str()))
-        .collect();
+    let local: Vec<CheckSpec> = config.checks.iter().map(|(id, c)| c.to_spec(id.as_str())).collect();
+
+    let metrics = Arc::new(AgentMetrics::new());
+    if let Some(addr) = &config.metrics_listen {
+        let addr = addr.get_ref().clone();
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| AgentError::MetricsListen { addr: addr.clone(), source })?;
+        tracing::info!(%addr, "serving agent metrics on /metrics");
+        tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
+    }
 
     let (tx, rx) = mpsc::channel(10_000);
+    let spool = Spool::open(&config.spool_dir.join("spool"), *config.spool_max_bytes.get_ref())?;
     let pusher = Pusher::new(
         client.clone(),
         StateDir::open(&config.spool_dir)?,
+        spool,
         PusherSettings {
             push_interval: config.push_interval.get_ref().get(),
             max_batch_samples: *config.max_batch_samples.get_ref(),
-            max_pending_samples: 1_000_000,
             shutdown_grace: SHUTDOWN_GRACE,
         },
+        metrics.clone(),
     )?;
     let pusher_stop = CancellationToken::new();
     let pusher_task = tokio::spawn(pusher.run(rx, pusher_stop.clone()));
 
-    let mut scheduler = Scheduler::new(ProbeContext::new()?, tx);
+    let mut scheduler = Scheduler::new(ProbeContext::new()?, tx, metrics.clone());
     let mut current = state.load_assignments();
     if current.is_some() {
         tracing::info!("running cached assignments until the collector answers");
@@ -117,11 +130,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "cannot fetch assignments; keeping the current ones");
             }
         }
-        let wait = if fetched_once {
-            refresh
-        } else {
-            FIRST_FETCH_RETRY.min(refresh)
-        };
+        let wait = if fetched_once { refresh } else { FIRST_FETCH_RETRY.min(refresh) };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}

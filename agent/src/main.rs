@@ -73,10 +73,7 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     let token = config.read_token()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(vakt_agent_signals(shutdown.clone()));

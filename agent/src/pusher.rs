@@ -1,8 +1,9 @@
-//! Batches samples and pushes them to the collector in order, retrying with exponential backoff.
-//! A batch leaves memory only when the collector acknowledged it (or refused it for good).
+//! Batches samples, writes each batch to the durable spool, and pushes the spool to the
+//! collector in order, retrying with exponential backoff. A batch leaves the spool only when
+//! the collector acknowledged it (or refused it for good, which is counted).
 
 use rand::Rng;
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -10,17 +11,19 @@ use tokio_util::sync::CancellationToken;
 use vakt_config::wire::{Batch, Sample, PROTOCOL_VERSION};
 
 use crate::client::{ClientError, CollectorClient};
+use crate::metrics::AgentMetrics;
+use crate::spool::{Spool, SpoolError};
 use crate::state_dir::{Sequence, StateDir};
 
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Samples held in memory while the spool cannot be written (disk full); beyond, the oldest go.
+const MAX_BUFFERED_SAMPLES: usize = 100_000;
 
 pub struct PusherSettings {
     pub push_interval: Duration,
     pub max_batch_samples: usize,
-    /// Above this many unacknowledged samples the oldest batch is dropped, loudly.
-    pub max_pending_samples: usize,
-    /// On shutdown, how long to keep trying to deliver what is pending.
+    /// On shutdown, how long to keep trying to deliver what is spooled.
     pub shutdown_grace: Duration,
 }
 
@@ -28,19 +31,21 @@ pub struct Pusher {
     client: CollectorClient,
     state: StateDir,
     sequence: Sequence,
+    spool: Spool,
     settings: PusherSettings,
+    metrics: Arc<AgentMetrics>,
     buffer: Vec<Sample>,
-    pending: VecDeque<Batch>,
-    pending_samples: usize,
     backoff: Duration,
     retry_at: Option<Instant>,
+    spool_failing: bool,
 }
 
-/// Doubles up to the cap, with ±20% jitter so agents do not retry in step.
+/// Doubles up to the cap.
 pub fn next_backoff(current: Duration) -> Duration {
     (current * 2).min(BACKOFF_MAX)
 }
 
+/// ±20% so a fleet of agents does not retry in step.
 fn jittered(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.8..1.2))
 }
@@ -49,64 +54,120 @@ impl Pusher {
     pub fn new(
         client: CollectorClient,
         state: StateDir,
+        spool: Spool,
         settings: PusherSettings,
+        metrics: Arc<AgentMetrics>,
     ) -> Result<Self, crate::state_dir::StateError> {
-        let sequence = state.sequence()?;
-        Ok(Self {
+        let mut sequence = state.sequence()?;
+        if let Some(last) = spool.last_sequence() {
+            sequence.continue_after(last);
+        }
+        let pusher = Self {
             client,
             state,
             sequence,
+            spool,
             settings,
+            metrics,
             buffer: Vec::new(),
-            pending: VecDeque::new(),
-            pending_samples: 0,
             backoff: BACKOFF_START,
             retry_at: None,
-        })
+            spool_failing: false,
+        };
+        pusher.update_gauges();
+        Ok(pusher)
     }
 
+    fn update_gauges(&self) {
+        self.metrics.spool_batches.set(self.spool.len() as i64);
+        self.metrics.spool_bytes.set(i64::try_from(self.spool.bytes()).unwrap_or(i64::MAX));
+    }
+
+    /// Moves buffered samples into the spool as numbered batches.
     fn seal(&mut self) {
         while !self.buffer.is_empty() {
-            let take = self
-                .buffer
-                .len()
-                .min(self.settings.max_batch_samples.max(1));
-            let samples: Vec<Sample> = self.buffer.drain(..take).collect();
+            let take = self.buffer.len().min(self.settings.max_batch_samples.max(1));
             let sequence = match self.state.reserve(&mut self.sequence) {
                 Ok(s) => s,
                 Err(e) => {
                     // Without a durable sequence a restart could reuse numbers and the
                     // collector would drop those batches as duplicates; keep the samples.
-                    tracing::error!(error = %e, "cannot reserve batch sequence numbers; holding samples");
-                    self.buffer.splice(0..0, samples);
+                    self.spool_trouble(&e.to_string());
                     return;
                 }
             };
-            self.pending_samples += samples.len();
-            self.pending.push_back(Batch {
+            let batch = Batch {
                 version: PROTOCOL_VERSION,
                 agent: self.client.agent().to_string(),
                 sequence,
-                samples,
-            });
-        }
-        while self.pending_samples > self.settings.max_pending_samples {
-            let Some(dropped) = self.pending.pop_front() else {
-                break;
+                samples: self.buffer[..take].to_vec(),
             };
-            self.pending_samples -= dropped.samples.len();
-            tracing::error!(
-                sequence = dropped.sequence,
-                samples = dropped.samples.len(),
-                "collector unreachable for too long: dropped the oldest batch"
-            );
+            let body = match CollectorClient::encode(&batch) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a batch; dropping it");
+                    self.metrics.dropped("spool_error", take as u64);
+                    self.buffer.drain(..take);
+                    continue;
+                }
+            };
+            match self.spool.append(sequence, take as u64, &body) {
+                Ok(dropped) => {
+                    self.buffer.drain(..take);
+                    if self.spool_failing {
+                        tracing::info!("spool writable again");
+                        self.spool_failing = false;
+                    }
+                    if dropped.batches > 0 {
+                        self.metrics.dropped("spool_full", dropped.samples);
+                        tracing::error!(
+                            batches = dropped.batches,
+                            samples = dropped.samples,
+                            "spool full: dropped the oldest batches (raise spool_max_bytes or fix the collector link)"
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.spool_trouble(&e.to_string());
+                    break;
+                }
+            }
+        }
+        if self.buffer.len() > MAX_BUFFERED_SAMPLES {
+            let excess = self.buffer.len() - MAX_BUFFERED_SAMPLES;
+            self.buffer.drain(..excess);
+            self.metrics.dropped("spool_error", excess as u64);
+            tracing::error!(samples = excess, "spool unwritable and memory buffer full: dropped the oldest samples");
+        }
+        self.update_gauges();
+    }
+
+    /// Logs a spool problem once per episode, not once per tick.
+    fn spool_trouble(&mut self, error: &str) {
+        if !self.spool_failing {
+            tracing::error!(%error, buffered = self.buffer.len(), "cannot write the spool; holding samples in memory");
+            self.spool_failing = true;
         }
     }
 
-    /// Sends pending batches in order until one fails. Returns false when a retry is scheduled.
-    async fn send_pending(&mut self) -> bool {
-        while let Some(batch) = self.pending.front() {
-            match self.client.push(batch).await {
+    /// Sends spooled batches in order until one fails. Returns false when a retry is scheduled.
+    async fn send_spooled(&mut self) -> bool {
+        while let Some(entry) = self.spool.front().cloned() {
+            let body = match self.spool.read(&entry) {
+                Ok(b) => b,
+                Err(e @ SpoolError::Corrupt { .. }) => {
+                    tracing::error!(error = %e, samples = entry.samples, "skipping a damaged spool file");
+                    self.metrics.dropped("corrupt", entry.samples);
+                    self.spool.pop_front();
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the spool");
+                    self.retry_at = Some(Instant::now() + jittered(self.backoff));
+                    return false;
+                }
+            };
+            match self.client.push(body).await {
                 Ok(ack) => {
                     tracing::debug!(
                         sequence = ack.sequence,
@@ -116,28 +177,31 @@ impl Pusher {
                     );
                     if self.backoff > BACKOFF_START {
                         tracing::info!(
-                            pending = self.pending.len() - 1,
-                            "collector reachable again"
+                            spooled = self.spool.len() - 1,
+                            "collector reachable again; replaying the spool"
                         );
                     }
                     self.backoff = BACKOFF_START;
                     self.retry_at = None;
-                    self.pending_samples -= batch.samples.len();
-                    self.pending.pop_front();
+                    self.metrics.samples_sent.inc_by(entry.samples);
+                    self.spool.pop_front();
                 }
                 Err(ClientError::Rejected(reason)) => {
-                    tracing::error!(sequence = batch.sequence, samples = batch.samples.len(), %reason, "collector refused batch; dropping it");
-                    self.pending_samples -= batch.samples.len();
-                    self.pending.pop_front();
+                    tracing::error!(sequence = entry.sequence, samples = entry.samples, %reason, "collector refused batch; dropping it");
+                    self.metrics.dropped("rejected", entry.samples);
+                    self.spool.pop_front();
                 }
                 Err(ClientError::Retryable(reason)) => {
                     let wait = jittered(self.backoff);
-                    tracing::warn!(pending_batches = self.pending.len(), retry_in_ms = wait.as_millis() as u64, %reason, "push failed");
+                    self.metrics.push_failures.inc();
+                    tracing::warn!(spooled_batches = self.spool.len(), retry_in_ms = wait.as_millis() as u64, %reason, "push failed");
                     self.retry_at = Some(Instant::now() + wait);
                     self.backoff = next_backoff(self.backoff);
+                    self.update_gauges();
                     return false;
                 }
             }
+            self.update_gauges();
         }
         true
     }
@@ -161,33 +225,35 @@ impl Pusher {
             }
             self.seal();
             if self.retry_at.is_none_or(|t| Instant::now() >= t) {
-                self.send_pending().await;
+                self.send_spooled().await;
             }
             next_push = Instant::now() + self.settings.push_interval;
         }
-        // Drain: take what the probes already handed in, then try to deliver within the grace.
+        // Drain: spool what the probes already handed in, then try to deliver within the grace.
         while let Ok(s) = samples.try_recv() {
             self.buffer.push(s);
         }
         self.seal();
         let deadline = Instant::now() + self.settings.shutdown_grace;
-        while !self.pending.is_empty() && Instant::now() < deadline {
-            if self.send_pending().await {
+        while !self.spool.is_empty() && Instant::now() < deadline {
+            if self.send_spooled().await {
                 break;
             }
-            let wait = self.retry_at.map_or(BACKOFF_START, |t| {
-                t.saturating_duration_since(Instant::now())
-            });
+            let wait = self.retry_at.map_or(BACKOFF_START, |t| t.saturating_duration_since(Instant::now()));
             tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
         }
-        if self.pending.is_empty() {
+        if self.spool.is_empty() && self.buffer.is_empty() {
             tracing::info!("all samples delivered");
         } else {
             tracing::warn!(
-                batches = self.pending.len(),
-                samples = self.pending_samples,
-                "shutdown grace over: undelivered samples are lost"
+                spooled_batches = self.spool.len(),
+                spooled_samples = self.spool.samples(),
+                "collector not reachable within the shutdown grace: the spool keeps the rest for the next start"
             );
+        }
+        if !self.buffer.is_empty() {
+            tracing::error!(samples = self.buffer.len(), "samples that could not be spooled are lost");
+            self.metrics.dropped("spool_error", self.buffer.len() as u64);
         }
     }
 }

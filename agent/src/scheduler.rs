@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use vakt_config::wire::CheckSpec;
 use vakt_config::wire::Sample;
 
+use crate::metrics::AgentMetrics;
 use crate::probe::{self, Probe, ProbeContext, ProbeResult};
+use std::sync::Arc;
 
 struct Running {
     spec: CheckSpec,
@@ -23,15 +25,12 @@ pub struct Scheduler {
     ctx: ProbeContext,
     samples: mpsc::Sender<Sample>,
     running: HashMap<String, Running>,
+    metrics: Arc<AgentMetrics>,
 }
 
 impl Scheduler {
-    pub fn new(ctx: ProbeContext, samples: mpsc::Sender<Sample>) -> Self {
-        Self {
-            ctx,
-            samples,
-            running: HashMap::new(),
-        }
+    pub fn new(ctx: ProbeContext, samples: mpsc::Sender<Sample>, metrics: Arc<AgentMetrics>) -> Self {
+        Self { ctx, samples, running: HashMap::new(), metrics }
     }
 
     /// Makes the running set equal to `specs`: starts new checks, restarts changed ones, stops
@@ -58,16 +57,10 @@ impl Scheduler {
                         probe,
                         self.samples.clone(),
                         cancel.clone(),
+                        self.metrics.clone(),
                     ));
                     tracing::info!(check = %spec.id, kind = spec.kind.as_str(), target = %spec.target, interval_ms = spec.interval_ms, "check started");
-                    self.running.insert(
-                        spec.id.clone(),
-                        Running {
-                            spec: spec.clone(),
-                            cancel,
-                            task,
-                        },
-                    );
+                    self.running.insert(spec.id.clone(), Running { spec: spec.clone(), cancel, task });
                 }
                 Err(e) => tracing::error!(check = %spec.id, error = %e, "check cannot run"),
             }
@@ -94,8 +87,7 @@ impl Scheduler {
 }
 
 fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn run_check(
@@ -103,7 +95,9 @@ async fn run_check(
     probe: Box<dyn Probe>,
     samples: mpsc::Sender<Sample>,
     cancel: CancellationToken,
+    metrics: Arc<AgentMetrics>,
 ) {
+    let kind = spec.kind.as_str();
     let interval = Duration::from_millis(spec.interval_ms.max(1));
     let timeout = Duration::from_millis(spec.timeout_ms.max(1));
     let jitter = Duration::from_millis(rand::rng().random_range(0..spec.interval_ms.max(1)));
@@ -115,16 +109,17 @@ async fn run_check(
             _ = ticker.tick() => {}
         }
         let started = SystemTime::now();
+        let clock = std::time::Instant::now();
         let result = match tokio::time::timeout(timeout, probe.run()).await {
             Ok(r) => r,
             Err(_) => ProbeResult::failed(
                 Some(timeout),
-                format!(
-                    "timed out after {}",
-                    vakt_config::duration::format_duration(timeout)
-                ),
+                format!("timed out after {}", vakt_config::duration::format_duration(timeout)),
             ),
         };
+        let outcome = if result.success { "success" } else { "failure" };
+        metrics.probes.with_label_values(&[kind, outcome]).inc();
+        metrics.probe_duration.with_label_values(&[kind]).observe(clock.elapsed().as_secs_f64());
         if !result.success {
             tracing::debug!(check = %spec.id, error = result.error.as_deref().unwrap_or(""), "probe failed");
         }

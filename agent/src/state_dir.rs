@@ -23,22 +23,14 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
+        std::fs::create_dir_all(dir).map_err(|source| StateError { path: dir.to_path_buf(), source })?;
+        Ok(Self { dir: dir.to_path_buf() })
     }
 
     fn write_atomic(&self, name: &str, data: &[u8]) -> Result<(), StateError> {
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let err = |source| StateError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| StateError { path: path.clone(), source };
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
         f.write_all(data).map_err(err)?;
         f.sync_all().map_err(err)?;
@@ -62,24 +54,16 @@ impl StateDir {
     }
 
     pub fn save_assignments(&self, a: &Assignments) -> Result<(), StateError> {
-        let json = serde_json::to_vec_pretty(a).map_err(|e| StateError {
-            path: self.dir.join("assignments.json"),
-            source: e.into(),
-        })?;
+        let json = serde_json::to_vec_pretty(a)
+            .map_err(|e| StateError { path: self.dir.join("assignments.json"), source: e.into() })?;
         self.write_atomic("assignments.json", &json)
     }
 
     /// A sequence counter continuing after everything used before.
     pub fn sequence(&self) -> Result<Sequence, StateError> {
         let path = self.dir.join("sequence");
-        let reserved = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        Ok(Sequence {
-            next: reserved + 1,
-            reserved_to: reserved,
-        })
+        let reserved = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+        Ok(Sequence { next: reserved + 1, reserved_to: reserved })
     }
 
     pub fn reserve(&self, seq: &mut Sequence) -> Result<u64, StateError> {
@@ -98,6 +82,15 @@ impl StateDir {
 pub struct Sequence {
     next: u64,
     reserved_to: u64,
+}
+
+impl Sequence {
+    /// Never hand out `last` or anything below it (the spool holds it).
+    pub fn continue_after(&mut self, last: u64) {
+        if self.next <= last {
+            self.next = last + 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -123,10 +116,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
         assert!(state.load_assignments().is_none());
-        let a = Assignments {
-            agent: "a".into(),
-            checks: vec![],
-        };
+        let a = Assignments { agent: "a".into(), checks: vec![] };
         state.save_assignments(&a).unwrap();
         assert_eq!(state.load_assignments(), Some(a));
     }

@@ -5,10 +5,7 @@
 use std::process::Command;
 
 fn agent(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vakt-agent"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vakt-agent")).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -28,24 +25,13 @@ fn check_config_accepts_the_example() {
 fn check_config_fails_on_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("agent.toml");
-    std::fs::write(
-        &file,
-        "name = \"a\"\ncollector = \"127.0.0.1:8427\"\ntoken = \"t\"\npush_interval = \"fast\"\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "name = \"a\"\ncollector = \"127.0.0.1:8427\"\ntoken = \"t\"\npush_interval = \"fast\"\n")
+        .unwrap();
     let (code, _, err) = agent(&["check-config", file.to_str().unwrap()]);
     assert_eq!(code, 1);
     let f = file.display();
-    assert!(
-        err.contains(&format!(
-            "{f}:2:13: collector \"127.0.0.1:8427\" is not an http(s) URL"
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!("{f}:4:17: invalid duration \"fast\"")),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{f}:2:13: collector \"127.0.0.1:8427\" is not an http(s) URL")), "{err}");
+    assert!(err.contains(&format!("{f}:4:17: invalid duration \"fast\"")), "{err}");
 }
 
 #[test]
@@ -55,8 +41,5 @@ fn run_refuses_an_invalid_config_before_starting() {
     std::fs::write(&file, "name = \"a\"\ncollector = \"http://127.0.0.1:1\"\n").unwrap();
     let (code, _, err) = agent(&["run", "--config", file.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("neither `token` nor `token_file` is set"),
-        "{err}"
-    );
+    assert!(err.contains("neither `token` nor `token_file` is set"), "{err}");
 }

@@ -34,13 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: message.into(),
-        }),
-    )
-        .into_response()
+    (status, Json(ErrorBody { error: message.into() })).into_response()
 }
 
 impl IntoResponse for IngestError {
@@ -70,21 +64,13 @@ async fn ingest_inner(
     body: &Bytes,
 ) -> Result<vakt_config::wire::IngestAck, IngestError> {
     // Authenticate before decompressing anything.
-    let token = bearer(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )
-    .ok_or_else(|| {
-        IngestError::Unauthorized("missing bearer token (Authorization: Bearer <token>)".into())
-    })?;
+    let token = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+        .ok_or_else(|| IngestError::Unauthorized("missing bearer token (Authorization: Bearer <token>)".into()))?;
     let agent = app
         .tokens
         .agent_for(token)
         .ok_or_else(|| IngestError::Unauthorized("token is not valid for any agent".into()))?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let batch = ingest::decode(body, encoding, *app.config.max_body_bytes.get_ref())?;
     if batch.agent != agent {
         return Err(IngestError::Forbidden(format!(
@@ -96,18 +82,13 @@ async fn ingest_inner(
     ingest::validate(&batch, now, *app.config.max_batch_samples.get_ref())?;
     let store_app = app.clone();
     let (batch, outcome) = tokio::task::spawn_blocking(move || {
-        let outcome = store_app
-            .store
-            .commit_batch(&batch, now, &store_app.policies);
+        let outcome = store_app.store.commit_batch(&batch, now, &store_app.policies);
         (batch, outcome)
     })
     .await
     .map_err(|e| IngestError::Store(e.to_string()))?;
     let outcome = outcome.map_err(|e| IngestError::Store(e.to_string()))?;
-    let ack = outcome
-        .ack
-        .clone()
-        .ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
+    let ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
     if ack.duplicate {
@@ -124,9 +105,7 @@ async fn ingest_inner(
     for (check, state) in &outcome.states {
         app.metrics.set_check_state(check, state);
     }
-    app.metrics.add_incidents_open(
-        outcome.incidents_opened.len() as i64 - outcome.incidents_resolved.len() as i64,
-    );
+    app.metrics.add_incidents_open(outcome.incidents_opened.len() as i64 - outcome.incidents_resolved.len() as i64);
     for id in &outcome.incidents_opened {
         tracing::warn!(incident = id, agent = %batch.agent, "incident opened");
     }
@@ -136,32 +115,14 @@ async fn ingest_inner(
     Ok(ack)
 }
 
-async fn agent_checks(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(token) = bearer(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    ) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <token>)",
-        );
+async fn agent_checks(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else {
+        return error(StatusCode::UNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)");
     };
     if !app.tokens.verify(&name, token) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            format!("token is not valid for agent {name:?}"),
-        );
+        return error(StatusCode::UNAUTHORIZED, format!("token is not valid for agent {name:?}"));
     }
-    Json(Assignments {
-        agent: name.clone(),
-        checks: app.config.assignments_for(&name),
-    })
-    .into_response()
+    Json(Assignments { agent: name.clone(), checks: app.config.assignments_for(&name) }).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,12 +159,7 @@ struct TimelineView {
 fn view(app: &App, i: Incident) -> IncidentView {
     IncidentView {
         id: i.id,
-        services: app
-            .config
-            .services_of(&i.check)
-            .into_iter()
-            .map(String::from)
-            .collect(),
+        services: app.config.services_of(&i.check).into_iter().map(String::from).collect(),
         dedup_key: i.dedup_key,
         title: i.title,
         severity: i.severity,
@@ -214,11 +170,7 @@ fn view(app: &App, i: Incident) -> IncidentView {
         timeline: i
             .timeline
             .into_iter()
-            .map(|e| TimelineView {
-                at: rfc3339(e.at_ms),
-                kind: e.kind,
-                message: e.message,
-            })
+            .map(|e| TimelineView { at: rfc3339(e.at_ms), kind: e.kind, message: e.message })
             .collect(),
         check: i.check,
     }
@@ -236,24 +188,13 @@ async fn list_incidents(
         None | Some("all") => None,
         Some(s) => match IncidentStatus::parse(s) {
             Some(s) => Some(s),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("status {s:?} is not one of open, resolved, all"),
-                )
-            }
+            None => return error(StatusCode::BAD_REQUEST, format!("status {s:?} is not one of open, resolved, all")),
         },
     };
-    let filter = IncidentFilter {
-        status,
-        check: q.check,
-        limit: Some(q.limit.unwrap_or(100).min(10_000)),
-    };
+    let filter = IncidentFilter { status, check: q.check, limit: Some(q.limit.unwrap_or(100).min(10_000)) };
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.incidents(&filter)).await {
-        Ok(Ok(list)) => {
-            Json(list.into_iter().map(|i| view(&app, i)).collect::<Vec<_>>()).into_response()
-        }
+        Ok(Ok(list)) => Json(list.into_iter().map(|i| view(&app, i)).collect::<Vec<_>>()).into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -261,10 +202,7 @@ async fn list_incidents(
 
 async fn get_incident(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("incident id {id:?} is not a number"),
-        );
+        return error(StatusCode::BAD_REQUEST, format!("incident id {id:?} is not a number"));
     };
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.incident(id)).await {
@@ -358,19 +296,12 @@ async fn list_samples(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let (from_ms, to_ms) = match (
-        q.from.as_deref().map(parse_time).transpose(),
-        q.to.as_deref().map(parse_time).transpose(),
-    ) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let filter = SampleFilter {
-        check: q.check,
-        from_ms,
-        to_ms,
-        limit: Some(q.limit.unwrap_or(1000).min(100_000)),
-    };
+    let (from_ms, to_ms) =
+        match (q.from.as_deref().map(parse_time).transpose(), q.to.as_deref().map(parse_time).transpose()) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+        };
+    let filter = SampleFilter { check: q.check, from_ms, to_ms, limit: Some(q.limit.unwrap_or(1000).min(100_000)) };
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.samples(&filter)).await {
         Ok(Ok(list)) => Json(
@@ -396,24 +327,13 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.sample_count(Some(""))).await {
         Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store unavailable: {e}\n"),
-        )
-            .into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.render()).into_response()
 }
 
 async fn index() -> Response {

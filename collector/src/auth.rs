@@ -6,10 +6,7 @@ use std::collections::HashMap;
 
 /// The form kept in `collector.toml`.
 pub fn hash_token(token: &str) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(Sha256::digest(token.trim().as_bytes()))
-    )
+    format!("sha256:{}", hex::encode(Sha256::digest(token.trim().as_bytes())))
 }
 
 /// A new token: 32 random bytes, hex.
@@ -36,12 +33,7 @@ pub struct TokenTable {
 impl TokenTable {
     /// From `(agent, token_hash)` pairs.
     pub fn new(agents: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self {
-            by_hash: agents
-                .into_iter()
-                .map(|(agent, hash)| (hash, agent))
-                .collect(),
-        }
+        Self { by_hash: agents.into_iter().map(|(agent, hash)| (hash, agent)).collect() }
     }
 
     /// The agent a token belongs to.
@@ -63,10 +55,7 @@ impl TokenTable {
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let value = header?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -76,21 +65,13 @@ mod tests {
     #[test]
     fn hash_matches_the_documented_form() {
         // sha256("foo")
-        assert_eq!(
-            hash_token("foo"),
-            "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
-        );
-        assert!(vakt_config::collector::valid_token_hash(&hash_token(
-            &generate_token()
-        )));
+        assert_eq!(hash_token("foo"), "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae");
+        assert!(vakt_config::collector::valid_token_hash(&hash_token(&generate_token())));
     }
 
     #[test]
     fn a_token_is_bound_to_its_agent() {
-        let t = TokenTable::new([
-            ("a".to_string(), hash_token("secret-a")),
-            ("b".to_string(), hash_token("secret-b")),
-        ]);
+        let t = TokenTable::new([("a".to_string(), hash_token("secret-a")), ("b".to_string(), hash_token("secret-b"))]);
         assert!(t.verify("a", "secret-a"));
         assert!(!t.verify("b", "secret-a"), "a's token must not push for b");
         assert!(!t.verify("c", "secret-a"));

@@ -51,16 +51,8 @@ pub struct Incident {
 /// What to do with a transition.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Open {
-        dedup_key: String,
-        title: String,
-        severity: String,
-        opened_ms: i64,
-        event: TimelineEvent,
-    },
-    Resolve {
-        event: TimelineEvent,
-    },
+    Open { dedup_key: String, title: String, severity: String, opened_ms: i64, event: TimelineEvent },
+    Resolve { event: TimelineEvent },
 }
 
 pub fn dedup_key(check: &str) -> String {
@@ -70,11 +62,7 @@ pub fn dedup_key(check: &str) -> String {
 /// The incident action for a check's transition. Recovery from `Unknown` needs none.
 pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
     match transition {
-        Transition::Down {
-            at_ms,
-            since_ms,
-            error,
-        } => {
+        Transition::Down { at_ms, since_ms, error } => {
             let cause = error.as_deref().unwrap_or("probe failed");
             Some(Action::Open {
                 dedup_key: dedup_key(check),
@@ -84,17 +72,11 @@ pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
                 event: TimelineEvent {
                     at_ms: *at_ms,
                     kind: "opened".into(),
-                    message: format!(
-                        "check {check} failing since {}: {cause}",
-                        crate::time::rfc3339(*since_ms)
-                    ),
+                    message: format!("check {check} failing since {}: {cause}", crate::time::rfc3339(*since_ms)),
                 },
             })
         }
-        Transition::Up {
-            at_ms,
-            was: crate::state::Status::Down,
-        } => Some(Action::Resolve {
+        Transition::Up { at_ms, was: crate::state::Status::Down } => Some(Action::Resolve {
             event: TimelineEvent {
                 at_ms: *at_ms,
                 kind: "resolved".into(),

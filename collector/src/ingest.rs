@@ -25,9 +25,7 @@ pub enum IngestError {
     TooLarge(String),
     #[error("{0}")]
     Malformed(String),
-    #[error(
-        "protocol version {0} is not supported (this collector speaks version {PROTOCOL_VERSION})"
-    )]
+    #[error("protocol version {0} is not supported (this collector speaks version {PROTOCOL_VERSION})")]
     UnsupportedVersion(u32),
     #[error("{0}")]
     Invalid(String),
@@ -41,9 +39,9 @@ impl IngestError {
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             IngestError::Forbidden(_) => StatusCode::FORBIDDEN,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Malformed(_)
-            | IngestError::UnsupportedVersion(_)
-            | IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            IngestError::Malformed(_) | IngestError::UnsupportedVersion(_) | IngestError::Invalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
             IngestError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -64,11 +62,7 @@ impl IngestError {
 
 /// Decompresses (gzip or identity) and parses a batch. `max_bytes` bounds the decompressed size,
 /// so a small gzip bomb cannot fill memory.
-pub fn decode(
-    body: &[u8],
-    content_encoding: Option<&str>,
-    max_bytes: usize,
-) -> Result<Batch, IngestError> {
+pub fn decode(body: &[u8], content_encoding: Option<&str>, max_bytes: usize) -> Result<Batch, IngestError> {
     let owned;
     let json: &[u8] = match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
         None => body,
@@ -80,9 +74,7 @@ pub fn decode(
                 .read_to_end(&mut out)
                 .map_err(|e| IngestError::Malformed(format!("body is not valid gzip: {e}")))?;
             if out.len() > max_bytes {
-                return Err(IngestError::TooLarge(format!(
-                    "decompressed body exceeds {max_bytes} bytes"
-                )));
+                return Err(IngestError::TooLarge(format!("decompressed body exceeds {max_bytes} bytes")));
             }
             owned = out;
             &owned
@@ -103,8 +95,7 @@ pub fn decode(
             return Err(IngestError::UnsupportedVersion(v.version));
         }
     }
-    serde_json::from_slice(json)
-        .map_err(|e| IngestError::Malformed(format!("batch is not valid JSON: {e}")))
+    serde_json::from_slice(json).map_err(|e| IngestError::Malformed(format!("batch is not valid JSON: {e}")))
 }
 
 /// Semantic checks of a decoded batch.
@@ -116,13 +107,9 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
         )));
     }
     for (i, s) in batch.samples.iter().enumerate() {
-        let bad = |what: String| {
-            IngestError::Invalid(format!("sample {i} (check {:?}): {what}", s.check))
-        };
+        let bad = |what: String| IngestError::Invalid(format!("sample {i} (check {:?}): {what}", s.check));
         if !valid_id(&s.check) {
-            return Err(bad(
-                "check id must be letters, digits, '-', '_' and '.' (up to 128)".into(),
-            ));
+            return Err(bad("check id must be letters, digits, '-', '_' and '.' (up to 128)".into()));
         }
         if s.timestamp_ms > now_ms + MAX_FUTURE_MS {
             return Err(bad(format!(
@@ -131,23 +118,15 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
             )));
         }
         if s.timestamp_ms < now_ms - MAX_AGE_MS {
-            return Err(bad(format!(
-                "timestamp {} is older than 30 days",
-                crate::time::rfc3339(s.timestamp_ms)
-            )));
+            return Err(bad(format!("timestamp {} is older than 30 days", crate::time::rfc3339(s.timestamp_ms))));
         }
         if let Some(l) = s.latency_seconds {
             if !l.is_finite() || l < 0.0 {
-                return Err(bad(format!(
-                    "latency_seconds {l} is not a non-negative number"
-                )));
+                return Err(bad(format!("latency_seconds {l} is not a non-negative number")));
             }
         }
         if s.values.len() > MAX_VALUES_PER_SAMPLE {
-            return Err(bad(format!(
-                "{} values; the limit is {MAX_VALUES_PER_SAMPLE}",
-                s.values.len()
-            )));
+            return Err(bad(format!("{} values; the limit is {MAX_VALUES_PER_SAMPLE}", s.values.len())));
         }
         if s.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_LEN) {
             return Err(bad(format!("error text longer than {MAX_ERROR_LEN} bytes")));
@@ -168,10 +147,7 @@ mod tests {
         let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(json).unwrap();
         let gz = gz.finish().unwrap();
-        assert_eq!(
-            decode(json, None, 1 << 20).unwrap(),
-            decode(&gz, Some("gzip"), 1 << 20).unwrap()
-        );
+        assert_eq!(decode(json, None, 1 << 20).unwrap(), decode(&gz, Some("gzip"), 1 << 20).unwrap());
     }
 
     #[test]
@@ -180,10 +156,7 @@ mod tests {
         gz.write_all(&vec![b' '; 10 << 20]).unwrap();
         let gz = gz.finish().unwrap();
         assert!(gz.len() < 64 << 10);
-        assert!(matches!(
-            decode(&gz, Some("gzip"), 1 << 20),
-            Err(IngestError::TooLarge(_))
-        ));
+        assert!(matches!(decode(&gz, Some("gzip"), 1 << 20), Err(IngestError::TooLarge(_))));
     }
 
     #[test]
@@ -198,11 +171,7 @@ mod tests {
             IngestError::Store(String::new()),
         ];
         for e in &all {
-            assert!(
-                crate::metrics::REJECT_REASONS.contains(&e.reason()),
-                "{}",
-                e.reason()
-            );
+            assert!(crate::metrics::REJECT_REASONS.contains(&e.reason()), "{}", e.reason());
             assert!(e.status().is_client_error() || e.status().is_server_error());
         }
         assert_eq!(all.len(), crate::metrics::REJECT_REASONS.len());
@@ -210,15 +179,7 @@ mod tests {
 
     #[test]
     fn wrong_version_is_named() {
-        let err = decode(
-            br#"{"version":2,"agent":"a","sequence":1,"samples":[]}"#,
-            None,
-            1 << 20,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "protocol version 2 is not supported (this collector speaks version 1)"
-        );
+        let err = decode(br#"{"version":2,"agent":"a","sequence":1,"samples":[]}"#, None, 1 << 20).unwrap_err();
+        assert_eq!(err.to_string(), "protocol version 2 is not supported (this collector speaks version 1)");
     }
 }

@@ -88,16 +88,16 @@ fn main() -> ExitCode {
 fn hash_token_command(stdin: bool) -> anyhow::Result<()> {
     if stdin {
         let mut token = String::new();
-        std::io::stdin()
-            .read_to_string(&mut token)
-            .context("reading the token from stdin")?;
+        std::io::stdin().read_to_string(&mut token).context("reading the token from stdin")?;
         anyhow::ensure!(!token.trim().is_empty(), "no token on stdin");
         println!("{}", hash_token(&token));
     } else {
         let token = generate_token();
         println!("token      = {token}");
         println!("token_hash = {}", hash_token(&token));
-        eprintln!("Give the token to the agent (its token_file); put token_hash under [agents.NAME] in collector.toml.");
+        eprintln!(
+            "Give the token to the agent (its token_file); put token_hash under [agents.NAME] in collector.toml."
+        );
     }
     Ok(())
 }
@@ -120,10 +120,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     vakt_agent::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signal_token = shutdown.clone();

@@ -1,22 +1,14 @@
 //! The collector's Prometheus metrics. Every metric here is listed in `docs/metrics.md`.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::state::{CheckState, Status};
 
 /// Reasons a request to the ingest API is rejected; the bounded values of `reason`.
-pub const REJECT_REASONS: &[&str] = &[
-    "unauthorized",
-    "forbidden",
-    "malformed",
-    "too_large",
-    "unsupported_version",
-    "invalid",
-    "store_error",
-];
+pub const REJECT_REASONS: &[&str] =
+    &["unauthorized", "forbidden", "malformed", "too_large", "unsupported_version", "invalid", "store_error"];
 
 pub struct Metrics {
     registry: Registry,
@@ -38,19 +30,13 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
 }
 
 impl Metrics {
-    #[expect(
-        clippy::expect_used,
-        reason = "metric definitions are static and valid"
-    )]
+    #[expect(clippy::expect_used, reason = "metric definitions are static and valid")]
     pub fn new() -> Self {
         let registry = Registry::new();
         let check_up = register(
             &registry,
             GaugeVec::new(
-                Opts::new(
-                    "vakt_check_up",
-                    "1 when the check is up, 0 when it is down (absent while unknown)",
-                ),
+                Opts::new("vakt_check_up", "1 when the check is up, 0 when it is down (absent while unknown)"),
                 &["check"],
             )
             .expect("valid metric"),
@@ -58,13 +44,8 @@ impl Metrics {
         let check_latency = register(
             &registry,
             HistogramVec::new(
-                HistogramOpts::new(
-                    "vakt_check_latency_seconds",
-                    "Duration of probe runs as the agents reported them",
-                )
-                .buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
+                HistogramOpts::new("vakt_check_latency_seconds", "Duration of probe runs as the agents reported them")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
                 &["check"],
             )
             .expect("valid metric"),
@@ -75,19 +56,12 @@ impl Metrics {
         );
         let ingest_samples = register(
             &registry,
-            IntCounter::new(
-                "vakt_ingest_samples_total",
-                "Samples committed to the store",
-            )
-            .expect("valid metric"),
+            IntCounter::new("vakt_ingest_samples_total", "Samples committed to the store").expect("valid metric"),
         );
         let ingest_batches = register(
             &registry,
             IntCounterVec::new(
-                Opts::new(
-                    "vakt_ingest_batches_total",
-                    "Batches acknowledged, by outcome (accepted, duplicate)",
-                ),
+                Opts::new("vakt_ingest_batches_total", "Batches acknowledged, by outcome (accepted, duplicate)"),
                 &["outcome"],
             )
             .expect("valid metric"),
@@ -95,10 +69,7 @@ impl Metrics {
         let ingest_rejected = register(
             &registry,
             IntCounterVec::new(
-                Opts::new(
-                    "vakt_ingest_rejected_total",
-                    "Ingest requests rejected, by reason",
-                ),
+                Opts::new("vakt_ingest_rejected_total", "Ingest requests rejected, by reason"),
                 &["reason"],
             )
             .expect("valid metric"),
@@ -116,18 +87,10 @@ impl Metrics {
         );
         let build_info = register(
             &registry,
-            GaugeVec::new(
-                Opts::new(
-                    "vakt_build_info",
-                    "Always 1; the collector's version as a label",
-                ),
-                &["version"],
-            )
-            .expect("valid metric"),
+            GaugeVec::new(Opts::new("vakt_build_info", "Always 1; the collector's version as a label"), &["version"])
+                .expect("valid metric"),
         );
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1.0);
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
         for outcome in ["accepted", "duplicate"] {
             ingest_batches.with_label_values(&[outcome]);
         }
@@ -157,9 +120,7 @@ impl Metrics {
     }
 
     pub fn observe_latency(&self, check: &str, seconds: f64) {
-        self.check_latency
-            .with_label_values(&[check])
-            .observe(seconds);
+        self.check_latency.with_label_values(&[check]).observe(seconds);
     }
 
     pub fn set_incidents_open(&self, n: i64) {
@@ -184,9 +145,7 @@ impl Metrics {
     }
 
     pub fn agent_seen(&self, agent: &str, at_ms: i64) {
-        self.agent_last_seen
-            .with_label_values(&[agent])
-            .set(at_ms as f64 / 1000.0);
+        self.agent_last_seen.with_label_values(&[agent]).set(at_ms as f64 / 1000.0);
     }
 
     /// The Prometheus text exposition format.

@@ -76,16 +76,8 @@ checks = ["collector-http", "collector-tcp"]
 }
 
 /// Runs until `shutdown`; the agent stops first so its last samples reach the collector.
-pub async fn run(
-    listen: SocketAddr,
-    data_dir: PathBuf,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let data_dir = if data_dir.is_absolute() {
-        data_dir
-    } else {
-        std::env::current_dir()?.join(data_dir)
-    };
+pub async fn run(listen: SocketAddr, data_dir: PathBuf, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let data_dir = if data_dir.is_absolute() { data_dir } else { std::env::current_dir()?.join(data_dir) };
     let (collector_cfg, agent_cfg, token) = configs(listen, &data_dir)?;
     let server = Server::bind(collector_cfg).await?;
     let addr = server.local_addr();

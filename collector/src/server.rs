@@ -27,10 +27,7 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
 }
@@ -47,17 +44,10 @@ impl App {
         for (agent, at) in store.agents_last_seen()? {
             metrics.agent_seen(&agent, at);
         }
-        let open = store.incidents(&IncidentFilter {
-            status: Some(IncidentStatus::Open),
-            ..Default::default()
-        })?;
+        let open = store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
         metrics.set_incidents_open(open.len() as i64);
-        let tokens = TokenTable::new(
-            config
-                .agents
-                .iter()
-                .map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())),
-        );
+        let tokens =
+            TokenTable::new(config.agents.iter().map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())));
         let policies = Policies(
             config
                 .checks
@@ -65,21 +55,12 @@ impl App {
                 .map(|(id, c)| {
                     (
                         id.to_string(),
-                        Policy {
-                            fail_after: *c.fail_after.get_ref(),
-                            recover_after: *c.recover_after.get_ref(),
-                        },
+                        Policy { fail_after: *c.fail_after.get_ref(), recover_after: *c.recover_after.get_ref() },
                     )
                 })
                 .collect(),
         );
-        Ok(App {
-            config,
-            store,
-            metrics,
-            tokens,
-            policies,
-        })
+        Ok(App { config, store, metrics, tokens, policies })
     }
 }
 
@@ -95,19 +76,12 @@ impl Server {
         let app = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Server {
-            app: Arc::new(app),
-            listener,
-        })
+        let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Server { app: Arc::new(app), listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| self.app.config.listen_addr())
+        self.listener.local_addr().unwrap_or_else(|_| self.app.config.listen_addr())
     }
 
     pub fn app(&self) -> Arc<App> {

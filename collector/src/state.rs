@@ -44,10 +44,7 @@ pub struct Policy {
 impl Default for Policy {
     /// Used for checks the collector does not know (an agent's local checks).
     fn default() -> Self {
-        Policy {
-            fail_after: 3,
-            recover_after: 2,
-        }
+        Policy { fail_after: 3, recover_after: 2 }
     }
 }
 
@@ -87,22 +84,12 @@ pub enum Transition {
     /// The check became up (from unknown, or recovered from down).
     Up { at_ms: i64, was: Status },
     /// The check went down; `since_ms` is the first failure of the run.
-    Down {
-        at_ms: i64,
-        since_ms: i64,
-        error: Option<String>,
-    },
+    Down { at_ms: i64, since_ms: i64, error: Option<String> },
 }
 
 impl CheckState {
     /// Feeds one result in; returns the transition it caused, if any.
-    pub fn observe(
-        &mut self,
-        success: bool,
-        at_ms: i64,
-        error: Option<&str>,
-        policy: Policy,
-    ) -> Option<Transition> {
+    pub fn observe(&mut self, success: bool, at_ms: i64, error: Option<&str>, policy: Policy) -> Option<Transition> {
         if self.last_sample_ms.is_some_and(|last| at_ms < last) {
             return None;
         }
@@ -128,15 +115,10 @@ impl CheckState {
             self.consecutive_successes = 0;
             let first = *self.first_failure_ms.get_or_insert(at_ms);
             self.last_error = error.map(str::to_string);
-            if self.status != Status::Down && self.consecutive_failures >= policy.fail_after.max(1)
-            {
+            if self.status != Status::Down && self.consecutive_failures >= policy.fail_after.max(1) {
                 self.status = Status::Down;
                 self.since_ms = first;
-                return Some(Transition::Down {
-                    at_ms,
-                    since_ms: first,
-                    error: self.last_error.clone(),
-                });
+                return Some(Transition::Down { at_ms, since_ms: first, error: self.last_error.clone() });
             }
         }
         None
@@ -147,10 +129,7 @@ impl CheckState {
 mod tests {
     use super::*;
 
-    const P: Policy = Policy {
-        fail_after: 3,
-        recover_after: 2,
-    };
+    const P: Policy = Policy { fail_after: 3, recover_after: 2 };
 
     fn feed(state: &mut CheckState, results: &[bool]) -> Vec<Transition> {
         results
@@ -163,13 +142,7 @@ mod tests {
     #[test]
     fn first_success_makes_an_unknown_check_up() {
         let mut s = CheckState::default();
-        assert_eq!(
-            feed(&mut s, &[true]),
-            [Transition::Up {
-                at_ms: 0,
-                was: Status::Unknown
-            }]
-        );
+        assert_eq!(feed(&mut s, &[true]), [Transition::Up { at_ms: 0, was: Status::Unknown }]);
         assert_eq!(s.status, Status::Up);
     }
 
@@ -177,20 +150,10 @@ mod tests {
     fn goes_down_only_after_fail_after_failures_in_a_row() {
         let mut s = CheckState::default();
         // A blip and two failures interrupted by a success never make it down.
-        assert_eq!(
-            feed(&mut s, &[true, false, false, true, false, false]).len(),
-            1
-        );
+        assert_eq!(feed(&mut s, &[true, false, false, true, false, false]).len(), 1);
         assert_eq!(s.status, Status::Up);
         let t = s.observe(false, 6000, Some("status 500"), P);
-        assert_eq!(
-            t,
-            Some(Transition::Down {
-                at_ms: 6000,
-                since_ms: 4000,
-                error: Some("status 500".into())
-            })
-        );
+        assert_eq!(t, Some(Transition::Down { at_ms: 6000, since_ms: 4000, error: Some("status 500".into()) }));
         assert_eq!(s.since_ms, 4000, "down since the first failure of the run");
         // Staying down reports nothing new.
         assert_eq!(s.observe(false, 7000, None, P), None);
@@ -204,13 +167,7 @@ mod tests {
         assert_eq!(s.observe(true, 10_000, None, P), None);
         assert_eq!(s.observe(false, 11_000, None, P), None);
         assert_eq!(s.observe(true, 12_000, None, P), None);
-        assert_eq!(
-            s.observe(true, 13_000, None, P),
-            Some(Transition::Up {
-                at_ms: 13_000,
-                was: Status::Down
-            })
-        );
+        assert_eq!(s.observe(true, 13_000, None, P), Some(Transition::Up { at_ms: 13_000, was: Status::Down }));
     }
 
     #[test]
@@ -227,17 +184,8 @@ mod tests {
     #[test]
     fn fail_after_one_reacts_to_the_first_failure() {
         let mut s = CheckState::default();
-        let p = Policy {
-            fail_after: 1,
-            recover_after: 1,
-        };
-        assert!(matches!(
-            s.observe(false, 0, None, p),
-            Some(Transition::Down { .. })
-        ));
-        assert!(matches!(
-            s.observe(true, 1, None, p),
-            Some(Transition::Up { .. })
-        ));
+        let p = Policy { fail_after: 1, recover_after: 1 };
+        assert!(matches!(s.observe(false, 0, None, p), Some(Transition::Down { .. })));
+        assert!(matches!(s.observe(true, 1, None, p), Some(Transition::Up { .. })));
     }
 }

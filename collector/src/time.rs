@@ -11,7 +11,5 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Seconds, for human messages: "1h2m3s".
 pub fn human_duration_ms(ms: i64) -> String {
-    vakt_config::duration::format_duration(std::time::Duration::from_millis(
-        u64::try_from(ms.max(0)).unwrap_or(0),
-    ))
+    vakt_config::duration::format_duration(std::time::Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)))
 }

@@ -5,10 +5,7 @@
 use std::process::Command;
 
 fn collector(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vakt-collector"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vakt-collector")).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -18,10 +15,7 @@ fn collector(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_config_accepts_the_example() {
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config/examples/collector.toml"
-    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/collector.toml");
     let (code, out, err) = collector(&["check-config", example]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok (2 agents, 2 checks, 1 services)"), "{out}");
@@ -42,39 +36,24 @@ fn check_config_reports_every_problem_with_file_line_and_column() {
     let lines: Vec<&str> = err.lines().collect();
     let f = file.display();
     assert_eq!(lines.len(), 2, "{err}");
-    assert!(
-        lines[0].starts_with(&format!("{f}:1:1: unknown field `lisen`")),
-        "{err}"
-    );
+    assert!(lines[0].starts_with(&format!("{f}:1:1: unknown field `lisen`")), "{err}");
     assert!(lines[0].ends_with("(did you mean `listen`?)"), "{err}");
-    assert!(
-        lines[1].starts_with(&format!("{f}:9:12: invalid duration \"10 seconds\"")),
-        "{err}"
-    );
+    assert!(lines[1].starts_with(&format!("{f}:9:12: invalid duration \"10 seconds\"")), "{err}");
 }
 
 #[test]
 fn a_missing_config_file_is_named() {
     let (code, _, err) = collector(&["check-config", "/nonexistent/collector.toml"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("cannot read /nonexistent/collector.toml"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read /nonexistent/collector.toml"), "{err}");
 }
 
 #[test]
 fn hash_token_makes_a_token_and_hashes_stdin() {
     let (code, out, _) = collector(&["hash-token"]);
     assert_eq!(code, 0);
-    let token = out
-        .lines()
-        .find_map(|l| l.strip_prefix("token      = "))
-        .unwrap();
-    let hash = out
-        .lines()
-        .find_map(|l| l.strip_prefix("token_hash = "))
-        .unwrap();
+    let token = out.lines().find_map(|l| l.strip_prefix("token      = ")).unwrap();
+    let hash = out.lines().find_map(|l| l.strip_prefix("token_hash = ")).unwrap();
     assert!(vakt_config::collector::valid_token_hash(hash), "{hash}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vakt-collector"))
         .args(["hash-token", "--stdin"])
@@ -83,16 +62,7 @@ fn hash_token_makes_a_token_and_hashes_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{token}\n").as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{token}\n").as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        hash,
-        "the printed hash belongs to the printed token"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash, "the printed hash belongs to the printed token");
 }

@@ -26,6 +26,13 @@ pub struct AgentConfig {
     /// Where the agent keeps its state: cached assignments, sequence numbers, the spool.
     #[serde(default = "default_spool_dir")]
     pub spool_dir: PathBuf,
+    /// Upper bound of the on-disk spool of unacknowledged batches. When it is full the oldest
+    /// batches are dropped, counted and logged.
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: Spanned<u64>,
+    /// Where the agent serves its own Prometheus metrics, e.g. "127.0.0.1:9427". Off when unset.
+    #[serde(default)]
+    pub metrics_listen: Option<Spanned<String>>,
     /// How often collected samples are pushed.
     #[serde(default = "default_push_interval")]
     pub push_interval: Spanned<HumanDuration>,
@@ -46,6 +53,9 @@ pub struct AgentConfig {
 
 fn default_spool_dir() -> PathBuf {
     PathBuf::from("vakt-agent-data")
+}
+fn default_spool_max_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 256 * 1024 * 1024)
 }
 fn default_push_interval() -> Spanned<HumanDuration> {
     Spanned::new(0..0, HumanDuration::from_secs(1))
@@ -99,26 +109,32 @@ impl AgentConfig {
                 "neither `token` nor `token_file` is set",
                 "add token_file = \"/etc/vakt/agent.token\"",
             ),
-            (Some(t), None) if t.get_ref().trim().is_empty() => r.span(
-                t.span(),
-                "`token` is empty",
-                "paste the token `vakt-collector hash-token` was given",
-            ),
+            (Some(t), None) if t.get_ref().trim().is_empty() => {
+                r.span(t.span(), "`token` is empty", "paste the token `vakt-collector hash-token` was given")
+            }
             _ => {}
         }
         if self.push_interval.get_ref().get().is_zero() {
-            r.span(
-                self.push_interval.span(),
-                "`push_interval` must be longer than 0",
-                "e.g. \"1s\"",
-            );
+            r.span(self.push_interval.span(), "`push_interval` must be longer than 0", "e.g. \"1s\"");
         }
         if *self.max_batch_samples.get_ref() == 0 {
+            r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "e.g. 5000");
+        }
+        if *self.spool_max_bytes.get_ref() < 64 * 1024 {
             r.span(
-                self.max_batch_samples.span(),
-                "`max_batch_samples` must be at least 1",
-                "e.g. 5000",
+                self.spool_max_bytes.span(),
+                "`spool_max_bytes` is below 64 KiB",
+                "the default is 268435456 (256 MiB)",
             );
+        }
+        if let Some(addr) = &self.metrics_listen {
+            if addr.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                r.span(
+                    addr.span(),
+                    format!("metrics_listen {:?} is not ip:port", addr.get_ref()),
+                    "e.g. \"127.0.0.1:9427\"",
+                );
+            }
         }
         for (id, check) in &self.checks {
             check.validate(id.as_str(), r);
@@ -145,22 +161,13 @@ impl AgentConfig {
             return Ok(t.get_ref().trim().to_string());
         }
         let Some(file) = &self.token_file else {
-            return Err(LoadError::Token(
-                "neither `token` nor `token_file` is set".into(),
-            ));
+            return Err(LoadError::Token("neither `token` nor `token_file` is set".into()));
         };
-        let text = std::fs::read_to_string(file.get_ref()).map_err(|e| {
-            LoadError::Token(format!(
-                "cannot read token_file {}: {e}",
-                file.get_ref().display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(file.get_ref())
+            .map_err(|e| LoadError::Token(format!("cannot read token_file {}: {e}", file.get_ref().display())))?;
         let token = text.trim().to_string();
         if token.is_empty() {
-            return Err(LoadError::Token(format!(
-                "token_file {} is empty",
-                file.get_ref().display()
-            )));
+            return Err(LoadError::Token(format!("token_file {} is empty", file.get_ref().display())));
         }
         Ok(token)
     }

@@ -78,11 +78,7 @@ const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
 
 /// Check ids appear in metric labels and URLs: keep them plain.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl CheckConfig {
@@ -92,10 +88,7 @@ impl CheckConfig {
         match self.kind {
             CheckKind::Http => {
                 let ok = (target.starts_with("http://") || target.starts_with("https://"))
-                    && target
-                        .split("://")
-                        .nth(1)
-                        .is_some_and(|rest| !rest.is_empty());
+                    && target.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
                 if !ok {
                     r.span(
                         self.target.span(),
@@ -105,9 +98,9 @@ impl CheckConfig {
                 }
             }
             CheckKind::Tcp => {
-                let ok = target.rsplit_once(':').is_some_and(|(host, port)| {
-                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-                });
+                let ok = target
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
                 if !ok {
                     r.span(
                         self.target.span(),
@@ -119,18 +112,10 @@ impl CheckConfig {
         }
         if self.kind != CheckKind::Http {
             if let Some(m) = &self.method {
-                r.span(
-                    m.span(),
-                    format!("check {id:?}: `method` applies to http checks only"),
-                    "remove it",
-                );
+                r.span(m.span(), format!("check {id:?}: `method` applies to http checks only"), "remove it");
             }
             if let Some(s) = self.expect_status.first() {
-                r.span(
-                    s.span(),
-                    format!("check {id:?}: `expect_status` applies to http checks only"),
-                    "remove it",
-                );
+                r.span(s.span(), format!("check {id:?}: `expect_status` applies to http checks only"), "remove it");
             }
         }
         if let Some(m) = &self.method {
@@ -146,28 +131,17 @@ impl CheckConfig {
             if !(100..=599).contains(s.get_ref()) {
                 r.span(
                     s.span(),
-                    format!(
-                        "check {id:?}: status {} is not an HTTP status code",
-                        s.get_ref()
-                    ),
+                    format!("check {id:?}: status {} is not an HTTP status code", s.get_ref()),
                     "use 100..=599",
                 );
             }
         }
         if self.interval.get_ref().get().is_zero() {
-            r.span(
-                self.interval.span(),
-                format!("check {id:?}: interval must be longer than 0"),
-                "e.g. \"30s\"",
-            );
+            r.span(self.interval.span(), format!("check {id:?}: interval must be longer than 0"), "e.g. \"30s\"");
         }
         if let Some(timeout) = &self.timeout {
             if timeout.get_ref().get().is_zero() {
-                r.span(
-                    timeout.span(),
-                    format!("check {id:?}: timeout must be longer than 0"),
-                    "e.g. \"5s\"",
-                );
+                r.span(timeout.span(), format!("check {id:?}: timeout must be longer than 0"), "e.g. \"5s\"");
             } else if timeout.get_ref() > self.interval.get_ref() {
                 r.span(
                     timeout.span(),
@@ -180,10 +154,7 @@ impl CheckConfig {
                 );
             }
         }
-        for (field, value) in [
-            ("fail_after", &self.fail_after),
-            ("recover_after", &self.recover_after),
-        ] {
+        for (field, value) in [("fail_after", &self.fail_after), ("recover_after", &self.recover_after)] {
             if *value.get_ref() == 0 {
                 r.span(
                     value.span(),
@@ -279,9 +250,7 @@ pub fn deserialize_labels<'de, D: serde::Deserializer<'de>>(
             && !k.starts_with(|c: char| c.is_ascii_digit())
             && v.len() <= 256;
         if !ok {
-            return Err(serde::de::Error::custom(format!(
-                "label {k:?}={v:?} is not valid"
-            )));
+            return Err(serde::de::Error::custom(format!("label {k:?}={v:?} is not valid")));
         }
     }
     Ok(labels)

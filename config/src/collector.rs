@@ -105,21 +105,12 @@ impl CollectorConfig {
             );
         }
         if *self.max_body_bytes.get_ref() < 1024 {
-            r.span(
-                self.max_body_bytes.span(),
-                "`max_body_bytes` is below 1024",
-                "the default is 33554432 (32 MiB)",
-            );
+            r.span(self.max_body_bytes.span(), "`max_body_bytes` is below 1024", "the default is 33554432 (32 MiB)");
         }
         if *self.max_batch_samples.get_ref() == 0 {
-            r.span(
-                self.max_batch_samples.span(),
-                "`max_batch_samples` must be at least 1",
-                "the default is 100000",
-            );
+            r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "the default is 100000");
         }
-        let mut seen_hashes: std::collections::HashMap<&str, &Id> =
-            std::collections::HashMap::new();
+        let mut seen_hashes: std::collections::HashMap<&str, &Id> = std::collections::HashMap::new();
         for (name, agent) in &self.agents {
             if let Some(other) = seen_hashes.insert(agent.token_hash.get_ref(), name) {
                 r.span(
@@ -169,10 +160,7 @@ impl CollectorConfig {
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-            .get_ref()
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8427)))
+        self.listen.get_ref().parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8427)))
     }
 
     /// The checks assigned to `agent`, by name or by label selector.

@@ -26,14 +26,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, " ({hint})")?;
         }
@@ -66,11 +59,7 @@ pub struct Reporter<'a> {
 
 impl<'a> Reporter<'a> {
     pub fn new(file: &'a Path, source: &'a str) -> Self {
-        Self {
-            file,
-            source,
-            diagnostics: Vec::new(),
-        }
+        Self { file, source, diagnostics: Vec::new() }
     }
 
     pub fn at(&mut self, offset: usize, message: impl Into<String>, hint: Option<String>) {
@@ -84,12 +73,7 @@ impl<'a> Reporter<'a> {
         });
     }
 
-    pub fn span(
-        &mut self,
-        span: Range<usize>,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) {
+    pub fn span(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
         self.at(span.start, message, Some(hint.into()));
     }
 
@@ -195,9 +179,7 @@ fn blank_at(text: &str, offset: usize) -> Option<(String, Option<String>)> {
         let mut end = text.len();
         let mut pos = line_end;
         while pos < text.len() {
-            let next_end = text[pos + 1..]
-                .find('\n')
-                .map_or(text.len(), |i| pos + 1 + i);
+            let next_end = text[pos + 1..].find('\n').map_or(text.len(), |i| pos + 1 + i);
             if text[pos + 1..next_end].trim_start().starts_with('[') {
                 end = pos;
                 break;
@@ -206,11 +188,7 @@ fn blank_at(text: &str, offset: usize) -> Option<(String, Option<String>)> {
         }
         (end, None)
     } else {
-        let key = line
-            .split('=')
-            .next()
-            .map(|k| k.trim().trim_matches('"').to_string())
-            .filter(|k| !k.is_empty());
+        let key = line.split('=').next().map(|k| k.trim().trim_matches('"').to_string()).filter(|k| !k.is_empty());
         (line_end, key)
     };
     if line_start >= end {
@@ -237,11 +215,8 @@ fn blank_at(text: &str, offset: usize) -> Option<(String, Option<String>)> {
 fn hint_for(message: &str) -> Option<String> {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let unknown = rest.split('`').next().unwrap_or("");
-        let expected: Vec<&str> = rest
-            .split("expected")
-            .nth(1)
-            .map(|s| s.split('`').skip(1).step_by(2).collect())
-            .unwrap_or_default();
+        let expected: Vec<&str> =
+            rest.split("expected").nth(1).map(|s| s.split('`').skip(1).step_by(2).collect()).unwrap_or_default();
         if let Some(best) = closest(unknown, &expected) {
             return Some(format!("did you mean `{best}`?"));
         }
@@ -257,9 +232,7 @@ fn hint_for(message: &str) -> Option<String> {
         return Some(crate::check::ID_HINT.into());
     }
     if message.starts_with("label ") {
-        return Some(
-            "label names use letters, digits and '_' (up to 64), values up to 256 bytes".into(),
-        );
+        return Some("label names use letters, digits and '_' (up to 64), values up to 256 bytes".into());
     }
     if message.contains("selector") {
         return Some(SELECTOR_HINT.into());
@@ -275,12 +248,7 @@ fn hint_for(message: &str) -> Option<String> {
 
 /// The candidate within edit distance 2 of `word`, if any.
 fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (levenshtein(word, c), *c))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, c)| c)
+    candidates.iter().map(|c| (levenshtein(word, c), *c)).filter(|(d, _)| *d <= 2).min().map(|(_, c)| c)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -322,8 +290,7 @@ mod tests {
 
     #[test]
     fn suggests_the_closest_key() {
-        let hint =
-            hint_for("unknown field `intervl`, expected one of `kind`, `interval`, `timeout`");
+        let hint = hint_for("unknown field `intervl`, expected one of `kind`, `interval`, `timeout`");
         assert_eq!(hint.as_deref(), Some("did you mean `interval`?"));
     }
 }

@@ -24,8 +24,7 @@ impl From<HumanDuration> for Duration {
 }
 
 /// The hint printed whenever a duration cannot be read.
-pub const DURATION_HINT: &str =
-    "write a number followed by a unit (ms, s, m, h, d), e.g. \"30s\" or \"1h30m\"";
+pub const DURATION_HINT: &str = "write a number followed by a unit (ms, s, m, h, d), e.g. \"30s\" or \"1h30m\"";
 
 /// Parses `"1h30m"`, `"250ms"`, `"30s"`, `"7d"`. Units may be combined, largest first is not
 /// required; a bare number is rejected because the unit would be a guess.
@@ -43,14 +42,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             i += 1;
         }
         if start == i {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number at {:?}",
-                &s[i..]
-            ));
+            return Err(format!("invalid duration {text:?}: expected a number at {:?}", &s[i..]));
         }
-        let number: u128 = s[start..i]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        let number: u128 = s[start..i].parse().map_err(|_| format!("invalid duration {text:?}: number too large"))?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -61,11 +55,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit after {number}"
-                ))
-            }
+            "" => return Err(format!("invalid duration {text:?}: missing unit after {number}")),
             other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
         };
         total_ms = number
@@ -73,8 +63,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .and_then(|n| total_ms.checked_add(n))
             .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
     }
-    let ms =
-        u64::try_from(total_ms).map_err(|_| format!("invalid duration {text:?}: too large"))?;
+    let ms = u64::try_from(total_ms).map_err(|_| format!("invalid duration {text:?}: too large"))?;
     Ok(Duration::from_millis(ms))
 }
 
@@ -85,13 +74,7 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000u128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
+    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -118,9 +101,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 parse_duration(v).map(HumanDuration).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "invalid duration {v}: a bare number has no unit"
-                )))
+                Err(E::custom(format!("invalid duration {v}: a bare number has no unit")))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -149,9 +130,7 @@ mod tests {
     #[test]
     fn rejects_what_would_be_a_guess() {
         assert!(parse_duration("30").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("5x")
-            .unwrap_err()
-            .contains("unknown unit \"x\""));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit \"x\""));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("99999999999999999999999d").is_err());

@@ -22,9 +22,7 @@ pub const SELECTOR_HINT: &str =
     "write comma-separated terms such as \"role=web, env!=dev\"; names use letters, digits, '_', '-' and '.'";
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
 }
 
 impl LabelSelector {
@@ -43,9 +41,7 @@ impl LabelSelector {
             } else if let Some((k, v)) = term.split_once('=') {
                 (k.trim(), v.trim().trim_start_matches('='), false)
             } else {
-                return Err(format!(
-                    "invalid selector term {term:?}: expected key=value or key!=value"
-                ));
+                return Err(format!("invalid selector term {term:?}: expected key=value or key!=value"));
             };
             if !valid_name(key) || !valid_name(value) {
                 return Err(format!("invalid selector term {term:?}"));
@@ -104,10 +100,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

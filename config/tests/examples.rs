@@ -6,41 +6,23 @@ use std::path::{Path, PathBuf};
 use vakt_config::{AgentConfig, CheckKind, CollectorConfig, ConfigErrors};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
 }
 
 #[test]
 fn example_collector_config_loads() {
-    let cfg =
-        CollectorConfig::load(&example("collector.toml")).expect("example collector.toml is valid");
+    let cfg = CollectorConfig::load(&example("collector.toml")).expect("example collector.toml is valid");
     assert_eq!(cfg.listen.get_ref(), "127.0.0.1:8427");
     assert_eq!(cfg.agents.len(), 2);
     // shop-home is assigned by selector to both web agents, shop-db by name to web-1 only.
-    let web1: Vec<String> = cfg
-        .assignments_for("web-1")
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    let web2: Vec<String> = cfg
-        .assignments_for("web-2")
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let web1: Vec<String> = cfg.assignments_for("web-1").into_iter().map(|c| c.id).collect();
+    let web2: Vec<String> = cfg.assignments_for("web-2").into_iter().map(|c| c.id).collect();
     assert_eq!(web1, ["shop-db", "shop-home"]);
     assert_eq!(web2, ["shop-home"]);
     let home = &cfg.assignments_for("web-2")[0];
-    assert_eq!(
-        (home.kind, home.interval_ms, home.timeout_ms),
-        (CheckKind::Http, 30_000, 5_000)
-    );
+    assert_eq!((home.kind, home.interval_ms, home.timeout_ms), (CheckKind::Http, 30_000, 5_000));
     // The default timeout is 10s or the interval, whichever is shorter.
-    let db = cfg
-        .assignments_for("web-1")
-        .into_iter()
-        .find(|c| c.id == "shop-db")
-        .unwrap();
+    let db = cfg.assignments_for("web-1").into_iter().find(|c| c.id == "shop-db").unwrap();
     assert_eq!(db.timeout_ms, 10_000);
     assert_eq!(cfg.services_of("shop-db"), ["shop"]);
 }
@@ -54,12 +36,7 @@ fn example_agent_config_loads() {
 }
 
 fn errors(result: Result<impl std::fmt::Debug, ConfigErrors>) -> Vec<String> {
-    result
-        .expect_err("config must be rejected")
-        .0
-        .iter()
-        .map(|d| d.to_string())
-        .collect()
+    result.expect_err("config must be rejected").0.iter().map(|d| d.to_string()).collect()
 }
 
 #[test]
@@ -78,21 +55,9 @@ agents = ["a"]
 "#;
     let errs = errors(CollectorConfig::parse(src, Path::new("collector.toml")));
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert!(
-        errs[0].starts_with("collector.toml:9:1: unknown field `intervall`"),
-        "{}",
-        errs[0]
-    );
-    assert!(
-        errs[0].ends_with("(did you mean `interval`?)"),
-        "{}",
-        errs[0]
-    );
-    assert!(
-        errs[1].starts_with("collector.toml:10:11: invalid duration \"5x\": unknown unit \"x\""),
-        "{}",
-        errs[1]
-    );
+    assert!(errs[0].starts_with("collector.toml:9:1: unknown field `intervall`"), "{}", errs[0]);
+    assert!(errs[0].ends_with("(did you mean `interval`?)"), "{}", errs[0]);
+    assert!(errs[1].starts_with("collector.toml:10:11: invalid duration \"5x\": unknown unit \"x\""), "{}", errs[1]);
     assert!(errs[1].contains("e.g. \"30s\""), "{}", errs[1]);
 }
 
@@ -153,32 +118,17 @@ target = "x"
 "#;
     let errs = errors(AgentConfig::parse(src, Path::new("agent.toml")));
     assert_eq!(errs.len(), 4, "{errs:#?}");
-    assert!(
-        errs[0].starts_with("agent.toml:1:8: name \"web 1\" is not valid"),
-        "{}",
-        errs[0]
-    );
-    assert!(
-        errs[1].starts_with("agent.toml:4:1: unknown field `colector`"),
-        "{}",
-        errs[1]
-    );
+    assert!(errs[0].starts_with("agent.toml:1:8: name \"web 1\" is not valid"), "{}", errs[0]);
+    assert!(errs[1].starts_with("agent.toml:4:1: unknown field `colector`"), "{}", errs[1]);
     assert!(errs[1].contains("did you mean `collector`?"), "{}", errs[1]);
     assert!(errs[2].starts_with("agent.toml:6:1: label"), "{}", errs[2]);
     assert!(errs[2].contains("label \"bad-label\""), "{}", errs[2]);
-    assert!(
-        errs[3].starts_with("agent.toml:10:8: unknown variant `smoke-signal`"),
-        "{}",
-        errs[3]
-    );
+    assert!(errs[3].starts_with("agent.toml:10:8: unknown variant `smoke-signal`"), "{}", errs[3]);
 }
 
 #[test]
 fn a_toml_syntax_error_is_reported_with_its_place() {
-    let errs = errors(AgentConfig::parse(
-        "name = \"a\"\ncollector = \n",
-        Path::new("a.toml"),
-    ));
+    let errs = errors(AgentConfig::parse("name = \"a\"\ncollector = \n", Path::new("a.toml")));
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].starts_with("a.toml:2:"), "{}", errs[0]);
 }
@@ -189,9 +139,5 @@ fn two_agents_may_not_share_a_token() {
     let src = format!("[agents.a]\ntoken_hash = \"{hash}\"\n[agents.b]\ntoken_hash = \"{hash}\"\n");
     let errs = errors(CollectorConfig::parse(&src, Path::new("c.toml")));
     assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert!(
-        errs[0].starts_with("c.toml:4:14: agent \"b\" has the same token_hash as agent \"a\""),
-        "{}",
-        errs[0]
-    );
+    assert!(errs[0].starts_with("c.toml:4:14: agent \"b\" has the same token_hash as agent \"a\""), "{}", errs[0]);
 }

@@ -33,11 +33,7 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
@@ -51,10 +47,7 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -75,10 +68,7 @@ impl Proc {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {bin_name}: {e}"));
-        Proc {
-            child,
-            log: log.to_path_buf(),
-        }
+        Proc { child, log: log.to_path_buf() }
     }
 
     pub fn pid(&self) -> i32 {
@@ -93,10 +83,7 @@ impl Proc {
 
     /// Sends a signal with the `kill` command (no unsafe code here).
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
         assert!(status.success(), "kill -{sig} failed");
     }
 
@@ -107,11 +94,7 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "process did not exit within {timeout:?}; log:\n{}",
-                self.log_text()
-            );
+            assert!(Instant::now() < deadline, "process did not exit within {timeout:?}; log:\n{}", self.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -142,12 +125,7 @@ pub fn run_bin(bin_name: &str, args: &[&str], stdin: Option<&str>) -> (i32, Stri
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
@@ -168,9 +146,7 @@ pub fn token_hash(token: &str) -> String {
 /// The value of one sample in Prometheus text format: `name{labels}` exactly as exposed.
 pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(series)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
+        l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
     })
 }
 
@@ -183,30 +159,14 @@ pub struct Collector {
 
 impl Collector {
     pub async fn start(config: &Path, addr: SocketAddr, log: &Path) -> Collector {
-        let proc = Proc::spawn(
-            "vakt-collector",
-            &["run", "--config", config.to_str().unwrap()],
-            log,
-        );
-        let c = Collector {
-            proc,
-            addr,
-            config: config.to_path_buf(),
-        };
+        let proc = Proc::spawn("vakt-collector", &["run", "--config", config.to_str().unwrap()], log);
+        let c = Collector { proc, addr, config: config.to_path_buf() };
         let client = reqwest::Client::new();
         let url = c.url("/healthz");
         wait_for("collector /healthz", Duration::from_secs(20), || {
             let client = client.clone();
             let url = url.clone();
-            async move {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
+            async move { client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
         })
         .await;
         c
@@ -217,21 +177,11 @@ impl Collector {
     }
 
     pub async fn get_text(&self, path: &str) -> String {
-        reqwest::get(self.url(path))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        reqwest::get(self.url(path)).await.unwrap().text().await.unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(self.url(path))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(self.url(path)).await.unwrap().json().await.unwrap()
     }
 
     pub async fn metric_owned(&self, series: String) -> Option<f64> {
@@ -268,19 +218,11 @@ impl Target {
                 if code >= 400 {
                     f.fetch_add(1, Ordering::SeqCst);
                 }
-                (
-                    axum::http::StatusCode::from_u16(code).unwrap(),
-                    "target says hello",
-                )
+                (axum::http::StatusCode::from_u16(code).unwrap(), "target says hello")
             }
         });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Target {
-            addr,
-            status,
-            hits,
-            failures,
-        }
+        Target { addr, status, hits, failures }
     }
 
     pub fn set_status(&self, code: u16) {

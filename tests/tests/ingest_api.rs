@@ -34,18 +34,11 @@ async fn setup() -> Setup {
     )
     .unwrap();
     let collector = Collector::start(&cfg, addr, &dir.path().join("collector.log")).await;
-    Setup {
-        _dir: dir,
-        collector,
-        http: reqwest::Client::new(),
-    }
+    Setup { _dir: dir, collector, http: reqwest::Client::new() }
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 fn batch(agent: &str, seq: u64, n: usize) -> serde_json::Value {
@@ -56,16 +49,8 @@ fn batch(agent: &str, seq: u64, n: usize) -> serde_json::Value {
 }
 
 impl Setup {
-    async fn post(
-        &self,
-        token: Option<&str>,
-        body: Vec<u8>,
-        gzip: bool,
-    ) -> (u16, serde_json::Value) {
-        let mut req = self
-            .http
-            .post(self.collector.url("/api/v1/ingest"))
-            .body(body);
+    async fn post(&self, token: Option<&str>, body: Vec<u8>, gzip: bool) -> (u16, serde_json::Value) {
+        let mut req = self.http.post(self.collector.url("/api/v1/ingest")).body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -78,12 +63,7 @@ impl Setup {
     }
 
     async fn healthy(&self) {
-        let r = self
-            .http
-            .get(self.collector.url("/healthz"))
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(self.collector.url("/healthz")).send().await.unwrap();
         assert_eq!(r.status(), 200, "collector must keep serving");
     }
 }
@@ -94,29 +74,18 @@ async fn bad_tokens_get_401_and_an_agent_cannot_push_for_another_403() {
     let body = serde_json::to_vec(&batch("a", 1, 1)).unwrap();
     let (status, err) = s.post(None, body.clone(), false).await;
     assert_eq!(status, 401);
-    assert!(err["error"]
-        .as_str()
-        .unwrap()
-        .contains("missing bearer token"));
+    assert!(err["error"].as_str().unwrap().contains("missing bearer token"));
     let (status, err) = s.post(Some("wrong"), body.clone(), false).await;
     assert_eq!(status, 401);
     assert_eq!(err["error"], "token is not valid for any agent");
     let (status, err) = s.post(Some(TOKEN_B), body.clone(), false).await;
     assert_eq!(status, 403, "b's token must not push for a");
-    assert_eq!(
-        err["error"],
-        "this token belongs to agent \"b\"; it cannot push for \"a\""
-    );
-    let rejected = |reason: &str| {
-        s.collector
-            .metric_owned(format!("vakt_ingest_rejected_total{{reason=\"{reason}\"}}"))
-    };
+    assert_eq!(err["error"], "this token belongs to agent \"b\"; it cannot push for \"a\"");
+    let rejected =
+        |reason: &str| s.collector.metric_owned(format!("vakt_ingest_rejected_total{{reason=\"{reason}\"}}"));
     assert_eq!(rejected("unauthorized").await, Some(2.0));
     assert_eq!(rejected("forbidden").await, Some(1.0));
-    assert_eq!(
-        s.collector.metric("vakt_ingest_samples_total").await,
-        Some(0.0)
-    );
+    assert_eq!(s.collector.metric("vakt_ingest_samples_total").await, Some(0.0));
     s.healthy().await;
 }
 
@@ -142,29 +111,16 @@ async fn malformed_input_gets_400_with_a_reason_and_the_collector_keeps_serving(
     for (body, gzip, reason) in cases {
         let (status, err) = s.post(Some(TOKEN_A), body, gzip).await;
         assert_eq!(status, 400, "{reason}: {err}");
-        assert!(
-            err["error"].as_str().unwrap().contains(reason),
-            "want {reason:?}, got {err}"
-        );
+        assert!(err["error"].as_str().unwrap().contains(reason), "want {reason:?}, got {err}");
         s.healthy().await;
     }
     // Too big: 413, before or after decompression.
-    let (status, _) = s
-        .post(
-            Some(TOKEN_A),
-            serde_json::to_vec(&batch("a", 1, 101)).unwrap(),
-            false,
-        )
-        .await;
+    let (status, _) = s.post(Some(TOKEN_A), serde_json::to_vec(&batch("a", 1, 101)).unwrap(), false).await;
     assert_eq!(status, 413);
     let (status, _) = s.post(Some(TOKEN_A), vec![b' '; 100_000], false).await;
     assert_eq!(status, 413);
     s.healthy().await;
-    assert_eq!(
-        s.collector.metric("vakt_ingest_samples_total").await,
-        Some(0.0),
-        "nothing half-stored"
-    );
+    assert_eq!(s.collector.metric("vakt_ingest_samples_total").await, Some(0.0), "nothing half-stored");
 }
 
 #[tokio::test]
@@ -176,46 +132,23 @@ async fn gzip_batches_are_accepted_and_a_replay_is_stored_once() {
     let gz = gz.finish().unwrap();
     let (status, ack) = s.post(Some(TOKEN_A), gz.clone(), true).await;
     assert_eq!(status, 200, "{ack}");
-    assert_eq!(
-        ack,
-        serde_json::json!({"sequence": 42, "accepted": 5, "duplicate": false})
-    );
+    assert_eq!(ack, serde_json::json!({"sequence": 42, "accepted": 5, "duplicate": false}));
     let (status, ack) = s.post(Some(TOKEN_A), gz, true).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        ack,
-        serde_json::json!({"sequence": 42, "accepted": 0, "duplicate": true})
-    );
-    assert_eq!(
-        s.collector.metric("vakt_ingest_samples_total").await,
-        Some(5.0)
-    );
-    assert_eq!(
-        s.collector
-            .metric("vakt_ingest_batches_total{outcome=\"duplicate\"}")
-            .await,
-        Some(1.0)
-    );
-    assert_eq!(
-        s.collector.metric("vakt_check_up{check=\"web\"}").await,
-        Some(1.0)
-    );
+    assert_eq!(ack, serde_json::json!({"sequence": 42, "accepted": 0, "duplicate": true}));
+    assert_eq!(s.collector.metric("vakt_ingest_samples_total").await, Some(5.0));
+    assert_eq!(s.collector.metric("vakt_ingest_batches_total{outcome=\"duplicate\"}").await, Some(1.0));
+    assert_eq!(s.collector.metric("vakt_check_up{check=\"web\"}").await, Some(1.0));
 }
 
 #[tokio::test]
 async fn assignments_need_the_agents_own_token_and_follow_selectors() {
     let s = setup().await;
     let get = |agent: &str, token: &str| {
-        s.http
-            .get(s.collector.url(&format!("/api/v1/agents/{agent}/checks")))
-            .bearer_auth(token)
-            .send()
+        s.http.get(s.collector.url(&format!("/api/v1/agents/{agent}/checks"))).bearer_auth(token).send()
     };
     let a: serde_json::Value = get("a", TOKEN_A).await.unwrap().json().await.unwrap();
-    assert_eq!(
-        a["checks"][0]["id"], "web",
-        "selector role=web matches agent a"
-    );
+    assert_eq!(a["checks"][0]["id"], "web", "selector role=web matches agent a");
     assert_eq!(a["checks"][0]["interval_ms"], 30_000);
     let b: serde_json::Value = get("b", TOKEN_B).await.unwrap().json().await.unwrap();
     assert!(b["checks"].as_array().unwrap().is_empty());
@@ -225,28 +158,14 @@ async fn assignments_need_the_agents_own_token_and_follow_selectors() {
 #[tokio::test]
 async fn collector_exits_cleanly_on_sigterm_and_keeps_what_it_acknowledged() {
     let mut s = setup().await;
-    let (status, _) = s
-        .post(
-            Some(TOKEN_A),
-            serde_json::to_vec(&batch("a", 7, 3)).unwrap(),
-            false,
-        )
-        .await;
+    let (status, _) = s.post(Some(TOKEN_A), serde_json::to_vec(&batch("a", 7, 3)).unwrap(), false).await;
     assert_eq!(status, 200);
     s.collector.proc.signal("TERM");
-    let exit = s
-        .collector
-        .proc
-        .wait_exit(std::time::Duration::from_secs(15));
+    let exit = s.collector.proc.wait_exit(std::time::Duration::from_secs(15));
     assert!(exit.success(), "{exit:?}");
     assert!(s.collector.proc.log_text().contains("collector stopped"));
     // Same data directory, new process: the acknowledged samples are there.
-    let collector = Collector::start(
-        &s.collector.config,
-        s.collector.addr,
-        &s._dir.path().join("again.log"),
-    )
-    .await;
+    let collector = Collector::start(&s.collector.config, s.collector.addr, &s._dir.path().join("again.log")).await;
     let samples = collector.get_json("/api/v1/samples?check=web").await;
     assert_eq!(samples.as_array().unwrap().len(), 3);
 }

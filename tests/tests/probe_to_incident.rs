@@ -48,13 +48,9 @@ checks = ["shop"]
     std::fs::write(&agent_toml, format!("name = \"edge-1\"\ncollector = \"http://{addr}\"\ntoken_file = \"agent.token\"\nspool_dir = \"agent-data\"\npush_interval = \"100ms\"\nrefresh_interval = \"1s\"\n")).unwrap();
     std::fs::write(dir.path().join("agent.token"), format!("{token}\n")).unwrap();
 
-    let mut collector =
-        Collector::start(&collector_toml, addr, &dir.path().join("collector-1.log")).await;
-    let mut agent = Proc::spawn(
-        "vakt-agent",
-        &["run", "--config", agent_toml.to_str().unwrap()],
-        &dir.path().join("agent.log"),
-    );
+    let mut collector = Collector::start(&collector_toml, addr, &dir.path().join("collector-1.log")).await;
+    let mut agent =
+        Proc::spawn("vakt-agent", &["run", "--config", agent_toml.to_str().unwrap()], &dir.path().join("agent.log"));
 
     // Healthy: up, no incident.
     wait_for("vakt_check_up 1", WAIT, || async {
@@ -62,27 +58,10 @@ checks = ["shop"]
     })
     .await;
     assert_eq!(collector.metric("vakt_incidents_open").await, Some(0.0));
-    assert!(collector
-        .get_json("/api/v1/incidents")
-        .await
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(collector.get_json("/api/v1/incidents").await.as_array().unwrap().is_empty());
     assert!(collector.metric("vakt_ingest_samples_total").await.unwrap() >= 1.0);
-    assert!(
-        collector
-            .metric("vakt_agent_last_seen_timestamp_seconds{agent=\"edge-1\"}")
-            .await
-            .unwrap()
-            > 1.7e9
-    );
-    assert!(
-        collector
-            .metric("vakt_check_latency_seconds_count{check=\"shop\"}")
-            .await
-            .unwrap()
-            >= 1.0
-    );
+    assert!(collector.metric("vakt_agent_last_seen_timestamp_seconds{agent=\"edge-1\"}").await.unwrap() > 1.7e9);
+    assert!(collector.metric("vakt_check_latency_seconds_count{check=\"shop\"}").await.unwrap() >= 1.0);
 
     // Failing: an incident opens, but only after fail_after failed probes.
     let failures_before = target.failures();
@@ -92,40 +71,20 @@ checks = ["shop"]
         (!list.as_array().unwrap().is_empty()).then_some(list)
     })
     .await;
-    assert!(
-        target.failures() - failures_before >= 3,
-        "opened before 3 failures were probed"
-    );
+    assert!(target.failures() - failures_before >= 3, "opened before 3 failures were probed");
     let incident = &incidents[0];
     assert_eq!(incidents.as_array().unwrap().len(), 1);
     assert_eq!(incident["check"], "shop");
     assert_eq!(incident["services"], serde_json::json!(["webshop"]));
-    assert!(
-        incident["title"].as_str().unwrap().contains("status 500"),
-        "{incident}"
-    );
-    assert_eq!(
-        collector.metric("vakt_check_up{check=\"shop\"}").await,
-        Some(0.0)
-    );
+    assert!(incident["title"].as_str().unwrap().contains("status 500"), "{incident}");
+    assert_eq!(collector.metric("vakt_check_up{check=\"shop\"}").await, Some(0.0));
     assert_eq!(collector.metric("vakt_incidents_open").await, Some(1.0));
     let id = incident["id"].as_i64().unwrap();
 
     // It keeps failing: still one incident.
     let hits = target.hits();
-    wait_for("more failed probes", WAIT, || async {
-        (target.hits() >= hits + 3).then_some(())
-    })
-    .await;
-    assert_eq!(
-        collector
-            .get_json("/api/v1/incidents")
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    wait_for("more failed probes", WAIT, || async { (target.hits() >= hits + 3).then_some(()) }).await;
+    assert_eq!(collector.get_json("/api/v1/incidents").await.as_array().unwrap().len(), 1);
 
     // Recovering: the same incident resolves.
     target.set_status(200);
@@ -135,53 +94,33 @@ checks = ["shop"]
     })
     .await;
     assert_eq!(collector.metric("vakt_incidents_open").await, Some(0.0));
-    assert_eq!(
-        collector.metric("vakt_check_up{check=\"shop\"}").await,
-        Some(1.0)
-    );
-    let kinds: Vec<&str> = resolved["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    assert_eq!(collector.metric("vakt_check_up{check=\"shop\"}").await, Some(1.0));
+    let kinds: Vec<&str> =
+        resolved["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["opened", "resolved"]);
 
     // Crash the collector and start it again on the same data: the history is intact and the
     // metrics come back from the store, before any new sample arrives.
     collector.proc.kill();
-    let collector =
-        Collector::start(&collector_toml, addr, &dir.path().join("collector-2.log")).await;
+    let collector = Collector::start(&collector_toml, addr, &dir.path().join("collector-2.log")).await;
     let after = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(after["status"], "resolved");
     assert_eq!(after["opened_at"], resolved["opened_at"]);
     assert_eq!(after["resolved_at"], resolved["resolved_at"]);
     assert_eq!(after["timeline"], resolved["timeline"]);
     assert_eq!(collector.metric("vakt_incidents_open").await, Some(0.0));
-    assert_eq!(
-        collector.metric("vakt_check_up{check=\"shop\"}").await,
-        Some(1.0)
-    );
+    assert_eq!(collector.metric("vakt_check_up{check=\"shop\"}").await, Some(1.0));
 
     // The agent carries on pushing to the restarted collector.
     wait_for("samples after restart", WAIT, || async {
-        (collector
-            .metric("vakt_ingest_samples_total")
-            .await
-            .unwrap_or(0.0)
-            >= 1.0)
-            .then_some(())
+        (collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0) >= 1.0).then_some(())
     })
     .await;
 
     // SIGTERM: the agent drains and exits 0.
     agent.signal("TERM");
     let status = agent.wait_exit(Duration::from_secs(15));
-    assert!(
-        status.success(),
-        "agent exit: {status:?}\n{}",
-        agent.log_text()
-    );
+    assert!(status.success(), "agent exit: {status:?}\n{}", agent.log_text());
     assert!(agent.log_text().contains("agent stopped"));
 }
 
@@ -206,11 +145,8 @@ async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
 
     // First run: the agent learns its checks and caches them.
     let mut collector = Collector::start(&collector_toml, addr, &dir.path().join("c1.log")).await;
-    let mut agent = Proc::spawn(
-        "vakt-agent",
-        &["run", "--config", agent_toml.to_str().unwrap()],
-        &dir.path().join("a1.log"),
-    );
+    let mut agent =
+        Proc::spawn("vakt-agent", &["run", "--config", agent_toml.to_str().unwrap()], &dir.path().join("a1.log"));
     wait_for("check up", WAIT, || async {
         (collector.metric("vakt_check_up{check=\"target\"}").await == Some(1.0)).then_some(())
     })
@@ -222,23 +158,14 @@ async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
     // Second run: the collector is down. The agent still probes from its cache; when the
     // collector returns, the samples taken during the outage arrive.
     let outage_start = now_ms();
-    let mut agent = Proc::spawn(
-        "vakt-agent",
-        &["run", "--config", agent_toml.to_str().unwrap()],
-        &dir.path().join("a2.log"),
-    );
+    let mut agent =
+        Proc::spawn("vakt-agent", &["run", "--config", agent_toml.to_str().unwrap()], &dir.path().join("a2.log"));
     wait_for("cached checks running", WAIT, || async {
-        agent
-            .log_text()
-            .contains("running cached assignments")
-            .then_some(())
+        agent.log_text().contains("running cached assignments").then_some(())
     })
     .await;
     let hits = target.hits();
-    wait_for("probes during the outage", WAIT, || async {
-        (target.hits() >= hits + 2).then_some(())
-    })
-    .await;
+    wait_for("probes during the outage", WAIT, || async { (target.hits() >= hits + 2).then_some(()) }).await;
     assert!(agent.log_text().contains("push failed"));
     let outage_end = now_ms();
     let collector = Collector::start(&collector_toml, addr, &dir.path().join("c2.log")).await;
@@ -248,21 +175,11 @@ async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
         (list.as_array().unwrap().len() >= 2).then_some(list)
     })
     .await;
-    assert!(
-        samples
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["agent"] == "a1" && s["success"] == true),
-        "{samples}"
-    );
+    assert!(samples.as_array().unwrap().iter().all(|s| s["agent"] == "a1" && s["success"] == true), "{samples}");
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

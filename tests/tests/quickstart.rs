@@ -13,23 +13,14 @@ async fn quickstart_watches_itself_and_stops_on_ctrl_c() {
     let port = free_port();
     let stdout = dir.path().join("stdout.txt");
     let child = Command::new(bin("vakt-collector"))
-        .args([
-            "quickstart",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            "vakt-data",
-        ])
+        .args(["quickstart", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", "vakt-data"])
         .current_dir(dir.path())
         .stdout(std::fs::File::create(&stdout).unwrap())
         .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let mut proc = Proc {
-        child,
-        log: dir.path().join("stderr.txt"),
-    };
+    let mut proc = Proc { child, log: dir.path().join("stderr.txt") };
     let base = format!("http://127.0.0.1:{port}");
 
     let printed = wait_for("the URLs on stdout", Duration::from_secs(20), || async {
@@ -37,46 +28,22 @@ async fn quickstart_watches_itself_and_stops_on_ctrl_c() {
         s.contains("Press Ctrl-C").then_some(s)
     })
     .await;
-    for path in [
-        "/",
-        "/api/v1/checks",
-        "/api/v1/incidents",
-        "/metrics",
-        "/healthz",
-    ] {
-        assert!(
-            printed.contains(&format!("{base}{path}\n")),
-            "{path} missing from:\n{printed}"
-        );
+    for path in ["/", "/api/v1/checks", "/api/v1/incidents", "/metrics", "/healthz"] {
+        assert!(printed.contains(&format!("{base}{path}\n")), "{path} missing from:\n{printed}");
     }
-    assert!(
-        printed.contains(&dir.path().join("vakt-data").display().to_string()),
-        "{printed}"
-    );
+    assert!(printed.contains(&dir.path().join("vakt-data").display().to_string()), "{printed}");
 
     // Both built-in checks come up (interval 10s with jitter: allow two rounds).
-    wait_for(
-        "both quickstart checks up",
-        Duration::from_secs(30),
-        || async {
-            let text = reqwest::get(format!("{base}/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            let up =
-                |c: &str| metric(&text, &format!("vakt_check_up{{check=\"{c}\"}}")) == Some(1.0);
-            (up("collector-http") && up("collector-tcp")).then_some(())
-        },
-    )
+    wait_for("both quickstart checks up", Duration::from_secs(30), || async {
+        let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
+        let up = |c: &str| metric(&text, &format!("vakt_check_up{{check=\"{c}\"}}")) == Some(1.0);
+        (up("collector-http") && up("collector-tcp")).then_some(())
+    })
     .await;
     assert!(dir.path().join("vakt-data/vakt.db").exists());
 
     proc.signal("INT");
     let status = proc.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status:?}\n{}", proc.log_text());
-    assert!(std::fs::read_to_string(&stdout)
-        .unwrap()
-        .contains("Vakt quickstart stopped."));
+    assert!(std::fs::read_to_string(&stdout).unwrap().contains("Vakt quickstart stopped."));
 }

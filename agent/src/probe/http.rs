@@ -16,12 +16,8 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     pub fn new(spec: &CheckSpec, ctx: &ProbeContext) -> Result<Self, BuildError> {
-        let url = reqwest::Url::parse(&spec.target).map_err(|e| {
-            BuildError(format!(
-                "check {:?}: target {:?} is not a URL: {e}",
-                spec.id, spec.target
-            ))
-        })?;
+        let url = reqwest::Url::parse(&spec.target)
+            .map_err(|e| BuildError(format!("check {:?}: target {:?} is not a URL: {e}", spec.id, spec.target)))?;
         let method = spec.method.as_deref().unwrap_or("GET");
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| BuildError(format!("check {:?}: bad HTTP method {method:?}", spec.id)))?;
@@ -45,12 +41,7 @@ impl HttpProbe {
 
     async fn probe(&self) -> ProbeResult {
         let start = Instant::now();
-        let response = self
-            .client
-            .request(self.method.clone(), self.url.clone())
-            .timeout(self.timeout)
-            .send()
-            .await;
+        let response = self.client.request(self.method.clone(), self.url.clone()).timeout(self.timeout).send().await;
         let response = match response {
             Ok(r) => r,
             Err(e) => return ProbeResult::failed(Some(start.elapsed()), describe(&e)),
@@ -59,12 +50,7 @@ impl HttpProbe {
         let body = if self.body_contains.is_some() {
             match response.text().await {
                 Ok(b) => Some(b),
-                Err(e) => {
-                    return ProbeResult::failed(
-                        Some(start.elapsed()),
-                        format!("reading body: {}", describe(&e)),
-                    )
-                }
+                Err(e) => return ProbeResult::failed(Some(start.elapsed()), format!("reading body: {}", describe(&e))),
             }
         } else {
             // Read to the end so the latency covers the whole answer.

@@ -24,20 +24,10 @@ pub struct ProbeResult {
 
 impl ProbeResult {
     pub fn ok(latency: Duration) -> Self {
-        Self {
-            success: true,
-            latency: Some(latency),
-            values: BTreeMap::new(),
-            error: None,
-        }
+        Self { success: true, latency: Some(latency), values: BTreeMap::new(), error: None }
     }
     pub fn failed(latency: Option<Duration>, error: impl Into<String>) -> Self {
-        Self {
-            success: false,
-            latency,
-            values: BTreeMap::new(),
-            error: Some(error.into()),
-        }
+        Self { success: false, latency, values: BTreeMap::new(), error: Some(error.into()) }
     }
     pub fn with_value(mut self, name: &str, value: f64) -> Self {
         self.values.insert(name.to_string(), value);

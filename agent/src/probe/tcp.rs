@@ -13,14 +13,9 @@ pub struct TcpProbe {
 impl TcpProbe {
     pub fn new(spec: &CheckSpec) -> Result<Self, BuildError> {
         if spec.target.rsplit_once(':').is_none() {
-            return Err(BuildError(format!(
-                "check {:?}: target {:?} is not host:port",
-                spec.id, spec.target
-            )));
+            return Err(BuildError(format!("check {:?}: target {:?} is not host:port", spec.id, spec.target)));
         }
-        Ok(Self {
-            target: spec.target.clone(),
-        })
+        Ok(Self { target: spec.target.clone() })
     }
 
     async fn probe(&self) -> ProbeResult {
@@ -31,10 +26,7 @@ impl TcpProbe {
                 drop(stream);
                 ProbeResult::ok(latency)
             }
-            Err(e) => ProbeResult::failed(
-                Some(start.elapsed()),
-                format!("connect to {} failed: {e}", self.target),
-            ),
+            Err(e) => ProbeResult::failed(Some(start.elapsed()), format!("connect to {} failed: {e}", self.target)),
         }
     }
 }

@@ -14,23 +14,15 @@ use crate::state::{CheckState, Policy};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: rusqlite::Error },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database {path}: schema version {found} is newer than this collector knows ({known}); upgrade vakt-collector")]
-    TooNew {
-        path: String,
-        found: i64,
-        known: i64,
-    },
+    #[error(
+        "database {path}: schema version {found} is newer than this collector knows ({known}); upgrade vakt-collector"
+    )]
+    TooNew { path: String, found: i64, known: i64 },
     #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
 }
 
 /// The flap-protection policy of each known check; unknown checks get the default.
@@ -85,12 +77,7 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the batch and applies its samples to check states and incidents, all in one
     /// transaction. A batch already stored (same agent and sequence) changes nothing and is
     /// acknowledged as a duplicate.
-    fn commit_batch(
-        &self,
-        batch: &Batch,
-        received_ms: i64,
-        policies: &Policies,
-    ) -> Result<IngestOutcome, StoreError>;
+    fn commit_batch(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError>;
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
 
-use super::{
-    IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample,
-};
+use super::{IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample};
 use crate::incident::{action_for, Action, Incident, IncidentStatus, TimelineEvent};
 use crate::state::{CheckState, Status};
 
@@ -80,29 +78,17 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `vakt.db` in `data_dir` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let path = data_dir.join("vakt.db");
-        let open_err = |source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        };
+        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
         let mut conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         migrate(&mut conn, &path)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Ok(Self { conn: Mutex::new(conn), path })
     }
 
     pub fn path(&self) -> &Path {
@@ -112,9 +98,7 @@ impl SqliteStore {
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves the connection usable: SQLite rolls back an
         // unfinished transaction when it is dropped.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -122,17 +106,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > known {
-        return Err(StoreError::TooNew {
-            path: path.display().to_string(),
-            found,
-            known,
-        });
+        return Err(StoreError::TooNew { path: path.display().to_string(), found, known });
     }
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -194,31 +170,19 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
 }
 
 fn add_event(tx: &Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![incident, e.at_ms, e.kind, e.message])?;
+    tx.prepare_cached("INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![incident, e.at_ms, e.kind, e.message])?;
     Ok(())
 }
 
 impl Store for SqliteStore {
-    fn commit_batch(
-        &self,
-        batch: &Batch,
-        received_ms: i64,
-        policies: &Policies,
-    ) -> Result<IngestOutcome, StoreError> {
+    fn commit_batch(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
             "INSERT INTO batches (agent, sequence, received_ms, samples) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO NOTHING",
-            params![
-                batch.agent,
-                batch.sequence as i64,
-                received_ms,
-                batch.samples.len() as i64
-            ],
+            params![batch.agent, batch.sequence as i64, received_ms, batch.samples.len() as i64],
         )?;
         tx.execute(
             "INSERT INTO agents (name, last_seen_ms) VALUES (?1, ?2)
@@ -228,11 +192,7 @@ impl Store for SqliteStore {
         let mut outcome = IngestOutcome::default();
         if inserted == 0 {
             tx.commit()?;
-            outcome.ack = Some(IngestAck {
-                sequence: batch.sequence,
-                accepted: 0,
-                duplicate: true,
-            });
+            outcome.ack = Some(IngestAck { sequence: batch.sequence, accepted: 0, duplicate: true });
             return Ok(outcome);
         }
         {
@@ -241,11 +201,7 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for s in &batch.samples {
-                let values = if s.values.is_empty() {
-                    None
-                } else {
-                    serde_json::to_string(&s.values).ok()
-                };
+                let values = if s.values.is_empty() { None } else { serde_json::to_string(&s.values).ok() };
                 insert.execute(params![
                     s.check,
                     batch.agent,
@@ -265,26 +221,14 @@ impl Store for SqliteStore {
             let s = &batch.samples[i];
             let state = match states.entry(s.check.as_str()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(load_state(&tx, &s.check)?)
-                }
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(load_state(&tx, &s.check)?),
             };
-            let Some(transition) = state.observe(
-                s.success,
-                s.timestamp_ms,
-                s.error.as_deref(),
-                policies.get(&s.check),
-            ) else {
+            let Some(transition) = state.observe(s.success, s.timestamp_ms, s.error.as_deref(), policies.get(&s.check))
+            else {
                 continue;
             };
             match action_for(&s.check, &transition) {
-                Some(Action::Open {
-                    dedup_key,
-                    title,
-                    severity,
-                    opened_ms,
-                    event,
-                }) => {
+                Some(Action::Open { dedup_key, title, severity, opened_ms, event }) => {
                     if state.open_incident.is_some() {
                         continue;
                     }
@@ -304,11 +248,8 @@ impl Store for SqliteStore {
                             "UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1",
                             params![id, event.at_ms],
                         )?;
-                        let opened: i64 = tx.query_row(
-                            "SELECT opened_ms FROM incidents WHERE id = ?1",
-                            [id],
-                            |r| r.get(0),
-                        )?;
+                        let opened: i64 =
+                            tx.query_row("SELECT opened_ms FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
                         let event = TimelineEvent {
                             message: format!(
                                 "{} after {}",
@@ -328,15 +269,8 @@ impl Store for SqliteStore {
             save_state(&tx, check, state)?;
         }
         tx.commit()?;
-        outcome.states = states
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        outcome.ack = Some(IngestAck {
-            sequence: batch.sequence,
-            accepted: batch.samples.len(),
-            duplicate: false,
-        });
+        outcome.states = states.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        outcome.ack = Some(IngestAck { sequence: batch.sequence, accepted: batch.samples.len(), duplicate: false });
         Ok(outcome)
     }
 
@@ -349,19 +283,10 @@ impl Store for SqliteStore {
         )?;
         let limit = filter.limit.map_or(-1, |l| l as i64);
         let ids: Vec<i64> = stmt
-            .query_map(
-                params![
-                    filter.status.map(IncidentStatus::as_str),
-                    filter.check,
-                    limit
-                ],
-                |r| r.get(0),
-            )?
+            .query_map(params![filter.status.map(IncidentStatus::as_str), filter.check, limit], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         drop(stmt);
-        ids.into_iter()
-            .filter_map(|id| read_incident(&conn, id).transpose())
-            .collect()
+        ids.into_iter().filter_map(|id| read_incident(&conn, id).transpose()).collect()
     }
 
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
@@ -380,8 +305,7 @@ impl Store for SqliteStore {
 
     fn agents_last_seen(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT name, last_seen_ms FROM agents ORDER BY name")?;
+        let mut stmt = conn.prepare_cached("SELECT name, last_seen_ms FROM agents ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -394,29 +318,23 @@ impl Store for SqliteStore {
              ORDER BY ts_ms, id LIMIT ?4",
         )?;
         let limit = filter.limit.map_or(-1, |l| l as i64);
-        let rows = stmt.query_map(
-            params![filter.check, filter.from_ms, filter.to_ms, limit],
-            |r| {
-                Ok(StoredSample {
-                    check: r.get(0)?,
-                    agent: r.get(1)?,
-                    timestamp_ms: r.get(2)?,
-                    success: r.get(3)?,
-                    latency_seconds: r.get(4)?,
-                    error: r.get(5)?,
-                })
-            },
-        )?;
+        let rows = stmt.query_map(params![filter.check, filter.from_ms, filter.to_ms, limit], |r| {
+            Ok(StoredSample {
+                check: r.get(0)?,
+                agent: r.get(1)?,
+                timestamp_ms: r.get(2)?,
+                success: r.get(3)?,
+                latency_seconds: r.get(4)?,
+                error: r.get(5)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn sample_count(&self, check: Option<&str>) -> Result<u64, StoreError> {
         let conn = self.conn();
-        let n: i64 = conn.query_row(
-            "SELECT count(*) FROM samples WHERE ?1 IS NULL OR check_id = ?1",
-            [check],
-            |r| r.get(0),
-        )?;
+        let n: i64 =
+            conn.query_row("SELECT count(*) FROM samples WHERE ?1 IS NULL OR check_id = ?1", [check], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -444,16 +362,10 @@ fn read_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreEr
     let Some(mut incident) = head else {
         return Ok(None);
     };
-    let mut stmt =
-        conn.prepare_cached("SELECT at_ms, kind, message FROM incident_events WHERE incident_id = ?1 ORDER BY at_ms, id")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT at_ms, kind, message FROM incident_events WHERE incident_id = ?1 ORDER BY at_ms, id")?;
     incident.timeline = stmt
-        .query_map([id], |r| {
-            Ok(TimelineEvent {
-                at_ms: r.get(0)?,
-                kind: r.get(1)?,
-                message: r.get(2)?,
-            })
-        })?
+        .query_map([id], |r| Ok(TimelineEvent { at_ms: r.get(0)?, kind: r.get(1)?, message: r.get(2)? }))?
         .collect::<Result<_, _>>()?;
     Ok(Some(incident))
 }
@@ -487,28 +399,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let p = Policies::default();
-        let first = store
-            .commit_batch(&batch(1, &[(1, true), (2, true)]), 10, &p)
-            .unwrap();
-        assert_eq!(
-            first.ack.unwrap(),
-            IngestAck {
-                sequence: 1,
-                accepted: 2,
-                duplicate: false
-            }
-        );
-        let again = store
-            .commit_batch(&batch(1, &[(1, true), (2, true)]), 11, &p)
-            .unwrap();
-        assert_eq!(
-            again.ack.unwrap(),
-            IngestAck {
-                sequence: 1,
-                accepted: 0,
-                duplicate: true
-            }
-        );
+        let first = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 10, &p).unwrap();
+        assert_eq!(first.ack.unwrap(), IngestAck { sequence: 1, accepted: 2, duplicate: false });
+        let again = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 11, &p).unwrap();
+        assert_eq!(again.ack.unwrap(), IngestAck { sequence: 1, accepted: 0, duplicate: true });
         assert_eq!(store.sample_count(Some("web")).unwrap(), 2);
     }
 
@@ -518,50 +412,25 @@ mod tests {
         let p = Policies::default(); // fail_after 3, recover_after 2
         {
             let store = SqliteStore::open(dir.path()).unwrap();
-            store
-                .commit_batch(
-                    &batch(1, &[(1_000, true), (2_000, false), (3_000, false)]),
-                    0,
-                    &p,
-                )
-                .unwrap();
-            assert!(store
-                .incidents(&IncidentFilter::default())
-                .unwrap()
-                .is_empty());
-            let out = store
-                .commit_batch(&batch(2, &[(4_000, false), (5_000, false)]), 0, &p)
-                .unwrap();
-            assert_eq!(
-                out.incidents_opened.len(),
-                1,
-                "one incident however long it keeps failing"
-            );
+            store.commit_batch(&batch(1, &[(1_000, true), (2_000, false), (3_000, false)]), 0, &p).unwrap();
+            assert!(store.incidents(&IncidentFilter::default()).unwrap().is_empty());
+            let out = store.commit_batch(&batch(2, &[(4_000, false), (5_000, false)]), 0, &p).unwrap();
+            assert_eq!(out.incidents_opened.len(), 1, "one incident however long it keeps failing");
         }
         // Reopen: state and incident are still there; recovery resolves the same incident.
         let store = SqliteStore::open(dir.path()).unwrap();
-        let open = store
-            .incidents(&IncidentFilter {
-                status: Some(IncidentStatus::Open),
-                ..Default::default()
-            })
-            .unwrap();
+        let open =
+            store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() }).unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].opened_ms, 2_000, "opened at the first failure");
-        let out = store
-            .commit_batch(&batch(3, &[(6_000, true), (7_000, true)]), 0, &p)
-            .unwrap();
+        let out = store.commit_batch(&batch(3, &[(6_000, true), (7_000, true)]), 0, &p).unwrap();
         assert_eq!(out.incidents_resolved, vec![open[0].id]);
         let inc = store.incident(open[0].id).unwrap().unwrap();
         assert_eq!(inc.status, IncidentStatus::Resolved);
         assert_eq!(inc.resolved_ms, Some(7_000));
         let kinds: Vec<&str> = inc.timeline.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["opened", "resolved"]);
-        assert!(
-            inc.timeline[1].message.ends_with("after 5s"),
-            "{}",
-            inc.timeline[1].message
-        );
+        assert!(inc.timeline[1].message.ends_with("after 5s"), "{}", inc.timeline[1].message);
     }
 
     #[test]
