@@ -142,6 +142,10 @@ pub async fn run(config: AgentConfig, token: String, shutdown: CancellationToken
     drop(scheduler); // closes the sample channel: the pusher drains it and finishes
     pusher_stop.cancel();
     let _ = pusher_task.await;
-    tracing::info!("agent stopped");
+    tracing::info!(
+        probes_run = metrics.probes_run.load(std::sync::atomic::Ordering::Relaxed),
+        samples_delivered = metrics.samples_sent.get(),
+        "agent stopped"
+    );
     Ok(())
 }

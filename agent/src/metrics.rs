@@ -17,6 +17,8 @@ pub struct AgentMetrics {
     pub push_failures: IntCounter,
     pub samples_sent: IntCounter,
     pub dropped_samples: IntCounterVec,
+    /// Every probe run of this process, for the exit summary.
+    pub probes_run: std::sync::atomic::AtomicU64,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -89,6 +91,7 @@ impl AgentMetrics {
             push_failures,
             samples_sent,
             dropped_samples,
+            probes_run: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

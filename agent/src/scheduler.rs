@@ -119,6 +119,7 @@ async fn run_check(
         };
         let outcome = if result.success { "success" } else { "failure" };
         metrics.probes.with_label_values(&[kind, outcome]).inc();
+        metrics.probes_run.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics.probe_duration.with_label_values(&[kind]).observe(clock.elapsed().as_secs_f64());
         if !result.success {
             tracing::debug!(check = %spec.id, error = result.error.as_deref().unwrap_or(""), "probe failed");

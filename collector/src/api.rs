@@ -26,6 +26,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/checks", get(list_checks))
         .route("/api/v1/samples", get(list_samples))
+        .route("/api/v1/agents", get(list_agents))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(index))
@@ -321,6 +322,50 @@ async fn list_samples(
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+#[derive(Serialize)]
+struct AgentView {
+    name: String,
+    configured: bool,
+    last_seen: Option<String>,
+    batches: u64,
+    samples: u64,
+    last_sequence: u64,
+}
+
+async fn list_agents(State(app): State<Arc<App>>) -> Response {
+    let store_app = app.clone();
+    let known = match tokio::task::spawn_blocking(move || store_app.store.agents()).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut views: Vec<AgentView> = known
+        .into_iter()
+        .map(|a| AgentView {
+            configured: app.config.agents.contains_key(a.name.as_str()),
+            last_seen: Some(rfc3339(a.last_seen_ms)),
+            batches: a.batches,
+            samples: a.samples,
+            last_sequence: a.last_sequence,
+            name: a.name,
+        })
+        .collect();
+    for name in app.config.agents.keys() {
+        if !views.iter().any(|v| v.name == name.as_str()) {
+            views.push(AgentView {
+                name: name.to_string(),
+                configured: true,
+                last_seen: None,
+                batches: 0,
+                samples: 0,
+                last_sequence: 0,
+            });
+        }
+    }
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(views).into_response()
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

@@ -41,8 +41,8 @@ impl App {
         for (check, state) in store.check_states()? {
             metrics.set_check_state(&check, &state);
         }
-        for (agent, at) in store.agents_last_seen()? {
-            metrics.agent_seen(&agent, at);
+        for agent in store.agents()? {
+            metrics.agent_seen(&agent.name, agent.last_seen_ms);
         }
         let open = store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
         metrics.set_incidents_open(open.len() as i64);

@@ -21,7 +21,27 @@ pub fn bin_dir() -> PathBuf {
     deps.parent().expect("deps has a parent").to_path_buf()
 }
 
+/// Builds the workspace's binaries once per test process, so a test never runs a stale binary
+/// (`cargo test -p vakt-tests` alone would not rebuild them). A no-op after a workspace build.
+fn ensure_built() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        if std::env::var_os("VAKT_BIN_DIR").is_some() {
+            return;
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bins", "--workspace", "--quiet"]);
+        if bin_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("running cargo build");
+        assert!(status.success(), "cargo build --bins failed");
+    });
+}
+
 pub fn bin(name: &str) -> PathBuf {
+    ensure_built();
     let path = bin_dir().join(name);
     assert!(
         path.exists(),

@@ -73,6 +73,16 @@ pub struct StoredSample {
     pub error: Option<String>,
 }
 
+/// What the store knows of an agent.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AgentSummary {
+    pub name: String,
+    pub last_seen_ms: i64,
+    pub batches: u64,
+    pub samples: u64,
+    pub last_sequence: u64,
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Stores the batch and applies its samples to check states and incidents, all in one
     /// transaction. A batch already stored (same agent and sequence) changes nothing and is
@@ -81,8 +91,8 @@ pub trait Store: Send + Sync + 'static {
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;
-    /// Each agent with the Unix ms it last pushed.
-    fn agents_last_seen(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Every agent that ever pushed, with what it pushed.
+    fn agents(&self) -> Result<Vec<AgentSummary>, StoreError>;
     /// Raw samples, oldest first.
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError>;
     /// Number of stored samples, for one check or all.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
 
-use super::{IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample};
+use super::{AgentSummary, IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample};
 use crate::incident::{action_for, Action, Incident, IncidentStatus, TimelineEvent};
 use crate::state::{CheckState, Status};
 
@@ -303,10 +303,21 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn agents_last_seen(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    fn agents(&self) -> Result<Vec<AgentSummary>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT name, last_seen_ms FROM agents ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.name, a.last_seen_ms, count(b.sequence), coalesce(sum(b.samples), 0), coalesce(max(b.sequence), 0)
+             FROM agents a LEFT JOIN batches b ON b.agent = a.name GROUP BY a.name ORDER BY a.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AgentSummary {
+                name: r.get(0)?,
+                last_seen_ms: r.get(1)?,
+                batches: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                samples: r.get::<_, i64>(3)?.try_into().unwrap_or(0),
+                last_sequence: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
