@@ -15,6 +15,9 @@ use crate::metrics::AgentMetrics;
 use crate::probe::{self, Probe, ProbeContext, ProbeResult};
 use std::sync::Arc;
 
+/// Extra time a probe gets beyond its timeout before the scheduler gives up on it.
+const GUARD: Duration = Duration::from_secs(1);
+
 struct Running {
     spec: CheckSpec,
     cancel: CancellationToken,
@@ -110,8 +113,9 @@ async fn run_check(
         }
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
-        let result = match tokio::time::timeout(timeout, probe.run()).await {
-            Ok(r) => r,
+        // Probes keep their own timeout; this guard only catches one that does not.
+        let result = match tokio::time::timeout(timeout + GUARD, probe.run()).await {
+            Ok(r) => crate::probe::apply_degraded_latency(r, &spec),
             Err(_) => ProbeResult::failed(
                 Some(timeout),
                 format!("timed out after {}", vakt_config::duration::format_duration(timeout)),
@@ -128,6 +132,7 @@ async fn run_check(
             check: spec.id.clone(),
             timestamp_ms: unix_ms(started),
             success: result.success,
+            degraded: result.degraded,
             latency_seconds: result.latency.map(|d| d.as_secs_f64()),
             values: result.values,
             error: result.error,

@@ -218,6 +218,7 @@ async fn get_incident(State(app): State<Arc<App>>, Path(id): Path<String>) -> Re
 struct CheckView {
     check: String,
     status: &'static str,
+    degraded: bool,
     since: Option<String>,
     last_sample: Option<String>,
     last_error: Option<String>,
@@ -236,6 +237,7 @@ async fn list_checks(State(app): State<Arc<App>>) -> Response {
         .map(|(check, s)| CheckView {
             check,
             status: s.status.as_str(),
+            degraded: s.degraded,
             since: (s.status != crate::state::Status::Unknown).then(|| rfc3339(s.since_ms)),
             last_sample: s.last_sample_ms.map(rfc3339),
             last_error: s.last_error,
@@ -248,6 +250,7 @@ async fn list_checks(State(app): State<Arc<App>>) -> Response {
             views.push(CheckView {
                 check: id.to_string(),
                 status: "unknown",
+                degraded: false,
                 since: None,
                 last_sample: None,
                 last_error: None,
@@ -285,7 +288,10 @@ struct SampleView {
     timestamp: String,
     timestamp_ms: i64,
     success: bool,
+    degraded: bool,
     latency_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    values: std::collections::BTreeMap<String, f64>,
     error: Option<String>,
 }
 
@@ -313,7 +319,9 @@ async fn list_samples(
                     check: s.check,
                     agent: s.agent,
                     success: s.success,
+                    degraded: s.degraded,
                     latency_seconds: s.latency_seconds,
+                    values: s.values,
                     error: s.error,
                 })
                 .collect::<Vec<_>>(),

@@ -13,6 +13,7 @@ pub const REJECT_REASONS: &[&str] =
 pub struct Metrics {
     registry: Registry,
     check_up: GaugeVec,
+    check_degraded: GaugeVec,
     check_latency: HistogramVec,
     incidents_open: IntGauge,
     ingest_samples: IntCounter,
@@ -37,6 +38,14 @@ impl Metrics {
             &registry,
             GaugeVec::new(
                 Opts::new("vakt_check_up", "1 when the check is up, 0 when it is down (absent while unknown)"),
+                &["check"],
+            )
+            .expect("valid metric"),
+        );
+        let check_degraded = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new("vakt_check_degraded", "1 when the check is up but its last result was degraded, else 0"),
                 &["check"],
             )
             .expect("valid metric"),
@@ -100,6 +109,7 @@ impl Metrics {
         Self {
             registry,
             check_up,
+            check_degraded,
             check_latency,
             incidents_open,
             ingest_samples,
@@ -111,10 +121,17 @@ impl Metrics {
 
     pub fn set_check_state(&self, check: &str, state: &CheckState) {
         match state.status {
-            Status::Up => self.check_up.with_label_values(&[check]).set(1.0),
-            Status::Down => self.check_up.with_label_values(&[check]).set(0.0),
+            Status::Up => {
+                self.check_up.with_label_values(&[check]).set(1.0);
+                self.check_degraded.with_label_values(&[check]).set(if state.degraded { 1.0 } else { 0.0 });
+            }
+            Status::Down => {
+                self.check_up.with_label_values(&[check]).set(0.0);
+                self.check_degraded.with_label_values(&[check]).set(0.0);
+            }
             Status::Unknown => {
                 let _ = self.check_up.remove_label_values(&[check]);
+                let _ = self.check_degraded.remove_label_values(&[check]);
             }
         }
     }

@@ -59,6 +59,8 @@ pub struct CheckState {
     pub first_failure_ms: Option<i64>,
     pub last_sample_ms: Option<i64>,
     pub last_error: Option<String>,
+    /// Up, but the last result was degraded (slow, a plugin WARNING ...).
+    pub degraded: bool,
     /// The open incident of this check, if any.
     pub open_incident: Option<i64>,
 }
@@ -73,6 +75,7 @@ impl Default for CheckState {
             first_failure_ms: None,
             last_sample_ms: None,
             last_error: None,
+            degraded: false,
             open_incident: None,
         }
     }
@@ -90,11 +93,30 @@ pub enum Transition {
 impl CheckState {
     /// Feeds one result in; returns the transition it caused, if any.
     pub fn observe(&mut self, success: bool, at_ms: i64, error: Option<&str>, policy: Policy) -> Option<Transition> {
+        self.observe_result(success, false, at_ms, error, policy)
+    }
+
+    /// Like [`CheckState::observe`], for a result that may be degraded: a degraded success
+    /// counts as up and is flagged, with its reason as the last error.
+    pub fn observe_result(
+        &mut self,
+        success: bool,
+        degraded: bool,
+        at_ms: i64,
+        error: Option<&str>,
+        policy: Policy,
+    ) -> Option<Transition> {
         if self.last_sample_ms.is_some_and(|last| at_ms < last) {
             return None;
         }
         self.last_sample_ms = Some(at_ms);
+        self.degraded = success && degraded;
         if success {
+            if self.degraded {
+                self.last_error = error.map(str::to_string);
+            } else if self.status == Status::Up {
+                self.last_error = None;
+            }
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);
             self.consecutive_failures = 0;
             self.first_failure_ms = None;
@@ -107,7 +129,7 @@ impl CheckState {
                 let was = self.status;
                 self.status = Status::Up;
                 self.since_ms = at_ms;
-                self.last_error = None;
+                self.last_error = if self.degraded { error.map(str::to_string) } else { None };
                 return Some(Transition::Up { at_ms, was });
             }
         } else {
@@ -179,6 +201,20 @@ mod tests {
         }
         assert_eq!(s.status, Status::Up);
         assert_eq!(s.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn degraded_results_keep_a_check_up_and_are_flagged() {
+        let mut s = CheckState::default();
+        assert!(matches!(s.observe_result(true, true, 0, Some("slow"), P), Some(Transition::Up { .. })));
+        assert!(s.degraded);
+        assert_eq!(s.last_error.as_deref(), Some("slow"));
+        for t in 1..10 {
+            assert_eq!(s.observe_result(true, true, t, Some("slow"), P), None, "degraded is never down");
+        }
+        s.observe_result(true, false, 10, None, P);
+        assert!(!s.degraded);
+        assert_eq!(s.last_error, None);
     }
 
     #[test]

@@ -1,22 +1,34 @@
 //! A check: one thing to probe, shared by `collector.toml` and the local checks of `agent.toml`.
+//!
+//! One flat table per check. Options that belong to one kind are refused on the others, so a
+//! typo or a copy-paste from another check is caught with its place in the file.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use toml::Spanned;
 
 use crate::diagnostics::Reporter;
 use crate::duration::HumanDuration;
 use crate::selector::LabelSelector;
-use crate::wire::CheckSpec;
+use crate::wire::{CheckOptions, CheckSpec};
 
 /// What a check probes. Each kind is one probe module in the agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
-    /// HTTP(S) request; success by status code and body content.
+    /// HTTP(S) request: status, body, latency, certificate expiry.
     Http,
-    /// TCP connect to `host:port`.
+    /// TCP connect to `host:port`, optionally a banner exchange or a TLS handshake.
     Tcp,
+    /// ICMP echo: round-trip times and packet loss.
+    Icmp,
+    /// A DNS query: rcode, answers, lookup time.
+    Dns,
+    /// A host metric of the agent's own machine (CPU, memory, disk, load, processes ...).
+    Host,
+    /// A Nagios / Monitoring Plugins compatible command.
+    Exec,
 }
 
 impl CheckKind {
@@ -24,15 +36,28 @@ impl CheckKind {
         match self {
             CheckKind::Http => "http",
             CheckKind::Tcp => "tcp",
+            CheckKind::Icmp => "icmp",
+            CheckKind::Dns => "dns",
+            CheckKind::Host => "host",
+            CheckKind::Exec => "exec",
         }
     }
 }
+
+/// DNS record types a `dns` check can ask for.
+pub const DNS_RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "NS"];
+/// DNS response codes a `dns` check can expect.
+pub const DNS_RCODES: &[&str] = &["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
+/// What a `host` check can measure; `disk:` and `process:` take a mount point or process name.
+pub const HOST_TARGETS: &[&str] =
+    &["cpu", "memory", "swap", "load1", "load5", "load15", "uptime", "network", "disk:<mount>", "process:<name>"];
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
     pub kind: CheckKind,
-    /// URL for `http`, `host:port` for `tcp`.
+    /// http: URL; tcp: host:port; icmp: host; dns: the name to look up; host: what to measure
+    /// (see [`HOST_TARGETS`]); exec: the plugin's path.
     pub target: Spanned<String>,
     #[serde(default = "default_interval")]
     pub interval: Spanned<HumanDuration>,
@@ -53,15 +78,87 @@ pub struct CheckConfig {
     pub selector: Option<Spanned<LabelSelector>>,
     #[serde(default, deserialize_with = "deserialize_labels")]
     pub labels: BTreeMap<String, String>,
-    /// HTTP method (http only).
+    /// Slower than this, the check still succeeds but is degraded (any kind).
+    #[serde(default)]
+    pub degraded_latency: Option<Spanned<HumanDuration>>,
+
+    // --- http ---
     #[serde(default)]
     pub method: Option<Spanned<String>>,
-    /// Status codes that count as success (http only; default: any 2xx).
     #[serde(default)]
-    pub expect_status: Vec<Spanned<u16>>,
-    /// A substring the body must contain (http only).
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
+    /// Request body.
     #[serde(default)]
-    pub body_contains: Option<String>,
+    pub body: Option<Spanned<String>>,
+    /// Status codes that count as success (default: any 2xx).
+    #[serde(default)]
+    pub expect_status: Option<Spanned<Vec<u16>>>,
+    #[serde(default)]
+    pub body_contains: Option<Spanned<String>>,
+    /// A regular expression the body must match.
+    #[serde(default)]
+    pub body_regex: Option<Spanned<String>>,
+    /// Default true.
+    #[serde(default)]
+    pub follow_redirects: Option<Spanned<bool>>,
+
+    // --- http and tcp (with tls) ---
+    /// Verify the server certificate (default true).
+    #[serde(default)]
+    pub tls_verify: Option<Spanned<bool>>,
+    /// PEM file with extra CA certificates to trust.
+    #[serde(default)]
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// Fail when the server certificate expires within this many days.
+    #[serde(default)]
+    pub cert_min_days: Option<Spanned<u32>>,
+
+    // --- tcp ---
+    /// Do a TLS handshake after connecting (reads the certificate expiry of any TLS port).
+    #[serde(default)]
+    pub tls: Option<Spanned<bool>>,
+    /// Bytes to send after connecting (escapes \r \n allowed).
+    #[serde(default)]
+    pub send: Option<Spanned<String>>,
+    /// A substring the answer must contain.
+    #[serde(default)]
+    pub expect: Option<Spanned<String>>,
+
+    // --- icmp ---
+    /// Echo requests per run (default 3).
+    #[serde(default)]
+    pub packets: Option<Spanned<u32>>,
+    /// Fail when more than this share of packets is lost, in percent (default: fail only at 100).
+    #[serde(default)]
+    pub max_loss_percent: Option<Spanned<f64>>,
+
+    // --- dns ---
+    #[serde(default)]
+    pub record_type: Option<Spanned<String>>,
+    /// Server as ip or ip:port (default: the first nameserver of /etc/resolv.conf).
+    #[serde(default)]
+    pub server: Option<Spanned<String>>,
+    /// Default NOERROR.
+    #[serde(default)]
+    pub expect_rcode: Option<Spanned<String>>,
+    /// A substring one of the answers must contain.
+    #[serde(default)]
+    pub expect_answer: Option<Spanned<String>>,
+
+    // --- host ---
+    /// Fail above this value (percent for cpu, memory, swap and disk).
+    #[serde(default)]
+    pub max_value: Option<Spanned<f64>>,
+    /// Degraded above this value.
+    #[serde(default)]
+    pub warn_value: Option<Spanned<f64>>,
+    /// Fail below this value (e.g. processes running).
+    #[serde(default)]
+    pub min_value: Option<Spanned<f64>>,
+
+    // --- exec ---
+    #[serde(default)]
+    pub args: Option<Spanned<Vec<String>>>,
 }
 
 pub fn default_interval() -> Spanned<HumanDuration> {
@@ -81,41 +178,107 @@ pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// `host:port` with a non-empty host and a port above 0 (`[::1]:22` too).
+pub fn valid_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+/// A valid `host` check target.
+pub fn valid_host_target(s: &str) -> bool {
+    matches!(s, "cpu" | "memory" | "swap" | "load1" | "load5" | "load15" | "uptime" | "network")
+        || s.strip_prefix("disk:").is_some_and(|m| m.starts_with('/'))
+        || s.strip_prefix("process:").is_some_and(|p| !p.is_empty())
+}
+
+/// A kind-specific option: its name, its span when set, the kinds it applies to.
+type KindOption = (&'static str, Option<std::ops::Range<usize>>, &'static [CheckKind]);
+
+fn span_of<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
+    v.as_ref().map(Spanned::span)
+}
+
 impl CheckConfig {
+    /// Each kind-specific option that is set, with its span and the kinds it applies to.
+    fn kind_options(&self) -> Vec<KindOption> {
+        use CheckKind::*;
+        vec![
+            ("method", span_of(&self.method), &[Http]),
+            ("headers", span_of(&self.headers), &[Http]),
+            ("body", span_of(&self.body), &[Http]),
+            ("expect_status", span_of(&self.expect_status), &[Http]),
+            ("body_contains", span_of(&self.body_contains), &[Http]),
+            ("body_regex", span_of(&self.body_regex), &[Http]),
+            ("follow_redirects", span_of(&self.follow_redirects), &[Http]),
+            ("tls_verify", span_of(&self.tls_verify), &[Http, Tcp]),
+            ("ca_file", span_of(&self.ca_file), &[Http, Tcp]),
+            ("cert_min_days", span_of(&self.cert_min_days), &[Http, Tcp]),
+            ("tls", span_of(&self.tls), &[Tcp]),
+            ("send", span_of(&self.send), &[Tcp]),
+            ("expect", span_of(&self.expect), &[Tcp]),
+            ("packets", span_of(&self.packets), &[Icmp]),
+            ("max_loss_percent", span_of(&self.max_loss_percent), &[Icmp]),
+            ("record_type", span_of(&self.record_type), &[Dns]),
+            ("server", span_of(&self.server), &[Dns]),
+            ("expect_rcode", span_of(&self.expect_rcode), &[Dns]),
+            ("expect_answer", span_of(&self.expect_answer), &[Dns]),
+            ("max_value", span_of(&self.max_value), &[Host]),
+            ("warn_value", span_of(&self.warn_value), &[Host]),
+            ("min_value", span_of(&self.min_value), &[Host]),
+            ("args", span_of(&self.args), &[Exec]),
+        ]
+    }
+
     /// Semantic checks that serde cannot make; every problem goes to `r`.
     pub fn validate(&self, id: &str, r: &mut Reporter<'_>) {
-        let target = self.target.get_ref();
-        match self.kind {
-            CheckKind::Http => {
-                let ok = (target.starts_with("http://") || target.starts_with("https://"))
-                    && target.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
-                if !ok {
+        let kind = self.kind;
+        for (field, span, kinds) in self.kind_options() {
+            if let Some(span) = span {
+                if !kinds.contains(&kind) {
+                    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
                     r.span(
-                        self.target.span(),
-                        format!("check {id:?}: target {target:?} is not an http(s) URL"),
-                        "write it as \"https://host/path\"",
-                    );
-                }
-            }
-            CheckKind::Tcp => {
-                let ok = target
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-                if !ok {
-                    r.span(
-                        self.target.span(),
-                        format!("check {id:?}: target {target:?} is not host:port"),
-                        "write it as \"db.example.com:5432\" or \"[::1]:22\"",
+                        span,
+                        format!("check {id:?}: `{field}` does not apply to {} checks", kind.as_str()),
+                        format!("it applies to {} checks; remove it here", names.join(" and ")),
                     );
                 }
             }
         }
-        if self.kind != CheckKind::Http {
-            if let Some(m) = &self.method {
-                r.span(m.span(), format!("check {id:?}: `method` applies to http checks only"), "remove it");
+        let target = self.target.get_ref();
+        let bad_target = |r: &mut Reporter<'_>, what: &str, hint: &str| {
+            r.span(self.target.span(), format!("check {id:?}: target {target:?} is not {what}"), hint);
+        };
+        match kind {
+            CheckKind::Http => {
+                let ok = (target.starts_with("http://") || target.starts_with("https://"))
+                    && target.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+                if !ok {
+                    bad_target(r, "an http(s) URL", "write it as \"https://host/path\"");
+                }
             }
-            if let Some(s) = self.expect_status.first() {
-                r.span(s.span(), format!("check {id:?}: `expect_status` applies to http checks only"), "remove it");
+            CheckKind::Tcp => {
+                if !valid_host_port(target) {
+                    bad_target(r, "host:port", "write it as \"db.example.com:5432\" or \"[::1]:22\"");
+                }
+            }
+            CheckKind::Icmp => {
+                if target.is_empty() || target.contains(['/', ' ']) {
+                    bad_target(r, "a host name or IP address", "e.g. \"192.0.2.10\" or \"gw.example.com\"");
+                }
+            }
+            CheckKind::Dns => {
+                if target.is_empty() || target.contains([' ', '/']) {
+                    bad_target(r, "a DNS name", "the name to look up, e.g. \"example.com\"");
+                }
+            }
+            CheckKind::Host => {
+                if !valid_host_target(target) {
+                    bad_target(r, "a host metric", &format!("use one of {}", HOST_TARGETS.join(", ")));
+                }
+            }
+            CheckKind::Exec => {
+                if !target.starts_with('/') {
+                    bad_target(r, "an absolute path", "e.g. \"/usr/lib/nagios/plugins/check_disk\"");
+                }
             }
         }
         if let Some(m) = &self.method {
@@ -127,12 +290,74 @@ impl CheckConfig {
                 );
             }
         }
-        for s in &self.expect_status {
-            if !(100..=599).contains(s.get_ref()) {
+        if let Some(codes) = &self.expect_status {
+            if codes.get_ref().iter().any(|c| !(100..=599).contains(c)) || codes.get_ref().is_empty() {
+                r.span(codes.span(), format!("check {id:?}: expect_status needs HTTP status codes"), "use 100..=599");
+            }
+        }
+        if let Some(re) = &self.body_regex {
+            if let Err(e) = regex::Regex::new(re.get_ref()) {
+                let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                r.span(
+                    re.span(),
+                    format!("check {id:?}: body_regex is not a valid regular expression: {first}"),
+                    "see https://docs.rs/regex for the syntax",
+                );
+            }
+        }
+        if let Some(t) = &self.record_type {
+            if !DNS_RECORD_TYPES.contains(&t.get_ref().as_str()) {
+                r.span(
+                    t.span(),
+                    format!("check {id:?}: record_type {:?} is not supported", t.get_ref()),
+                    format!("use one of {}", DNS_RECORD_TYPES.join(", ")),
+                );
+            }
+        }
+        if let Some(c) = &self.expect_rcode {
+            if !DNS_RCODES.contains(&c.get_ref().as_str()) {
+                r.span(
+                    c.span(),
+                    format!("check {id:?}: expect_rcode {:?} is not known", c.get_ref()),
+                    format!("use one of {}", DNS_RCODES.join(", ")),
+                );
+            }
+        }
+        if let Some(s) = &self.server {
+            let v = s.get_ref();
+            if v.parse::<std::net::IpAddr>().is_err() && v.parse::<std::net::SocketAddr>().is_err() {
                 r.span(
                     s.span(),
-                    format!("check {id:?}: status {} is not an HTTP status code", s.get_ref()),
-                    "use 100..=599",
+                    format!("check {id:?}: server {v:?} is not an IP address or ip:port"),
+                    "e.g. \"192.0.2.53\" or \"[2001:db8::53]:53\"",
+                );
+            }
+        }
+        if let Some(p) = &self.packets {
+            if !(1..=100).contains(p.get_ref()) {
+                r.span(p.span(), format!("check {id:?}: packets must be 1..=100"), "the default is 3");
+            }
+        }
+        if let Some(l) = &self.max_loss_percent {
+            if !(0.0..=100.0).contains(l.get_ref()) {
+                r.span(l.span(), format!("check {id:?}: max_loss_percent must be 0..=100"), "e.g. 20");
+            }
+        }
+        if let (Some(w), Some(m)) = (&self.warn_value, &self.max_value) {
+            if w.get_ref() > m.get_ref() {
+                r.span(
+                    w.span(),
+                    format!("check {id:?}: warn_value is above max_value"),
+                    "warn before failing: warn_value <= max_value",
+                );
+            }
+        }
+        if let Some(ca) = &self.ca_file {
+            if !ca.get_ref().is_file() {
+                r.span(
+                    ca.span(),
+                    format!("check {id:?}: ca_file {} does not exist", ca.get_ref().display()),
+                    "give the path of a PEM file",
                 );
             }
         }
@@ -174,6 +399,9 @@ impl CheckConfig {
 
     /// The form sent to agents.
     pub fn to_spec(&self, id: &str) -> CheckSpec {
+        fn v<T: Clone>(o: &Option<Spanned<T>>) -> Option<T> {
+            o.as_ref().map(|s| s.get_ref().clone())
+        }
         CheckSpec {
             id: id.to_string(),
             kind: self.kind,
@@ -181,9 +409,32 @@ impl CheckConfig {
             interval_ms: duration_ms(self.interval.get_ref()),
             timeout_ms: duration_ms(&self.timeout()),
             labels: self.labels.clone(),
-            method: self.method.as_ref().map(|m| m.get_ref().clone()),
-            expect_status: self.expect_status.iter().map(|s| *s.get_ref()).collect(),
-            body_contains: self.body_contains.clone(),
+            options: CheckOptions {
+                degraded_latency_ms: self.degraded_latency.as_ref().map(|d| duration_ms(d.get_ref())),
+                method: v(&self.method),
+                headers: v(&self.headers).unwrap_or_default(),
+                body: v(&self.body),
+                expect_status: v(&self.expect_status).unwrap_or_default(),
+                body_contains: v(&self.body_contains),
+                body_regex: v(&self.body_regex),
+                follow_redirects: v(&self.follow_redirects),
+                tls_verify: v(&self.tls_verify),
+                ca_file: v(&self.ca_file),
+                cert_min_days: v(&self.cert_min_days),
+                tls: v(&self.tls),
+                send: v(&self.send),
+                expect: v(&self.expect),
+                packets: v(&self.packets),
+                max_loss_percent: v(&self.max_loss_percent),
+                record_type: v(&self.record_type),
+                server: v(&self.server),
+                expect_rcode: v(&self.expect_rcode),
+                expect_answer: v(&self.expect_answer),
+                max_value: v(&self.max_value),
+                warn_value: v(&self.warn_value),
+                min_value: v(&self.min_value),
+                args: v(&self.args).unwrap_or_default(),
+            },
         }
     }
 }

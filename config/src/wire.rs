@@ -31,6 +31,9 @@ pub struct Sample {
     /// Unix time of the probe start in milliseconds.
     pub timestamp_ms: i64,
     pub success: bool,
+    /// Succeeded, but not well (slow, a plugin WARNING, a host value above its warning level).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
     /// Time the probe took, in seconds; absent when it never got an answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_seconds: Option<f64>,
@@ -61,7 +64,7 @@ pub struct Assignments {
 }
 
 /// A check as an agent runs it: durations resolved to milliseconds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckSpec {
     pub id: String,
     pub kind: CheckKind,
@@ -70,12 +73,77 @@ pub struct CheckSpec {
     pub timeout_ms: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
+    pub options: CheckOptions,
+}
+
+impl CheckSpec {
+    /// A spec with default options, e.g. for `vakt-agent probe`.
+    pub fn new(id: &str, kind: CheckKind, target: &str, timeout_ms: u64) -> Self {
+        CheckSpec {
+            id: id.to_string(),
+            kind,
+            target: target.to_string(),
+            interval_ms: timeout_ms.max(1),
+            timeout_ms,
+            labels: BTreeMap::new(),
+            options: CheckOptions::default(),
+        }
+    }
+}
+
+/// Kind-specific options; see `CheckConfig` for their meaning. Unset options are left out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded_latency_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expect_status: Vec<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_min_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_loss_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_rcode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_answer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warn_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
 }
 
 #[cfg(test)]
@@ -92,6 +160,7 @@ mod tests {
                 check: "home".into(),
                 timestamp_ms: 1_700_000_000_000,
                 success: false,
+                degraded: false,
                 latency_seconds: Some(0.25),
                 values: BTreeMap::from([("status_code".into(), 500.0)]),
                 error: Some("status 500".into()),

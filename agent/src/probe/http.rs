@@ -1,32 +1,62 @@
-//! HTTP(S) probe: a request; success when the status is expected and the body matches.
+//! HTTP(S) probe: one request; success when the status is expected, the body matches, and the
+//! certificate is far enough from expiry. Reports status, time to first byte, body size and
+//! certificate days left.
 
 use std::time::{Duration, Instant};
 use vakt_config::wire::CheckSpec;
 
-use super::{BoxFuture, BuildError, Probe, ProbeContext, ProbeResult};
+use super::{BoxFuture, BuildError, HttpClientKey, Probe, ProbeContext, ProbeResult};
+
+/// Bodies are read up to this size for matching; the rest is drained but not kept.
+const MAX_BODY_MATCH: usize = 4 * 1024 * 1024;
 
 pub struct HttpProbe {
     client: reqwest::Client,
     url: reqwest::Url,
     method: reqwest::Method,
+    headers: reqwest::header::HeaderMap,
+    body: Option<String>,
     expect_status: Vec<u16>,
     body_contains: Option<String>,
+    body_regex: Option<regex::Regex>,
+    cert_min_days: Option<u32>,
     timeout: Duration,
 }
 
 impl HttpProbe {
     pub fn new(spec: &CheckSpec, ctx: &ProbeContext) -> Result<Self, BuildError> {
+        let o = &spec.options;
+        let bad = |what: String| BuildError(format!("check {:?}: {what}", spec.id));
         let url = reqwest::Url::parse(&spec.target)
-            .map_err(|e| BuildError(format!("check {:?}: target {:?} is not a URL: {e}", spec.id, spec.target)))?;
-        let method = spec.method.as_deref().unwrap_or("GET");
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|_| BuildError(format!("check {:?}: bad HTTP method {method:?}", spec.id)))?;
+            .map_err(|e| bad(format!("target {:?} is not a URL: {e}", spec.target)))?;
+        let method = o.method.as_deref().unwrap_or("GET");
+        let method =
+            reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| bad(format!("bad HTTP method {method:?}")))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &o.headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| bad(format!("bad header name {k:?}")))?;
+            let value =
+                reqwest::header::HeaderValue::from_str(v).map_err(|_| bad(format!("bad value for header {k:?}")))?;
+            headers.insert(name, value);
+        }
+        let body_regex =
+            o.body_regex.as_deref().map(regex::Regex::new).transpose().map_err(|e| bad(format!("body_regex: {e}")))?;
+        let client = ctx.http_client(HttpClientKey {
+            verify: o.tls_verify.unwrap_or(true),
+            ca_file: o.ca_file.clone(),
+            follow_redirects: o.follow_redirects.unwrap_or(true),
+        })?;
         Ok(Self {
-            client: ctx.http.clone(),
+            client,
             url,
             method,
-            expect_status: spec.expect_status.clone(),
-            body_contains: spec.body_contains.clone(),
+            headers,
+            body: o.body.clone(),
+            expect_status: o.expect_status.clone(),
+            body_contains: o.body_contains.clone(),
+            body_regex,
+            cert_min_days: o.cert_min_days,
             timeout: Duration::from_millis(spec.timeout_ms),
         })
     }
@@ -41,35 +71,71 @@ impl HttpProbe {
 
     async fn probe(&self) -> ProbeResult {
         let start = Instant::now();
-        let response = self.client.request(self.method.clone(), self.url.clone()).timeout(self.timeout).send().await;
-        let response = match response {
+        let mut request = self
+            .client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone())
+            .timeout(self.timeout);
+        if let Some(body) = &self.body {
+            request = request.body(body.clone());
+        }
+        let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => return ProbeResult::failed(Some(start.elapsed()), describe(&e)),
         };
+        let first_byte = start.elapsed();
         let status = response.status().as_u16();
-        let body = if self.body_contains.is_some() {
-            match response.text().await {
-                Ok(b) => Some(b),
+        let cert_days = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .map(super::tls::days_left);
+        let keep_body = self.body_contains.is_some() || self.body_regex.is_some();
+        let mut body = Vec::new();
+        let mut body_bytes = 0usize;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    body_bytes += chunk.len();
+                    if keep_body && body.len() < MAX_BODY_MATCH {
+                        body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY_MATCH - body.len())]);
+                    }
+                }
+                Ok(None) => break,
                 Err(e) => return ProbeResult::failed(Some(start.elapsed()), format!("reading body: {}", describe(&e))),
             }
-        } else {
-            // Read to the end so the latency covers the whole answer.
-            let _ = response.bytes().await;
-            None
-        };
-        let latency = start.elapsed();
-        let result = if !self.status_ok(status) {
-            ProbeResult::failed(Some(latency), format!("status {status}"))
-        } else if let (Some(needle), Some(body)) = (&self.body_contains, &body) {
-            if body.contains(needle.as_str()) {
-                ProbeResult::ok(latency)
-            } else {
-                ProbeResult::failed(Some(latency), format!("body does not contain {needle:?}"))
+        }
+        let mut result = ProbeResult::ok(start.elapsed())
+            .with_value("status_code", f64::from(status))
+            .with_value("time_to_first_byte_seconds", first_byte.as_secs_f64())
+            .with_value("body_bytes", body_bytes as f64);
+        match cert_days {
+            Some(Ok(days)) => {
+                result = result.with_value("cert_days_left", days);
+                if let Some(min) = self.cert_min_days {
+                    if days < f64::from(min) {
+                        result = result.fail(format!("certificate expires in {days:.1} days (cert_min_days is {min})"));
+                    }
+                }
             }
-        } else {
-            ProbeResult::ok(latency)
-        };
-        result.with_value("status_code", f64::from(status))
+            Some(Err(e)) => tracing::debug!(url = %self.url, error = %e, "cannot read the certificate's expiry"),
+            None => {}
+        }
+        if !self.status_ok(status) {
+            return result.fail(format!("status {status}"));
+        }
+        let text = String::from_utf8_lossy(&body);
+        if let Some(needle) = &self.body_contains {
+            if !text.contains(needle.as_str()) {
+                return result.fail(format!("body does not contain {needle:?}"));
+            }
+        }
+        if let Some(re) = &self.body_regex {
+            if !re.is_match(&text) {
+                return result.fail(format!("body does not match /{}/", re.as_str()));
+            }
+        }
+        result
     }
 }
 
@@ -87,7 +153,10 @@ fn describe(e: &reqwest::Error) -> String {
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        causes.push(s.to_string());
+        let text = s.to_string();
+        if !causes.contains(&text) {
+            causes.push(text);
+        }
         source = s.source();
     }
     if causes.is_empty() {

@@ -1,12 +1,25 @@
 //! Probes: one module per kind behind the one [`Probe`] trait. Adding a kind is a new module
 //! and one line in [`build`].
+//!
+//! Every probe enforces its check's timeout itself and reports what it measured as named values
+//! in base units (seconds, bytes, ratios or percent where the name says so).
 
+mod dns;
+pub mod dns_wire;
+mod exec;
+mod host;
 mod http;
+mod icmp;
+pub mod perfdata;
 mod tcp;
+pub mod tls;
+pub mod x509;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vakt_config::wire::CheckSpec;
 use vakt_config::CheckKind;
@@ -17,6 +30,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeResult {
     pub success: bool,
+    /// Succeeded, but not well: slow, a plugin WARNING, a value above its warning level.
+    pub degraded: bool,
     pub latency: Option<Duration>,
     pub values: BTreeMap<String, f64>,
     pub error: Option<String>,
@@ -24,50 +39,146 @@ pub struct ProbeResult {
 
 impl ProbeResult {
     pub fn ok(latency: Duration) -> Self {
-        Self { success: true, latency: Some(latency), values: BTreeMap::new(), error: None }
+        Self { success: true, degraded: false, latency: Some(latency), values: BTreeMap::new(), error: None }
     }
     pub fn failed(latency: Option<Duration>, error: impl Into<String>) -> Self {
-        Self { success: false, latency, values: BTreeMap::new(), error: Some(error.into()) }
+        Self { success: false, degraded: false, latency, values: BTreeMap::new(), error: Some(error.into()) }
     }
     pub fn with_value(mut self, name: &str, value: f64) -> Self {
         self.values.insert(name.to_string(), value);
         self
     }
+    /// Marks a successful result degraded, with the reason as its error text.
+    pub fn degrade(mut self, why: impl Into<String>) -> Self {
+        if self.success && !self.degraded {
+            self.degraded = true;
+            self.error = Some(why.into());
+        }
+        self
+    }
+    /// Turns a successful result into a failure, keeping what was measured.
+    pub fn fail(mut self, why: impl Into<String>) -> Self {
+        if self.success {
+            self.success = false;
+            self.degraded = false;
+            self.error = Some(why.into());
+        }
+        self
+    }
 }
 
-/// One kind of probe, built once per check and run on every tick. The scheduler enforces the
-/// check's timeout around `run`.
+/// One kind of probe, built once per check and run on every tick. A probe enforces the
+/// check's timeout itself; the scheduler only guards against one that does not.
 pub trait Probe: Send + Sync {
     fn run(&self) -> BoxFuture<'_, ProbeResult>;
 }
 
-/// Shared resources probes are built from.
-#[derive(Clone)]
-pub struct ProbeContext {
-    /// HTTP client for probes: no connection reuse, so each run measures a fresh connection.
-    pub http: reqwest::Client,
+/// TLS and redirect settings that select an HTTP client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct HttpClientKey {
+    verify: bool,
+    ca_file: Option<PathBuf>,
+    follow_redirects: bool,
 }
 
-impl ProbeContext {
-    pub fn new() -> Result<Self, BuildError> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .user_agent(concat!("vakt-agent/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .build()
-            .map_err(|e| BuildError(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http })
-    }
+/// Shared resources probes are built from: HTTP clients (one per TLS/redirect setting, not one
+/// per check), ICMP sockets, the host metrics reader.
+#[derive(Clone, Default)]
+pub struct ProbeContext {
+    http: Arc<Mutex<HashMap<HttpClientKey, reqwest::Client>>>,
+    icmp: Arc<icmp::IcmpClients>,
+    host: Arc<host::HostReader>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BuildError(pub String);
 
+impl ProbeContext {
+    pub fn new() -> Result<Self, BuildError> {
+        Ok(Self::default())
+    }
+
+    fn http_client(&self, key: HttpClientKey) -> Result<reqwest::Client, BuildError> {
+        let mut clients = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut builder = reqwest::Client::builder()
+            // A fresh connection per probe: each run measures connect and TLS, like a new visitor.
+            .pool_max_idle_per_host(0)
+            .user_agent(concat!("vakt-agent/", env!("CARGO_PKG_VERSION")))
+            .tls_info(true)
+            .danger_accept_invalid_certs(!key.verify)
+            .redirect(if key.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            });
+        if let Some(path) = &key.ca_file {
+            let pem =
+                std::fs::read(path).map_err(|e| BuildError(format!("cannot read ca_file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| BuildError(format!("ca_file {} holds no usable PEM certificate: {e}", path.display())))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| BuildError(format!("cannot build the HTTP client: {e}")))?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
 /// The probe for a check.
 pub fn build(spec: &CheckSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe>, BuildError> {
     match spec.kind {
         CheckKind::Http => Ok(Box::new(http::HttpProbe::new(spec, ctx)?)),
         CheckKind::Tcp => Ok(Box::new(tcp::TcpProbe::new(spec)?)),
+        CheckKind::Icmp => Ok(Box::new(icmp::IcmpProbe::new(spec, ctx)?)),
+        CheckKind::Dns => Ok(Box::new(dns::DnsProbe::new(spec)?)),
+        CheckKind::Host => Ok(Box::new(host::HostProbe::new(spec, ctx)?)),
+        CheckKind::Exec => Ok(Box::new(exec::ExecProbe::new(spec)?)),
     }
+}
+
+/// Applies the check's `degraded_latency`, common to every kind.
+pub fn apply_degraded_latency(result: ProbeResult, spec: &CheckSpec) -> ProbeResult {
+    match (spec.options.degraded_latency_ms, result.latency) {
+        (Some(limit), Some(latency)) if result.success && latency > Duration::from_millis(limit) => {
+            let text = format!(
+                "slow: {} over the degraded_latency of {}",
+                vakt_config::duration::format_duration(latency),
+                vakt_config::duration::format_duration(Duration::from_millis(limit))
+            );
+            result.degrade(text)
+        }
+        _ => result,
+    }
+}
+
+/// Decodes `\r`, `\n`, `\t` and `\\` in a configured string to send.
+pub fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('r') => out.push(b'\r'),
+                Some('n') => out.push(b'\n'),
+                Some('t') => out.push(b'\t'),
+                Some('\\') => out.push(b'\\'),
+                Some(other) => {
+                    out.push(b'\\');
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
+                }
+                None => out.push(b'\\'),
+            }
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    out
 }

@@ -69,7 +69,9 @@ pub struct StoredSample {
     pub agent: String,
     pub timestamp_ms: i64,
     pub success: bool,
+    pub degraded: bool,
     pub latency_seconds: Option<f64>,
+    pub values: std::collections::BTreeMap<String, f64>,
     pub error: Option<String>,
 }
 

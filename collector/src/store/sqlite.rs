@@ -68,6 +68,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_incident ON incident_events (incident_id, at_ms);
     "#,
+    // 2: degraded results.
+    r#"
+    ALTER TABLE samples ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE check_state ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -122,7 +127,7 @@ fn load_state(tx: &Transaction<'_>, check: &str) -> Result<CheckState, StoreErro
     let state = tx
         .query_row(
             "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
-                    last_sample_ms, last_error, open_incident FROM check_state WHERE check_id = ?1",
+                    last_sample_ms, last_error, open_incident, degraded FROM check_state WHERE check_id = ?1",
             [check],
             row_to_state,
         )
@@ -141,19 +146,21 @@ fn row_to_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckState> {
         last_sample_ms: r.get(5)?,
         last_error: r.get(6)?,
         open_incident: r.get(7)?,
+        degraded: r.get(8)?,
     })
 }
 
 fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO check_state (check_id, status, since_ms, consecutive_failures, consecutive_successes,
-                                  first_failure_ms, last_sample_ms, last_error, open_incident)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                  first_failure_ms, last_sample_ms, last_error, open_incident, degraded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, since_ms = excluded.since_ms,
             consecutive_failures = excluded.consecutive_failures,
             consecutive_successes = excluded.consecutive_successes,
             first_failure_ms = excluded.first_failure_ms, last_sample_ms = excluded.last_sample_ms,
-            last_error = excluded.last_error, open_incident = excluded.open_incident",
+            last_error = excluded.last_error, open_incident = excluded.open_incident,
+            degraded = excluded.degraded",
     )?
     .execute(params![
         check,
@@ -164,7 +171,8 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
         s.first_failure_ms,
         s.last_sample_ms,
         s.last_error,
-        s.open_incident
+        s.open_incident,
+        s.degraded
     ])?;
     Ok(())
 }
@@ -197,8 +205,8 @@ impl Store for SqliteStore {
         }
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for s in &batch.samples {
                 let values = if s.values.is_empty() { None } else { serde_json::to_string(&s.values).ok() };
@@ -209,7 +217,8 @@ impl Store for SqliteStore {
                     s.success,
                     s.latency_seconds,
                     values,
-                    s.error
+                    s.error,
+                    s.degraded
                 ])?;
             }
         }
@@ -223,7 +232,8 @@ impl Store for SqliteStore {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(load_state(&tx, &s.check)?),
             };
-            let Some(transition) = state.observe(s.success, s.timestamp_ms, s.error.as_deref(), policies.get(&s.check))
+            let Some(transition) =
+                state.observe_result(s.success, s.degraded, s.timestamp_ms, s.error.as_deref(), policies.get(&s.check))
             else {
                 continue;
             };
@@ -297,9 +307,9 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
-                    last_sample_ms, last_error, open_incident, check_id FROM check_state ORDER BY check_id",
+                    last_sample_ms, last_error, open_incident, degraded, check_id FROM check_state ORDER BY check_id",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(8)?, row_to_state(r)?)))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(9)?, row_to_state(r)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -324,7 +334,7 @@ impl Store for SqliteStore {
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT check_id, agent, ts_ms, success, latency_s, error FROM samples
+            "SELECT check_id, agent, ts_ms, success, latency_s, error, degraded, values_json FROM samples
              WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR ts_ms >= ?2) AND (?3 IS NULL OR ts_ms < ?3)
              ORDER BY ts_ms, id LIMIT ?4",
         )?;
@@ -337,6 +347,8 @@ impl Store for SqliteStore {
                 success: r.get(3)?,
                 latency_seconds: r.get(4)?,
                 error: r.get(5)?,
+                degraded: r.get(6)?,
+                values: r.get::<_, Option<String>>(7)?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -397,6 +409,7 @@ mod tests {
                     check: "web".into(),
                     timestamp_ms: ts,
                     success: ok,
+                    degraded: false,
                     latency_seconds: Some(0.01),
                     values: Default::default(),
                     error: (!ok).then(|| "status 500".into()),
