@@ -53,6 +53,14 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Runs one probe once, as the scheduler would (timeout guard, degraded latency), and returns
+/// its sample. For `vakt-agent probe` and for tests.
+pub async fn probe_once(spec: &CheckSpec) -> Result<vakt_config::wire::Sample, probe::BuildError> {
+    let ctx = ProbeContext::new()?;
+    let probe = probe::build(spec, &ctx)?;
+    Ok(scheduler::run_once(spec, probe.as_ref(), &AgentMetrics::new()).await)
+}
+
 /// Collector-assigned checks plus the agent's local ones; a local check wins over an assigned
 /// one of the same id.
 fn merge(local: &[CheckSpec], assigned: Option<&Assignments>) -> Vec<CheckSpec> {

@@ -27,6 +27,24 @@ enum Command {
     },
     /// Validate a config file: exit 0, or print every problem as file:line:col and exit 1.
     CheckConfig { file: PathBuf },
+    /// Run one probe once and print what it found. Exit 0 up, 1 degraded, 2 down.
+    ///
+    /// Options are the check's TOML keys: --set 'expect_status=[200]' --set 'cert_min_days=14'.
+    Probe {
+        /// http, tcp, icmp, dns, host or exec.
+        #[arg(long)]
+        kind: String,
+        /// What to probe, as the check's `target`.
+        target: String,
+        #[arg(long, default_value = "10s")]
+        timeout: String,
+        /// A check option as key=value in TOML syntax (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the result as JSON (a wire sample).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +60,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Probe { kind, target, timeout, set, json } => probe_once(&kind, &target, &timeout, &set, json),
         Command::Run { config } => {
             init_tracing();
             match run(config) {
@@ -53,6 +72,69 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn probe_once(kind: &str, target: &str, timeout: &str, set: &[String], json: bool) -> ExitCode {
+    let mut source = format!("kind = {}\ntarget = {}\ntimeout = {}\ninterval = {}\n", toml_string(kind), toml_string(target), toml_string(timeout), toml_string(timeout));
+    for item in set {
+        let Some((key, value)) = item.split_once('=') else {
+            eprintln!("--set {item:?}: expected KEY=VALUE, e.g. --set 'expect_status=[200]'");
+            return ExitCode::from(3);
+        };
+        source.push_str(&format!("{} = {}\n", key.trim(), value.trim()));
+    }
+    let check = match vakt_config::check::parse_check(&source, std::path::Path::new("<probe arguments>"), "probe") {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(3);
+        }
+    };
+    let spec = check.to_spec("probe");
+    vakt_agent::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vakt-agent: starting the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let sample = match runtime.block_on(vakt_agent::probe_once(&spec)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vakt-agent: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sample).unwrap_or_default());
+    } else {
+        let state = if !sample.success { "down" } else if sample.degraded { "degraded" } else { "up" };
+        println!("{kind} {target}: {state}");
+        if let Some(l) = sample.latency_seconds {
+            println!("  latency  {:.1} ms", l * 1000.0);
+        }
+        if let Some(e) = &sample.error {
+            println!("  reason   {e}");
+        }
+        for (k, v) in &sample.values {
+            println!("  {k} = {v}");
+        }
+    }
+    ExitCode::from(if !sample.success { 2 } else if sample.degraded { 1 } else { 0 })
 }
 
 fn init_tracing() {

@@ -100,9 +100,7 @@ async fn run_check(
     cancel: CancellationToken,
     metrics: Arc<AgentMetrics>,
 ) {
-    let kind = spec.kind.as_str();
     let interval = Duration::from_millis(spec.interval_ms.max(1));
-    let timeout = Duration::from_millis(spec.timeout_ms.max(1));
     let jitter = Duration::from_millis(rand::rng().random_range(0..spec.interval_ms.max(1)));
     let mut ticker = tokio::time::interval_at(Instant::now() + jitter, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -111,34 +109,41 @@ async fn run_check(
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let started = SystemTime::now();
-        let clock = std::time::Instant::now();
-        // Probes keep their own timeout; this guard only catches one that does not.
-        let result = match tokio::time::timeout(timeout + GUARD, probe.run()).await {
-            Ok(r) => crate::probe::apply_degraded_latency(r, &spec),
-            Err(_) => ProbeResult::failed(
-                Some(timeout),
-                format!("timed out after {}", vakt_config::duration::format_duration(timeout)),
-            ),
-        };
-        let outcome = if result.success { "success" } else { "failure" };
-        metrics.probes.with_label_values(&[kind, outcome]).inc();
-        metrics.probes_run.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        metrics.probe_duration.with_label_values(&[kind]).observe(clock.elapsed().as_secs_f64());
-        if !result.success {
-            tracing::debug!(check = %spec.id, error = result.error.as_deref().unwrap_or(""), "probe failed");
-        }
-        let sample = Sample {
-            check: spec.id.clone(),
-            timestamp_ms: unix_ms(started),
-            success: result.success,
-            degraded: result.degraded,
-            latency_seconds: result.latency.map(|d| d.as_secs_f64()),
-            values: result.values,
-            error: result.error,
-        };
+        let sample = run_once(&spec, probe.as_ref(), &metrics).await;
         if samples.send(sample).await.is_err() {
             return;
         }
+    }
+}
+
+/// One run of a probe: the timeout guard, degraded latency, metrics, and the sample.
+pub async fn run_once(spec: &CheckSpec, probe: &dyn Probe, metrics: &AgentMetrics) -> Sample {
+    let kind = spec.kind.as_str();
+    let timeout = Duration::from_millis(spec.timeout_ms.max(1));
+    let started = SystemTime::now();
+    let clock = std::time::Instant::now();
+    // Probes keep their own timeout; this guard only catches one that does not.
+    let result = match tokio::time::timeout(timeout + GUARD, probe.run()).await {
+        Ok(r) => crate::probe::apply_degraded_latency(r, spec),
+        Err(_) => ProbeResult::failed(
+            Some(timeout),
+            format!("timed out after {}", vakt_config::duration::format_duration(timeout)),
+        ),
+    };
+    let outcome = if result.success { "success" } else { "failure" };
+    metrics.probes.with_label_values(&[kind, outcome]).inc();
+    metrics.probes_run.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics.probe_duration.with_label_values(&[kind]).observe(clock.elapsed().as_secs_f64());
+    if !result.success {
+        tracing::debug!(check = %spec.id, error = result.error.as_deref().unwrap_or(""), "probe failed");
+    }
+    Sample {
+        check: spec.id.clone(),
+        timestamp_ms: unix_ms(started),
+        success: result.success,
+        degraded: result.degraded,
+        latency_seconds: result.latency.map(|d| d.as_secs_f64()),
+        values: result.values,
+        error: result.error,
     }
 }

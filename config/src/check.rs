@@ -506,3 +506,14 @@ pub fn deserialize_labels<'de, D: serde::Deserializer<'de>>(
     }
     Ok(labels)
 }
+
+/// Parses one check table on its own, e.g. the check `vakt-agent probe` builds from its
+/// arguments; problems are reported like those of a file.
+pub fn parse_check(source: &str, path: &std::path::Path, id: &str) -> Result<CheckConfig, crate::ConfigErrors> {
+    let mut r = Reporter::new(path, source);
+    let Some(check) = crate::diagnostics::parse_all::<CheckConfig>(&mut r) else {
+        return Err(r.into_errors());
+    };
+    check.validate(id, &mut r);
+    r.finish(check)
+}

@@ -128,7 +128,13 @@ pub fn parse_all<T: DeserializeOwned>(reporter: &mut Reporter<'_>) -> Option<T> 
                     }
                 }
                 let hint = hint_for(&message);
-                reporter.at(span.start, first_line(&message), hint);
+                // The list of known keys goes into the hint, not the message.
+                let shown = if message.starts_with("unknown field") {
+                    message.split(", expected").next().unwrap_or(&message).to_string()
+                } else {
+                    first_line(&message)
+                };
+                reporter.at(span.start, shown, hint);
                 match blank_at(&text, span.start) {
                     Some((next, key)) if next != text => {
                         blanked_keys.extend(key);
