@@ -88,7 +88,13 @@ fn toml_string(s: &str) -> String {
 }
 
 fn probe_once(kind: &str, target: &str, timeout: &str, set: &[String], json: bool) -> ExitCode {
-    let mut source = format!("kind = {}\ntarget = {}\ntimeout = {}\ninterval = {}\n", toml_string(kind), toml_string(target), toml_string(timeout), toml_string(timeout));
+    let mut source = format!(
+        "kind = {}\ntarget = {}\ntimeout = {}\ninterval = {}\n",
+        toml_string(kind),
+        toml_string(target),
+        toml_string(timeout),
+        toml_string(timeout)
+    );
     for item in set {
         let Some((key, value)) = item.split_once('=') else {
             eprintln!("--set {item:?}: expected KEY=VALUE, e.g. --set 'expect_status=[200]'");
@@ -122,7 +128,13 @@ fn probe_once(kind: &str, target: &str, timeout: &str, set: &[String], json: boo
     if json {
         println!("{}", serde_json::to_string_pretty(&sample).unwrap_or_default());
     } else {
-        let state = if !sample.success { "down" } else if sample.degraded { "degraded" } else { "up" };
+        let state = if !sample.success {
+            "down"
+        } else if sample.degraded {
+            "degraded"
+        } else {
+            "up"
+        };
         println!("{kind} {target}: {state}");
         if let Some(l) = sample.latency_seconds {
             println!("  latency  {:.1} ms", l * 1000.0);
@@ -134,7 +146,13 @@ fn probe_once(kind: &str, target: &str, timeout: &str, set: &[String], json: boo
             println!("  {k} = {v}");
         }
     }
-    ExitCode::from(if !sample.success { 2 } else if sample.degraded { 1 } else { 0 })
+    ExitCode::from(if !sample.success {
+        2
+    } else if sample.degraded {
+        1
+    } else {
+        0
+    })
 }
 
 fn init_tracing() {
