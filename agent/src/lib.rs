@@ -78,12 +78,48 @@ fn merge(local: &[CheckSpec], assigned: Option<&Assignments>) -> Vec<CheckSpec> 
 
 /// Runs the agent until `shutdown` is cancelled; then stops probing, delivers what it can
 /// within [`SHUTDOWN_GRACE`], and returns.
+/// Where a running agent re-reads its configuration from, and the signal to do so (SIGHUP).
+pub struct Reload {
+    pub path: std::path::PathBuf,
+    pub requested: Arc<tokio::sync::Notify>,
+}
+
+/// Re-reads the local checks from `reload.path`; on any problem keeps the old ones.
+fn reload_local(reload: &Reload, running: &AgentConfig) -> Option<Vec<CheckSpec>> {
+    match AgentConfig::load(&reload.path) {
+        Ok(new) => {
+            if new.name.get_ref() != running.name.get_ref()
+                || new.collector.get_ref() != running.collector.get_ref()
+                || new.spool_dir != running.spool_dir
+            {
+                tracing::warn!("name, collector and spool_dir changes take effect at the next restart");
+            }
+            Some(new.checks.iter().map(|(id, c)| c.to_spec(id.as_str())).collect())
+        }
+        Err(e) => {
+            tracing::error!(path = %reload.path.display(), error = %e, "reload refused; keeping the running configuration");
+            None
+        }
+    }
+}
+
 pub async fn run(config: AgentConfig, token: String, shutdown: CancellationToken) -> Result<(), AgentError> {
+    run_with_reload(config, token, shutdown, None).await
+}
+
+/// [`run`], re-reading local checks from the config file whenever `reload` is signalled, and
+/// asking the collector for its assignments at once.
+pub async fn run_with_reload(
+    config: AgentConfig,
+    token: String,
+    shutdown: CancellationToken,
+    reload: Option<Reload>,
+) -> Result<(), AgentError> {
     install_crypto_provider();
     let name = config.name.get_ref().to_string();
     let state = StateDir::open(&config.spool_dir)?;
     let client = CollectorClient::new(config.collector.get_ref(), &name, &token)?;
-    let local: Vec<CheckSpec> = config.checks.iter().map(|(id, c)| c.to_spec(id.as_str())).collect();
+    let mut local: Vec<CheckSpec> = config.checks.iter().map(|(id, c)| c.to_spec(id.as_str())).collect();
 
     let metrics = Arc::new(AgentMetrics::new());
     if let Some(addr) = &config.metrics_listen {
@@ -105,6 +141,7 @@ pub async fn run(config: AgentConfig, token: String, shutdown: CancellationToken
             push_interval: config.push_interval.get_ref().get(),
             max_batch_samples: *config.max_batch_samples.get_ref(),
             shutdown_grace: SHUTDOWN_GRACE,
+            heartbeat_interval: config.heartbeat_interval.get(),
         },
         metrics.clone(),
     )?;
@@ -139,9 +176,22 @@ pub async fn run(config: AgentConfig, token: String, shutdown: CancellationToken
             }
         }
         let wait = if fetched_once { refresh } else { FIRST_FETCH_RETRY.min(refresh) };
+        let reload_requested = async {
+            match &reload {
+                Some(r) => r.requested.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
+            _ = reload_requested => {
+                if let Some(new_local) = reload.as_ref().and_then(|r| reload_local(r, &config)) {
+                    local = new_local;
+                    scheduler.apply(&merge(&local, current.as_ref()));
+                    tracing::info!(checks = scheduler.len(), "configuration reloaded");
+                }
+            }
         }
     }
 

@@ -177,9 +177,25 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(vakt_agent_signals(shutdown.clone()));
-        vakt_agent::run(config, token, shutdown).await
+        let requested = std::sync::Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(reload_on_sighup(requested.clone()));
+        let reload = vakt_agent::Reload { path: config_path.clone(), requested };
+        vakt_agent::run_with_reload(config, token, shutdown, Some(reload)).await
     })?;
     Ok(())
+}
+
+/// Asks for a configuration reload on every SIGHUP.
+async fn reload_on_sighup(requested: std::sync::Arc<tokio::sync::Notify>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload needs a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        requested.notify_one();
+    }
 }
 
 /// Cancels on SIGTERM or SIGINT.

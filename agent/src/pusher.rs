@@ -25,6 +25,8 @@ pub struct PusherSettings {
     pub max_batch_samples: usize,
     /// On shutdown, how long to keep trying to deliver what is spooled.
     pub shutdown_grace: Duration,
+    /// With nothing to send for this long, send an empty batch: the collector's sign of life.
+    pub heartbeat_interval: Duration,
 }
 
 pub struct Pusher {
@@ -38,6 +40,7 @@ pub struct Pusher {
     backoff: Duration,
     retry_at: Option<Instant>,
     spool_failing: bool,
+    last_contact: Instant,
 }
 
 /// Doubles up to the cap.
@@ -73,6 +76,7 @@ impl Pusher {
             backoff: BACKOFF_START,
             retry_at: None,
             spool_failing: false,
+            last_contact: Instant::now(),
         };
         pusher.update_gauges();
         Ok(pusher)
@@ -184,6 +188,7 @@ impl Pusher {
                     self.backoff = BACKOFF_START;
                     self.retry_at = None;
                     self.metrics.samples_sent.inc_by(entry.samples);
+                    self.last_contact = Instant::now();
                     self.spool.pop_front();
                 }
                 Err(ClientError::Rejected(reason)) => {
@@ -206,6 +211,29 @@ impl Pusher {
         true
     }
 
+    /// Sends an empty batch when nothing else reached the collector for a heartbeat interval.
+    async fn heartbeat(&mut self) {
+        if !self.buffer.is_empty() || self.last_contact.elapsed() < self.settings.heartbeat_interval {
+            return;
+        }
+        let Ok(sequence) = self.state.reserve(&mut self.sequence) else { return };
+        let batch =
+            Batch { version: PROTOCOL_VERSION, agent: self.client.agent().to_string(), sequence, samples: Vec::new() };
+        let Ok(body) = CollectorClient::encode(&batch) else { return };
+        match self.client.push(body).await {
+            Ok(_) => {
+                tracing::debug!(sequence, "heartbeat acknowledged");
+                self.last_contact = Instant::now();
+            }
+            Err(e) => {
+                self.metrics.push_failures.inc();
+                tracing::debug!(error = %e, "heartbeat failed");
+                self.retry_at = Some(Instant::now() + jittered(self.backoff));
+                self.backoff = next_backoff(self.backoff);
+            }
+        }
+    }
+
     pub async fn run(mut self, mut samples: mpsc::Receiver<Sample>, shutdown: CancellationToken) {
         let mut next_push = Instant::now() + self.settings.push_interval;
         loop {
@@ -224,8 +252,8 @@ impl Pusher {
                 _ = tokio::time::sleep_until(next_push) => {}
             }
             self.seal();
-            if self.retry_at.is_none_or(|t| Instant::now() >= t) {
-                self.send_spooled().await;
+            if self.retry_at.is_none_or(|t| Instant::now() >= t) && self.send_spooled().await {
+                self.heartbeat().await;
             }
             next_push = Instant::now() + self.settings.push_interval;
         }

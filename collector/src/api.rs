@@ -11,7 +11,7 @@ use std::sync::Arc;
 use vakt_config::wire::{Assignments, ErrorBody};
 
 use crate::auth::bearer;
-use crate::incident::{Incident, IncidentStatus};
+use crate::incident::{Incident, IncidentKind, IncidentStatus};
 use crate::ingest::{self, IngestError};
 use crate::server::App;
 use crate::store::{IncidentFilter, SampleFilter};
@@ -92,6 +92,13 @@ async fn ingest_inner(
     let ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
+    app.metrics.add_incidents_open(outcome.opened_minus_resolved());
+    for id in &outcome.incidents_opened {
+        tracing::warn!(incident = id, agent = %batch.agent, "incident opened");
+    }
+    for id in &outcome.incidents_resolved {
+        tracing::info!(incident = id, "incident resolved");
+    }
     if ack.duplicate {
         app.metrics.batch_duplicate();
         tracing::debug!(agent = %batch.agent, sequence = batch.sequence, "duplicate batch acknowledged");
@@ -105,13 +112,6 @@ async fn ingest_inner(
     }
     for (check, state) in &outcome.states {
         app.metrics.set_check_state(check, state);
-    }
-    app.metrics.add_incidents_open(outcome.incidents_opened.len() as i64 - outcome.incidents_resolved.len() as i64);
-    for id in &outcome.incidents_opened {
-        tracing::warn!(incident = id, agent = %batch.agent, "incident opened");
-    }
-    for id in &outcome.incidents_resolved {
-        tracing::info!(incident = id, "incident resolved");
     }
     Ok(ack)
 }
@@ -130,7 +130,9 @@ async fn agent_checks(State(app): State<Arc<App>>, Path(name): Path<String>, hea
 #[serde(deny_unknown_fields)]
 struct IncidentQuery {
     status: Option<String>,
+    kind: Option<String>,
     check: Option<String>,
+    agent: Option<String>,
     limit: Option<usize>,
 }
 
@@ -139,7 +141,12 @@ struct IncidentQuery {
 struct IncidentView {
     id: i64,
     dedup_key: String,
-    check: String,
+    kind: IncidentKind,
+    subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
     services: Vec<String>,
     title: String,
     severity: String,
@@ -160,7 +167,13 @@ struct TimelineView {
 fn view(app: &App, i: Incident) -> IncidentView {
     IncidentView {
         id: i.id,
-        services: app.config.services_of(&i.check).into_iter().map(String::from).collect(),
+        services: match i.kind {
+            IncidentKind::CheckDown => app.config.services_of(&i.subject).into_iter().map(String::from).collect(),
+            IncidentKind::AgentSilent => Vec::new(),
+        },
+        check: (i.kind == IncidentKind::CheckDown).then(|| i.subject.clone()),
+        agent: (i.kind == IncidentKind::AgentSilent).then(|| i.subject.clone()),
+        kind: i.kind,
         dedup_key: i.dedup_key,
         title: i.title,
         severity: i.severity,
@@ -173,7 +186,7 @@ fn view(app: &App, i: Incident) -> IncidentView {
             .into_iter()
             .map(|e| TimelineView { at: rfc3339(e.at_ms), kind: e.kind, message: e.message })
             .collect(),
-        check: i.check,
+        subject: i.subject,
     }
 }
 
@@ -192,7 +205,20 @@ async fn list_incidents(
             None => return error(StatusCode::BAD_REQUEST, format!("status {s:?} is not one of open, resolved, all")),
         },
     };
-    let filter = IncidentFilter { status, check: q.check, limit: Some(q.limit.unwrap_or(100).min(10_000)) };
+    let kind = match q.kind.as_deref().map(|k| IncidentKind::parse(k).ok_or(k)) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(k)) => {
+            return error(StatusCode::BAD_REQUEST, format!("kind {k:?} is not one of check_down, agent_silent"))
+        }
+    };
+    let (kind, subject) = match (q.check, q.agent) {
+        (Some(_), Some(_)) => return error(StatusCode::BAD_REQUEST, "give check or agent, not both"),
+        (Some(c), None) => (Some(IncidentKind::CheckDown), Some(c)),
+        (None, Some(a)) => (Some(IncidentKind::AgentSilent), Some(a)),
+        (None, None) => (kind, None),
+    };
+    let filter = IncidentFilter { status, kind, subject, limit: Some(q.limit.unwrap_or(100).min(10_000)) };
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.incidents(&filter)).await {
         Ok(Ok(list)) => Json(list.into_iter().map(|i| view(&app, i)).collect::<Vec<_>>()).into_response(),

@@ -1,4 +1,5 @@
-//! Incidents opened and resolved from check transitions: pure decisions, stored by the `Store`.
+//! Incidents and the pure decisions that open and resolve them: from check transitions, and
+//! from agents that fall silent. The `Store` carries them out.
 
 use serde::Serialize;
 
@@ -27,6 +28,39 @@ impl IncidentStatus {
     }
 }
 
+/// What an incident is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    /// A check is down; the subject is the check id.
+    CheckDown,
+    /// An agent stopped reporting; the subject is the agent's name.
+    AgentSilent,
+}
+
+impl IncidentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::CheckDown => "check_down",
+            IncidentKind::AgentSilent => "agent_silent",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "check_down" => Some(IncidentKind::CheckDown),
+            "agent_silent" => Some(IncidentKind::AgentSilent),
+            _ => None,
+        }
+    }
+    /// The stable key of an incident about `subject`: one open incident per key.
+    pub fn dedup_key(self, subject: &str) -> String {
+        match self {
+            IncidentKind::CheckDown => format!("check:{subject}"),
+            IncidentKind::AgentSilent => format!("agent:{subject}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TimelineEvent {
     pub at_ms: i64,
@@ -39,7 +73,9 @@ pub struct Incident {
     pub id: i64,
     /// Same key while the same problem lasts: a check that keeps failing is one incident.
     pub dedup_key: String,
-    pub check: String,
+    pub kind: IncidentKind,
+    /// The check id or agent name the incident is about.
+    pub subject: String,
     pub title: String,
     pub severity: String,
     pub status: IncidentStatus,
@@ -51,12 +87,8 @@ pub struct Incident {
 /// What to do with a transition.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Open { dedup_key: String, title: String, severity: String, opened_ms: i64, event: TimelineEvent },
+    Open { kind: IncidentKind, subject: String, title: String, severity: String, opened_ms: i64, event: TimelineEvent },
     Resolve { event: TimelineEvent },
-}
-
-pub fn dedup_key(check: &str) -> String {
-    format!("check:{check}")
 }
 
 /// The incident action for a check's transition. Recovery from `Unknown` needs none.
@@ -65,7 +97,8 @@ pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
         Transition::Down { at_ms, since_ms, error } => {
             let cause = error.as_deref().unwrap_or("probe failed");
             Some(Action::Open {
-                dedup_key: dedup_key(check),
+                kind: IncidentKind::CheckDown,
+                subject: check.to_string(),
                 title: format!("{check} is down: {cause}"),
                 severity: "critical".into(),
                 opened_ms: *since_ms,
@@ -84,5 +117,71 @@ pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
             },
         }),
         Transition::Up { .. } => None,
+    }
+}
+
+/// An agent that should be reporting, as the silence rule sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentPresence {
+    pub name: String,
+    /// When it last pushed (Unix ms); `None` if never: an agent that never reported is unknown,
+    /// not silent.
+    pub last_seen_ms: Option<i64>,
+    /// Silent after this long without a push.
+    pub silent_after_ms: i64,
+    /// Whether an "agent silent" incident is open for it.
+    pub incident_open: bool,
+}
+
+/// The "agent silent" incidents to open at `now_ms`. Resolution happens when the agent pushes
+/// again, in the same transaction as its batch.
+pub fn silent_agents(agents: &[AgentPresence], now_ms: i64) -> Vec<Action> {
+    agents
+        .iter()
+        .filter(|a| !a.incident_open)
+        .filter_map(|a| {
+            let last = a.last_seen_ms?;
+            (now_ms - last > a.silent_after_ms).then(|| Action::Open {
+                kind: IncidentKind::AgentSilent,
+                subject: a.name.clone(),
+                title: format!("agent {} is silent", a.name),
+                severity: "critical".into(),
+                opened_ms: last,
+                event: TimelineEvent {
+                    at_ms: now_ms,
+                    kind: "opened".into(),
+                    message: format!(
+                        "agent {} has not reported since {} (silent after {})",
+                        a.name,
+                        crate::time::rfc3339(last),
+                        crate::time::human_duration_ms(a.silent_after_ms)
+                    ),
+                },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(last: Option<i64>, open: bool) -> AgentPresence {
+        AgentPresence { name: "edge-1".into(), last_seen_ms: last, silent_after_ms: 60_000, incident_open: open }
+    }
+
+    #[test]
+    fn an_agent_is_silent_only_after_its_grace_period() {
+        assert!(silent_agents(&[agent(Some(0), false)], 60_000).is_empty(), "exactly at the limit is not yet silent");
+        let actions = silent_agents(&[agent(Some(0), false)], 60_001);
+        assert_eq!(actions.len(), 1);
+        let Action::Open { kind, subject, opened_ms, .. } = &actions[0] else { panic!("{actions:?}") };
+        assert_eq!((*kind, subject.as_str(), *opened_ms), (IncidentKind::AgentSilent, "edge-1", 0));
+    }
+
+    #[test]
+    fn never_seen_or_already_open_opens_nothing() {
+        assert!(silent_agents(&[agent(None, false)], 10_000_000).is_empty());
+        assert!(silent_agents(&[agent(Some(0), true)], 10_000_000).is_empty());
     }
 }

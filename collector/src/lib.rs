@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod evaluator;
 pub mod incident;
 pub mod ingest;
 pub mod metrics;

@@ -93,10 +93,18 @@ impl Server {
         let addr = self.local_addr();
         tracing::info!(%addr, db = %self.app.config.data_dir.display(), "collector serving");
         let router = crate::api::router(self.app.clone());
+        let evaluator_stop = shutdown.child_token();
+        let evaluator = tokio::spawn(crate::evaluator::run(
+            self.app.clone(),
+            std::sync::Arc::new(crate::time::SystemClock),
+            evaluator_stop.clone(),
+        ));
         axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
             .map_err(ServerError::Serve)?;
+        evaluator_stop.cancel();
+        let _ = evaluator.await;
         tracing::info!("collector stopped");
         Ok(())
     }

@@ -13,3 +13,17 @@ pub fn rfc3339(ms: i64) -> String {
 pub fn human_duration_ms(ms: i64) -> String {
     vakt_config::duration::format_duration(std::time::Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)))
 }
+
+/// Where evaluation gets "now" from: the system clock in production, a fixed or stepped one in
+/// tests.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}

@@ -39,6 +39,10 @@ pub struct AgentConfig {
     /// A push never carries more samples than this.
     #[serde(default = "default_max_batch_samples")]
     pub max_batch_samples: Spanned<usize>,
+    /// With nothing else to send for this long, the agent sends an empty batch so the collector
+    /// knows it is alive.
+    #[serde(default = "default_heartbeat_interval")]
+    pub heartbeat_interval: HumanDuration,
     /// How often the agent asks the collector for its assigned checks.
     #[serde(default = "default_refresh_interval")]
     pub refresh_interval: HumanDuration,
@@ -62,6 +66,9 @@ fn default_push_interval() -> Spanned<HumanDuration> {
 }
 fn default_max_batch_samples() -> Spanned<usize> {
     Spanned::new(0..0, 5_000)
+}
+fn default_heartbeat_interval() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }
 fn default_refresh_interval() -> HumanDuration {
     HumanDuration::from_secs(60)

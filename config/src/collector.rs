@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use crate::check::{deserialize_labels, CheckConfig, Id};
 use crate::diagnostics::{parse_all, ConfigErrors, Reporter};
+use crate::duration::HumanDuration;
 use crate::wire::CheckSpec;
 use crate::{resolve_path, LoadError};
 
@@ -30,6 +31,9 @@ pub struct CollectorConfig {
     /// Largest accepted number of samples in one batch.
     #[serde(default = "default_max_batch_samples")]
     pub max_batch_samples: Spanned<usize>,
+    /// An agent that has not pushed for this long gets an "agent silent" incident.
+    #[serde(default = "default_agent_silent_after")]
+    pub agent_silent_after: Spanned<HumanDuration>,
     #[serde(default)]
     pub agents: BTreeMap<Id, AgentEntry>,
     #[serde(default)]
@@ -46,6 +50,9 @@ pub struct AgentEntry {
     pub token_hash: Spanned<String>,
     #[serde(default, deserialize_with = "deserialize_labels")]
     pub labels: BTreeMap<String, String>,
+    /// Overrides the collector's `agent_silent_after` for this agent.
+    #[serde(default)]
+    pub silent_after: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -63,6 +70,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8427";
 
 fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_LISTEN.to_string())
+}
+fn default_agent_silent_after() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration::from_secs(120))
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from("vakt-data")
@@ -111,7 +121,15 @@ impl CollectorConfig {
             r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "the default is 100000");
         }
         let mut seen_hashes: std::collections::HashMap<&str, &Id> = std::collections::HashMap::new();
+        if self.agent_silent_after.get_ref().get() < std::time::Duration::from_secs(1) {
+            r.span(self.agent_silent_after.span(), "`agent_silent_after` must be at least 1s", "the default is \"2m\"");
+        }
         for (name, agent) in &self.agents {
+            if let Some(s) = &agent.silent_after {
+                if s.get_ref().get() < std::time::Duration::from_secs(1) {
+                    r.span(s.span(), format!("agent {name:?}: `silent_after` must be at least 1s"), "e.g. \"5m\"");
+                }
+            }
             if let Some(other) = seen_hashes.insert(agent.token_hash.get_ref(), name) {
                 r.span(
                     agent.token_hash.span(),
@@ -161,6 +179,11 @@ impl CollectorConfig {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.get_ref().parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8427)))
+    }
+
+    /// How long `agent` may stay quiet before it is silent.
+    pub fn silent_after(&self, agent: &str) -> std::time::Duration {
+        self.agents.get(agent).and_then(|a| a.silent_after.as_ref()).unwrap_or(&self.agent_silent_after).get_ref().get()
     }
 
     /// The checks assigned to `agent`, by name or by label selector.

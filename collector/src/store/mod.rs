@@ -8,7 +8,7 @@ pub use sqlite::SqliteStore;
 use std::collections::HashMap;
 use vakt_config::wire::{Batch, IngestAck};
 
-use crate::incident::{Incident, IncidentStatus};
+use crate::incident::{Action, Incident, IncidentKind, IncidentStatus};
 use crate::state::{CheckState, Policy};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +45,17 @@ pub struct IngestOutcome {
     pub incidents_resolved: Vec<i64>,
 }
 
+impl IngestOutcome {
+    pub fn opened_minus_resolved(&self) -> i64 {
+        self.incidents_opened.len() as i64 - self.incidents_resolved.len() as i64
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct IncidentFilter {
     pub status: Option<IncidentStatus>,
-    pub check: Option<String>,
+    pub kind: Option<IncidentKind>,
+    pub subject: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -90,6 +97,9 @@ pub trait Store: Send + Sync + 'static {
     /// transaction. A batch already stored (same agent and sequence) changes nothing and is
     /// acknowledged as a duplicate.
     fn commit_batch(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError>;
+    /// Opens the incidents of `actions` (only `Action::Open` is meaningful here) unless one with
+    /// the same key is open already. Returns the ids opened.
+    fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
 
 use super::{AgentSummary, IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample};
-use crate::incident::{action_for, Action, Incident, IncidentStatus, TimelineEvent};
+use crate::incident::{action_for, Action, Incident, IncidentKind, IncidentStatus, TimelineEvent};
 use crate::state::{CheckState, Status};
 
 /// Each entry moves the schema one version up. Never edit a released entry; append.
@@ -72,6 +72,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE samples ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE check_state ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 3: incidents about other things than checks (silent agents, later SLOs).
+    r#"
+    ALTER TABLE incidents RENAME COLUMN check_id TO subject;
+    ALTER TABLE incidents ADD COLUMN kind TEXT NOT NULL DEFAULT 'check_down';
+    CREATE INDEX incidents_by_kind_status ON incidents (kind, status);
     "#,
 ];
 
@@ -177,6 +183,43 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
     Ok(())
 }
 
+/// Inserts an incident unless one with the same key is open; returns its id when inserted.
+fn insert_incident(tx: &Transaction<'_>, action: &Action) -> Result<Option<i64>, StoreError> {
+    let Action::Open { kind, subject, title, severity, opened_ms, event } = action else {
+        return Ok(None);
+    };
+    let inserted = tx.execute(
+        "INSERT INTO incidents (dedup_key, kind, subject, title, severity, status, opened_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6) ON CONFLICT DO NOTHING",
+        params![kind.dedup_key(subject), kind.as_str(), subject, title, severity, opened_ms],
+    )?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let id = tx.last_insert_rowid();
+    add_event(tx, id, event)?;
+    Ok(Some(id))
+}
+
+/// Resolves the open incident with `dedup_key`, if any, noting how long it lasted.
+fn resolve_incident(tx: &Transaction<'_>, dedup_key: &str, event: &TimelineEvent) -> Result<Option<i64>, StoreError> {
+    let open: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT id, opened_ms FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'",
+            [dedup_key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, opened)) = open else { return Ok(None) };
+    tx.execute("UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1", params![id, event.at_ms])?;
+    let event = TimelineEvent {
+        message: format!("{} after {}", event.message, crate::time::human_duration_ms(event.at_ms - opened)),
+        ..event.clone()
+    };
+    add_event(tx, id, &event)?;
+    Ok(Some(id))
+}
+
 fn add_event(tx: &Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![incident, e.at_ms, e.kind, e.message])?;
@@ -198,6 +241,14 @@ impl Store for SqliteStore {
             params![batch.agent, received_ms],
         )?;
         let mut outcome = IngestOutcome::default();
+        let back = TimelineEvent {
+            at_ms: received_ms,
+            kind: "resolved".into(),
+            message: format!("agent {} reports again", batch.agent),
+        };
+        if let Some(id) = resolve_incident(&tx, &IncidentKind::AgentSilent.dedup_key(&batch.agent), &back)? {
+            outcome.incidents_resolved.push(id);
+        }
         if inserted == 0 {
             tx.commit()?;
             outcome.ack = Some(IngestAck { sequence: batch.sequence, accepted: 0, duplicate: true });
@@ -238,40 +289,21 @@ impl Store for SqliteStore {
                 continue;
             };
             match action_for(&s.check, &transition) {
-                Some(Action::Open { dedup_key, title, severity, opened_ms, event }) => {
+                Some(open @ Action::Open { .. }) => {
                     if state.open_incident.is_some() {
                         continue;
                     }
-                    tx.execute(
-                        "INSERT INTO incidents (dedup_key, check_id, title, severity, status, opened_ms)
-                         VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
-                        params![dedup_key, s.check, title, severity, opened_ms],
-                    )?;
-                    let id = tx.last_insert_rowid();
-                    add_event(&tx, id, &event)?;
-                    state.open_incident = Some(id);
-                    outcome.incidents_opened.push(id);
+                    if let Some(id) = insert_incident(&tx, &open)? {
+                        state.open_incident = Some(id);
+                        outcome.incidents_opened.push(id);
+                    }
                 }
-                Some(Action::Resolve { event }) => {
-                    if let Some(id) = state.open_incident.take() {
-                        tx.execute(
-                            "UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1",
-                            params![id, event.at_ms],
-                        )?;
-                        let opened: i64 =
-                            tx.query_row("SELECT opened_ms FROM incidents WHERE id = ?1", [id], |r| r.get(0))?;
-                        let event = TimelineEvent {
-                            message: format!(
-                                "{} after {}",
-                                event.message,
-                                crate::time::human_duration_ms(event.at_ms - opened)
-                            ),
-                            ..event
-                        };
-                        add_event(&tx, id, &event)?;
+                Some(Action::Resolve { event }) if state.open_incident.take().is_some() => {
+                    if let Some(id) = resolve_incident(&tx, &IncidentKind::CheckDown.dedup_key(&s.check), &event)? {
                         outcome.incidents_resolved.push(id);
                     }
                 }
+                Some(Action::Resolve { .. }) => {}
                 None => {}
             }
         }
@@ -284,16 +316,35 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
+    fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut opened = Vec::new();
+        for action in actions {
+            opened.extend(insert_incident(&tx, action)?);
+        }
+        tx.commit()?;
+        Ok(opened)
+    }
+
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM incidents
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR check_id = ?2)
-             ORDER BY opened_ms DESC, id DESC LIMIT ?3",
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subject = ?3)
+             ORDER BY opened_ms DESC, id DESC LIMIT ?4",
         )?;
         let limit = filter.limit.map_or(-1, |l| l as i64);
         let ids: Vec<i64> = stmt
-            .query_map(params![filter.status.map(IncidentStatus::as_str), filter.check, limit], |r| r.get(0))?
+            .query_map(
+                params![
+                    filter.status.map(IncidentStatus::as_str),
+                    filter.kind.map(IncidentKind::as_str),
+                    filter.subject,
+                    limit
+                ],
+                |r| r.get(0),
+            )?
             .collect::<Result<_, _>>()?;
         drop(stmt);
         ids.into_iter().filter_map(|id| read_incident(&conn, id).transpose()).collect()
@@ -365,13 +416,14 @@ impl Store for SqliteStore {
 fn read_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreError> {
     let head = conn
         .query_row(
-            "SELECT dedup_key, check_id, title, severity, status, opened_ms, resolved_ms FROM incidents WHERE id = ?1",
+            "SELECT dedup_key, subject, title, severity, status, opened_ms, resolved_ms, kind FROM incidents WHERE id = ?1",
             [id],
             |r| {
                 Ok(Incident {
                     id,
                     dedup_key: r.get(0)?,
-                    check: r.get(1)?,
+                    subject: r.get(1)?,
+                    kind: IncidentKind::parse(&r.get::<_, String>(7)?).unwrap_or(IncidentKind::CheckDown),
                     title: r.get(2)?,
                     severity: r.get(3)?,
                     status: IncidentStatus::parse(&r.get::<_, String>(4)?).unwrap_or(IncidentStatus::Open),
