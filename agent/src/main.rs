@@ -173,7 +173,8 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     let token = config.read_token()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    // One thread: the agent waits on sockets and timers; a single thread keeps it small.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(vakt_agent_signals(shutdown.clone()));

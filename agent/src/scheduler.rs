@@ -19,7 +19,8 @@ use std::sync::Arc;
 const GUARD: Duration = Duration::from_secs(1);
 
 struct Running {
-    spec: CheckSpec,
+    /// Shared with the check's task: one copy per check.
+    spec: Arc<CheckSpec>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -41,7 +42,7 @@ impl Scheduler {
     pub fn apply(&mut self, specs: &[CheckSpec]) {
         let wanted: HashMap<&str, &CheckSpec> = specs.iter().map(|s| (s.id.as_str(), s)).collect();
         self.running.retain(|id, r| {
-            let keep = wanted.get(id.as_str()).is_some_and(|s| **s == r.spec);
+            let keep = wanted.get(id.as_str()).is_some_and(|s| **s == *r.spec);
             if !keep {
                 r.cancel.cancel();
                 tracing::info!(check = %id, "check stopped");
@@ -54,6 +55,7 @@ impl Scheduler {
             }
             match probe::build(spec, &self.ctx) {
                 Ok(probe) => {
+                    let spec = Arc::new(spec.clone());
                     let cancel = CancellationToken::new();
                     let task = tokio::spawn(run_check(
                         spec.clone(),
@@ -63,7 +65,7 @@ impl Scheduler {
                         self.metrics.clone(),
                     ));
                     tracing::info!(check = %spec.id, kind = spec.kind.as_str(), target = %spec.target, interval_ms = spec.interval_ms, "check started");
-                    self.running.insert(spec.id.clone(), Running { spec: spec.clone(), cancel, task });
+                    self.running.insert(spec.id.clone(), Running { spec, cancel, task });
                 }
                 Err(e) => tracing::error!(check = %spec.id, error = %e, "check cannot run"),
             }
@@ -94,7 +96,7 @@ fn unix_ms(t: SystemTime) -> i64 {
 }
 
 async fn run_check(
-    spec: CheckSpec,
+    spec: Arc<CheckSpec>,
     probe: Box<dyn Probe>,
     samples: mpsc::Sender<Sample>,
     cancel: CancellationToken,

@@ -80,14 +80,18 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(bin_name: &str, args: &[&str], log: &Path) -> Proc {
+        Self::spawn_exe(&bin(bin_name), args, log)
+    }
+
+    pub fn spawn_exe(exe: &Path, args: &[&str], log: &Path) -> Proc {
         let file = std::fs::File::create(log).unwrap();
-        let child = Command::new(bin(bin_name))
+        let child = Command::new(exe)
             .args(args)
             .env("VAKT_LOG", "info,vakt_agent=debug")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawning {bin_name}: {e}"));
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", exe.display()));
         Proc { child, log: log.to_path_buf() }
     }
 
@@ -256,4 +260,58 @@ impl Target {
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::SeqCst)
     }
+}
+
+/// What /proc says of a process: resident and peak resident memory (KiB), CPU seconds used.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcStats {
+    pub rss_kib: u64,
+    /// Resident anonymous memory (heap, stacks): what the process itself allocated.
+    pub anon_kib: u64,
+    pub threads: u64,
+    pub peak_rss_kib: u64,
+    pub cpu_seconds: f64,
+}
+
+pub fn proc_stats(pid: u32) -> ProcStats {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let after = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    ProcStats {
+        rss_kib: kib("VmRSS:"),
+        anon_kib: kib("RssAnon:"),
+        threads: kib("Threads:"),
+        peak_rss_kib: kib("VmHWM:"),
+        cpu_seconds: ticks as f64 / hz,
+    }
+}
+
+/// The agent as shipped: built with the `agent` profile (size-optimised, LTO, panic=abort).
+pub fn shipped_agent() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--profile", "agent", "-p", "vakt-agent", "--quiet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("running cargo build --profile agent");
+    assert!(status.success(), "cargo build --profile agent failed");
+    let target = bin_dir().parent().expect("target directory").to_path_buf();
+    target.join("agent").join("vakt-agent")
 }
