@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::check::{deserialize_labels, CheckConfig, Id};
+pub use crate::slo::ServiceConfig;
+use crate::slo::{MaintenanceConfig, SloConfig};
 use crate::diagnostics::{parse_all, ConfigErrors, Reporter};
 use crate::duration::HumanDuration;
 use crate::wire::CheckSpec;
@@ -40,6 +42,10 @@ pub struct CollectorConfig {
     pub checks: BTreeMap<Id, CheckConfig>,
     #[serde(default)]
     pub services: BTreeMap<Id, ServiceConfig>,
+    #[serde(default)]
+    pub slos: BTreeMap<Id, SloConfig>,
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceConfig>,
 }
 
 /// An agent allowed to push, with the hash of its token.
@@ -53,17 +59,6 @@ pub struct AgentEntry {
     /// Overrides the collector's `agent_silent_after` for this agent.
     #[serde(default)]
     pub silent_after: Option<Spanned<HumanDuration>>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceConfig {
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// The checks that make up this service.
-    pub checks: Vec<Spanned<String>>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8427";
@@ -164,7 +159,24 @@ impl CollectorConfig {
                 );
             }
         }
+        for (name, slo) in &self.slos {
+            slo.validate(name.as_str(), &self.services, r);
+        }
+        for m in &self.maintenance {
+            m.validate(&self.services, r);
+        }
         for (name, service) in &self.services {
+            let c = service.criticality.get_ref();
+            if !(1..=5).contains(c) {
+                r.span(service.criticality.span(), format!("service {name:?}: criticality {c} is not 1..=5"), "1 is the most critical");
+            }
+            for d in &service.depends_on {
+                if !self.services.contains_key(d.get_ref().as_str()) {
+                    r.span(d.span(), format!("service {name:?}: depends on unknown service {:?}", d.get_ref()), "declare it under [services.NAME]");
+                } else if self.depends_transitively(d.get_ref(), name.as_str()) {
+                    r.span(d.span(), format!("service {name:?}: depending on {:?} makes a cycle", d.get_ref()), "dependencies must not loop back");
+                }
+            }
             for c in &service.checks {
                 if !self.checks.contains_key(c.get_ref().as_str()) {
                     r.span(
@@ -179,6 +191,24 @@ impl CollectorConfig {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.get_ref().parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8427)))
+    }
+
+    /// True when `from` needs `to`, directly or through other services.
+    pub fn depends_transitively(&self, from: &str, to: &str) -> bool {
+        let mut stack = vec![from.to_string()];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(s) = stack.pop() {
+            if s == to {
+                return true;
+            }
+            if !seen.insert(s.clone()) {
+                continue;
+            }
+            if let Some(svc) = self.services.get(s.as_str()) {
+                stack.extend(svc.depends_on.iter().map(|d| d.get_ref().clone()));
+            }
+        }
+        false
     }
 
     /// How long `agent` may stay quiet before it is silent.

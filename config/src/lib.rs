@@ -9,7 +9,9 @@ pub mod check;
 pub mod collector;
 pub mod diagnostics;
 pub mod duration;
+pub mod rrule;
 pub mod selector;
+pub mod slo;
 pub mod wire;
 
 pub use agent::AgentConfig;
