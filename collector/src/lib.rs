@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod quickstart;
 pub mod server;
+pub mod slo;
 pub mod state;
 pub mod store;
 pub mod time;

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::check::{deserialize_labels, CheckConfig, Id};
-pub use crate::slo::ServiceConfig;
-use crate::slo::{MaintenanceConfig, SloConfig};
 use crate::diagnostics::{parse_all, ConfigErrors, Reporter};
 use crate::duration::HumanDuration;
+pub use crate::slo::ServiceConfig;
+use crate::slo::{MaintenanceConfig, SloConfig};
 use crate::wire::CheckSpec;
 use crate::{resolve_path, LoadError};
 
@@ -168,13 +168,25 @@ impl CollectorConfig {
         for (name, service) in &self.services {
             let c = service.criticality.get_ref();
             if !(1..=5).contains(c) {
-                r.span(service.criticality.span(), format!("service {name:?}: criticality {c} is not 1..=5"), "1 is the most critical");
+                r.span(
+                    service.criticality.span(),
+                    format!("service {name:?}: criticality {c} is not 1..=5"),
+                    "1 is the most critical",
+                );
             }
             for d in &service.depends_on {
                 if !self.services.contains_key(d.get_ref().as_str()) {
-                    r.span(d.span(), format!("service {name:?}: depends on unknown service {:?}", d.get_ref()), "declare it under [services.NAME]");
+                    r.span(
+                        d.span(),
+                        format!("service {name:?}: depends on unknown service {:?}", d.get_ref()),
+                        "declare it under [services.NAME]",
+                    );
                 } else if self.depends_transitively(d.get_ref(), name.as_str()) {
-                    r.span(d.span(), format!("service {name:?}: depending on {:?} makes a cycle", d.get_ref()), "dependencies must not loop back");
+                    r.span(
+                        d.span(),
+                        format!("service {name:?}: depending on {:?} makes a cycle", d.get_ref()),
+                        "dependencies must not loop back",
+                    );
                 }
             }
             for c in &service.checks {

@@ -38,7 +38,8 @@ fn weekday(s: &str) -> Option<Weekday> {
 impl Rule {
     pub fn parse(text: &str) -> Result<Rule, String> {
         let mut freq = None;
-        let mut rule = Rule { freq: Freq::Daily, interval: 1, by_day: Vec::new(), by_month_day: None, count: None, until: None };
+        let mut rule =
+            Rule { freq: Freq::Daily, interval: 1, by_day: Vec::new(), by_month_day: None, count: None, until: None };
         for part in text.trim().trim_start_matches("RRULE:").split(';').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| format!("rrule part {part:?} is not KEY=VALUE"))?;
             match k {
@@ -50,17 +51,27 @@ impl Rule {
                         _ => return Err(format!("rrule FREQ={v} is not supported (DAILY, WEEKLY, MONTHLY)")),
                     })
                 }
-                "INTERVAL" => rule.interval = v.parse().ok().filter(|n: &i64| *n >= 1).ok_or("rrule INTERVAL must be a positive number")?,
+                "INTERVAL" => {
+                    rule.interval =
+                        v.parse().ok().filter(|n: &i64| *n >= 1).ok_or("rrule INTERVAL must be a positive number")?
+                }
                 "BYDAY" => {
-                    rule.by_day = v.split(',').map(|d| weekday(d).ok_or(format!("rrule BYDAY {d:?} is not MO..SU"))).collect::<Result<_, _>>()?
+                    rule.by_day = v
+                        .split(',')
+                        .map(|d| weekday(d).ok_or(format!("rrule BYDAY {d:?} is not MO..SU")))
+                        .collect::<Result<_, _>>()?
                 }
                 "BYMONTHDAY" => {
-                    rule.by_month_day = Some(v.parse().ok().filter(|d: &i8| (1..=31).contains(d)).ok_or("rrule BYMONTHDAY must be 1..31")?)
+                    rule.by_month_day = Some(
+                        v.parse().ok().filter(|d: &i8| (1..=31).contains(d)).ok_or("rrule BYMONTHDAY must be 1..31")?,
+                    )
                 }
                 "COUNT" => rule.count = Some(v.parse().map_err(|_| "rrule COUNT must be a number")?),
                 "UNTIL" => {
                     let v = v.trim_end_matches('Z');
-                    let dt = if v.len() == 8 { format!("{}-{}-{}T23:59:59", &v[..4], &v[4..6], &v[6..8]) } else if v.len() == 15 {
+                    let dt = if v.len() == 8 {
+                        format!("{}-{}-{}T23:59:59", &v[..4], &v[4..6], &v[6..8])
+                    } else if v.len() == 15 {
                         format!("{}-{}-{}T{}:{}:{}", &v[..4], &v[4..6], &v[6..8], &v[9..11], &v[11..13], &v[13..15])
                     } else {
                         return Err(format!("rrule UNTIL={v} is not YYYYMMDD or YYYYMMDDTHHMMSS"));
@@ -103,10 +114,20 @@ impl Rule {
             Freq::Weekly => {
                 let days = if self.by_day.is_empty() { vec![dtstart.weekday()] } else { self.by_day.clone() };
                 // Monday of dtstart's week.
-                let Ok(monday) = dtstart.date().checked_sub(jiff::Span::new().days(i64::from(dtstart.weekday().to_monday_zero_offset()))) else { return };
+                let Ok(monday) = dtstart
+                    .date()
+                    .checked_sub(jiff::Span::new().days(i64::from(dtstart.weekday().to_monday_zero_offset())))
+                else {
+                    return;
+                };
                 for week in 0..20_000i64 {
                     let Ok(start) = monday.checked_add(jiff::Span::new().weeks(week * self.interval)) else { return };
-                    let mut ds: Vec<_> = days.iter().filter_map(|d| start.checked_add(jiff::Span::new().days(i64::from(d.to_monday_zero_offset()))).ok()).collect();
+                    let mut ds: Vec<_> = days
+                        .iter()
+                        .filter_map(|d| {
+                            start.checked_add(jiff::Span::new().days(i64::from(d.to_monday_zero_offset()))).ok()
+                        })
+                        .collect();
                     ds.sort();
                     for d in ds {
                         if !emit(d.to_datetime(time)) {
@@ -152,7 +173,10 @@ mod tests {
             first("FREQ=WEEKLY;BYDAY=SU,WE", "2026-11-25T02:00", 4),
             ["2026-11-25T02:00:00", "2026-11-29T02:00:00", "2026-12-02T02:00:00", "2026-12-06T02:00:00"]
         );
-        assert_eq!(first("FREQ=WEEKLY;INTERVAL=2", "2026-11-25T22:30", 2), ["2026-11-25T22:30:00", "2026-12-09T22:30:00"]);
+        assert_eq!(
+            first("FREQ=WEEKLY;INTERVAL=2", "2026-11-25T22:30", 2),
+            ["2026-11-25T22:30:00", "2026-12-09T22:30:00"]
+        );
     }
 
     #[test]

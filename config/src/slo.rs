@@ -122,15 +122,29 @@ impl SloConfig {
 
     pub fn validate(&self, name: &str, services: &BTreeMap<crate::Id, ServiceConfig>, r: &mut Reporter<'_>) {
         if !services.contains_key(self.service.get_ref().as_str()) {
-            r.span(self.service.span(), format!("slo {name:?}: unknown service {:?}", self.service.get_ref()), "declare it under [services.NAME]");
+            r.span(
+                self.service.span(),
+                format!("slo {name:?}: unknown service {:?}", self.service.get_ref()),
+                "declare it under [services.NAME]",
+            );
         }
         let o = *self.objective.get_ref();
         if !(o > 0.0 && o < 100.0) {
-            r.span(self.objective.span(), format!("slo {name:?}: objective {o} is not a percentage below 100"), "e.g. 99.9");
+            r.span(
+                self.objective.span(),
+                format!("slo {name:?}: objective {o} is not a percentage below 100"),
+                "e.g. 99.9",
+            );
         }
         match (&self.window, &self.calendar) {
-            (Some(w), Some(_)) => r.span(w.span(), format!("slo {name:?}: both `window` and `calendar` are set"), "keep one"),
-            (None, None) => r.span(self.service.span(), format!("slo {name:?}: no window"), "add window = \"30d\" or calendar = \"month\""),
+            (Some(w), Some(_)) => {
+                r.span(w.span(), format!("slo {name:?}: both `window` and `calendar` are set"), "keep one")
+            }
+            (None, None) => r.span(
+                self.service.span(),
+                format!("slo {name:?}: no window"),
+                "add window = \"30d\" or calendar = \"month\"",
+            ),
             (Some(w), None) if w.get_ref().get() < std::time::Duration::from_secs(3600) => {
                 r.span(w.span(), format!("slo {name:?}: a window under 1h"), "SLO windows are days long, e.g. \"30d\"")
             }
@@ -138,22 +152,34 @@ impl SloConfig {
         }
         if let Some(tz) = &self.timezone {
             if jiff::tz::TimeZone::get(tz.get_ref()).is_err() {
-                r.span(tz.span(), format!("slo {name:?}: unknown time zone {:?}", tz.get_ref()), "use an IANA name such as \"Europe/Oslo\"");
+                r.span(
+                    tz.span(),
+                    format!("slo {name:?}: unknown time zone {:?}", tz.get_ref()),
+                    "use an IANA name such as \"Europe/Oslo\"",
+                );
             }
         }
         match (self.kind, &self.latency_threshold) {
-            (SloKind::Latency, None) => {
-                r.span(self.service.span(), format!("slo {name:?}: a latency SLO needs latency_threshold"), "e.g. latency_threshold = \"300ms\"")
-            }
-            (SloKind::Availability, Some(t)) => {
-                r.span(t.span(), format!("slo {name:?}: latency_threshold applies to latency SLOs"), "set kind = \"latency\" or remove it")
-            }
+            (SloKind::Latency, None) => r.span(
+                self.service.span(),
+                format!("slo {name:?}: a latency SLO needs latency_threshold"),
+                "e.g. latency_threshold = \"300ms\"",
+            ),
+            (SloKind::Availability, Some(t)) => r.span(
+                t.span(),
+                format!("slo {name:?}: latency_threshold applies to latency SLOs"),
+                "set kind = \"latency\" or remove it",
+            ),
             _ => {}
         }
         for rule in self.burn_alerts.iter().flatten() {
             let s = rule.severity.get_ref();
             if s != "page" && s != "ticket" {
-                r.span(rule.severity.span(), format!("slo {name:?}: severity {s:?} is not page or ticket"), "page wakes someone up; ticket does not");
+                r.span(
+                    rule.severity.span(),
+                    format!("slo {name:?}: severity {s:?} is not page or ticket"),
+                    "page wakes someone up; ticket does not",
+                );
             }
         }
     }
@@ -224,11 +250,19 @@ impl MaintenanceConfig {
         let name = &self.name;
         let tz = jiff::tz::TimeZone::get(self.timezone.get_ref());
         if tz.is_err() {
-            r.span(self.timezone.span(), format!("maintenance {name:?}: unknown time zone {:?}", self.timezone.get_ref()), "use an IANA name such as \"Europe/Oslo\"");
+            r.span(
+                self.timezone.span(),
+                format!("maintenance {name:?}: unknown time zone {:?}", self.timezone.get_ref()),
+                "use an IANA name such as \"Europe/Oslo\"",
+            );
         }
         let local = |s: &Spanned<String>, r: &mut Reporter<'_>| {
             if s.get_ref().parse::<jiff::civil::DateTime>().is_err() {
-                r.span(s.span(), format!("maintenance {name:?}: {:?} is not a local date and time", s.get_ref()), "write it as \"2026-10-03T22:00\"");
+                r.span(
+                    s.span(),
+                    format!("maintenance {name:?}: {:?} is not a local date and time", s.get_ref()),
+                    "write it as \"2026-10-03T22:00\"",
+                );
             }
         };
         local(&self.start, r);
@@ -254,7 +288,11 @@ impl MaintenanceConfig {
         }
         for s in &self.services {
             if !services.contains_key(s.get_ref().as_str()) {
-                r.span(s.span(), format!("maintenance {name:?}: unknown service {:?}", s.get_ref()), "declare it under [services.NAME]");
+                r.span(
+                    s.span(),
+                    format!("maintenance {name:?}: unknown service {:?}", s.get_ref()),
+                    "declare it under [services.NAME]",
+                );
             }
         }
     }

@@ -1,0 +1,647 @@
+//! SLO arithmetic: pure functions of per-minute SLI counts, the SLO and `now`.
+//!
+//! A [`Series`] holds prefix sums of per-minute [`Counts`], so the total over any window is one
+//! subtraction: a 30-day window, its burn-rate windows and a 400-day report cost the same.
+//! [`build_minutes`] turns check state periods, maintenance windows and probe counts into
+//! those minutes.
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+
+pub const MINUTE_MS: i64 = 60_000;
+
+/// What one minute (or any sum of minutes) contributes to an SLI.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Probe results outside maintenance.
+    pub events: u64,
+    /// Bad probe results outside maintenance (failed, or slower than a latency SLO's bound).
+    pub bad_events: u64,
+    /// Milliseconds the service was down, outside maintenance.
+    pub down_ms: u64,
+    /// Milliseconds without a known state, outside maintenance.
+    pub unknown_ms: u64,
+    /// Milliseconds inside maintenance that is excluded from the SLA.
+    pub excluded_ms: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.events += o.events;
+        self.bad_events += o.bad_events;
+        self.down_ms += o.down_ms;
+        self.unknown_ms += o.unknown_ms;
+        self.excluded_ms += o.excluded_ms;
+    }
+    fn sub(&self, o: &Counts) -> Counts {
+        Counts {
+            events: self.events - o.events,
+            bad_events: self.bad_events - o.bad_events,
+            down_ms: self.down_ms - o.down_ms,
+            unknown_ms: self.unknown_ms - o.unknown_ms,
+            excluded_ms: self.excluded_ms - o.excluded_ms,
+        }
+    }
+}
+
+/// Per-minute counts from `start_ms` (minute-aligned) on, as prefix sums.
+#[derive(Clone, Debug)]
+pub struct Series {
+    start_ms: i64,
+    cum: Vec<Counts>,
+}
+
+impl Series {
+    pub fn new(start_ms: i64, minutes: &[Counts]) -> Series {
+        let mut cum = Vec::with_capacity(minutes.len() + 1);
+        let mut acc = Counts::default();
+        cum.push(acc);
+        for m in minutes {
+            acc.add(m);
+            cum.push(acc);
+        }
+        Series { start_ms: start_ms - start_ms.rem_euclid(MINUTE_MS), cum }
+    }
+
+    pub fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + (self.cum.len() as i64 - 1) * MINUTE_MS
+    }
+
+    /// Sums the whole minutes in `[from_ms, to_ms)`. Time outside the series counts as unknown.
+    pub fn range(&self, from_ms: i64, to_ms: i64) -> Counts {
+        let idx = |t: i64| ((t - self.start_ms).div_euclid(MINUTE_MS)).clamp(0, self.cum.len() as i64 - 1) as usize;
+        let (a, b) = (idx(from_ms), idx(to_ms.max(from_ms)));
+        let mut c = self.cum[b].sub(&self.cum[a]);
+        let covered_from = from_ms.max(self.start_ms);
+        let covered_to = to_ms.min(self.end_ms()).max(covered_from);
+        let outside = (to_ms - from_ms).max(0) - (covered_to - covered_from);
+        c.unknown_ms += outside.max(0) as u64;
+        c
+    }
+}
+
+/// A check's state over a span of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeriodStatus {
+    Up,
+    Down,
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period {
+    pub status: PeriodStatus,
+    pub start_ms: i64,
+    /// `None` while it lasts.
+    pub end_ms: Option<i64>,
+}
+
+/// Per-minute probe counts of one minute (summed over a service's checks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinuteEvents {
+    pub minute_ms: i64,
+    pub events: u64,
+    pub bad_events: u64,
+}
+
+/// The minutes of `[from_ms, to_ms)` for a service: down when any of its checks is down,
+/// unknown when none is down and any has no known state, up otherwise; maintenance intervals
+/// (`excluded`) take their time out of all three. `checks` holds each check's periods sorted
+/// by start.
+pub fn build_minutes(
+    from_ms: i64,
+    to_ms: i64,
+    checks: &[Vec<Period>],
+    excluded: &[(i64, i64)],
+    events: &[MinuteEvents],
+) -> Vec<Counts> {
+    let from_ms = from_ms - from_ms.rem_euclid(MINUTE_MS);
+    let n = ((to_ms - from_ms).max(0) + MINUTE_MS - 1) / MINUTE_MS;
+    let mut minutes = vec![Counts::default(); n as usize];
+    let end = from_ms + n * MINUTE_MS;
+    // Every instant where something may change.
+    let mut cuts: Vec<i64> = vec![from_ms, end];
+    for periods in checks {
+        for p in periods {
+            cuts.push(p.start_ms);
+            cuts.extend(p.end_ms);
+        }
+    }
+    for (a, b) in excluded {
+        cuts.push(*a);
+        cuts.push(*b);
+    }
+    cuts.retain(|t| (from_ms..=end).contains(t));
+    cuts.sort_unstable();
+    cuts.dedup();
+    let status_at = |periods: &[Period], t: i64| -> PeriodStatus {
+        // The last period starting at or before t, if it has not ended by t.
+        let i = periods.partition_point(|p| p.start_ms <= t);
+        match i.checked_sub(1).map(|i| &periods[i]) {
+            Some(p) if p.end_ms.is_none_or(|e| e > t) => p.status,
+            _ => PeriodStatus::Unknown,
+        }
+    };
+    for w in cuts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let in_maintenance = excluded.iter().any(|(s, e)| *s <= a && a < *e);
+        let status = if checks.is_empty() {
+            PeriodStatus::Unknown
+        } else {
+            let states: Vec<PeriodStatus> = checks.iter().map(|p| status_at(p, a)).collect();
+            if states.contains(&PeriodStatus::Down) {
+                PeriodStatus::Down
+            } else if states.contains(&PeriodStatus::Unknown) {
+                PeriodStatus::Unknown
+            } else {
+                PeriodStatus::Up
+            }
+        };
+        // Spread [a, b) over the minutes it covers.
+        let mut t = a;
+        while t < b {
+            let idx = ((t - from_ms) / MINUTE_MS) as usize;
+            let minute_end = from_ms + (idx as i64 + 1) * MINUTE_MS;
+            let len = (b.min(minute_end) - t) as u64;
+            let m = &mut minutes[idx];
+            if in_maintenance {
+                m.excluded_ms += len;
+            } else {
+                match status {
+                    PeriodStatus::Down => m.down_ms += len,
+                    PeriodStatus::Unknown => m.unknown_ms += len,
+                    PeriodStatus::Up => {}
+                }
+            }
+            t = b.min(minute_end);
+        }
+    }
+    for e in events {
+        if e.minute_ms < from_ms || e.minute_ms >= end {
+            continue;
+        }
+        if excluded.iter().any(|(s, x)| *s <= e.minute_ms && e.minute_ms < *x) {
+            continue; // probes during maintenance are not counted
+        }
+        let m = &mut minutes[((e.minute_ms - from_ms) / MINUTE_MS) as usize];
+        m.events += e.events;
+        m.bad_events += e.bad_events;
+    }
+    minutes
+}
+
+// ------------------------------------------------------------------ SLOs
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Up time over valid time.
+    Time,
+    /// Good events over all events (availability by probes, or latency).
+    Events,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unknown {
+    Exclude,
+    Good,
+    Bad,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Window {
+    Rolling {
+        ms: i64,
+    },
+    /// Calendar months (`months = 1`) or quarters (`months = 3`) in a time zone.
+    Calendar {
+        months: i8,
+        tz: TimeZone,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BurnRule {
+    pub severity: String,
+    pub long_ms: i64,
+    pub short_ms: i64,
+    pub factor: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slo {
+    pub name: String,
+    pub method: Method,
+    /// As a ratio: 0.999.
+    pub objective: f64,
+    pub window: Window,
+    pub unknown: Unknown,
+    pub rules: Vec<BurnRule>,
+}
+
+/// Good, bad and valid amounts over a range, in ms (time) or events.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sli {
+    pub valid: f64,
+    pub bad: f64,
+}
+
+impl Sli {
+    pub fn bad_ratio(&self) -> f64 {
+        if self.valid <= 0.0 {
+            0.0
+        } else {
+            self.bad / self.valid
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BurnAlert {
+    pub severity: String,
+    pub long_ms: i64,
+    pub short_ms: i64,
+    pub factor: f64,
+    pub long_rate: f64,
+    pub short_rate: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub window_start_ms: i64,
+    pub window_end_ms: i64,
+    pub counts: Counts,
+    pub sli: Sli,
+    /// Achieved ratio; `None` without valid data.
+    pub achieved: Option<f64>,
+    pub met: bool,
+    /// Error budget in the SLI's unit (ms or events).
+    pub budget_allowed: f64,
+    pub budget_spent: f64,
+    /// 1 untouched, 0 spent, negative overspent.
+    pub budget_remaining_ratio: f64,
+    /// Burn rate per distinct rule window, (window ms, rate).
+    pub burn_rates: Vec<(i64, f64)>,
+    pub alerts: Vec<BurnAlert>,
+}
+
+impl Slo {
+    /// The SLI over `[from_ms, to_ms)`.
+    pub fn sli(&self, c: &Counts, from_ms: i64, to_ms: i64) -> Sli {
+        match self.method {
+            Method::Events => Sli { valid: c.events as f64, bad: c.bad_events as f64 },
+            Method::Time => {
+                let span = (to_ms - from_ms).max(0) as f64;
+                let base = span - c.excluded_ms as f64;
+                match self.unknown {
+                    Unknown::Exclude => Sli { valid: base - c.unknown_ms as f64, bad: c.down_ms as f64 },
+                    Unknown::Good => Sli { valid: base, bad: c.down_ms as f64 },
+                    Unknown::Bad => Sli { valid: base, bad: (c.down_ms + c.unknown_ms) as f64 },
+                }
+            }
+        }
+    }
+
+    /// The window that ends at (or contains) `now_ms`, minute-aligned.
+    pub fn window_at(&self, now_ms: i64) -> (i64, i64) {
+        let now = now_ms - now_ms.rem_euclid(MINUTE_MS);
+        match &self.window {
+            Window::Rolling { ms } => (now - ms, now),
+            Window::Calendar { months, tz } => calendar_period(now, *months, tz),
+        }
+    }
+
+    pub fn burn_rate(&self, series: &Series, from_ms: i64, to_ms: i64) -> f64 {
+        let sli = self.sli(&series.range(from_ms, to_ms), from_ms, to_ms);
+        let allowed = 1.0 - self.objective;
+        if allowed <= 0.0 {
+            return 0.0;
+        }
+        sli.bad_ratio() / allowed
+    }
+
+    /// Everything about this SLO at `now_ms`.
+    pub fn evaluate(&self, series: &Series, now_ms: i64) -> Verdict {
+        let (start, end) = self.window_at(now_ms);
+        // A calendar window is judged on the part that has passed.
+        let upto = end.min(now_ms - now_ms.rem_euclid(MINUTE_MS));
+        let counts = series.range(start, upto);
+        let sli = self.sli(&counts, start, upto);
+        let achieved = (sli.valid > 0.0).then(|| 1.0 - sli.bad_ratio());
+        let budget_allowed = (1.0 - self.objective) * sli.valid;
+        let budget_spent = sli.bad;
+        let budget_remaining_ratio = if budget_allowed > 0.0 { 1.0 - budget_spent / budget_allowed } else { 1.0 };
+        // Exact at the boundary: 43.2 minutes down in 30 days is 99.9% met.
+        let met = budget_spent <= budget_allowed * (1.0 + 1e-12);
+        let now = now_ms - now_ms.rem_euclid(MINUTE_MS);
+        let mut burn_rates: Vec<(i64, f64)> = Vec::new();
+        let mut rate = |w: i64| -> f64 {
+            if let Some((_, r)) = burn_rates.iter().find(|(x, _)| *x == w) {
+                return *r;
+            }
+            let r = self.burn_rate(series, now - w, now);
+            burn_rates.push((w, r));
+            r
+        };
+        let mut alerts = Vec::new();
+        for rule in &self.rules {
+            let (long_rate, short_rate) = (rate(rule.long_ms), rate(rule.short_ms));
+            // At the factor counts: 0.6% errors against a 99.9% objective is a 6x burn, even
+            // though 0.006 / 0.001 is 5.999999999999995 in floating point.
+            let reaches = |rate: f64| rate >= rule.factor * (1.0 - 1e-9);
+            if reaches(long_rate) && reaches(short_rate) {
+                alerts.push(BurnAlert {
+                    severity: rule.severity.clone(),
+                    long_ms: rule.long_ms,
+                    short_ms: rule.short_ms,
+                    factor: rule.factor,
+                    long_rate,
+                    short_rate,
+                });
+            }
+        }
+        burn_rates.sort_by_key(|(w, _)| *w);
+        Verdict {
+            window_start_ms: start,
+            window_end_ms: end,
+            counts,
+            sli,
+            achieved,
+            met,
+            budget_allowed,
+            budget_spent,
+            budget_remaining_ratio,
+            burn_rates,
+            alerts,
+        }
+    }
+}
+
+/// The calendar month (or quarter) containing `t_ms` in `tz`: [start, end) in Unix ms.
+pub fn calendar_period(t_ms: i64, months: i8, tz: &TimeZone) -> (i64, i64) {
+    let Ok(ts) = Timestamp::from_millisecond(t_ms) else { return (t_ms, t_ms) };
+    let local = ts.to_zoned(tz.clone());
+    let month0 = (local.month() - 1) / months * months + 1;
+    let start = jiff::civil::date(local.year(), month0, 1).at(0, 0, 0, 0);
+    let start = start.to_zoned(tz.clone()).unwrap_or_else(|_| local.clone());
+    let end = start.checked_add((months as i64).months()).unwrap_or_else(|_| start.clone());
+    (start.timestamp().as_millisecond(), end.timestamp().as_millisecond())
+}
+
+/// A calendar period named like "2026-10" (month) or "2026-Q4" (quarter) in `tz`.
+pub fn named_period(name: &str, tz: &TimeZone) -> Result<(i64, i64), String> {
+    let bad = || format!("period {name:?} is not YYYY-MM or YYYY-Qn");
+    let (year, rest) = name.split_once('-').ok_or_else(bad)?;
+    let year: i16 = year.parse().map_err(|_| bad())?;
+    let (month, months) = match rest.strip_prefix('Q') {
+        Some(q) => {
+            let q: i8 = q.parse().map_err(|_| bad())?;
+            if !(1..=4).contains(&q) {
+                return Err(bad());
+            }
+            ((q - 1) * 3 + 1, 3)
+        }
+        None => {
+            let m: i8 = rest.parse().map_err(|_| bad())?;
+            if !(1..=12).contains(&m) {
+                return Err(bad());
+            }
+            (m, 1)
+        }
+    };
+    let start: Zoned =
+        jiff::civil::date(year, month, 1).at(0, 0, 0, 0).to_zoned(tz.clone()).map_err(|e| e.to_string())?;
+    let end = start.checked_add((months as i64).months()).map_err(|e| e.to_string())?;
+    Ok((start.timestamp().as_millisecond(), end.timestamp().as_millisecond()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+    /// 2026-11-01T00:00:00Z
+    const T0: i64 = 1_793_491_200_000;
+
+    fn slo(method: Method, objective: f64) -> Slo {
+        Slo {
+            name: "s".into(),
+            method,
+            objective,
+            window: Window::Rolling { ms: 30 * DAY },
+            unknown: Unknown::Exclude,
+            rules: default_rules(),
+        }
+    }
+
+    fn default_rules() -> Vec<BurnRule> {
+        let r = |s: &str, l: i64, sh: i64, f: f64| BurnRule {
+            severity: s.into(),
+            long_ms: l * 60_000,
+            short_ms: sh * 60_000,
+            factor: f,
+        };
+        vec![r("page", 60, 5, 14.4), r("page", 360, 30, 6.0), r("ticket", 1440, 120, 3.0), r("ticket", 4320, 360, 1.0)]
+    }
+
+    fn up(start: i64, end: Option<i64>) -> Period {
+        Period { status: PeriodStatus::Up, start_ms: start, end_ms: end }
+    }
+    fn down(start: i64, end: i64) -> Period {
+        Period { status: PeriodStatus::Down, start_ms: start, end_ms: Some(end) }
+    }
+
+    /// One check, up for 30 days except the given outages; series covering the 30 days.
+    fn series_with_outages(outages: &[(i64, i64)], excluded: &[(i64, i64)]) -> (Series, i64) {
+        let from = T0;
+        let now = T0 + 30 * DAY;
+        let mut periods = Vec::new();
+        let mut t = from;
+        for (a, b) in outages {
+            periods.push(up(t, Some(*a)));
+            periods.push(down(*a, *b));
+            t = *b;
+        }
+        periods.push(up(t, None));
+        let minutes = build_minutes(from, now, &[periods], excluded, &[]);
+        (Series::new(from, &minutes), now)
+    }
+
+    #[test]
+    fn downtime_of_43_2_minutes_in_30_days_is_exactly_99_9_percent() {
+        let start = T0 + 10 * DAY + 7_777; // not minute-aligned on purpose
+        let (series, now) = series_with_outages(&[(start, start + 2_592_000)], &[]);
+        let v = slo(Method::Time, 0.999).evaluate(&series, now);
+        assert_eq!(v.counts.down_ms, 2_592_000);
+        assert!((v.achieved.unwrap() - 0.999).abs() < 1e-12, "{:?}", v.achieved);
+        assert!(v.met, "exactly on the objective is met");
+        assert!(v.budget_remaining_ratio.abs() < 1e-9, "{}", v.budget_remaining_ratio);
+        // One millisecond more breaches it.
+        let (series, now) = series_with_outages(&[(start, start + 2_592_001)], &[]);
+        let v = slo(Method::Time, 0.999).evaluate(&series, now);
+        assert!(!v.met);
+        assert!(v.budget_remaining_ratio < 0.0);
+    }
+
+    #[test]
+    fn table_of_objectives_and_downtime() {
+        // (objective, downtime minutes in 30 days, met)
+        let rows = [
+            (0.99, 432.0, true),
+            (0.99, 433.0, false),
+            (0.995, 216.0, true),
+            (0.9999, 4.32, true),
+            (0.9999, 4.33, false),
+        ];
+        for (objective, minutes, met) in rows {
+            let a = T0 + DAY;
+            let (series, now) = series_with_outages(&[(a, a + (minutes * 60_000.0) as i64)], &[]);
+            let v = slo(Method::Time, objective).evaluate(&series, now);
+            assert_eq!(v.met, met, "objective {objective}, {minutes} minutes down: {v:?}");
+        }
+    }
+
+    #[test]
+    fn maintenance_changes_the_achieved_figure_by_exactly_its_minutes() {
+        let a = T0 + 3 * DAY;
+        let outage = (a, a + 90 * 60_000); // 90 minutes down
+        let (plain, now) = series_with_outages(&[outage], &[]);
+        let maint = (a + 30 * 60_000, a + 60 * 60_000); // 30 of them planned
+        let (with_maint, _) = series_with_outages(&[outage], &[maint]);
+        let s = slo(Method::Time, 0.999);
+        let (v1, v2) = (s.evaluate(&plain, now), s.evaluate(&with_maint, now));
+        assert_eq!(v1.counts.down_ms - v2.counts.down_ms, 30 * 60_000);
+        assert_eq!(v2.counts.excluded_ms, 30 * 60_000);
+        let window = 30.0 * DAY as f64;
+        assert!((v1.achieved.unwrap() - (1.0 - 90.0 * 60_000.0 / window)).abs() < 1e-12);
+        assert!((v2.achieved.unwrap() - (1.0 - 60.0 * 60_000.0 / (window - 30.0 * 60_000.0))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unknown_time_is_reported_and_counted_by_policy() {
+        let from = T0;
+        let now = T0 + 30 * DAY;
+        // Data only from day 10 on: 10 days unknown, then a 60-minute outage.
+        let o = T0 + 20 * DAY;
+        let periods = vec![up(T0 + 10 * DAY, Some(o)), down(o, o + 3_600_000), up(o + 3_600_000, None)];
+        let series = Series::new(from, &build_minutes(from, now, &[periods], &[], &[]));
+        let mut s = slo(Method::Time, 0.999);
+        let v = s.evaluate(&series, now);
+        assert_eq!(v.counts.unknown_ms, 10 * DAY as u64);
+        assert_eq!(v.sli.valid, 20.0 * DAY as f64, "unknown time is not valid time by default");
+        s.unknown = Unknown::Bad;
+        assert_eq!(s.evaluate(&series, now).sli.bad, (10 * DAY + 3_600_000) as f64);
+        s.unknown = Unknown::Good;
+        assert_eq!(s.evaluate(&series, now).sli.bad, 3_600_000.0);
+    }
+
+    #[test]
+    fn a_service_is_down_when_any_of_its_checks_is() {
+        let from = T0;
+        let to = T0 + 10 * MINUTE_MS;
+        let a = vec![
+            up(from, Some(from + 2 * MINUTE_MS)),
+            down(from + 2 * MINUTE_MS, from + 4 * MINUTE_MS),
+            up(from + 4 * MINUTE_MS, None),
+        ];
+        let b = vec![
+            up(from, Some(from + 3 * MINUTE_MS)),
+            down(from + 3 * MINUTE_MS, from + 6 * MINUTE_MS),
+            up(from + 6 * MINUTE_MS, None),
+        ];
+        let minutes = build_minutes(from, to, &[a, b], &[], &[]);
+        let down: u64 = minutes.iter().map(|m| m.down_ms).sum();
+        assert_eq!(down, 4 * MINUTE_MS as u64, "the union of 2..4 and 3..6");
+    }
+
+    /// Events: a constant error ratio gives a constant burn rate.
+    fn series_with_error_ratio(ratio_per_mille: u64, minutes_back: i64, now: i64) -> Series {
+        let from = now - 4320 * MINUTE_MS;
+        let events: Vec<MinuteEvents> = (0..4320)
+            .map(|i| {
+                let minute_ms = from + i * MINUTE_MS;
+                let bad = if minute_ms >= now - minutes_back * MINUTE_MS { ratio_per_mille } else { 0 };
+                MinuteEvents { minute_ms, events: 1000, bad_events: bad }
+            })
+            .collect();
+        let checks = vec![vec![up(from, None)]];
+        Series::new(from, &build_minutes(from, now, &checks, &[], &events))
+    }
+
+    #[test]
+    fn each_burn_rule_fires_at_its_threshold_and_not_just_below() {
+        let now = T0 + 40 * DAY;
+        let s = slo(Method::Events, 0.999); // budget: 1 bad per 1000
+                                            // (rule index, error ratio per mille over the rule's long window) -> burn = ratio / 1
+        let rows = [(0usize, 60i64, 14.4f64), (1, 360, 6.0), (2, 1440, 3.0), (3, 4320, 1.0)];
+        for (rule, long_minutes, factor) in rows {
+            // Bad events exactly at the factor over the long window (and so the short one).
+            let at = series_with_error_ratio(factor.ceil() as u64, long_minutes, now);
+            let exact = if factor.fract() == 0.0 { Some(at) } else { None };
+            if let Some(series) = exact {
+                let v = s.evaluate(&series, now);
+                assert!(
+                    v.alerts.iter().any(|a| a.long_ms == long_minutes * MINUTE_MS),
+                    "rule {rule} at {factor}: {:?}",
+                    v.burn_rates
+                );
+            }
+            let below = series_with_error_ratio(factor.ceil() as u64 - 1, long_minutes, now);
+            let v = s.evaluate(&below, now);
+            assert!(
+                !v.alerts.iter().any(|a| a.long_ms == long_minutes * MINUTE_MS && a.factor == factor),
+                "rule {rule} fired below {factor}: {:?}",
+                v.alerts
+            );
+        }
+        // 14.4 is not an integer per mille: check the boundary with 144 per 10000.
+        let from = now - 60 * MINUTE_MS;
+        let ev = |bad: u64| -> Series {
+            let events: Vec<MinuteEvents> = (0..60)
+                .map(|i| MinuteEvents { minute_ms: from + i * MINUTE_MS, events: 10_000, bad_events: bad })
+                .collect();
+            Series::new(from, &build_minutes(from, now, &[vec![up(from, None)]], &[], &events))
+        };
+        let fast = |bad| s.evaluate(&ev(bad), now).alerts.iter().any(|a| a.factor == 14.4);
+        assert!(fast(144), "14.4x fires");
+        assert!(!fast(143), "14.3x does not");
+    }
+
+    #[test]
+    fn burn_rate_is_bad_ratio_over_allowed() {
+        let now = T0 + 40 * DAY;
+        let series = series_with_error_ratio(2, 4320, now);
+        let v = slo(Method::Events, 0.999).evaluate(&series, now);
+        for (_, rate) in &v.burn_rates {
+            assert!((rate - 2.0).abs() < 1e-9, "{:?}", v.burn_rates);
+        }
+    }
+
+    #[test]
+    fn a_calendar_month_across_dst_has_the_right_minutes() {
+        let oslo = TimeZone::get("Europe/Oslo").unwrap();
+        let march = "2026-03-15T12:00:00Z".parse::<Timestamp>().unwrap().as_millisecond();
+        let (a, b) = calendar_period(march, 1, &oslo);
+        assert_eq!((b - a) / MINUTE_MS, 31 * 1440 - 60, "spring forward: one hour short");
+        let october = "2026-10-15T12:00:00Z".parse::<Timestamp>().unwrap().as_millisecond();
+        let (a, b) = calendar_period(october, 1, &oslo);
+        assert_eq!((b - a) / MINUTE_MS, 31 * 1440 + 60, "fall back: one hour long");
+        assert_eq!(named_period("2026-10", &oslo).unwrap(), (a, b));
+        let (qa, qb) = named_period("2026-Q4", &TimeZone::UTC).unwrap();
+        assert_eq!((qb - qa) / DAY, 92);
+        assert!(named_period("2026-13", &oslo).is_err());
+    }
+
+    #[test]
+    fn series_ranges_are_prefix_sums() {
+        let minutes: Vec<Counts> = (0..100).map(|i| Counts { events: i, ..Default::default() }).collect();
+        let s = Series::new(T0, &minutes);
+        assert_eq!(s.range(T0 + 10 * MINUTE_MS, T0 + 20 * MINUTE_MS).events, (10..20).sum::<u64>());
+        // Beyond the series: unknown time.
+        let c = s.range(T0 - MINUTE_MS, T0);
+        assert_eq!((c.events, c.unknown_ms), (0, MINUTE_MS as u64));
+    }
+}
