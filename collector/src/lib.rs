@@ -9,6 +9,8 @@ pub mod auth;
 pub mod evaluator;
 pub mod incident;
 pub mod ingest;
+pub mod latency;
+pub mod maintenance;
 pub mod metrics;
 pub mod quickstart;
 pub mod server;

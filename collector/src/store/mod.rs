@@ -99,6 +99,18 @@ pub trait Store: Send + Sync + 'static {
     fn commit_batch(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError>;
     /// Opens the incidents of `actions` (only `Action::Open` is meaningful here) unless one with
     /// the same key is open already. Returns the ids opened.
+    /// Each check's state periods overlapping `[from_ms, to_ms)`, sorted by start; one list
+    /// per check, in the order of `checks`.
+    fn periods(&self, checks: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<Vec<crate::slo::Period>>, StoreError>;
+    /// Probe counts per minute in `[from_ms, to_ms)`, summed over `checks`. With `slower_than`
+    /// (seconds), answers slower than that count as bad too.
+    fn minute_events(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        slower_than: Option<f64>,
+    ) -> Result<Vec<crate::slo::MinuteEvents>, StoreError>;
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;

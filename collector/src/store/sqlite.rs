@@ -9,6 +9,7 @@ use vakt_config::wire::{Batch, IngestAck};
 
 use super::{AgentSummary, IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample};
 use crate::incident::{action_for, Action, Incident, IncidentKind, IncidentStatus, TimelineEvent};
+use crate::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::state::{CheckState, Status};
 
 /// Each entry moves the schema one version up. Never edit a released entry; append.
@@ -78,6 +79,26 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents RENAME COLUMN check_id TO subject;
     ALTER TABLE incidents ADD COLUMN kind TEXT NOT NULL DEFAULT 'check_down';
     CREATE INDEX incidents_by_kind_status ON incidents (kind, status);
+    "#,
+    // 4: what SLOs are computed from: state periods and per-minute rollups per check.
+    r#"
+    CREATE TABLE check_periods (
+        id INTEGER PRIMARY KEY,
+        check_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER
+    );
+    CREATE INDEX periods_by_check ON check_periods (check_id, start_ms);
+    CREATE TABLE rollups (
+        check_id TEXT NOT NULL,
+        minute_ms INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        degraded INTEGER NOT NULL,
+        latency BLOB,
+        PRIMARY KEY (check_id, minute_ms)
+    ) WITHOUT ROWID;
     "#,
 ];
 
@@ -183,6 +204,53 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
     Ok(())
 }
 
+/// Closes the check's open period at `at_ms` and opens one with `status` (up or down).
+fn start_period(tx: &Transaction<'_>, check: &str, status: Option<&str>, at_ms: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE check_periods SET end_ms = ?2 WHERE check_id = ?1 AND end_ms IS NULL")?
+        .execute(params![check, at_ms])?;
+    if let Some(status) = status {
+        tx.prepare_cached("INSERT INTO check_periods (check_id, status, start_ms) VALUES (?1, ?2, ?3)")?
+            .execute(params![check, status, at_ms])?;
+    }
+    Ok(())
+}
+
+/// One check-minute of probe results.
+struct MinuteRollup {
+    events: i64,
+    failed: i64,
+    degraded: i64,
+    latency: hdrhistogram::Histogram<u64>,
+}
+
+/// Adds a batch's per-minute rollups to the stored ones.
+fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollup>) -> Result<(), StoreError> {
+    let mut read = tx.prepare_cached(
+        "SELECT events, failed, degraded, latency FROM rollups WHERE check_id = ?1 AND minute_ms = ?2",
+    )?;
+    let mut write = tx.prepare_cached(
+        "INSERT INTO rollups (check_id, minute_ms, events, failed, degraded, latency) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (check_id, minute_ms) DO UPDATE SET events = excluded.events, failed = excluded.failed,
+            degraded = excluded.degraded, latency = excluded.latency",
+    )?;
+    for ((check, minute), mut r) in rollups {
+        let old: Option<(i64, i64, i64, Option<Vec<u8>>)> = read
+            .query_row(params![check, minute], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .optional()?;
+        if let Some((events, failed, degraded, latency)) = old {
+            r.events += events;
+            r.failed += failed;
+            r.degraded += degraded;
+            if let Some(h) = latency.as_deref().and_then(crate::latency::decode) {
+                let _ = r.latency.add(&h);
+            }
+        }
+        let blob = (!r.latency.is_empty()).then(|| crate::latency::encode(&r.latency));
+        write.execute(params![check, minute, r.events, r.failed, r.degraded, blob])?;
+    }
+    Ok(())
+}
+
 /// Inserts an incident unless one with the same key is open; returns its id when inserted.
 fn insert_incident(tx: &Transaction<'_>, action: &Action) -> Result<Option<i64>, StoreError> {
     let Action::Open { kind, subject, title, severity, opened_ms, event } = action else {
@@ -273,6 +341,23 @@ impl Store for SqliteStore {
                 ])?;
             }
         }
+        let mut rollups: HashMap<(&str, i64), MinuteRollup> = HashMap::new();
+        for s in &batch.samples {
+            let minute = s.timestamp_ms - s.timestamp_ms.rem_euclid(crate::slo::MINUTE_MS);
+            let r = rollups.entry((s.check.as_str(), minute)).or_insert_with(|| MinuteRollup {
+                events: 0,
+                failed: 0,
+                degraded: 0,
+                latency: crate::latency::new_histogram(),
+            });
+            r.events += 1;
+            r.failed += i64::from(!s.success);
+            r.degraded += i64::from(s.degraded);
+            if let Some(l) = s.latency_seconds {
+                crate::latency::record(&mut r.latency, l);
+            }
+        }
+        merge_rollups(&tx, rollups)?;
         // Apply samples to states in time order.
         let mut order: Vec<usize> = (0..batch.samples.len()).collect();
         order.sort_by_key(|&i| batch.samples[i].timestamp_ms);
@@ -288,6 +373,12 @@ impl Store for SqliteStore {
             else {
                 continue;
             };
+            match &transition {
+                crate::state::Transition::Up { at_ms, .. } => start_period(&tx, &s.check, Some("up"), *at_ms)?,
+                crate::state::Transition::Down { since_ms, .. } => {
+                    start_period(&tx, &s.check, Some("down"), *since_ms)?
+                }
+            }
             match action_for(&s.check, &transition) {
                 Some(open @ Action::Open { .. }) => {
                     if state.open_incident.is_some() {
@@ -314,6 +405,65 @@ impl Store for SqliteStore {
         outcome.states = states.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         outcome.ack = Some(IngestAck { sequence: batch.sequence, accepted: batch.samples.len(), duplicate: false });
         Ok(outcome)
+    }
+
+    fn periods(&self, checks: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<Vec<Period>>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT status, start_ms, end_ms FROM check_periods
+             WHERE check_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2) ORDER BY start_ms, id",
+        )?;
+        let mut out = Vec::with_capacity(checks.len());
+        for check in checks {
+            let rows = stmt.query_map(params![check, from_ms, to_ms], |r| {
+                let status: String = r.get(0)?;
+                Ok(Period {
+                    status: match status.as_str() {
+                        "up" => PeriodStatus::Up,
+                        "down" => PeriodStatus::Down,
+                        _ => PeriodStatus::Unknown,
+                    },
+                    start_ms: r.get(1)?,
+                    end_ms: r.get(2)?,
+                })
+            })?;
+            out.push(rows.collect::<Result<_, _>>()?);
+        }
+        Ok(out)
+    }
+
+    fn minute_events(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+        slower_than: Option<f64>,
+    ) -> Result<Vec<MinuteEvents>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT minute_ms, events, failed, latency FROM rollups
+             WHERE check_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3",
+        )?;
+        let mut by_minute: std::collections::BTreeMap<i64, MinuteEvents> = std::collections::BTreeMap::new();
+        for check in checks {
+            let rows = stmt.query_map(params![check, from_ms, to_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<Vec<u8>>>(3)?))
+            })?;
+            for row in rows {
+                let (minute, events, failed, latency) = row?;
+                // A latency SLO: failures and answers slower than the bound are bad. (A failed
+                // probe's latency is in the histogram too; counting both may overstate slightly
+                // when a failure is also slow.)
+                let slow = match (slower_than, latency.as_deref().and_then(crate::latency::decode)) {
+                    (Some(t), Some(h)) => crate::latency::count_above(&h, t) as i64,
+                    _ => 0,
+                };
+                let e = by_minute.entry(minute).or_insert(MinuteEvents { minute_ms: minute, events: 0, bad_events: 0 });
+                e.events += events.max(0) as u64;
+                e.bad_events += (failed + slow).clamp(0, events) as u64;
+            }
+        }
+        Ok(by_minute.into_values().collect())
     }
 
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError> {

@@ -1,0 +1,126 @@
+//! Maintenance windows as intervals of Unix time. Pure: config and a time range in, intervals
+//! out. Recurring windows start at the same local wall-clock time in their zone on every
+//! occurrence, so "Sunday 02:00 Europe/Oslo" stays 02:00 across daylight-saving changes.
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use vakt_config::rrule::Rule;
+use vakt_config::slo::MaintenanceConfig;
+
+fn unix_ms(local: DateTime, tz: &TimeZone) -> Option<i64> {
+    local.to_zoned(tz.clone()).ok().map(|z| z.timestamp().as_millisecond())
+}
+
+/// The intervals of `m` that overlap `[from_ms, to_ms)`, in order.
+pub fn intervals(m: &MaintenanceConfig, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+    let Ok(tz) = TimeZone::get(m.timezone.get_ref()) else { return Vec::new() };
+    let Ok(start) = m.start.get_ref().parse::<DateTime>() else { return Vec::new() };
+    let mut out = Vec::new();
+    match (&m.end, &m.duration, &m.rrule) {
+        (Some(end), _, None) => {
+            if let (Some(a), Some(b)) =
+                (unix_ms(start, &tz), end.get_ref().parse::<DateTime>().ok().and_then(|e| unix_ms(e, &tz)))
+            {
+                if a < to_ms && b > from_ms {
+                    out.push((a, b));
+                }
+            }
+        }
+        (_, Some(duration), Some(rule)) => {
+            let Ok(rule) = Rule::parse(rule.get_ref()) else { return out };
+            let len = i64::try_from(duration.get_ref().get().as_millis()).unwrap_or(i64::MAX);
+            rule.occurrences(start, |local| {
+                let Some(a) = unix_ms(local, &tz) else { return true };
+                if a >= to_ms {
+                    return false;
+                }
+                if a + len > from_ms {
+                    out.push((a, a + len));
+                }
+                true
+            });
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Whether `m` covers `service`.
+pub fn covers(m: &MaintenanceConfig, service: &str) -> bool {
+    m.services.is_empty() || m.services.iter().any(|s| s.get_ref() == service)
+}
+
+/// The SLA-excluded maintenance intervals of `service` in `[from_ms, to_ms)`, merged.
+pub fn excluded_for(windows: &[MaintenanceConfig], service: &str, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+    let mut all: Vec<(i64, i64)> = windows
+        .iter()
+        .filter(|m| m.exclude_from_sla && covers(m, service))
+        .flat_map(|m| intervals(m, from_ms, to_ms))
+        .collect();
+    all.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(all.len());
+    for (a, b) in all {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// The window covering `service` at `t_ms`, if any (for silencing and for showing it).
+pub fn active<'a>(windows: &'a [MaintenanceConfig], service: &str, t_ms: i64) -> Option<&'a MaintenanceConfig> {
+    windows
+        .iter()
+        .find(|m| covers(m, service) && intervals(m, t_ms, t_ms + 1).iter().any(|(a, b)| *a <= t_ms && t_ms < *b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn window(body: &str) -> MaintenanceConfig {
+        let src = format!("[services.shop]\nchecks = []\n[[maintenance]]\nname = \"w\"\n{body}\n");
+        vakt_config::CollectorConfig::parse(&src, Path::new("t.toml")).unwrap().maintenance.remove(0)
+    }
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn one_off_window_in_its_time_zone() {
+        let m = window("start = \"2026-10-03T22:00\"\nend = \"2026-10-04T02:00\"\ntimezone = \"Europe/Oslo\"");
+        let got = intervals(&m, ms("2026-10-01T00:00:00Z"), ms("2026-11-01T00:00:00Z"));
+        assert_eq!(got, vec![(ms("2026-10-03T20:00:00Z"), ms("2026-10-04T00:00:00Z"))]);
+    }
+
+    #[test]
+    fn weekly_window_keeps_local_time_across_dst() {
+        let m = window("start = \"2026-10-18T02:00\"\nduration = \"2h\"\nrrule = \"FREQ=WEEKLY;BYDAY=SU\"\ntimezone = \"Europe/Oslo\"");
+        let got = intervals(&m, ms("2026-10-17T00:00:00Z"), ms("2026-11-02T00:00:00Z"));
+        // CEST (UTC+2) on 18 Oct; CET (UTC+1) from 25 Oct, when 02:00 happens twice and the
+        // earlier one is taken.
+        assert_eq!(
+            got,
+            vec![
+                (ms("2026-10-18T00:00:00Z"), ms("2026-10-18T02:00:00Z")),
+                (ms("2026-10-25T00:00:00Z"), ms("2026-10-25T02:00:00Z")),
+                (ms("2026-11-01T01:00:00Z"), ms("2026-11-01T03:00:00Z")),
+            ]
+        );
+        assert!(active(std::slice::from_ref(&m), "shop", ms("2026-11-01T02:30:00Z")).is_some());
+        assert!(active(std::slice::from_ref(&m), "shop", ms("2026-11-01T03:00:00Z")).is_none());
+    }
+
+    #[test]
+    fn overlapping_windows_merge_and_scope_by_service() {
+        let a = window("start = \"2026-10-03T22:00\"\nend = \"2026-10-04T02:00\"");
+        let mut b = window("start = \"2026-10-04T01:00\"\nend = \"2026-10-04T03:00\"");
+        let merged = excluded_for(&[a.clone(), b.clone()], "shop", 0, i64::MAX / 2);
+        assert_eq!(merged, vec![(ms("2026-10-03T22:00:00Z"), ms("2026-10-04T03:00:00Z"))]);
+        b.exclude_from_sla = false;
+        assert_eq!(excluded_for(&[a, b], "shop", 0, i64::MAX / 2).len(), 1);
+    }
+}
