@@ -170,6 +170,9 @@ fn view(app: &App, i: Incident) -> IncidentView {
         services: match i.kind {
             IncidentKind::CheckDown => app.config.services_of(&i.subject).into_iter().map(String::from).collect(),
             IncidentKind::AgentSilent => Vec::new(),
+            IncidentKind::SloBurn => {
+                app.config.slos.get(i.subject.as_str()).map(|s| vec![s.service.get_ref().clone()]).unwrap_or_default()
+            }
         },
         check: (i.kind == IncidentKind::CheckDown).then(|| i.subject.clone()),
         agent: (i.kind == IncidentKind::AgentSilent).then(|| i.subject.clone()),
@@ -209,7 +212,10 @@ async fn list_incidents(
         None => None,
         Some(Ok(k)) => Some(k),
         Some(Err(k)) => {
-            return error(StatusCode::BAD_REQUEST, format!("kind {k:?} is not one of check_down, agent_silent"))
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("kind {k:?} is not one of check_down, agent_silent, slo_burn"),
+            )
         }
     };
     let (kind, subject) = match (q.check, q.agent) {

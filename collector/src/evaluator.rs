@@ -45,13 +45,60 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
     Ok(opened)
 }
 
-/// Runs [`evaluate`] every [`TICK`] until shutdown.
+/// SLOs are evaluated every this many ticks.
+pub const SLO_EVERY: u32 = 10;
+
+/// Evaluates every SLO at `now_ms`: publishes the figures, opens and resolves burn-rate
+/// incidents. Returns the verdicts.
+pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Evaluation>, StoreError> {
+    let evaluations = crate::slo_eval::evaluate_all(app.store.as_ref(), &app.config, now_ms)?;
+    let open = app.store.incidents(&IncidentFilter {
+        status: Some(IncidentStatus::Open),
+        kind: Some(IncidentKind::SloBurn),
+        ..Default::default()
+    })?;
+    let mut to_open = Vec::new();
+    let mut to_resolve = Vec::new();
+    for e in &evaluations {
+        let Some(cfg) = app.config.slos.get(e.name.as_str()) else { continue };
+        let objective = *cfg.objective.get_ref() / 100.0;
+        app.metrics.set_slo(&e.name, cfg.service.get_ref(), objective, &e.verdict, &e.published_burn_rates);
+        let is_open = open.iter().any(|i| i.subject == e.name);
+        match crate::incident::burn_action(&e.name, &e.verdict.alerts, is_open, now_ms) {
+            Some(a @ crate::incident::Action::Open { .. }) => to_open.push(a),
+            Some(crate::incident::Action::Resolve { event }) => {
+                to_resolve.push((IncidentKind::SloBurn.dedup_key(&e.name), event))
+            }
+            None => {}
+        }
+    }
+    let opened = app.store.open_incidents(&to_open)?;
+    let resolved = app.store.resolve_incidents(&to_resolve)?;
+    app.metrics.add_incidents_open(opened.len() as i64 - resolved.len() as i64);
+    for id in &opened {
+        tracing::warn!(incident = id, "incident opened: SLO burn rate");
+    }
+    Ok(evaluations)
+}
+
+/// Runs [`evaluate`] every [`TICK`] (and [`evaluate_slos`] every [`SLO_EVERY`] ticks) until
+/// shutdown.
 pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
     let mut failing = false;
+    let mut tick = 0u32;
     loop {
         let now = clock.now_ms();
         let tick_app = app.clone();
-        match tokio::task::spawn_blocking(move || evaluate(&tick_app, now)).await {
+        let slos_due = tick % SLO_EVERY == 0;
+        tick = tick.wrapping_add(1);
+        let work = move || {
+            let opened = evaluate(&tick_app, now)?;
+            if slos_due && !tick_app.config.slos.is_empty() {
+                evaluate_slos(&tick_app, now)?;
+            }
+            Ok::<_, StoreError>(opened)
+        };
+        match tokio::task::spawn_blocking(work).await {
             Ok(Ok(_)) => failing = false,
             Ok(Err(e)) if !failing => {
                 tracing::error!(error = %e, "evaluation failed; retrying every tick");

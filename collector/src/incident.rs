@@ -36,6 +36,8 @@ pub enum IncidentKind {
     CheckDown,
     /// An agent stopped reporting; the subject is the agent's name.
     AgentSilent,
+    /// An SLO burns its error budget too fast; the subject is the SLO's name.
+    SloBurn,
 }
 
 impl IncidentKind {
@@ -43,12 +45,14 @@ impl IncidentKind {
         match self {
             IncidentKind::CheckDown => "check_down",
             IncidentKind::AgentSilent => "agent_silent",
+            IncidentKind::SloBurn => "slo_burn",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "check_down" => Some(IncidentKind::CheckDown),
             "agent_silent" => Some(IncidentKind::AgentSilent),
+            "slo_burn" => Some(IncidentKind::SloBurn),
             _ => None,
         }
     }
@@ -57,6 +61,7 @@ impl IncidentKind {
         match self {
             IncidentKind::CheckDown => format!("check:{subject}"),
             IncidentKind::AgentSilent => format!("agent:{subject}"),
+            IncidentKind::SloBurn => format!("slo:{subject}"),
         }
     }
 }
@@ -160,6 +165,42 @@ pub fn silent_agents(agents: &[AgentPresence], now_ms: i64) -> Vec<Action> {
             })
         })
         .collect()
+}
+
+/// The incident action for an SLO's burn-rate alerts at `now_ms`: open one (paging if any
+/// page rule fires, else a ticket) when alerts fire and none is open; resolve it when none
+/// fires any more.
+pub fn burn_action(slo: &str, alerts: &[crate::slo::BurnAlert], open: bool, now_ms: i64) -> Option<Action> {
+    match (alerts.iter().max_by(|a, b| a.factor.total_cmp(&b.factor)), open) {
+        (Some(worst), false) => {
+            let severity = if alerts.iter().any(|a| a.severity == "page") { "page" } else { "ticket" };
+            let long = crate::time::human_duration_ms(worst.long_ms);
+            let short = crate::time::human_duration_ms(worst.short_ms);
+            Some(Action::Open {
+                kind: IncidentKind::SloBurn,
+                subject: slo.to_string(),
+                title: format!("SLO {slo} is burning its error budget at {:.1}x ({long})", worst.long_rate),
+                severity: severity.into(),
+                opened_ms: now_ms,
+                event: TimelineEvent {
+                    at_ms: now_ms,
+                    kind: "opened".into(),
+                    message: format!(
+                        "burn rate {:.1}x over {long} and {:.1}x over {short} (threshold {}x)",
+                        worst.long_rate, worst.short_rate, worst.factor
+                    ),
+                },
+            })
+        }
+        (None, true) => Some(Action::Resolve {
+            event: TimelineEvent {
+                at_ms: now_ms,
+                kind: "resolved".into(),
+                message: format!("SLO {slo} no longer burns fast"),
+            },
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

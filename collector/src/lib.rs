@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod quickstart;
 pub mod server;
 pub mod slo;
+pub mod slo_eval;
 pub mod state;
 pub mod store;
 pub mod time;

@@ -20,7 +20,33 @@ pub struct Metrics {
     ingest_batches: IntCounterVec,
     ingest_rejected: IntCounterVec,
     agent_last_seen: GaugeVec,
+    slo: SloMetrics,
 }
+
+/// SLO series: Vakt's own names, and Sloth's recording-rule names so existing SLO dashboards
+/// work unchanged.
+struct SloMetrics {
+    objective: GaugeVec,
+    sli: GaugeVec,
+    budget_remaining: GaugeVec,
+    burn_rate: GaugeVec,
+    sloth_objective: GaugeVec,
+    sloth_error_budget: GaugeVec,
+    sloth_period_remaining: GaugeVec,
+    sloth_current_burn: GaugeVec,
+    sloth_sli_error: Vec<(i64, GaugeVec)>,
+}
+
+/// The windows Sloth records `slo:sli_error:ratio_rate<window>` for.
+pub const SLOTH_WINDOWS: &[(&str, i64)] = &[
+    ("5m", 300_000),
+    ("30m", 1_800_000),
+    ("1h", 3_600_000),
+    ("2h", 7_200_000),
+    ("6h", 21_600_000),
+    ("1d", 86_400_000),
+    ("3d", 259_200_000),
+];
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
     // Names are static and distinct, so registration cannot collide.
@@ -94,6 +120,53 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            register(&registry, GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+        };
+        let sloth = ["sloth_id", "sloth_service", "sloth_slo"];
+        let slo = SloMetrics {
+            objective: gauge("vakt_slo_objective_ratio", "The SLO's target, e.g. 0.999", &["slo", "service"]),
+            sli: gauge(
+                "vakt_slo_sli_ratio",
+                "Achieved over the SLO window (absent without valid data)",
+                &["slo", "service"],
+            ),
+            budget_remaining: gauge(
+                "vakt_slo_error_budget_remaining_ratio",
+                "Error budget left in the SLO window: 1 untouched, 0 spent, below 0 overspent",
+                &["slo", "service"],
+            ),
+            burn_rate: gauge(
+                "vakt_slo_burn_rate",
+                "Error budget burn rate over the window (1 spends it exactly in the SLO window)",
+                &["slo", "service", "window"],
+            ),
+            sloth_objective: gauge("slo:objective:ratio", "Sloth-compatible: the SLO's target", &sloth),
+            sloth_error_budget: gauge("slo:error_budget:ratio", "Sloth-compatible: 1 - objective", &sloth),
+            sloth_period_remaining: gauge(
+                "slo:period_error_budget_remaining:ratio",
+                "Sloth-compatible: error budget left in the SLO period",
+                &sloth,
+            ),
+            sloth_current_burn: gauge(
+                "slo:current_burn_rate:ratio",
+                "Sloth-compatible: burn rate over the shortest window",
+                &sloth,
+            ),
+            sloth_sli_error: SLOTH_WINDOWS
+                .iter()
+                .map(|(w, ms)| {
+                    (
+                        *ms,
+                        gauge(
+                            &format!("slo:sli_error:ratio_rate{w}"),
+                            &format!("Sloth-compatible: error ratio over {w}"),
+                            &sloth,
+                        ),
+                    )
+                })
+                .collect(),
+        };
         let build_info = register(
             &registry,
             GaugeVec::new(Opts::new("vakt_build_info", "Always 1; the collector's version as a label"), &["version"])
@@ -116,6 +189,7 @@ impl Metrics {
             ingest_batches,
             ingest_rejected,
             agent_last_seen,
+            slo,
         }
     }
 
@@ -163,6 +237,43 @@ impl Metrics {
 
     pub fn agent_seen(&self, agent: &str, at_ms: i64) {
         self.agent_last_seen.with_label_values(&[agent]).set(at_ms as f64 / 1000.0);
+    }
+
+    /// Publishes an SLO verdict. `burn_rates` are (window ms, rate).
+    pub fn set_slo(
+        &self,
+        slo: &str,
+        service: &str,
+        objective: f64,
+        v: &crate::slo::Verdict,
+        sloth_windows: &[(i64, f64)],
+    ) {
+        let m = &self.slo;
+        m.objective.with_label_values(&[slo, service]).set(objective);
+        match v.achieved {
+            Some(a) => m.sli.with_label_values(&[slo, service]).set(a),
+            None => {
+                let _ = m.sli.remove_label_values(&[slo, service]);
+            }
+        }
+        m.budget_remaining.with_label_values(&[slo, service]).set(v.budget_remaining_ratio);
+        for (w, rate) in &v.burn_rates {
+            let label = crate::time::human_duration_ms(*w);
+            m.burn_rate.with_label_values(&[slo, service, &label]).set(*rate);
+        }
+        let id = format!("{service}-{slo}");
+        let sloth = [id.as_str(), service, slo];
+        m.sloth_objective.with_label_values(&sloth).set(objective);
+        m.sloth_error_budget.with_label_values(&sloth).set(1.0 - objective);
+        m.sloth_period_remaining.with_label_values(&sloth).set(v.budget_remaining_ratio);
+        if let Some((_, rate)) = sloth_windows.iter().min_by_key(|(w, _)| *w) {
+            m.sloth_current_burn.with_label_values(&sloth).set(*rate);
+        }
+        for (w, gauge) in &m.sloth_sli_error {
+            if let Some((_, rate)) = sloth_windows.iter().find(|(x, _)| x == w) {
+                gauge.with_label_values(&sloth).set(rate * (1.0 - objective));
+            }
+        }
     }
 
     /// The Prometheus text exposition format.

@@ -112,6 +112,11 @@ pub trait Store: Send + Sync + 'static {
         slower_than: Option<f64>,
     ) -> Result<Vec<crate::slo::MinuteEvents>, StoreError>;
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
+    /// Resolves the open incident with each dedup key, with its event. Returns the ids resolved.
+    fn resolve_incidents(
+        &self,
+        resolutions: &[(String, crate::incident::TimelineEvent)],
+    ) -> Result<Vec<i64>, StoreError>;
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;

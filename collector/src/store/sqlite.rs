@@ -477,6 +477,17 @@ impl Store for SqliteStore {
         Ok(opened)
     }
 
+    fn resolve_incidents(&self, resolutions: &[(String, TimelineEvent)]) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut resolved = Vec::new();
+        for (key, event) in resolutions {
+            resolved.extend(resolve_incident(&tx, key, event)?);
+        }
+        tx.commit()?;
+        Ok(resolved)
+    }
+
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
