@@ -11,7 +11,7 @@ use std::sync::Arc;
 use vakt_config::wire::{Assignments, ErrorBody};
 
 use crate::auth::bearer;
-use crate::incident::{Incident, IncidentKind, IncidentStatus};
+use crate::incident::{Incident, IncidentKind, IncidentStatus, ManualError, ManualOp};
 use crate::ingest::{self, IngestError};
 use crate::server::App;
 use crate::store::{IncidentFilter, SampleFilter};
@@ -24,6 +24,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/agents/{name}/checks", get(agent_checks))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
+        .route("/api/v1/incidents/{id}/ack", post(ack_incident))
+        .route("/api/v1/incidents/{id}/notes", post(note_incident))
+        .route("/api/v1/incidents/{id}/resolve", post(resolve_incident))
+        .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/checks", get(list_checks))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/agents", get(list_agents))
@@ -152,6 +156,8 @@ struct IncidentView {
     severity: String,
     status: IncidentStatus,
     opened_at: String,
+    acknowledged_at: Option<String>,
+    acknowledged_by: Option<String>,
     resolved_at: Option<String>,
     duration_seconds: Option<f64>,
     timeline: Vec<TimelineView>,
@@ -182,6 +188,8 @@ fn view(app: &App, i: Incident) -> IncidentView {
         severity: i.severity,
         status: i.status,
         opened_at: rfc3339(i.opened_ms),
+        acknowledged_at: i.acknowledged_ms.map(rfc3339),
+        acknowledged_by: i.acknowledged_by,
         resolved_at: i.resolved_ms.map(rfc3339),
         duration_seconds: i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 1000.0),
         timeline: i
@@ -205,7 +213,12 @@ async fn list_incidents(
         None | Some("all") => None,
         Some(s) => match IncidentStatus::parse(s) {
             Some(s) => Some(s),
-            None => return error(StatusCode::BAD_REQUEST, format!("status {s:?} is not one of open, resolved, all")),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("status {s:?} is not one of open, acknowledged, resolved, all"),
+                )
+            }
         },
     };
     let kind = match q.kind.as_deref().map(|k| IncidentKind::parse(k).ok_or(k)) {
@@ -224,7 +237,8 @@ async fn list_incidents(
         (None, Some(a)) => (Some(IncidentKind::AgentSilent), Some(a)),
         (None, None) => (kind, None),
     };
-    let filter = IncidentFilter { status, kind, subject, limit: Some(q.limit.unwrap_or(100).min(10_000)) };
+    let filter =
+        IncidentFilter { status, kind, subject, limit: Some(q.limit.unwrap_or(100).min(10_000)), overlapping: None };
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.incidents(&filter)).await {
         Ok(Ok(list)) => Json(list.into_iter().map(|i| view(&app, i)).collect::<Vec<_>>()).into_response(),
@@ -405,6 +419,172 @@ async fn list_agents(State(app): State<Arc<App>>) -> Response {
         }
     }
     views.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(views).into_response()
+}
+
+/// The person or tool behind an API token, for write endpoints.
+fn api_caller(app: &App, headers: &HeaderMap) -> Result<String, &'static str> {
+    let Some(token) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else {
+        return Err("this needs an API token (Authorization: Bearer <token>)");
+    };
+    app.api_tokens.agent_for(token).map(str::to_string).ok_or("the token is not one of the collector's api_tokens")
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualBody {
+    /// Defaults to the API token's name.
+    by: Option<String>,
+    note: Option<String>,
+    text: Option<String>,
+}
+
+async fn manual(
+    app: Arc<App>,
+    headers: HeaderMap,
+    id: String,
+    body: Bytes,
+    op: fn(String, ManualBody) -> Result<ManualOp, String>,
+) -> Response {
+    let caller = match api_caller(&app, &headers) {
+        Ok(c) => c,
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("incident id {id:?} is not a number"));
+    };
+    let body: ManualBody = if body.is_empty() {
+        ManualBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(m) => m,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not valid JSON: {e}")),
+        }
+    };
+    let by = body.by.clone().unwrap_or(caller);
+    let op = match op(by, body) {
+        Ok(op) => op,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.manual(id, &op, now_ms())).await {
+        Ok(Ok(Ok(incident))) => {
+            app.metrics.set_incidents_open_from(&*app.store);
+            Json(view(&app, incident)).into_response()
+        }
+        Ok(Ok(Err(e @ ManualError::NotFound(_)))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Ok(Err(e))) => error(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn ack_incident(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    manual(app, headers, id, body, |by, b| Ok(ManualOp::Acknowledge { by, note: b.note })).await
+}
+
+async fn note_incident(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    manual(app, headers, id, body, |by, b| match b.text.or(b.note) {
+        Some(text) if !text.trim().is_empty() => Ok(ManualOp::Note { by, text }),
+        _ => Err("a note needs {\"text\": \"...\"}".into()),
+    })
+    .await
+}
+
+async fn resolve_incident(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    manual(app, headers, id, body, |by, b| Ok(ManualOp::Resolve { by, note: b.note })).await
+}
+
+#[derive(Serialize)]
+struct SloView {
+    name: String,
+    service: String,
+    objective: f64,
+    window_start: String,
+    window_end: String,
+    achieved: Option<f64>,
+    met: bool,
+    /// "ms" for time-based SLOs, "events" otherwise.
+    unit: &'static str,
+    valid: f64,
+    bad: f64,
+    downtime_minutes: f64,
+    unknown_minutes: f64,
+    excluded_minutes: f64,
+    error_budget_allowed: f64,
+    error_budget_spent: f64,
+    error_budget_remaining_ratio: f64,
+    burn_rates: std::collections::BTreeMap<String, f64>,
+    alerts: Vec<String>,
+}
+
+async fn list_slos(State(app): State<Arc<App>>) -> Response {
+    let store_app = app.clone();
+    let now = now_ms();
+    let evaluations = match tokio::task::spawn_blocking(move || {
+        crate::slo_eval::evaluate_all(store_app.store.as_ref(), &store_app.config, now)
+    })
+    .await
+    {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let views: Vec<SloView> = evaluations
+        .into_iter()
+        .filter_map(|e| {
+            let cfg = app.config.slos.get(e.name.as_str())?;
+            let v = e.verdict;
+            let minutes = |ms: u64| ms as f64 / 60_000.0;
+            Some(SloView {
+                service: cfg.service.get_ref().clone(),
+                objective: *cfg.objective.get_ref() / 100.0,
+                window_start: rfc3339(v.window_start_ms),
+                window_end: rfc3339(v.window_end_ms),
+                achieved: v.achieved,
+                met: v.met,
+                unit: if crate::slo_eval::spec(&e.name, cfg).method == crate::slo::Method::Time {
+                    "ms"
+                } else {
+                    "events"
+                },
+                valid: v.sli.valid,
+                bad: v.sli.bad,
+                downtime_minutes: minutes(v.counts.down_ms),
+                unknown_minutes: minutes(v.counts.unknown_ms),
+                excluded_minutes: minutes(v.counts.excluded_ms),
+                error_budget_allowed: v.budget_allowed,
+                error_budget_spent: v.budget_spent,
+                error_budget_remaining_ratio: v.budget_remaining_ratio,
+                burn_rates: e
+                    .published_burn_rates
+                    .iter()
+                    .map(|(w, r)| (crate::time::human_duration_ms(*w), *r))
+                    .collect(),
+                alerts: v
+                    .alerts
+                    .iter()
+                    .map(|a| format!("{} {}x over {}", a.severity, a.factor, crate::time::human_duration_ms(a.long_ms)))
+                    .collect(),
+                name: e.name,
+            })
+        })
+        .collect();
     Json(views).into_response()
 }
 

@@ -89,7 +89,7 @@ pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationTok
     loop {
         let now = clock.now_ms();
         let tick_app = app.clone();
-        let slos_due = tick % SLO_EVERY == 0;
+        let slos_due = tick.is_multiple_of(SLO_EVERY);
         tick = tick.wrapping_add(1);
         let work = move || {
             let opened = evaluate(&tick_app, now)?;

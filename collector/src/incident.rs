@@ -9,6 +9,8 @@ use crate::state::Transition;
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     Open,
+    /// Someone took it; still unresolved.
+    Acknowledged,
     Resolved,
 }
 
@@ -16,12 +18,14 @@ impl IncidentStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentStatus::Open => "open",
+            IncidentStatus::Acknowledged => "acknowledged",
             IncidentStatus::Resolved => "resolved",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "open" => Some(IncidentStatus::Open),
+            "acknowledged" => Some(IncidentStatus::Acknowledged),
             "resolved" => Some(IncidentStatus::Resolved),
             _ => None,
         }
@@ -85,8 +89,26 @@ pub struct Incident {
     pub severity: String,
     pub status: IncidentStatus,
     pub opened_ms: i64,
+    pub acknowledged_ms: Option<i64>,
+    pub acknowledged_by: Option<String>,
     pub resolved_ms: Option<i64>,
     pub timeline: Vec<TimelineEvent>,
+}
+
+/// Something a person does to an incident.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ManualOp {
+    Acknowledge { by: String, note: Option<String> },
+    Note { by: String, text: String },
+    Resolve { by: String, note: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ManualError {
+    #[error("no incident {0}")]
+    NotFound(i64),
+    #[error("incident {0} is resolved already")]
+    Resolved(i64),
 }
 
 /// What to do with a transition.

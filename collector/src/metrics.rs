@@ -218,6 +218,16 @@ impl Metrics {
         self.incidents_open.set(n);
     }
 
+    /// Recounts open incidents from the store (after changes made outside ingest).
+    pub fn set_incidents_open_from(&self, store: &dyn crate::store::Store) {
+        let filter =
+            crate::store::IncidentFilter { status: Some(crate::incident::IncidentStatus::Open), ..Default::default() };
+        match store.incidents(&filter) {
+            Ok(open) => self.incidents_open.set(open.len() as i64),
+            Err(e) => tracing::warn!(error = %e, "cannot count open incidents"),
+        }
+    }
+
     pub fn add_incidents_open(&self, delta: i64) {
         self.incidents_open.add(delta);
     }

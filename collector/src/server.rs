@@ -8,10 +8,9 @@ use tokio_util::sync::CancellationToken;
 use vakt_config::CollectorConfig;
 
 use crate::auth::TokenTable;
-use crate::incident::IncidentStatus;
 use crate::metrics::Metrics;
 use crate::state::Policy;
-use crate::store::{IncidentFilter, Policies, SqliteStore, Store, StoreError};
+use crate::store::{Policies, SqliteStore, Store, StoreError};
 
 /// Everything a request handler needs.
 pub struct App {
@@ -19,6 +18,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
     pub tokens: TokenTable,
+    /// API tokens of people and tools, by name.
+    pub api_tokens: TokenTable,
     pub policies: Policies,
 }
 
@@ -44,8 +45,7 @@ impl App {
         for agent in store.agents()? {
             metrics.agent_seen(&agent.name, agent.last_seen_ms);
         }
-        let open = store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
-        metrics.set_incidents_open(open.len() as i64);
+        metrics.set_incidents_open_from(store.as_ref());
         let tokens =
             TokenTable::new(config.agents.iter().map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())));
         let policies = Policies(
@@ -60,7 +60,10 @@ impl App {
                 })
                 .collect(),
         );
-        Ok(App { config, store, metrics, tokens, policies })
+        let api_tokens = TokenTable::new(
+            config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),
+        );
+        Ok(App { config, store, metrics, tokens, api_tokens, policies })
     }
 }
 

@@ -38,6 +38,10 @@ pub struct CollectorConfig {
     pub agent_silent_after: Spanned<HumanDuration>,
     #[serde(default)]
     pub agents: BTreeMap<Id, AgentEntry>,
+    /// People and tools allowed to change things through the API (acknowledge, notes,
+    /// resolve): name and the hash of their bearer token.
+    #[serde(default)]
+    pub api_tokens: BTreeMap<Id, ApiToken>,
     #[serde(default)]
     pub checks: BTreeMap<Id, CheckConfig>,
     #[serde(default)]
@@ -46,6 +50,13 @@ pub struct CollectorConfig {
     pub slos: BTreeMap<Id, SloConfig>,
     #[serde(default)]
     pub maintenance: Vec<MaintenanceConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// `sha256:<64 hex digits>`, as printed by `vakt-collector hash-token`.
+    pub token_hash: Spanned<String>,
 }
 
 /// An agent allowed to push, with the hash of its token.
@@ -137,6 +148,22 @@ impl CollectorConfig {
                     agent.token_hash.span(),
                     format!("agent {name:?}: token_hash is not a sha256 hash"),
                     "run `vakt-collector hash-token` and paste the `sha256:...` line it prints",
+                );
+            }
+        }
+        for (name, t) in &self.api_tokens {
+            if !valid_token_hash(t.token_hash.get_ref()) {
+                r.span(
+                    t.token_hash.span(),
+                    format!("api token {name:?}: token_hash is not a sha256 hash"),
+                    "run `vakt-collector hash-token` and paste the `sha256:...` line it prints",
+                );
+            }
+            if self.agents.values().any(|a| a.token_hash.get_ref() == t.token_hash.get_ref()) {
+                r.span(
+                    t.token_hash.span(),
+                    format!("api token {name:?} is also an agent's token"),
+                    "people and agents get tokens of their own",
                 );
             }
         }

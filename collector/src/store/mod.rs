@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use vakt_config::wire::{Batch, IngestAck};
 
 use crate::incident::{Action, Incident, IncidentKind, IncidentStatus};
+
 use crate::state::{CheckState, Policy};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,10 @@ impl IngestOutcome {
 
 #[derive(Clone, Debug, Default)]
 pub struct IncidentFilter {
+    /// `Open` matches acknowledged incidents too: both are unresolved.
     pub status: Option<IncidentStatus>,
+    /// Only incidents that overlap `[from, to)` in Unix ms.
+    pub overlapping: Option<(i64, i64)>,
     pub kind: Option<IncidentKind>,
     pub subject: Option<String>,
     pub limit: Option<usize>,
@@ -117,6 +121,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         resolutions: &[(String, crate::incident::TimelineEvent)],
     ) -> Result<Vec<i64>, StoreError>;
+    /// Acknowledge, note or resolve by hand, with a timeline entry.
+    fn manual(
+        &self,
+        id: i64,
+        op: &crate::incident::ManualOp,
+        at_ms: i64,
+    ) -> Result<Result<Incident, crate::incident::ManualError>, StoreError>;
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;

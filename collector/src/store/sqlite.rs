@@ -8,7 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
 
 use super::{AgentSummary, IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample};
-use crate::incident::{action_for, Action, Incident, IncidentKind, IncidentStatus, TimelineEvent};
+use crate::incident::{
+    action_for, Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent,
+};
 use crate::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::state::{CheckState, Status};
 
@@ -99,6 +101,11 @@ const MIGRATIONS: &[&str] = &[
         latency BLOB,
         PRIMARY KEY (check_id, minute_ms)
     ) WITHOUT ROWID;
+    "#,
+    // 5: who acknowledged an incident, and when.
+    r#"
+    ALTER TABLE incidents ADD COLUMN acked_ms INTEGER;
+    ALTER TABLE incidents ADD COLUMN acked_by TEXT;
     "#,
 ];
 
@@ -488,11 +495,58 @@ impl Store for SqliteStore {
         Ok(resolved)
     }
 
+    fn manual(&self, id: i64, op: &ManualOp, at_ms: i64) -> Result<Result<Incident, ManualError>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let status: Option<String> =
+            tx.query_row("SELECT status FROM incidents WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        match status.as_deref() {
+            None => return Ok(Err(ManualError::NotFound(id))),
+            Some("resolved") if !matches!(op, ManualOp::Note { .. }) => return Ok(Err(ManualError::Resolved(id))),
+            _ => {}
+        }
+        let event = |kind: &str, message: String| TimelineEvent { at_ms, kind: kind.into(), message };
+        match op {
+            ManualOp::Acknowledge { by, note } => {
+                let changed = tx.execute(
+                    "UPDATE incidents SET status = 'acknowledged', acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
+                    params![id, at_ms, by],
+                )?;
+                if changed > 0 {
+                    let text = match note {
+                        Some(n) => format!("acknowledged by {by}: {n}"),
+                        None => format!("acknowledged by {by}"),
+                    };
+                    add_event(&tx, id, &event("acknowledged", text))?;
+                }
+            }
+            ManualOp::Note { by, text } => add_event(&tx, id, &event("note", format!("{by}: {text}")))?,
+            ManualOp::Resolve { by, note } => {
+                tx.execute(
+                    "UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1",
+                    params![id, at_ms],
+                )?;
+                // A check resolved by hand while still down opens no new incident until it
+                // recovers and fails again.
+                let text = match note {
+                    Some(n) => format!("resolved by hand by {by}: {n}"),
+                    None => format!("resolved by hand by {by}"),
+                };
+                add_event(&tx, id, &event("resolved", text))?;
+            }
+        }
+        tx.commit()?;
+        drop(conn);
+        Ok(self.incident(id)?.ok_or(ManualError::NotFound(id)))
+    }
+
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM incidents
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subject = ?3)
+             WHERE (?1 IS NULL OR status = ?1 OR (?1 = 'open' AND status = 'acknowledged'))
+               AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR subject = ?3)
+               AND (?5 IS NULL OR (opened_ms < ?6 AND (resolved_ms IS NULL OR resolved_ms > ?5)))
              ORDER BY opened_ms DESC, id DESC LIMIT ?4",
         )?;
         let limit = filter.limit.map_or(-1, |l| l as i64);
@@ -502,7 +556,9 @@ impl Store for SqliteStore {
                     filter.status.map(IncidentStatus::as_str),
                     filter.kind.map(IncidentKind::as_str),
                     filter.subject,
-                    limit
+                    limit,
+                    filter.overlapping.map(|o| o.0),
+                    filter.overlapping.map(|o| o.1)
                 ],
                 |r| r.get(0),
             )?
@@ -577,7 +633,8 @@ impl Store for SqliteStore {
 fn read_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreError> {
     let head = conn
         .query_row(
-            "SELECT dedup_key, subject, title, severity, status, opened_ms, resolved_ms, kind FROM incidents WHERE id = ?1",
+            "SELECT dedup_key, subject, title, severity, status, opened_ms, resolved_ms, kind, acked_ms, acked_by
+             FROM incidents WHERE id = ?1",
             [id],
             |r| {
                 Ok(Incident {
@@ -590,6 +647,8 @@ fn read_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreEr
                     status: IncidentStatus::parse(&r.get::<_, String>(4)?).unwrap_or(IncidentStatus::Open),
                     opened_ms: r.get(5)?,
                     resolved_ms: r.get(6)?,
+                    acknowledged_ms: r.get(8)?,
+                    acknowledged_by: r.get(9)?,
                     timeline: Vec::new(),
                 })
             },
