@@ -28,6 +28,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/incidents/{id}/notes", post(note_incident))
         .route("/api/v1/incidents/{id}/resolve", post(resolve_incident))
         .route("/api/v1/slos", get(list_slos))
+        .route("/api/v1/reports/sla", get(sla_report))
         .route("/api/v1/checks", get(list_checks))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/agents", get(list_agents))
@@ -586,6 +587,51 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
         })
         .collect();
     Json(views).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    service: Option<String>,
+    customer: Option<String>,
+    vendor: Option<String>,
+    period: String,
+    format: Option<String>,
+    timezone: Option<String>,
+}
+
+async fn sla_report(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let scope = match (q.service, q.customer, q.vendor) {
+        (Some(s), None, None) => crate::report::Scope::Service(s),
+        (None, Some(c), None) => crate::report::Scope::Customer(c),
+        (None, None, Some(v)) => crate::report::Scope::Vendor(v),
+        _ => return error(StatusCode::BAD_REQUEST, "give exactly one of service, customer, vendor"),
+    };
+    let Some(format) = crate::report::Format::parse(q.format.as_deref().unwrap_or("json")) else {
+        return error(StatusCode::BAD_REQUEST, "format is one of json, csv, html");
+    };
+    let tz = q.timezone.unwrap_or_else(|| "UTC".into());
+    let store_app = app.clone();
+    let now = now_ms();
+    let built = tokio::task::spawn_blocking(move || {
+        crate::report::build(store_app.store.as_ref(), &store_app.config, &scope, &q.period, &tz, now)
+    })
+    .await;
+    match built {
+        Ok(Ok(report)) => {
+            ([(header::CONTENT_TYPE, format.content_type())], crate::report::render(&report, format)).into_response()
+        }
+        Ok(Err(crate::report::ReportError::Invalid(e))) => error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

@@ -45,9 +45,6 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
     Ok(opened)
 }
 
-/// SLOs are evaluated every this many ticks.
-pub const SLO_EVERY: u32 = 10;
-
 /// Evaluates every SLO at `now_ms`: publishes the figures, opens and resolves burn-rate
 /// incidents. Returns the verdicts.
 pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Evaluation>, StoreError> {
@@ -81,15 +78,16 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
     Ok(evaluations)
 }
 
-/// Runs [`evaluate`] every [`TICK`] (and [`evaluate_slos`] every [`SLO_EVERY`] ticks) until
-/// shutdown.
+/// Runs [`evaluate`] every [`TICK`] (and [`evaluate_slos`] every `slo_evaluation_interval`)
+/// until shutdown.
 pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
     let mut failing = false;
     let mut tick = 0u32;
     loop {
         let now = clock.now_ms();
         let tick_app = app.clone();
-        let slos_due = tick.is_multiple_of(SLO_EVERY);
+        let slo_every = (app.config.slo_evaluation_interval.get().as_millis() / TICK.as_millis()).max(1) as u32;
+        let slos_due = tick.is_multiple_of(slo_every);
         tick = tick.wrapping_add(1);
         let work = move || {
             let opened = evaluate(&tick_app, now)?;

@@ -13,6 +13,7 @@ pub mod latency;
 pub mod maintenance;
 pub mod metrics;
 pub mod quickstart;
+pub mod report;
 pub mod server;
 pub mod slo;
 pub mod slo_eval;

@@ -38,6 +38,26 @@ enum Command {
         #[arg(long)]
         stdin: bool,
     },
+    /// Print an SLA report for a calendar period from the collector's database.
+    Report {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, group = "scope")]
+        service: Option<String>,
+        #[arg(long, group = "scope")]
+        customer: Option<String>,
+        #[arg(long, group = "scope")]
+        vendor: Option<String>,
+        /// "2026-10" (a month) or "2026-Q4" (a quarter).
+        #[arg(long)]
+        period: String,
+        /// json, csv or html.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// IANA time zone the period is in.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+    },
     /// Run a collector and an agent watching it, on a built-in config. Nothing to set up.
     Quickstart {
         #[arg(long, default_value = vakt_config::collector::DEFAULT_LISTEN)]
@@ -67,6 +87,9 @@ fn main() -> ExitCode {
             }
         },
         Command::HashToken { stdin } => hash_token_command(stdin),
+        Command::Report { config, service, customer, vendor, period, format, timezone } => {
+            report_command(&config, service, customer, vendor, &period, &format, &timezone)
+        }
         Command::Run { config } => {
             init_tracing();
             run(config)
@@ -83,6 +106,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn report_command(
+    config_path: &std::path::Path,
+    service: Option<String>,
+    customer: Option<String>,
+    vendor: Option<String>,
+    period: &str,
+    format: &str,
+    timezone: &str,
+) -> anyhow::Result<()> {
+    use vakt_collector::report::{build, render, Format, Scope};
+    let config = match CollectorConfig::load(config_path) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
+        Err(e) => return Err(e.into()),
+    };
+    let scope = match (service, customer, vendor) {
+        (Some(s), None, None) => Scope::Service(s),
+        (None, Some(c), None) => Scope::Customer(c),
+        (None, None, Some(v)) => Scope::Vendor(v),
+        _ => anyhow::bail!("give one of --service, --customer, --vendor"),
+    };
+    let format = Format::parse(format).ok_or_else(|| anyhow::anyhow!("--format is one of json, csv, html"))?;
+    let store = vakt_collector::store::SqliteStore::open(&config.data_dir)?;
+    let report = build(&store, &config, &scope, period, timezone, vakt_collector::time::now_ms())?;
+    print!("{}", render(&report, format));
+    Ok(())
 }
 
 fn hash_token_command(stdin: bool) -> anyhow::Result<()> {

@@ -71,10 +71,14 @@ impl Series {
         self.start_ms + (self.cum.len() as i64 - 1) * MINUTE_MS
     }
 
-    /// Sums the whole minutes in `[from_ms, to_ms)`. Time outside the series counts as unknown.
+    /// Sums the minutes touching `[from_ms, to_ms)`: callers start ranges on a minute; a range
+    /// may end inside the current minute, whose counts run up to the series' end. Time outside
+    /// the series counts as unknown.
     pub fn range(&self, from_ms: i64, to_ms: i64) -> Counts {
-        let idx = |t: i64| ((t - self.start_ms).div_euclid(MINUTE_MS)).clamp(0, self.cum.len() as i64 - 1) as usize;
-        let (a, b) = (idx(from_ms), idx(to_ms.max(from_ms)));
+        let last = self.cum.len() as i64 - 1;
+        let floor = |t: i64| ((t - self.start_ms).div_euclid(MINUTE_MS)).clamp(0, last) as usize;
+        let ceil = |t: i64| ((t - self.start_ms + MINUTE_MS - 1).div_euclid(MINUTE_MS)).clamp(0, last) as usize;
+        let (a, b) = (floor(from_ms), ceil(to_ms.max(from_ms)));
         let mut c = self.cum[b].sub(&self.cum[a]);
         let covered_from = from_ms.max(self.start_ms);
         let covered_to = to_ms.min(self.end_ms()).max(covered_from);
@@ -122,7 +126,8 @@ pub fn build_minutes(
     let from_ms = from_ms - from_ms.rem_euclid(MINUTE_MS);
     let n = ((to_ms - from_ms).max(0) + MINUTE_MS - 1) / MINUTE_MS;
     let mut minutes = vec![Counts::default(); n as usize];
-    let end = from_ms + n * MINUTE_MS;
+    // Filled up to `to_ms` exactly: a current, unfinished minute holds only what has happened.
+    let end = to_ms.max(from_ms);
     // Every instant where something may change.
     let mut cuts: Vec<i64> = vec![from_ms, end];
     for periods in checks {
@@ -181,7 +186,7 @@ pub fn build_minutes(
         }
     }
     for e in events {
-        if e.minute_ms < from_ms || e.minute_ms >= end {
+        if e.minute_ms < from_ms || e.minute_ms >= from_ms + n * MINUTE_MS {
             continue;
         }
         if excluded.iter().any(|(s, x)| *s <= e.minute_ms && e.minute_ms < *x) {
@@ -269,6 +274,18 @@ pub struct BurnAlert {
     pub short_rate: f64,
 }
 
+/// How an SLO fared over a span of time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assessment {
+    pub counts: Counts,
+    pub sli: Sli,
+    pub achieved: Option<f64>,
+    pub met: bool,
+    pub budget_allowed: f64,
+    pub budget_spent: f64,
+    pub budget_remaining_ratio: f64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
     pub window_start_ms: i64,
@@ -305,16 +322,16 @@ impl Slo {
         }
     }
 
-    /// The window that ends at (or contains) `now_ms`, minute-aligned.
+    /// The window that ends at (or contains) `now_ms`; it starts on a minute.
     pub fn window_at(&self, now_ms: i64) -> (i64, i64) {
-        let now = now_ms - now_ms.rem_euclid(MINUTE_MS);
         match &self.window {
-            Window::Rolling { ms } => (now - ms, now),
-            Window::Calendar { months, tz } => calendar_period(now, *months, tz),
+            Window::Rolling { ms } => (floor_minute(now_ms - ms), now_ms),
+            Window::Calendar { months, tz } => calendar_period(now_ms, *months, tz),
         }
     }
 
     pub fn burn_rate(&self, series: &Series, from_ms: i64, to_ms: i64) -> f64 {
+        let from_ms = floor_minute(from_ms);
         let sli = self.sli(&series.range(from_ms, to_ms), from_ms, to_ms);
         let allowed = 1.0 - self.objective;
         if allowed <= 0.0 {
@@ -323,20 +340,28 @@ impl Slo {
         sli.bad_ratio() / allowed
     }
 
-    /// Everything about this SLO at `now_ms`.
-    pub fn evaluate(&self, series: &Series, now_ms: i64) -> Verdict {
-        let (start, end) = self.window_at(now_ms);
-        // A calendar window is judged on the part that has passed.
-        let upto = end.min(now_ms - now_ms.rem_euclid(MINUTE_MS));
-        let counts = series.range(start, upto);
-        let sli = self.sli(&counts, start, upto);
+    /// How the SLO fared over `[from_ms, to_ms)` (a report period, or the part of a window that
+    /// has passed).
+    pub fn assess(&self, series: &Series, from_ms: i64, to_ms: i64) -> Assessment {
+        let counts = series.range(from_ms, to_ms);
+        let sli = self.sli(&counts, from_ms, to_ms);
         let achieved = (sli.valid > 0.0).then(|| 1.0 - sli.bad_ratio());
         let budget_allowed = (1.0 - self.objective) * sli.valid;
         let budget_spent = sli.bad;
         let budget_remaining_ratio = if budget_allowed > 0.0 { 1.0 - budget_spent / budget_allowed } else { 1.0 };
         // Exact at the boundary: 43.2 minutes down in 30 days is 99.9% met.
         let met = budget_spent <= budget_allowed * (1.0 + 1e-12);
-        let now = now_ms - now_ms.rem_euclid(MINUTE_MS);
+        Assessment { counts, sli, achieved, met, budget_allowed, budget_spent, budget_remaining_ratio }
+    }
+
+    /// Everything about this SLO at `now_ms`.
+    pub fn evaluate(&self, series: &Series, now_ms: i64) -> Verdict {
+        let (start, end) = self.window_at(now_ms);
+        // A calendar window is judged on the part that has passed.
+        let upto = end.min(now_ms);
+        let Assessment { counts, sli, achieved, met, budget_allowed, budget_spent, budget_remaining_ratio } =
+            self.assess(series, start, upto);
+        let now = now_ms;
         let mut burn_rates: Vec<(i64, f64)> = Vec::new();
         let mut rate = |w: i64| -> f64 {
             if let Some((_, r)) = burn_rates.iter().find(|(x, _)| *x == w) {
@@ -378,6 +403,10 @@ impl Slo {
             alerts,
         }
     }
+}
+
+pub fn floor_minute(t_ms: i64) -> i64 {
+    t_ms - t_ms.rem_euclid(MINUTE_MS)
 }
 
 /// The calendar month (or quarter) containing `t_ms` in `tz`: [start, end) in Unix ms.

@@ -76,7 +76,7 @@ pub const PUBLISHED_WINDOWS_MS: &[i64] =
 /// The range a verdict at `now_ms` needs: the SLO window, every rule's windows and the
 /// published ones.
 pub fn needed_range(slo: &Slo, now_ms: i64) -> (i64, i64) {
-    let (start, end) = slo.window_at(now_ms);
+    let (start, _) = slo.window_at(now_ms);
     let longest_rule = slo
         .rules
         .iter()
@@ -84,8 +84,8 @@ pub fn needed_range(slo: &Slo, now_ms: i64) -> (i64, i64) {
         .chain(PUBLISHED_WINDOWS_MS.iter().copied())
         .max()
         .unwrap_or(0);
-    let now = now_ms - now_ms.rem_euclid(crate::slo::MINUTE_MS);
-    (start.min(now - longest_rule), end.max(now))
+    // Up to now: a calendar window's future holds nothing yet.
+    (crate::slo::floor_minute(start.min(now_ms - longest_rule)), now_ms)
 }
 
 /// One SLO at `now_ms`: its verdict, and its burn rate over each published window.
@@ -105,9 +105,8 @@ pub fn evaluate_one(
     let slo = spec(name, c);
     let (from, to) = needed_range(&slo, now_ms);
     let series = series(store, config, c, from, to)?;
-    let now = now_ms - now_ms.rem_euclid(crate::slo::MINUTE_MS);
     let published_burn_rates =
-        PUBLISHED_WINDOWS_MS.iter().map(|w| (*w, slo.burn_rate(&series, now - w, now))).collect();
+        PUBLISHED_WINDOWS_MS.iter().map(|w| (*w, slo.burn_rate(&series, now_ms - w, now_ms))).collect();
     Ok(Evaluation { name: name.to_string(), verdict: slo.evaluate(&series, now_ms), published_burn_rates })
 }
 

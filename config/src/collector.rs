@@ -33,6 +33,9 @@ pub struct CollectorConfig {
     /// Largest accepted number of samples in one batch.
     #[serde(default = "default_max_batch_samples")]
     pub max_batch_samples: Spanned<usize>,
+    /// How often SLOs are evaluated (burn-rate alerts and SLO metrics).
+    #[serde(default = "default_slo_evaluation_interval")]
+    pub slo_evaluation_interval: HumanDuration,
     /// An agent that has not pushed for this long gets an "agent silent" incident.
     #[serde(default = "default_agent_silent_after")]
     pub agent_silent_after: Spanned<HumanDuration>,
@@ -76,6 +79,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8427";
 
 fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_LISTEN.to_string())
+}
+fn default_slo_evaluation_interval() -> HumanDuration {
+    HumanDuration::from_secs(10)
 }
 fn default_agent_silent_after() -> Spanned<HumanDuration> {
     Spanned::new(0..0, HumanDuration::from_secs(120))

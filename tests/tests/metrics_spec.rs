@@ -15,7 +15,7 @@ fn documented(section: &str) -> Spec {
     let body = doc.split(&format!("## {section}\n")).nth(1).unwrap_or_else(|| panic!("no section {section}"));
     let body = body.split("\n## ").next().unwrap();
     body.lines()
-        .filter(|l| l.starts_with("| `vakt_"))
+        .filter(|l| l.starts_with("| `vakt_") || l.starts_with("| `slo:"))
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             let labels = cells[4].split(',').filter_map(|c| c.split('`').nth(1)).map(String::from).collect();
@@ -57,8 +57,13 @@ fn assert_agree(section: &str, text: &str) {
     for (name, (kind, labels)) in &real {
         let (doc_kind, doc_labels) = &doc[name];
         assert_eq!(kind, doc_kind, "{name}: type");
-        assert_eq!(labels, doc_labels, "{name}: labels");
-        assert!(name.starts_with("vakt_"), "{name}");
+        let sorted = |l: &Vec<String>| {
+            let mut l = l.clone();
+            l.sort();
+            l
+        };
+        assert_eq!(sorted(labels), sorted(doc_labels), "{name}: labels");
+        assert!(name.starts_with("vakt_") || name.starts_with("slo:"), "{name}");
         assert_eq!(kind == "counter", name.ends_with("_total"), "{name}: only counters end in _total");
     }
 }
@@ -73,7 +78,7 @@ async fn docs_and_both_expositions_agree() {
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.m]\ntoken_hash = \"{}\"\n[checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"100ms\"\nagents = [\"m\"]\n",
+            "listen = \"{addr}\"\ndata_dir = \"data\"\nslo_evaluation_interval = \"1s\"\n[agents.m]\ntoken_hash = \"{}\"\n[checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"100ms\"\nagents = [\"m\"]\n[services.site]\nchecks = [\"web\"]\n[slos.site-up]\nservice = \"site\"\nobjective = 99.5\nwindow = \"7d\"\n",
             token_hash("metrics-token-0123456789"),
             target.addr
         ),
@@ -88,8 +93,10 @@ async fn docs_and_both_expositions_agree() {
     let collector = Collector::start(&cfg, addr, &dir.path().join("collector.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", agent_cfg.to_str().unwrap()], &dir.path().join("agent.log"));
-    wait_for("a sample at the collector", Duration::from_secs(20), || async {
-        (collector.metric("vakt_check_up{check=\"web\"}").await == Some(1.0)).then_some(())
+    wait_for("a sample at the collector and an SLO evaluation", Duration::from_secs(20), || async {
+        let up = collector.metric("vakt_check_up{check=\"web\"}").await == Some(1.0);
+        let slo = collector.metric("vakt_slo_sli_ratio{service=\"site\",slo=\"site-up\"}").await.is_some();
+        (up && slo).then_some(())
     })
     .await;
     assert_agree("Collector", &collector.get_text("/metrics").await);

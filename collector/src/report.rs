@@ -1,0 +1,319 @@
+//! SLA reports per service, customer or vendor and calendar period, as JSON, CSV or HTML.
+//! Planned maintenance is shown and, where the SLO says so, excluded.
+
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use vakt_config::CollectorConfig;
+
+use crate::incident::{Incident, IncidentKind};
+use crate::slo::named_period;
+use crate::slo_eval::{series, service_checks, spec};
+use crate::store::{IncidentFilter, Store, StoreError};
+use crate::time::rfc3339;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Service(String),
+    Customer(String),
+    Vendor(String),
+}
+
+impl Scope {
+    fn label(&self) -> String {
+        match self {
+            Scope::Service(s) => format!("service {s}"),
+            Scope::Customer(c) => format!("customer {c}"),
+            Scope::Vendor(v) => format!("vendor {v}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Html,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "json" => Some(Format::Json),
+            "csv" => Some(Format::Csv),
+            "html" => Some(Format::Html),
+            _ => None,
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SloRow {
+    pub service: String,
+    pub slo: String,
+    pub objective_percent: f64,
+    pub achieved_percent: Option<f64>,
+    pub met: bool,
+    pub downtime_minutes: f64,
+    pub excluded_maintenance_minutes: f64,
+    pub unknown_minutes: f64,
+    pub error_budget_spent_percent: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub kind: IncidentKind,
+    pub subject: String,
+    pub title: String,
+    pub severity: String,
+    pub opened_at: String,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<String>,
+    pub duration_minutes: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub scope: String,
+    pub period: String,
+    pub timezone: String,
+    pub from: String,
+    pub to: String,
+    pub generated_at: String,
+    pub services: Vec<String>,
+    pub slos: Vec<SloRow>,
+    pub incidents: Vec<IncidentRow>,
+    /// Mean time to acknowledge, over the acknowledged incidents.
+    pub mtta_minutes: Option<f64>,
+    /// Mean time to resolve, over the resolved incidents.
+    pub mttr_minutes: Option<f64>,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / f64::from(n))
+}
+
+pub fn build(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    scope: &Scope,
+    period: &str,
+    tz: &str,
+    now_ms: i64,
+) -> Result<Report, ReportError> {
+    let zone = TimeZone::get(tz).map_err(|_| ReportError::Invalid(format!("unknown time zone {tz:?}")))?;
+    let (from, to) = named_period(period, &zone).map_err(ReportError::Invalid)?;
+    let services: Vec<String> = config
+        .services
+        .iter()
+        .filter(|(name, s)| match scope {
+            Scope::Service(n) => name.as_str() == n,
+            Scope::Customer(c) => s.customers.iter().any(|x| x == c),
+            Scope::Vendor(v) => s.vendor.as_deref() == Some(v.as_str()),
+        })
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if services.is_empty() {
+        return Err(ReportError::Invalid(format!("no service matches {}", scope.label())));
+    }
+    let upto = to.min(now_ms).max(from);
+    let mut slos = Vec::new();
+    for (name, c) in config.slos.iter().filter(|(_, c)| services.contains(c.service.get_ref())) {
+        let slo = spec(name.as_str(), c);
+        let s = series(store, config, c, from, upto)?;
+        let a = slo.assess(&s, from, upto);
+        let minutes = |ms: u64| ms as f64 / 60_000.0;
+        slos.push(SloRow {
+            service: c.service.get_ref().clone(),
+            slo: name.to_string(),
+            objective_percent: *c.objective.get_ref(),
+            achieved_percent: a.achieved.map(|x| x * 100.0),
+            met: a.met,
+            downtime_minutes: minutes(a.counts.down_ms),
+            excluded_maintenance_minutes: minutes(a.counts.excluded_ms),
+            unknown_minutes: minutes(a.counts.unknown_ms),
+            error_budget_spent_percent: if a.budget_allowed > 0.0 {
+                a.budget_spent / a.budget_allowed * 100.0
+            } else {
+                0.0
+            },
+        });
+    }
+    // Incidents of the services' checks and SLOs that overlap the period.
+    let mut incidents: Vec<Incident> = Vec::new();
+    let mut subjects: Vec<(IncidentKind, String)> = Vec::new();
+    for s in &services {
+        subjects.extend(service_checks(config, s).into_iter().map(|c| (IncidentKind::CheckDown, c)));
+    }
+    subjects.extend(
+        config
+            .slos
+            .iter()
+            .filter(|(_, c)| services.contains(c.service.get_ref()))
+            .map(|(n, _)| (IncidentKind::SloBurn, n.to_string())),
+    );
+    for (kind, subject) in subjects {
+        incidents.extend(store.incidents(&IncidentFilter {
+            kind: Some(kind),
+            subject: Some(subject),
+            overlapping: Some((from, to)),
+            ..Default::default()
+        })?);
+    }
+    incidents.sort_by_key(|i| (i.opened_ms, i.id));
+    let mtta_minutes =
+        mean(incidents.iter().filter_map(|i| i.acknowledged_ms.map(|a| (a - i.opened_ms) as f64 / 60_000.0)));
+    let mttr_minutes =
+        mean(incidents.iter().filter_map(|i| i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 60_000.0)));
+    let incidents = incidents
+        .into_iter()
+        .map(|i| IncidentRow {
+            duration_minutes: i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 60_000.0),
+            opened_at: rfc3339(i.opened_ms),
+            acknowledged_at: i.acknowledged_ms.map(rfc3339),
+            acknowledged_by: i.acknowledged_by,
+            resolved_at: i.resolved_ms.map(rfc3339),
+            id: i.id,
+            kind: i.kind,
+            subject: i.subject,
+            title: i.title,
+            severity: i.severity,
+        })
+        .collect();
+    Ok(Report {
+        scope: scope.label(),
+        period: period.to_string(),
+        timezone: tz.to_string(),
+        from: rfc3339(from),
+        to: rfc3339(to),
+        generated_at: rfc3339(now_ms),
+        services,
+        slos,
+        incidents,
+        mtta_minutes,
+        mttr_minutes,
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.4}")).unwrap_or_default()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
+        Format::Csv => {
+            let mut out = String::from(
+                "period,service,slo,objective_percent,achieved_percent,met,downtime_minutes,excluded_maintenance_minutes,unknown_minutes,error_budget_spent_percent\n",
+            );
+            for r in &report.slos {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{:.2},{:.2},{:.2},{:.2}\n",
+                    csv_field(&report.period),
+                    csv_field(&r.service),
+                    csv_field(&r.slo),
+                    r.objective_percent,
+                    num(r.achieved_percent),
+                    if r.met { "met" } else { "breached" },
+                    r.downtime_minutes,
+                    r.excluded_maintenance_minutes,
+                    r.unknown_minutes,
+                    r.error_budget_spent_percent
+                ));
+            }
+            out
+        }
+        Format::Html => {
+            let mut rows = String::new();
+            for r in &report.slos {
+                rows.push_str(&format!(
+                    "<tr class=\"{cls}\"><td>{}</td><td>{}</td><td>{}%</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}%</td></tr>\n",
+                    html_escape(&r.service),
+                    html_escape(&r.slo),
+                    r.objective_percent,
+                    r.achieved_percent.map(|a| format!("{a:.3}%")).unwrap_or_else(|| "no data".into()),
+                    if r.met { "met" } else { "breached" },
+                    r.downtime_minutes,
+                    r.excluded_maintenance_minutes,
+                    r.unknown_minutes,
+                    r.error_budget_spent_percent,
+                    cls = if r.met { "met" } else { "breached" },
+                ));
+            }
+            let mut incidents = String::new();
+            for i in &report.incidents {
+                incidents.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    i.id,
+                    html_escape(&i.title),
+                    html_escape(&i.opened_at),
+                    html_escape(i.acknowledged_at.as_deref().unwrap_or("—")),
+                    html_escape(i.resolved_at.as_deref().unwrap_or("open")),
+                    i.duration_minutes.map(|d| format!("{d:.1} min")).unwrap_or_default(),
+                ));
+            }
+            format!(
+                r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SLA report {period} — {scope}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #1d2630; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #c8d0d8; padding: .35rem .6rem; text-align: left; }}
+tr.met td:nth-child(5) {{ color: #17702f; font-weight: 600; }}
+tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
+</style></head>
+<body>
+<h1>SLA report {period}</h1>
+<p>{scope} · {from} to {to} ({tz}) · generated {generated}</p>
+<h2>Service levels</h2>
+<table><thead><tr><th>Service</th><th>SLO</th><th>Target</th><th>Achieved</th><th>Result</th><th>Downtime (min)</th><th>Planned maintenance excluded (min)</th><th>No data (min)</th><th>Error budget spent</th></tr></thead>
+<tbody>
+{rows}</tbody></table>
+<h2>Incidents</h2>
+<p>MTTA {mtta} · MTTR {mttr}</p>
+<table><thead><tr><th>#</th><th>Incident</th><th>Opened</th><th>Acknowledged</th><th>Resolved</th><th>Duration</th></tr></thead>
+<tbody>
+{incidents}</tbody></table>
+</body></html>
+"#,
+                period = html_escape(&report.period),
+                scope = html_escape(&report.scope),
+                from = html_escape(&report.from),
+                to = html_escape(&report.to),
+                tz = html_escape(&report.timezone),
+                generated = html_escape(&report.generated_at),
+                mtta = report.mtta_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
+                mttr = report.mttr_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
+            )
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The SLA path with real binaries: an outage of a service spends its error budget, burns fast
+//! enough to open an SLO incident, is acknowledged and noted by a person with an API token,
+//! and shows up in the month's SLA report as JSON, CSV and HTML.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+
+const WAIT: Duration = Duration::from_secs(40);
+const AGENT_TOKEN: &str = "sla-agent-token-0123456789";
+const ALICE: &str = "alice-api-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_spends_budget_opens_a_burn_incident_and_lands_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+slo_evaluation_interval = "1s"
+
+[api_tokens.alice]
+token_hash = "{alice}"
+
+[agents.edge]
+token_hash = "{agent}"
+
+[checks.shop-home]
+kind = "http"
+target = "http://{target}/"
+interval = "200ms"
+fail_after = 2
+recover_after = 2
+agents = ["edge"]
+
+[services.shop]
+owner = "team-shop"
+customers = ["acme"]
+vendor = "hosting-co"
+checks = ["shop-home"]
+
+[slos.shop-availability]
+service = "shop"
+objective = 99.9
+window = "30d"
+"#,
+            alice = token_hash(ALICE),
+            agent = token_hash(AGENT_TOKEN),
+            target = target.addr
+        ),
+    )
+    .unwrap();
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let mut collector = Collector::start(&ctoml, addr, &dir.path().join("c1.log")).await;
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+    wait_for("the check up", WAIT, || async {
+        (collector.metric("vakt_check_up{check=\"shop-home\"}").await == Some(1.0)).then_some(())
+    })
+    .await;
+
+    // Outage.
+    target.set_status(503);
+    let check_incident = wait_for("the check incident", WAIT, || async {
+        collector.get_json("/api/v1/incidents?check=shop-home&status=open").await.as_array().unwrap().first().cloned()
+    })
+    .await;
+    let burn = wait_for("an SLO burn incident", WAIT, || async {
+        collector.get_json("/api/v1/incidents?kind=slo_burn&status=open").await.as_array().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(burn["subject"], "shop-availability");
+    assert_eq!(burn["severity"], "page", "a fast burn pages: {burn}");
+    assert_eq!(burn["services"], serde_json::json!(["shop"]));
+    let slos = collector.get_json("/api/v1/slos").await;
+    let slo = &slos[0];
+    assert_eq!(slo["name"], "shop-availability");
+    assert!(slo["downtime_minutes"].as_f64().unwrap() > 0.0, "{slo}");
+    assert!(slo["error_budget_remaining_ratio"].as_f64().unwrap() < 1.0, "{slo}");
+    assert!(
+        collector.metric("vakt_slo_burn_rate{service=\"shop\",slo=\"shop-availability\",window=\"5m\"}").await.unwrap()
+            >= 14.4
+    );
+    assert!(collector.metric("slo:sli_error:ratio_rate5m{sloth_id=\"shop-shop-availability\",sloth_service=\"shop\",sloth_slo=\"shop-availability\"}").await.unwrap() > 0.0);
+
+    // A person acknowledges and notes; without a token nothing changes.
+    let http = reqwest::Client::new();
+    let id = check_incident["id"].as_i64().unwrap();
+    let ack_url = collector.url(&format!("/api/v1/incidents/{id}/ack"));
+    assert_eq!(http.post(&ack_url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.post(&ack_url).bearer_auth(AGENT_TOKEN).send().await.unwrap().status(),
+        401,
+        "an agent token is not an API token"
+    );
+    let acked: serde_json::Value = http
+        .post(&ack_url)
+        .bearer_auth(ALICE)
+        .json(&serde_json::json!({"note": "looking"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["acknowledged_by"], "alice");
+    let noted = http
+        .post(collector.url(&format!("/api/v1/incidents/{id}/notes")))
+        .bearer_auth(ALICE)
+        .json(&serde_json::json!({"text": "load balancer restarted"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(noted.status(), 200);
+    let missing = http.post(collector.url("/api/v1/incidents/99999/ack")).bearer_auth(ALICE).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // Recovery resolves both incidents.
+    target.set_status(200);
+    wait_for("the check incident to resolve", WAIT, || async {
+        (collector.get_json(&format!("/api/v1/incidents/{id}")).await["status"] == "resolved").then_some(())
+    })
+    .await;
+
+    // A restart loses nothing of the timeline.
+    let before = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
+    let kinds: Vec<&str> = before["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["opened", "acknowledged", "note", "resolved"]);
+    collector.proc.kill();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("c2.log")).await;
+    assert_eq!(collector.get_json(&format!("/api/v1/incidents/{id}")).await, before);
+
+    // The month's report, by service, customer and vendor.
+    let period = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let report = collector.get_json(&format!("/api/v1/reports/sla?customer=acme&period={period}")).await;
+    assert_eq!(report["services"], serde_json::json!(["shop"]));
+    let row = &report["slos"][0];
+    assert_eq!(row["slo"], "shop-availability");
+    assert!(row["downtime_minutes"].as_f64().unwrap() > 0.0);
+    assert!(report["incidents"].as_array().unwrap().iter().any(|i| i["id"] == id && i["acknowledged_by"] == "alice"));
+    assert!(report["mtta_minutes"].as_f64().is_some() && report["mttr_minutes"].as_f64().is_some(), "{report}");
+    let csv = collector.get_text(&format!("/api/v1/reports/sla?vendor=hosting-co&period={period}&format=csv")).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("period,service,slo,objective_percent,achieved_percent,met,"), "{csv}");
+    assert!(lines[1].starts_with(&format!("{period},shop,shop-availability,99.9,")), "{csv}");
+    let html = collector.get_text(&format!("/api/v1/reports/sla?service=shop&period={period}&format=html")).await;
+    assert!(html.contains("<h1>SLA report") && html.contains("shop-availability"), "{html}");
+    let bad = reqwest::get(collector.url("/api/v1/reports/sla?service=nope&period=2026-10")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // The CLI prints the same report from the database.
+    let (code, out, err) = vakt_tests::run_bin(
+        "vakt-collector",
+        &["report", "--config", ctoml.to_str().unwrap(), "--service", "shop", "--period", &period, "--format", "csv"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+}
