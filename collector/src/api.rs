@@ -153,6 +153,10 @@ struct IncidentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<String>,
     services: Vec<String>,
+    customers: Vec<String>,
+    priority: String,
+    /// The root-cause incident this one is linked under.
+    parent_id: Option<i64>,
     title: String,
     severity: String,
     status: IncidentStatus,
@@ -174,13 +178,13 @@ struct TimelineView {
 fn view(app: &App, i: Incident) -> IncidentView {
     IncidentView {
         id: i.id,
-        services: match i.kind {
-            IncidentKind::CheckDown => app.config.services_of(&i.subject).into_iter().map(String::from).collect(),
-            IncidentKind::AgentSilent => Vec::new(),
-            IncidentKind::SloBurn => {
-                app.config.slos.get(i.subject.as_str()).map(|s| vec![s.service.get_ref().clone()]).unwrap_or_default()
-            }
-        },
+        customers: crate::catalog::customers_of(
+            &app.config,
+            &crate::catalog::services_of(&app.config, i.kind, &i.subject),
+        ),
+        services: crate::catalog::services_of(&app.config, i.kind, &i.subject),
+        priority: i.priority,
+        parent_id: i.parent_id,
         check: (i.kind == IncidentKind::CheckDown).then(|| i.subject.clone()),
         agent: (i.kind == IncidentKind::AgentSilent).then(|| i.subject.clone()),
         kind: i.kind,

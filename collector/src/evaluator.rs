@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::{priority_for, services_of};
 use crate::incident::{silent_agents, AgentPresence, IncidentKind, IncidentStatus};
 use crate::server::App;
 use crate::store::{IncidentFilter, StoreError};
@@ -33,16 +34,56 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
             incident_open: open.iter().any(|i| i.subject == name.as_str()),
         })
         .collect();
-    let actions = silent_agents(&presence, now_ms);
-    if actions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let opened = app.store.open_incidents(&actions)?;
+    let actions: Vec<_> = silent_agents(&presence, now_ms)
+        .into_iter()
+        .map(|a| {
+            let subject = match &a {
+                crate::incident::Action::Open { subject, .. } => subject.clone(),
+                crate::incident::Action::Resolve { .. } => String::new(),
+            };
+            let services = services_of(&app.config, IncidentKind::AgentSilent, &subject);
+            crate::incident::Incident::prioritised(a, priority_for(&app.config, &services, "critical"))
+        })
+        .collect();
+    let opened = if actions.is_empty() { Vec::new() } else { app.store.open_incidents(&actions)? };
     app.metrics.add_incidents_open(opened.len() as i64);
     for id in &opened {
         tracing::warn!(incident = id, "incident opened: agent silent");
     }
+    link_root_causes(app, now_ms)?;
     Ok(opened)
+}
+
+/// Links incidents of dependent services under the incident of the service they depend on.
+pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
+    let open = app.store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
+    if open.len() < 2 {
+        return Ok(());
+    }
+    let view: Vec<crate::priority::Open> = open
+        .iter()
+        .map(|i| crate::priority::Open {
+            id: i.id,
+            services: services_of(&app.config, i.kind, &i.subject),
+            parent: i.parent_id,
+            opened_ms: i.opened_ms,
+        })
+        .collect();
+    let links = crate::priority::root_causes(&view, |a, b| app.config.depends_transitively(a, b));
+    if links.is_empty() {
+        return Ok(());
+    }
+    let with_reasons: Vec<(i64, i64, String)> = links
+        .into_iter()
+        .map(|(child, root)| {
+            let root_services = view.iter().find(|o| o.id == root).map(|o| o.services.join(", ")).unwrap_or_default();
+            (child, root, format!("linked under incident {root}: it depends on {root_services}, which is down"))
+        })
+        .collect();
+    for (child, root, _) in &with_reasons {
+        tracing::info!(incident = child, root, "incident linked under its root cause");
+    }
+    app.store.link_incidents(&with_reasons, now_ms)
 }
 
 /// Evaluates every SLO at `now_ms`: publishes the figures, opens and resolves burn-rate
@@ -62,7 +103,15 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
         app.metrics.set_slo(&e.name, cfg.service.get_ref(), objective, &e.verdict, &e.published_burn_rates);
         let is_open = open.iter().any(|i| i.subject == e.name);
         match crate::incident::burn_action(&e.name, &e.verdict.alerts, is_open, now_ms) {
-            Some(a @ crate::incident::Action::Open { .. }) => to_open.push(a),
+            Some(a @ crate::incident::Action::Open { .. }) => {
+                let severity = match &a {
+                    crate::incident::Action::Open { severity, .. } => severity.clone(),
+                    crate::incident::Action::Resolve { .. } => String::new(),
+                };
+                let services = services_of(&app.config, IncidentKind::SloBurn, &e.name);
+                to_open
+                    .push(crate::incident::Incident::prioritised(a, priority_for(&app.config, &services, &severity)));
+            }
             Some(crate::incident::Action::Resolve { event }) => {
                 to_resolve.push((IncidentKind::SloBurn.dedup_key(&e.name), event))
             }

@@ -92,7 +92,23 @@ pub struct Incident {
     pub acknowledged_ms: Option<i64>,
     pub acknowledged_by: Option<String>,
     pub resolved_ms: Option<i64>,
+    /// ITIL priority, P1 (highest) to P5.
+    pub priority: String,
+    /// The root-cause incident this one is linked under (its notifications are held back).
+    pub parent_id: Option<i64>,
     pub timeline: Vec<TimelineEvent>,
+}
+
+impl Incident {
+    /// Sets the priority of an `Action::Open`.
+    pub fn prioritised(action: Action, p: String) -> Action {
+        match action {
+            Action::Open { kind, subject, title, severity, opened_ms, event, .. } => {
+                Action::Open { kind, subject, title, severity, priority: p, opened_ms, event }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Something a person does to an incident.
@@ -111,11 +127,25 @@ pub enum ManualError {
     Resolved(i64),
 }
 
+/// Priority before anyone knows better: medium impact, medium urgency.
+pub const DEFAULT_PRIORITY: &str = "P3";
+
 /// What to do with a transition.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Open { kind: IncidentKind, subject: String, title: String, severity: String, opened_ms: i64, event: TimelineEvent },
-    Resolve { event: TimelineEvent },
+    Open {
+        kind: IncidentKind,
+        subject: String,
+        title: String,
+        severity: String,
+        /// ITIL priority; the caller that knows the services sets it (see `priority.rs`).
+        priority: String,
+        opened_ms: i64,
+        event: TimelineEvent,
+    },
+    Resolve {
+        event: TimelineEvent,
+    },
 }
 
 /// The incident action for a check's transition. Recovery from `Unknown` needs none.
@@ -128,6 +158,7 @@ pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
                 subject: check.to_string(),
                 title: format!("{check} is down: {cause}"),
                 severity: "critical".into(),
+                priority: DEFAULT_PRIORITY.into(),
                 opened_ms: *since_ms,
                 event: TimelineEvent {
                     at_ms: *at_ms,
@@ -173,6 +204,7 @@ pub fn silent_agents(agents: &[AgentPresence], now_ms: i64) -> Vec<Action> {
                 subject: a.name.clone(),
                 title: format!("agent {} is silent", a.name),
                 severity: "critical".into(),
+                priority: DEFAULT_PRIORITY.into(),
                 opened_ms: last,
                 event: TimelineEvent {
                     at_ms: now_ms,
@@ -203,6 +235,7 @@ pub fn burn_action(slo: &str, alerts: &[crate::slo::BurnAlert], open: bool, now_
                 subject: slo.to_string(),
                 title: format!("SLO {slo} is burning its error budget at {:.1}x ({long})", worst.long_rate),
                 severity: severity.into(),
+                priority: DEFAULT_PRIORITY.into(),
                 opened_ms: now_ms,
                 event: TimelineEvent {
                     at_ms: now_ms,

@@ -6,12 +6,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod evaluator;
 pub mod incident;
 pub mod ingest;
 pub mod latency;
 pub mod maintenance;
 pub mod metrics;
+pub mod priority;
 pub mod quickstart;
 pub mod report;
 pub mod server;

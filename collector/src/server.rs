@@ -48,8 +48,8 @@ impl App {
         metrics.set_incidents_open_from(store.as_ref());
         let tokens =
             TokenTable::new(config.agents.iter().map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())));
-        let policies = Policies(
-            config
+        let policies = Policies {
+            flap: config
                 .checks
                 .iter()
                 .map(|(id, c)| {
@@ -59,7 +59,16 @@ impl App {
                     )
                 })
                 .collect(),
-        );
+            priority: config
+                .checks
+                .keys()
+                .map(|id| {
+                    let services =
+                        crate::catalog::services_of(&config, crate::incident::IncidentKind::CheckDown, id.as_str());
+                    (id.to_string(), crate::catalog::priority_for(&config, &services, "critical"))
+                })
+                .collect(),
+        };
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),
         );

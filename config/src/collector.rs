@@ -51,6 +51,10 @@ pub struct CollectorConfig {
     pub services: BTreeMap<Id, ServiceConfig>,
     #[serde(default)]
     pub slos: BTreeMap<Id, SloConfig>,
+    /// The ITIL priority matrix: rows impact high, medium, low; columns urgency high, medium,
+    /// low. Default [["P1","P2","P3"],["P2","P3","P4"],["P3","P4","P5"]].
+    #[serde(default)]
+    pub priority_matrix: Option<Vec<Vec<String>>>,
     #[serde(default)]
     pub maintenance: Vec<MaintenanceConfig>,
 }
@@ -189,6 +193,19 @@ impl CollectorConfig {
                     check.target.span(),
                     format!("check {id:?} is assigned to no agent"),
                     "add agents = [\"NAME\"] or selector = \"label=value\"",
+                );
+            }
+        }
+        if let Some(m) = &self.priority_matrix {
+            let ok = m.len() == 3
+                && m.iter().all(|row| {
+                    row.len() == 3 && row.iter().all(|p| matches!(p.as_str(), "P1" | "P2" | "P3" | "P4" | "P5"))
+                });
+            if !ok {
+                r.at(
+                    0,
+                    "`priority_matrix` must be 3 rows of 3 priorities P1..P5",
+                    Some("rows are impact high, medium, low; columns urgency high, medium, low".into()),
                 );
             }
         }

@@ -165,3 +165,90 @@ window = "30d"
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_outage_is_one_root_incident_with_linked_children_and_itil_priorities() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Target::start().await;
+    let shop = Target::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+
+[agents.edge]
+token_hash = "{agent}"
+
+[checks.db-http]
+kind = "http"
+target = "http://{db}/"
+interval = "200ms"
+fail_after = 2
+agents = ["edge"]
+
+[checks.shop-http]
+kind = "http"
+target = "http://{shop}/"
+interval = "200ms"
+fail_after = 2
+agents = ["edge"]
+
+[services.database]
+criticality = 2
+checks = ["db-http"]
+
+[services.shop]
+criticality = 1
+customers = ["acme"]
+depends_on = ["database"]
+checks = ["shop-http"]
+"#,
+            agent = token_hash(AGENT_TOKEN),
+            db = db.addr,
+            shop = shop.addr
+        ),
+    )
+    .unwrap();
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+    wait_for("both checks up", WAIT, || async {
+        let up = |c: &'static str| collector.metric_owned(format!("vakt_check_up{{check=\"{c}\"}}"));
+        (up("db-http").await == Some(1.0) && up("shop-http").await == Some(1.0)).then_some(())
+    })
+    .await;
+
+    // The shop fails first (it notices the database outage), then the database check.
+    shop.set_status(502);
+    db.set_status(503);
+    let (root, child) = wait_for("two linked incidents", WAIT, || async {
+        let list = collector.get_json("/api/v1/incidents?status=open").await;
+        let list = list.as_array().unwrap();
+        let root = list.iter().find(|i| i["check"] == "db-http")?.clone();
+        let child = list.iter().find(|i| i["check"] == "shop-http")?.clone();
+        child["parent_id"].as_i64().is_some().then_some((root, child))
+    })
+    .await;
+    assert_eq!(child["parent_id"], root["id"], "the shop's incident is linked under the database's");
+    assert_eq!(root["parent_id"], serde_json::Value::Null);
+    assert!(child["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "linked"), "{child}");
+    assert_eq!(child["priority"], "P1", "criticality 1, critical: {child}");
+    assert_eq!(root["priority"], "P2", "criticality 2, critical: {root}");
+    assert_eq!(child["customers"], serde_json::json!(["acme"]));
+
+    // Both recover; both resolutions are kept.
+    db.set_status(200);
+    shop.set_status(200);
+    for i in [&root, &child] {
+        let id = i["id"].as_i64().unwrap();
+        wait_for("resolution", WAIT, || async {
+            (collector.get_json(&format!("/api/v1/incidents/{id}")).await["status"] == "resolved").then_some(())
+        })
+        .await;
+    }
+}

@@ -26,13 +26,21 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
 }
 
-/// The flap-protection policy of each known check; unknown checks get the default.
+/// What ingest needs to know of each check: its flap protection and the ITIL priority of its
+/// incidents. Checks the collector does not know get the defaults.
 #[derive(Clone, Debug, Default)]
-pub struct Policies(pub HashMap<String, Policy>);
+pub struct Policies {
+    pub flap: HashMap<String, Policy>,
+    pub priority: HashMap<String, String>,
+}
 
 impl Policies {
     pub fn get(&self, check: &str) -> Policy {
-        self.0.get(check).copied().unwrap_or_default()
+        self.flap.get(check).copied().unwrap_or_default()
+    }
+
+    pub fn priority(&self, check: &str) -> String {
+        self.priority.get(check).cloned().unwrap_or_else(|| crate::incident::DEFAULT_PRIORITY.to_string())
     }
 }
 
@@ -116,6 +124,8 @@ pub trait Store: Send + Sync + 'static {
         slower_than: Option<f64>,
     ) -> Result<Vec<crate::slo::MinuteEvents>, StoreError>;
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
+    /// Links each child incident under its root cause, with the reason in its timeline.
+    fn link_incidents(&self, links: &[(i64, i64, String)], at_ms: i64) -> Result<(), StoreError>;
     /// Resolves the open incident with each dedup key, with its event. Returns the ids resolved.
     fn resolve_incidents(
         &self,

@@ -107,6 +107,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN acked_ms INTEGER;
     ALTER TABLE incidents ADD COLUMN acked_by TEXT;
     "#,
+    // 6: ITIL priority and root-cause links.
+    r#"
+    ALTER TABLE incidents ADD COLUMN priority TEXT NOT NULL DEFAULT 'P3';
+    ALTER TABLE incidents ADD COLUMN parent_id INTEGER REFERENCES incidents (id);
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -260,13 +265,13 @@ fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollu
 
 /// Inserts an incident unless one with the same key is open; returns its id when inserted.
 fn insert_incident(tx: &Transaction<'_>, action: &Action) -> Result<Option<i64>, StoreError> {
-    let Action::Open { kind, subject, title, severity, opened_ms, event } = action else {
+    let Action::Open { kind, subject, title, severity, priority, opened_ms, event } = action else {
         return Ok(None);
     };
     let inserted = tx.execute(
-        "INSERT INTO incidents (dedup_key, kind, subject, title, severity, status, opened_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6) ON CONFLICT DO NOTHING",
-        params![kind.dedup_key(subject), kind.as_str(), subject, title, severity, opened_ms],
+        "INSERT INTO incidents (dedup_key, kind, subject, title, severity, status, opened_ms, priority)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7) ON CONFLICT DO NOTHING",
+        params![kind.dedup_key(subject), kind.as_str(), subject, title, severity, opened_ms, priority],
     )?;
     if inserted == 0 {
         return Ok(None);
@@ -391,6 +396,7 @@ impl Store for SqliteStore {
                     if state.open_incident.is_some() {
                         continue;
                     }
+                    let open = Incident::prioritised(open, policies.priority(&s.check));
                     if let Some(id) = insert_incident(&tx, &open)? {
                         state.open_incident = Some(id);
                         outcome.incidents_opened.push(id);
@@ -482,6 +488,22 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(opened)
+    }
+
+    fn link_incidents(&self, links: &[(i64, i64, String)], at_ms: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (child, root, why) in links {
+            let changed = tx.execute(
+                "UPDATE incidents SET parent_id = ?2 WHERE id = ?1 AND parent_id IS NULL AND status != 'resolved'",
+                params![child, root],
+            )?;
+            if changed > 0 {
+                add_event(&tx, *child, &TimelineEvent { at_ms, kind: "linked".into(), message: why.clone() })?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn resolve_incidents(&self, resolutions: &[(String, TimelineEvent)]) -> Result<Vec<i64>, StoreError> {
@@ -633,7 +655,8 @@ impl Store for SqliteStore {
 fn read_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreError> {
     let head = conn
         .query_row(
-            "SELECT dedup_key, subject, title, severity, status, opened_ms, resolved_ms, kind, acked_ms, acked_by
+            "SELECT dedup_key, subject, title, severity, status, opened_ms, resolved_ms, kind, acked_ms, acked_by,
+                    priority, parent_id
              FROM incidents WHERE id = ?1",
             [id],
             |r| {
@@ -649,6 +672,8 @@ fn read_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreEr
                     resolved_ms: r.get(6)?,
                     acknowledged_ms: r.get(8)?,
                     acknowledged_by: r.get(9)?,
+                    priority: r.get(10)?,
+                    parent_id: r.get(11)?,
                     timeline: Vec::new(),
                 })
             },
