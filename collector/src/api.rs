@@ -185,7 +185,7 @@ fn view(app: &App, i: Incident) -> IncidentView {
         services: crate::catalog::services_of(&app.config, i.kind, &i.subject),
         priority: i.priority,
         parent_id: i.parent_id,
-        check: (i.kind == IncidentKind::CheckDown).then(|| i.subject.clone()),
+        check: matches!(i.kind, IncidentKind::CheckDown | IncidentKind::Flapping).then(|| i.subject.clone()),
         agent: (i.kind == IncidentKind::AgentSilent).then(|| i.subject.clone()),
         kind: i.kind,
         dedup_key: i.dedup_key,
@@ -232,7 +232,7 @@ async fn list_incidents(
         Some(Err(k)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("kind {k:?} is not one of check_down, agent_silent, slo_burn"),
+                format!("kind {k:?} is not one of check_down, agent_silent, slo_burn, flapping"),
             )
         }
     };

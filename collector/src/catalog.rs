@@ -10,7 +10,9 @@ use crate::priority::{default_matrix, impact, priority, urgency, Matrix};
 /// The services an incident about `subject` touches.
 pub fn services_of(config: &CollectorConfig, kind: IncidentKind, subject: &str) -> Vec<String> {
     match kind {
-        IncidentKind::CheckDown => config.services_of(subject).into_iter().map(String::from).collect(),
+        IncidentKind::CheckDown | IncidentKind::Flapping => {
+            config.services_of(subject).into_iter().map(String::from).collect()
+        }
         IncidentKind::AgentSilent => {
             let checks: Vec<String> = config.assignments_for(subject).into_iter().map(|c| c.id).collect();
             let set: BTreeSet<String> = checks.iter().flat_map(|c| config.services_of(c)).map(String::from).collect();

@@ -50,8 +50,44 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
     for id in &opened {
         tracing::warn!(incident = id, "incident opened: agent silent");
     }
+    settle_flapping(app, now_ms)?;
     link_root_causes(app, now_ms)?;
     Ok(opened)
+}
+
+/// Resolves "flapping" incidents of checks that are up and have settled: fewer state changes
+/// than the threshold within the flap window.
+pub fn settle_flapping(app: &App, now_ms: i64) -> Result<(), StoreError> {
+    let open = app.store.incidents(&IncidentFilter {
+        status: Some(IncidentStatus::Open),
+        kind: Some(IncidentKind::Flapping),
+        ..Default::default()
+    })?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let states = app.store.check_states()?;
+    let window_ms = i64::try_from(app.config.flap_window.get().as_millis()).unwrap_or(i64::MAX);
+    let mut settled = Vec::new();
+    for i in open {
+        let up = states.iter().any(|(c, s)| *c == i.subject && s.status == crate::state::Status::Up);
+        let changes = app.store.state_changes(&i.subject, now_ms - window_ms)?;
+        if up && !crate::incident::is_flapping(changes, app.config.flap_threshold) {
+            let event = crate::incident::TimelineEvent {
+                at_ms: now_ms,
+                kind: "resolved".into(),
+                message: format!(
+                    "check {} settled: {changes} state changes in the last {}",
+                    i.subject,
+                    crate::time::human_duration_ms(window_ms)
+                ),
+            };
+            settled.push((IncidentKind::Flapping.dedup_key(&i.subject), event));
+        }
+    }
+    let resolved = app.store.resolve_incidents(&settled)?;
+    app.metrics.add_incidents_open(-(resolved.len() as i64));
+    Ok(())
 }
 
 /// Links incidents of dependent services under the incident of the service they depend on.

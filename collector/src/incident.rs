@@ -42,6 +42,8 @@ pub enum IncidentKind {
     AgentSilent,
     /// An SLO burns its error budget too fast; the subject is the SLO's name.
     SloBurn,
+    /// A check keeps changing state; the subject is the check id.
+    Flapping,
 }
 
 impl IncidentKind {
@@ -50,6 +52,7 @@ impl IncidentKind {
             IncidentKind::CheckDown => "check_down",
             IncidentKind::AgentSilent => "agent_silent",
             IncidentKind::SloBurn => "slo_burn",
+            IncidentKind::Flapping => "flapping",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -57,6 +60,7 @@ impl IncidentKind {
             "check_down" => Some(IncidentKind::CheckDown),
             "agent_silent" => Some(IncidentKind::AgentSilent),
             "slo_burn" => Some(IncidentKind::SloBurn),
+            "flapping" => Some(IncidentKind::Flapping),
             _ => None,
         }
     }
@@ -66,6 +70,7 @@ impl IncidentKind {
             IncidentKind::CheckDown => format!("check:{subject}"),
             IncidentKind::AgentSilent => format!("agent:{subject}"),
             IncidentKind::SloBurn => format!("slo:{subject}"),
+            IncidentKind::Flapping => format!("flapping:{subject}"),
         }
     }
 }
@@ -221,6 +226,29 @@ pub fn silent_agents(agents: &[AgentPresence], now_ms: i64) -> Vec<Action> {
         .collect()
 }
 
+/// Flapping: at least `threshold` state changes within the flap window.
+pub fn is_flapping(changes_in_window: i64, threshold: u32) -> bool {
+    threshold > 0 && changes_in_window >= i64::from(threshold)
+}
+
+/// The "flapping" incident of a check.
+pub fn flapping_incident(check: &str, changes: i64, window_ms: i64, at_ms: i64) -> Action {
+    let window = crate::time::human_duration_ms(window_ms);
+    Action::Open {
+        kind: IncidentKind::Flapping,
+        subject: check.to_string(),
+        title: format!("{check} is flapping: {changes} state changes in {window}"),
+        severity: "warning".into(),
+        priority: DEFAULT_PRIORITY.into(),
+        opened_ms: at_ms,
+        event: TimelineEvent {
+            at_ms,
+            kind: "opened".into(),
+            message: format!("check {check} changed state {changes} times within {window}; its up/down incidents are held until it settles"),
+        },
+    }
+}
+
 /// The incident action for an SLO's burn-rate alerts at `now_ms`: open one (paging if any
 /// page rule fires, else a ticket) when alerts fire and none is open; resolve it when none
 /// fires any more.
@@ -273,6 +301,13 @@ mod tests {
         assert_eq!(actions.len(), 1);
         let Action::Open { kind, subject, opened_ms, .. } = &actions[0] else { panic!("{actions:?}") };
         assert_eq!((*kind, subject.as_str(), *opened_ms), (IncidentKind::AgentSilent, "edge-1", 0));
+    }
+
+    #[test]
+    fn flapping_starts_at_the_threshold() {
+        assert!(!is_flapping(5, 6));
+        assert!(is_flapping(6, 6));
+        assert!(!is_flapping(100, 0), "0 turns flap detection off");
     }
 
     #[test]

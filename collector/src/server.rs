@@ -68,6 +68,8 @@ impl App {
                     (id.to_string(), crate::catalog::priority_for(&config, &services, "critical"))
                 })
                 .collect(),
+            flap_threshold: config.flap_threshold,
+            flap_window_ms: i64::try_from(config.flap_window.get().as_millis()).unwrap_or(i64::MAX),
         };
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),

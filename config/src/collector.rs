@@ -33,6 +33,12 @@ pub struct CollectorConfig {
     /// Largest accepted number of samples in one batch.
     #[serde(default = "default_max_batch_samples")]
     pub max_batch_samples: Spanned<usize>,
+    /// A check with this many state changes within `flap_window` is flapping: one "flapping"
+    /// incident instead of a stream of up/down ones. 0 turns it off.
+    #[serde(default = "default_flap_threshold")]
+    pub flap_threshold: u32,
+    #[serde(default = "default_flap_window")]
+    pub flap_window: HumanDuration,
     /// How often SLOs are evaluated (burn-rate alerts and SLO metrics).
     #[serde(default = "default_slo_evaluation_interval")]
     pub slo_evaluation_interval: HumanDuration,
@@ -83,6 +89,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8427";
 
 fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_LISTEN.to_string())
+}
+fn default_flap_threshold() -> u32 {
+    6
+}
+fn default_flap_window() -> HumanDuration {
+    HumanDuration::from_secs(3600)
 }
 fn default_slo_evaluation_interval() -> HumanDuration {
     HumanDuration::from_secs(10)

@@ -28,10 +28,19 @@ pub enum StoreError {
 
 /// What ingest needs to know of each check: its flap protection and the ITIL priority of its
 /// incidents. Checks the collector does not know get the defaults.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Policies {
     pub flap: HashMap<String, Policy>,
     pub priority: HashMap<String, String>,
+    /// A check with this many state changes within `flap_window_ms` is flapping (0: never).
+    pub flap_threshold: u32,
+    pub flap_window_ms: i64,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies { flap: HashMap::new(), priority: HashMap::new(), flap_threshold: 6, flap_window_ms: 3_600_000 }
+    }
 }
 
 impl Policies {
@@ -124,6 +133,8 @@ pub trait Store: Send + Sync + 'static {
         slower_than: Option<f64>,
     ) -> Result<Vec<crate::slo::MinuteEvents>, StoreError>;
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
+    /// How many times the check changed state after `since_ms`.
+    fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError>;
     /// Links each child incident under its root cause, with the reason in its timeline.
     fn link_incidents(&self, links: &[(i64, i64, String)], at_ms: i64) -> Result<(), StoreError>;
     /// Resolves the open incident with each dedup key, with its event. Returns the ids resolved.

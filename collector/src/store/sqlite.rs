@@ -391,7 +391,22 @@ impl Store for SqliteStore {
                     start_period(&tx, &s.check, Some("down"), *since_ms)?
                 }
             }
+            // A check that keeps changing state is one "flapping" incident, not a stream.
+            let changes: i64 = tx
+                .prepare_cached("SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2")?
+                .query_row(params![s.check, s.timestamp_ms - policies.flap_window_ms], |r| r.get(0))?;
+            let flapping = crate::incident::is_flapping(changes, policies.flap_threshold);
+            if flapping {
+                let open = Incident::prioritised(
+                    crate::incident::flapping_incident(&s.check, changes, policies.flap_window_ms, s.timestamp_ms),
+                    policies.priority(&s.check),
+                );
+                if let Some(id) = insert_incident(&tx, &open)? {
+                    outcome.incidents_opened.push(id);
+                }
+            }
             match action_for(&s.check, &transition) {
+                Some(Action::Open { .. }) if flapping => {}
                 Some(open @ Action::Open { .. }) => {
                     if state.open_incident.is_some() {
                         continue;
@@ -488,6 +503,14 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(opened)
+    }
+
+    fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached("SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2")?
+            .query_row(params![check, since_ms], |r| r.get(0))?;
+        Ok(n)
     }
 
     fn link_incidents(&self, links: &[(i64, i64, String)], at_ms: i64) -> Result<(), StoreError> {
@@ -752,6 +775,23 @@ mod tests {
         let kinds: Vec<&str> = inc.timeline.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["opened", "resolved"]);
         assert!(inc.timeline[1].message.ends_with("after 5s"), "{}", inc.timeline[1].message);
+    }
+
+    #[test]
+    fn a_flapping_check_is_one_incident_not_a_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut p = Policies { flap_threshold: 4, ..Policies::default() };
+        p.flap.insert("web".into(), crate::state::Policy { fail_after: 1, recover_after: 1 });
+        // Forty alternating results: forty state changes.
+        for i in 0..40u64 {
+            let ts = 1_000 * (i as i64 + 1);
+            store.commit_batch(&batch(i + 1, &[(ts, i % 2 == 1)]), ts, &p).unwrap();
+        }
+        let all = store.incidents(&IncidentFilter::default()).unwrap();
+        let kinds: Vec<IncidentKind> = all.iter().rev().map(|i| i.kind).collect();
+        assert_eq!(kinds, [IncidentKind::CheckDown, IncidentKind::CheckDown, IncidentKind::Flapping], "{all:#?}");
+        assert_eq!(store.state_changes("web", 0).unwrap(), 40);
     }
 
     #[test]
