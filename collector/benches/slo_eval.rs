@@ -10,13 +10,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::Instant;
-use vakt_collector::slo::{build_minutes, BurnRule, Method, MinuteEvents, Period, PeriodStatus, Series, Slo, Unknown, Window};
+use vakt_collector::slo::{
+    build_minutes, BurnRule, Method, MinuteEvents, Period, PeriodStatus, Series, Slo, Unknown, Window,
+};
 
 const DAY: i64 = 86_400_000;
 const MINUTE: i64 = 60_000;
 
 fn rules() -> Vec<BurnRule> {
-    let r = |s: &str, l: i64, sh: i64, f: f64| BurnRule { severity: s.into(), long_ms: l * MINUTE, short_ms: sh * MINUTE, factor: f };
+    let r = |s: &str, l: i64, sh: i64, f: f64| BurnRule {
+        severity: s.into(),
+        long_ms: l * MINUTE,
+        short_ms: sh * MINUTE,
+        factor: f,
+    };
     vec![r("page", 60, 5, 14.4), r("page", 360, 30, 6.0), r("ticket", 1440, 120, 3.0), r("ticket", 4320, 360, 1.0)]
 }
 
@@ -65,7 +72,17 @@ fn main() {
         .map(|i| {
             let objective = [0.99, 0.995, 0.999, 0.9995][i % 4];
             let method = if i % 2 == 0 { Method::Time } else { Method::Events };
-            (i / per_service, Slo { name: format!("slo-{i}"), method, objective, window: Window::Rolling { ms: 30 * DAY }, unknown: Unknown::Exclude, rules: rules() })
+            (
+                i / per_service,
+                Slo {
+                    name: format!("slo-{i}"),
+                    method,
+                    objective,
+                    window: Window::Rolling { ms: 30 * DAY },
+                    unknown: Unknown::Exclude,
+                    rules: rules(),
+                },
+            )
         })
         .collect();
 

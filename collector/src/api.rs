@@ -115,7 +115,8 @@ async fn ingest_inner(
             app.metrics.observe_latency(&s.check, l);
         }
     }
-    for (check, state) in &outcome.states {
+    // Per-agent votes of quorum checks ("check@agent") stay out of the metrics.
+    for (check, state) in outcome.states.iter().filter(|(c, _)| !c.contains('@')) {
         app.metrics.set_check_state(check, state);
     }
     Ok(ack)

@@ -50,9 +50,33 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
     for id in &opened {
         tracing::warn!(incident = id, "incident opened: agent silent");
     }
+    expire_stale_checks(app, now_ms)?;
     settle_flapping(app, now_ms)?;
     link_root_causes(app, now_ms)?;
     Ok(opened)
+}
+
+/// Checks whose results stopped coming (their agent is silent or lost them) become unknown:
+/// no data is not "up", and not "down" either.
+pub fn expire_stale_checks(app: &App, now_ms: i64) -> Result<(), StoreError> {
+    let stale: Vec<(String, i64)> = app
+        .store
+        .check_states()?
+        .into_iter()
+        .filter(|(c, s)| !c.contains('@') && s.status != crate::state::Status::Unknown)
+        .filter_map(|(c, s)| {
+            let at = s.last_sample_ms? + app.policies.stale_ms(&c);
+            (at < now_ms).then_some((c, at))
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    for check in app.store.expire_checks(&stale)? {
+        tracing::warn!(%check, "no recent results: check state unknown");
+        app.metrics.set_check_state(&check, &crate::state::CheckState::default());
+    }
+    Ok(())
 }
 
 /// Resolves "flapping" incidents of checks that are up and have settled: fewer state changes

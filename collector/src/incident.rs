@@ -153,7 +153,7 @@ pub enum Action {
     },
 }
 
-/// The incident action for a check's transition. Recovery from `Unknown` needs none.
+/// The incident action for a check's transition.
 pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
     match transition {
         Transition::Down { at_ms, since_ms, error } => {
@@ -172,14 +172,15 @@ pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
                 },
             })
         }
-        Transition::Up { at_ms, was: crate::state::Status::Down } => Some(Action::Resolve {
+        // Up again: resolves the check's incident if one is open, also when the check went
+        // unknown in between (its agent was silent while it was down).
+        Transition::Up { at_ms, .. } => Some(Action::Resolve {
             event: TimelineEvent {
                 at_ms: *at_ms,
                 kind: "resolved".into(),
                 message: format!("check {check} recovered"),
             },
         }),
-        Transition::Up { .. } => None,
     }
 }
 

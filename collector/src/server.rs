@@ -39,7 +39,7 @@ impl App {
     pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
         let metrics = Metrics::new();
-        for (check, state) in store.check_states()? {
+        for (check, state) in store.check_states()?.into_iter().filter(|(c, _)| !c.contains('@')) {
             metrics.set_check_state(&check, &state);
         }
         for agent in store.agents()? {
@@ -66,6 +66,19 @@ impl App {
                     let services =
                         crate::catalog::services_of(&config, crate::incident::IncidentKind::CheckDown, id.as_str());
                     (id.to_string(), crate::catalog::priority_for(&config, &services, "critical"))
+                })
+                .collect(),
+            quorum: config
+                .checks
+                .iter()
+                .filter_map(|(id, c)| c.quorum.as_ref().map(|q| (id.to_string(), *q.get_ref())))
+                .collect(),
+            stale: config
+                .checks
+                .iter()
+                .map(|(id, c)| {
+                    let interval = i64::try_from(c.interval.get_ref().get().as_millis()).unwrap_or(i64::MAX / 4);
+                    (id.to_string(), (3 * interval).max(30_000))
                 })
                 .collect(),
             flap_threshold: config.flap_threshold,

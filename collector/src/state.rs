@@ -147,6 +147,45 @@ impl CheckState {
     }
 }
 
+impl CheckState {
+    /// A check probed by several agents: down when at least `quorum` of the agents heard from
+    /// recently see it down, up when fewer do and at least one sees it up, unchanged otherwise
+    /// (no fresh votes: the state is not known better than before).
+    pub fn apply_votes(
+        &mut self,
+        down: u32,
+        up: u32,
+        quorum: u32,
+        at_ms: i64,
+        error: Option<&str>,
+    ) -> Option<Transition> {
+        if self.last_sample_ms.is_some_and(|last| at_ms < last) {
+            return None;
+        }
+        self.last_sample_ms = Some(at_ms);
+        let quorum = quorum.max(1);
+        if down >= quorum {
+            if error.is_some() {
+                self.last_error = error.map(str::to_string);
+            }
+            if self.status != Status::Down {
+                self.status = Status::Down;
+                self.since_ms = at_ms;
+                self.first_failure_ms = Some(at_ms);
+                return Some(Transition::Down { at_ms, since_ms: at_ms, error: self.last_error.clone() });
+            }
+        } else if up >= 1 && self.status != Status::Up {
+            let was = self.status;
+            self.status = Status::Up;
+            self.since_ms = at_ms;
+            self.first_failure_ms = None;
+            self.last_error = None;
+            return Some(Transition::Up { at_ms, was });
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +254,21 @@ mod tests {
         s.observe_result(true, false, 10, None, P);
         assert!(!s.degraded);
         assert_eq!(s.last_error, None);
+    }
+
+    #[test]
+    fn quorum_needs_k_agreeing_agents() {
+        let mut s = CheckState::default();
+        // 3 agents, quorum 2.
+        assert!(matches!(s.apply_votes(0, 3, 2, 1, None), Some(Transition::Up { .. })));
+        assert_eq!(s.apply_votes(1, 2, 2, 2, Some("timeout")), None, "one agent alone is not an outage");
+        assert!(matches!(s.apply_votes(2, 1, 2, 3, Some("timeout")), Some(Transition::Down { .. })));
+        assert_eq!(s.apply_votes(2, 0, 2, 4, None), None);
+        // Silent agents do not vote: with one fresh up vote the check is up again.
+        assert!(matches!(s.apply_votes(1, 1, 2, 5, None), Some(Transition::Up { was: Status::Down, .. })));
+        // No fresh votes: unchanged.
+        assert_eq!(s.apply_votes(0, 0, 2, 6, None), None);
+        assert_eq!(s.status, Status::Up);
     }
 
     #[test]

@@ -78,6 +78,10 @@ pub struct CheckConfig {
     pub selector: Option<Spanned<LabelSelector>>,
     #[serde(default, deserialize_with = "deserialize_labels")]
     pub labels: BTreeMap<String, String>,
+    /// Probed by several agents: it is down only when this many of them see it down (collector
+    /// only). Agents that have gone quiet do not vote.
+    #[serde(default)]
+    pub quorum: Option<Spanned<u32>>,
     /// Slower than this, the check still succeeds but is degraded (any kind).
     #[serde(default)]
     pub degraded_latency: Option<Spanned<HumanDuration>>,

@@ -200,6 +200,20 @@ impl CollectorConfig {
                     );
                 }
             }
+            if let Some(q) = &check.quorum {
+                let n = self
+                    .agents
+                    .keys()
+                    .filter(|a| self.assignments_for(a.as_str()).iter().any(|c| c.id == id.as_str()))
+                    .count();
+                if *q.get_ref() == 0 || *q.get_ref() as usize > n {
+                    r.span(
+                        q.span(),
+                        format!("check {id:?}: quorum {} but {n} agents probe it", q.get_ref()),
+                        "quorum is between 1 and the number of agents assigned",
+                    );
+                }
+            }
             if check.agents.is_empty() && check.selector.is_none() {
                 r.span(
                     check.target.span(),

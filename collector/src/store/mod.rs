@@ -35,17 +35,33 @@ pub struct Policies {
     /// A check with this many state changes within `flap_window_ms` is flapping (0: never).
     pub flap_threshold: u32,
     pub flap_window_ms: i64,
+    /// Checks probed by several agents: how many must agree it is down.
+    pub quorum: HashMap<String, u32>,
+    /// How long a check's (or an agent's vote's) last result stays fresh.
+    pub stale: HashMap<String, i64>,
 }
 
 impl Default for Policies {
     fn default() -> Self {
-        Policies { flap: HashMap::new(), priority: HashMap::new(), flap_threshold: 6, flap_window_ms: 3_600_000 }
+        Policies {
+            flap: HashMap::new(),
+            priority: HashMap::new(),
+            flap_threshold: 6,
+            flap_window_ms: 3_600_000,
+            quorum: HashMap::new(),
+            stale: HashMap::new(),
+        }
     }
 }
 
 impl Policies {
     pub fn get(&self, check: &str) -> Policy {
         self.flap.get(check).copied().unwrap_or_default()
+    }
+
+    /// Default: five minutes.
+    pub fn stale_ms(&self, check: &str) -> i64 {
+        self.stale.get(check).copied().unwrap_or(300_000)
     }
 
     pub fn priority(&self, check: &str) -> String {
@@ -133,6 +149,9 @@ pub trait Store: Send + Sync + 'static {
         slower_than: Option<f64>,
     ) -> Result<Vec<crate::slo::MinuteEvents>, StoreError>;
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
+    /// Marks checks whose results stopped coming as unknown from the given time (their open
+    /// state period ends there). Returns the checks changed.
+    fn expire_checks(&self, checks: &[(String, i64)]) -> Result<Vec<String>, StoreError>;
     /// How many times the check changed state after `since_ms`.
     fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError>;
     /// Links each child incident under its root cause, with the reason in its timeline.

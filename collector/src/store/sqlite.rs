@@ -216,6 +216,45 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
     Ok(())
 }
 
+fn state_entry<'m>(
+    states: &'m mut HashMap<String, CheckState>,
+    tx: &Transaction<'_>,
+    key: &str,
+) -> Result<&'m mut CheckState, StoreError> {
+    Ok(match states.entry(key.to_string()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(load_state(tx, key)?),
+    })
+}
+
+/// (down, up) votes of the agents probing `check`, counting only those heard from after
+/// `fresh_after_ms`: a silent agent's vote is unknown, not down.
+fn count_votes(
+    tx: &Transaction<'_>,
+    batch_states: &HashMap<String, CheckState>,
+    check: &str,
+    fresh_after_ms: i64,
+) -> Result<(u32, u32), StoreError> {
+    let prefix = format!("{check}@");
+    let mut voters: HashMap<String, (Status, Option<i64>)> = HashMap::new();
+    let mut stmt = tx.prepare_cached(
+        "SELECT check_id, status, last_sample_ms FROM check_state WHERE substr(check_id, 1, length(?1)) = ?1",
+    )?;
+    let rows = stmt
+        .query_map([&prefix], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))?;
+    for row in rows {
+        let (key, status, last) = row?;
+        voters.insert(key, (Status::parse(&status).unwrap_or(Status::Unknown), last));
+    }
+    for (key, st) in batch_states.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+        voters.insert(key.clone(), (st.status, st.last_sample_ms));
+    }
+    let fresh = |last: &Option<i64>| last.is_some_and(|t| t > fresh_after_ms);
+    let down = voters.values().filter(|(s, l)| *s == Status::Down && fresh(l)).count() as u32;
+    let up = voters.values().filter(|(s, l)| *s == Status::Up && fresh(l)).count() as u32;
+    Ok((down, up))
+}
+
 /// Closes the check's open period at `at_ms` and opens one with `status` (up or down).
 fn start_period(tx: &Transaction<'_>, check: &str, status: Option<&str>, at_ms: i64) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE check_periods SET end_ms = ?2 WHERE check_id = ?1 AND end_ms IS NULL")?
@@ -373,18 +412,42 @@ impl Store for SqliteStore {
         // Apply samples to states in time order.
         let mut order: Vec<usize> = (0..batch.samples.len()).collect();
         order.sort_by_key(|&i| batch.samples[i].timestamp_ms);
-        let mut states: HashMap<&str, CheckState> = HashMap::new();
+        let mut states: HashMap<String, CheckState> = HashMap::new();
         for i in order {
             let s = &batch.samples[i];
-            let state = match states.entry(s.check.as_str()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(load_state(&tx, &s.check)?),
+            let policy = policies.get(&s.check);
+            let transition = match policies.quorum.get(&s.check).copied() {
+                // Several agents vote: each has its own state; the check is down when `q` agree.
+                Some(q) => {
+                    let voter_key = format!("{}@{}", s.check, batch.agent);
+                    state_entry(&mut states, &tx, &voter_key)?.observe_result(
+                        s.success,
+                        s.degraded,
+                        s.timestamp_ms,
+                        s.error.as_deref(),
+                        policy,
+                    );
+                    let (down, up) = count_votes(&tx, &states, &s.check, s.timestamp_ms - policies.stale_ms(&s.check))?;
+                    state_entry(&mut states, &tx, &s.check)?.apply_votes(
+                        down,
+                        up,
+                        q,
+                        s.timestamp_ms,
+                        s.error.as_deref(),
+                    )
+                }
+                None => state_entry(&mut states, &tx, &s.check)?.observe_result(
+                    s.success,
+                    s.degraded,
+                    s.timestamp_ms,
+                    s.error.as_deref(),
+                    policy,
+                ),
             };
-            let Some(transition) =
-                state.observe_result(s.success, s.degraded, s.timestamp_ms, s.error.as_deref(), policies.get(&s.check))
-            else {
+            let Some(transition) = transition else {
                 continue;
             };
+            let state = state_entry(&mut states, &tx, &s.check)?;
             match &transition {
                 crate::state::Transition::Up { at_ms, .. } => start_period(&tx, &s.check, Some("up"), *at_ms)?,
                 crate::state::Transition::Down { since_ms, .. } => {
@@ -430,7 +493,7 @@ impl Store for SqliteStore {
             save_state(&tx, check, state)?;
         }
         tx.commit()?;
-        outcome.states = states.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        outcome.states = states.into_iter().collect();
         outcome.ack = Some(IngestAck { sequence: batch.sequence, accepted: batch.samples.len(), duplicate: false });
         Ok(outcome)
     }
@@ -503,6 +566,26 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(opened)
+    }
+
+    fn expire_checks(&self, checks: &[(String, i64)]) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut changed = Vec::new();
+        for (check, at_ms) in checks {
+            let n = tx.execute(
+                "UPDATE check_state SET status = 'unknown', consecutive_failures = 0, consecutive_successes = 0,
+                        degraded = 0, since_ms = ?2
+                 WHERE check_id = ?1 AND status != 'unknown'",
+                params![check, at_ms],
+            )?;
+            if n > 0 {
+                start_period(&tx, check, None, *at_ms)?;
+                changed.push(check.clone());
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
     }
 
     fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError> {
@@ -792,6 +875,56 @@ mod tests {
         let kinds: Vec<IncidentKind> = all.iter().rev().map(|i| i.kind).collect();
         assert_eq!(kinds, [IncidentKind::CheckDown, IncidentKind::CheckDown, IncidentKind::Flapping], "{all:#?}");
         assert_eq!(store.state_changes("web", 0).unwrap(), 40);
+    }
+
+    #[test]
+    fn quorum_checks_go_down_only_when_enough_agents_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut p = Policies::default();
+        p.flap.insert("web".into(), crate::state::Policy { fail_after: 1, recover_after: 1 });
+        p.quorum.insert("web".into(), 2);
+        p.stale.insert("web".into(), 60_000);
+        let from = |agent: &str, seq: u64, ts: i64, ok: bool| {
+            let mut b = batch(seq, &[(ts, ok)]);
+            b.agent = agent.into();
+            b
+        };
+        for (i, agent) in ["a", "b", "c"].iter().enumerate() {
+            store.commit_batch(&from(agent, 1, 1_000 + i as i64, true), 0, &p).unwrap();
+        }
+        // One agent sees a failure: a local problem, no incident.
+        let out = store.commit_batch(&from("a", 2, 2_000, false), 0, &p).unwrap();
+        assert!(out.incidents_opened.is_empty());
+        // A second agrees: the check is down.
+        let out = store.commit_batch(&from("b", 2, 2_100, false), 0, &p).unwrap();
+        assert_eq!(out.incidents_opened.len(), 1);
+        let web = store.check_states().unwrap().into_iter().find(|(c, _)| c == "web").unwrap().1;
+        assert_eq!(web.status, Status::Down);
+        // b recovers: only one down vote left, the check is up again.
+        let out = store.commit_batch(&from("b", 3, 3_000, true), 0, &p).unwrap();
+        assert_eq!(out.incidents_resolved.len(), 1);
+        // Much later, only a (still failing) and c report; b has gone silent and its old vote
+        // no longer counts: one down vote is not enough.
+        store.commit_batch(&from("c", 2, 200_000, true), 0, &p).unwrap();
+        let out = store.commit_batch(&from("a", 3, 200_100, false), 0, &p).unwrap();
+        assert!(out.incidents_opened.is_empty());
+    }
+
+    #[test]
+    fn a_check_gone_stale_is_unknown_and_its_incident_resolves_on_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let p = Policies::default();
+        store.commit_batch(&batch(1, &[(1_000, true), (2_000, false), (3_000, false), (4_000, false)]), 0, &p).unwrap();
+        assert_eq!(store.expire_checks(&[("web".into(), 60_000)]).unwrap(), ["web"]);
+        let web = store.check_states().unwrap().remove(0).1;
+        assert_eq!(web.status, Status::Unknown);
+        let periods = store.periods(&["web".into()], 0, 100_000).unwrap().remove(0);
+        assert_eq!(periods.last().unwrap().end_ms, Some(60_000), "the down period ends where the data stopped");
+        // Back, and up: the incident opened before the silence resolves.
+        let out = store.commit_batch(&batch(2, &[(90_000, true)]), 0, &p).unwrap();
+        assert_eq!(out.incidents_resolved.len(), 1);
     }
 
     #[test]
