@@ -29,6 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/incidents/{id}/resolve", post(resolve_incident))
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/reports/sla", get(sla_report))
+        .route("/api/v1/maintenance", get(list_maintenance).post(create_maintenance))
         .route("/api/v1/checks", get(list_checks))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/agents", get(list_agents))
@@ -634,6 +635,147 @@ async fn sla_report(
             ([(header::CONTENT_TYPE, format.content_type())], crate::report::render(&report, format)).into_response()
         }
         Ok(Err(crate::report::ReportError::Invalid(e))) => error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MaintenanceView {
+    name: String,
+    start: String,
+    end: String,
+    services: Vec<String>,
+    change_id: Option<String>,
+    exclude_from_sla: bool,
+    source: &'static str,
+    active: bool,
+    /// Minutes the covered services stayed down past the end (ended windows only).
+    overran_minutes: f64,
+}
+
+async fn list_maintenance(
+    State(app): State<Arc<App>>,
+    query: Result<Query<MaintenanceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let now = now_ms();
+    let (from, to) = match (q.from.as_deref().map(parse_time).transpose(), q.to.as_deref().map(parse_time).transpose())
+    {
+        (Ok(f), Ok(t)) => (f.unwrap_or(now - 86_400_000), t.unwrap_or(now + 7 * 86_400_000)),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let store_app = app.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let created = store_app.store.maintenance(from, to)?;
+        let all = crate::maintenance::occurrences(&store_app.config.maintenance, &created, from, to);
+        let mut views = Vec::with_capacity(all.len());
+        for o in all {
+            let services: Vec<String> = if o.services.is_empty() {
+                store_app.config.services.keys().map(|s| s.to_string()).collect()
+            } else {
+                o.services.clone()
+            };
+            let checks: Vec<String> =
+                services.iter().flat_map(|s| crate::slo_eval::service_checks(&store_app.config, s)).collect();
+            let overrun = if o.end_ms <= now {
+                let periods = store_app.store.periods(&checks, o.start_ms, now)?;
+                crate::maintenance::overrun_ms(o.end_ms, now, &periods)
+            } else {
+                0
+            };
+            views.push(MaintenanceView {
+                start: rfc3339(o.start_ms),
+                end: rfc3339(o.end_ms),
+                active: o.start_ms <= now && now < o.end_ms,
+                overran_minutes: overrun as f64 / 60_000.0,
+                name: o.name,
+                services: o.services,
+                change_id: o.change_id,
+                exclude_from_sla: o.exclude_from_sla,
+                source: o.source,
+            });
+        }
+        Ok::<_, crate::store::StoreError>(views)
+    })
+    .await;
+    match listed {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMaintenance {
+    name: String,
+    /// RFC 3339, e.g. "2026-12-01T22:00:00+01:00".
+    start: String,
+    end: String,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    change_id: Option<String>,
+    #[serde(default = "default_true")]
+    exclude_from_sla: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = match api_caller(&app, &headers) {
+        Ok(c) => c,
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
+    };
+    let new: NewMaintenance = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not a maintenance window: {e}")),
+    };
+    let (start, end) = match (new.start.parse::<jiff::Timestamp>(), new.end.parse::<jiff::Timestamp>()) {
+        (Ok(s), Ok(e)) => (s.as_millisecond(), e.as_millisecond()),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "start and end must be RFC 3339 times with an offset, e.g. 2026-12-01T22:00:00+01:00",
+            )
+        }
+    };
+    if end <= start {
+        return error(StatusCode::BAD_REQUEST, "end must be after start");
+    }
+    if let Some(s) = new.services.iter().find(|s| !app.config.services.contains_key(s.as_str())) {
+        return error(StatusCode::BAD_REQUEST, format!("unknown service {s:?}"));
+    }
+    let occurrence = crate::maintenance::Occurrence {
+        name: new.name,
+        start_ms: start,
+        end_ms: end,
+        services: new.services,
+        change_id: new.change_id,
+        exclude_from_sla: new.exclude_from_sla,
+        source: "api",
+    };
+    let store_app = app.clone();
+    let saved = occurrence.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.add_maintenance(&saved, &caller)).await {
+        Ok(Ok(id)) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({"id": id, "name": occurrence.name, "start": rfc3339(start), "end": rfc3339(end)})),
+        )
+            .into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -50,12 +50,54 @@ pub fn covers(m: &MaintenanceConfig, service: &str) -> bool {
     m.services.is_empty() || m.services.iter().any(|s| s.get_ref() == service)
 }
 
-/// The SLA-excluded maintenance intervals of `service` in `[from_ms, to_ms)`, merged.
-pub fn excluded_for(windows: &[MaintenanceConfig], service: &str, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
-    let mut all: Vec<(i64, i64)> = windows
+/// One occurrence of a maintenance window, from the config or created through the API.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Occurrence {
+    pub name: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Empty: every service.
+    pub services: Vec<String>,
+    pub change_id: Option<String>,
+    pub exclude_from_sla: bool,
+    /// "config" or "api".
+    pub source: &'static str,
+}
+
+impl Occurrence {
+    pub fn covers(&self, service: &str) -> bool {
+        self.services.is_empty() || self.services.iter().any(|s| s == service)
+    }
+}
+
+/// Every occurrence overlapping `[from_ms, to_ms)`: the config's windows expanded, plus the
+/// ones created through the API; sorted by start.
+pub fn occurrences(windows: &[MaintenanceConfig], created: &[Occurrence], from_ms: i64, to_ms: i64) -> Vec<Occurrence> {
+    let mut out: Vec<Occurrence> = windows
         .iter()
-        .filter(|m| m.exclude_from_sla && covers(m, service))
-        .flat_map(|m| intervals(m, from_ms, to_ms))
+        .flat_map(|m| {
+            intervals(m, from_ms, to_ms).into_iter().map(move |(a, b)| Occurrence {
+                name: m.name.clone(),
+                start_ms: a,
+                end_ms: b,
+                services: m.services.iter().map(|s| s.get_ref().clone()).collect(),
+                change_id: m.change_id.clone(),
+                exclude_from_sla: m.exclude_from_sla,
+                source: "config",
+            })
+        })
+        .chain(created.iter().filter(|o| o.start_ms < to_ms && o.end_ms > from_ms).cloned())
+        .collect();
+    out.sort_by_key(|o| (o.start_ms, o.end_ms));
+    out
+}
+
+/// The SLA-excluded maintenance intervals of `service` in `[from_ms, to_ms)`, merged.
+pub fn excluded_for(occurrences: &[Occurrence], service: &str) -> Vec<(i64, i64)> {
+    let mut all: Vec<(i64, i64)> = occurrences
+        .iter()
+        .filter(|o| o.exclude_from_sla && o.covers(service))
+        .map(|o| (o.start_ms, o.end_ms))
         .collect();
     all.sort_unstable();
     let mut merged: Vec<(i64, i64)> = Vec::with_capacity(all.len());
@@ -66,6 +108,22 @@ pub fn excluded_for(windows: &[MaintenanceConfig], service: &str, from_ms: i64, 
         }
     }
     merged
+}
+
+/// How long past its end a window's services stayed down: work that overran its window shows,
+/// and that time is not excluded from the SLA. `periods` are the state periods of the covered
+/// services' checks.
+pub fn overrun_ms(end_ms: i64, now_ms: i64, periods: &[Vec<crate::slo::Period>]) -> i64 {
+    periods
+        .iter()
+        .flatten()
+        .filter(|p| {
+            p.status == crate::slo::PeriodStatus::Down && p.start_ms < end_ms && p.end_ms.is_none_or(|e| e > end_ms)
+        })
+        .map(|p| p.end_ms.unwrap_or(now_ms).min(now_ms) - end_ms)
+        .max()
+        .unwrap_or(0)
+        .max(0)
 }
 
 /// The window covering `service` at `t_ms`, if any (for silencing and for showing it).
@@ -115,12 +173,34 @@ mod tests {
     }
 
     #[test]
+    fn an_overrun_is_the_downtime_past_the_end() {
+        use crate::slo::{Period, PeriodStatus};
+        let down = |a: i64, b: Option<i64>| Period { status: PeriodStatus::Down, start_ms: a, end_ms: b };
+        assert_eq!(overrun_ms(100, 1_000, &[vec![down(50, Some(130))]]), 30);
+        assert_eq!(overrun_ms(100, 1_000, &[vec![down(50, None)]]), 900, "still down: until now");
+        assert_eq!(overrun_ms(100, 1_000, &[vec![down(50, Some(90))]]), 0, "recovered in time");
+        assert_eq!(overrun_ms(100, 1_000, &[vec![down(120, Some(130))]]), 0, "a new outage is no overrun");
+    }
+
+    #[test]
     fn overlapping_windows_merge_and_scope_by_service() {
         let a = window("start = \"2026-10-03T22:00\"\nend = \"2026-10-04T02:00\"");
         let mut b = window("start = \"2026-10-04T01:00\"\nend = \"2026-10-04T03:00\"");
-        let merged = excluded_for(&[a.clone(), b.clone()], "shop", 0, i64::MAX / 2);
+        let all = occurrences(&[a.clone(), b.clone()], &[], 0, i64::MAX / 2);
+        let merged = excluded_for(&all, "shop");
         assert_eq!(merged, vec![(ms("2026-10-03T22:00:00Z"), ms("2026-10-04T03:00:00Z"))]);
         b.exclude_from_sla = false;
-        assert_eq!(excluded_for(&[a, b], "shop", 0, i64::MAX / 2).len(), 1);
+        let created = Occurrence {
+            name: "api".into(),
+            start_ms: 0,
+            end_ms: 10,
+            services: vec!["mail".into()],
+            change_id: None,
+            exclude_from_sla: true,
+            source: "api",
+        };
+        let all = occurrences(&[a, b], &[created], 0, i64::MAX / 2);
+        assert_eq!(all.len(), 3);
+        assert_eq!(excluded_for(&all, "shop").len(), 1, "b is not excluded, the api window is the mail service's");
     }
 }

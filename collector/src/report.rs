@@ -89,6 +89,18 @@ pub struct IncidentRow {
 }
 
 #[derive(Clone, Debug, Serialize)]
+pub struct MaintenanceRow {
+    pub name: String,
+    pub start: String,
+    pub end: String,
+    pub services: Vec<String>,
+    pub change_id: Option<String>,
+    pub excluded_from_sla: bool,
+    /// Minutes the covered services stayed down past the window's end (counted as downtime).
+    pub overran_minutes: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub scope: String,
     pub period: String,
@@ -99,6 +111,7 @@ pub struct Report {
     pub services: Vec<String>,
     pub slos: Vec<SloRow>,
     pub incidents: Vec<IncidentRow>,
+    pub maintenance: Vec<MaintenanceRow>,
     /// Mean time to acknowledge, over the acknowledged incidents.
     pub mtta_minutes: Option<f64>,
     /// Mean time to resolve, over the resolved incidents.
@@ -197,7 +210,31 @@ pub fn build(
             severity: i.severity,
         })
         .collect();
+    let created = store.maintenance(from, to)?;
+    let mut maintenance = Vec::new();
+    for o in crate::maintenance::occurrences(&config.maintenance, &created, from, to) {
+        let touched: Vec<String> = services.iter().filter(|s| o.covers(s)).cloned().collect();
+        if touched.is_empty() {
+            continue;
+        }
+        let checks: Vec<String> = touched.iter().flat_map(|s| service_checks(config, s)).collect();
+        let overrun = if o.end_ms <= now_ms {
+            crate::maintenance::overrun_ms(o.end_ms, now_ms, &store.periods(&checks, o.start_ms, now_ms)?)
+        } else {
+            0
+        };
+        maintenance.push(MaintenanceRow {
+            name: o.name,
+            start: rfc3339(o.start_ms),
+            end: rfc3339(o.end_ms),
+            services: touched,
+            change_id: o.change_id,
+            excluded_from_sla: o.exclude_from_sla,
+            overran_minutes: overrun as f64 / 60_000.0,
+        });
+    }
     Ok(Report {
+        maintenance,
         scope: scope.label(),
         period: period.to_string(),
         timezone: tz.to_string(),
@@ -281,6 +318,18 @@ pub fn render(report: &Report, format: Format) -> String {
                     i.duration_minutes.map(|d| format!("{d:.1} min")).unwrap_or_default(),
                 ));
             }
+            let mut maintenance = String::new();
+            for m in &report.maintenance {
+                maintenance.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    html_escape(&m.name),
+                    html_escape(&m.start),
+                    html_escape(&m.end),
+                    html_escape(m.change_id.as_deref().unwrap_or("—")),
+                    if m.excluded_from_sla { "yes" } else { "no" },
+                    if m.overran_minutes > 0.0 { format!("{:.1} min", m.overran_minutes) } else { "no".into() },
+                ));
+            }
             format!(
                 r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SLA report {period} — {scope}</title>
@@ -298,6 +347,10 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 <table><thead><tr><th>Service</th><th>SLO</th><th>Target</th><th>Achieved</th><th>Result</th><th>Downtime (min)</th><th>Planned maintenance excluded (min)</th><th>No data (min)</th><th>Error budget spent</th></tr></thead>
 <tbody>
 {rows}</tbody></table>
+<h2>Planned maintenance</h2>
+<table><thead><tr><th>Window</th><th>Start</th><th>End</th><th>Change</th><th>Excluded from SLA</th><th>Overran</th></tr></thead>
+<tbody>
+{maintenance}</tbody></table>
 <h2>Incidents</h2>
 <p>MTTA {mtta} · MTTR {mttr}</p>
 <table><thead><tr><th>#</th><th>Incident</th><th>Opened</th><th>Acknowledged</th><th>Resolved</th><th>Duration</th></tr></thead>

@@ -5,7 +5,7 @@ use jiff::tz::TimeZone;
 use vakt_config::slo::{Calendar, SloConfig, SloKind, SloMethod, UnknownPolicy};
 use vakt_config::CollectorConfig;
 
-use crate::maintenance::excluded_for;
+use crate::maintenance::{excluded_for, occurrences};
 use crate::slo::{build_minutes, BurnRule, Method, Series, Slo, Unknown, Verdict, Window};
 use crate::store::{Store, StoreError};
 
@@ -62,7 +62,8 @@ pub fn series(
     let threshold = slo_cfg.latency_threshold.as_ref().map(|t| t.get_ref().get().as_secs_f64());
     let events = store.minute_events(&checks, from_ms, to_ms, threshold)?;
     let excluded = if slo_cfg.exclude_maintenance {
-        excluded_for(&config.maintenance, service, from_ms, to_ms)
+        let created = store.maintenance(from_ms, to_ms)?;
+        excluded_for(&occurrences(&config.maintenance, &created, from_ms, to_ms), service)
     } else {
         Vec::new()
     };

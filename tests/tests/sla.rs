@@ -130,6 +130,33 @@ window = "30d"
     })
     .await;
 
+    // The outage was planned after all: a maintenance window over it takes it out of the SLA.
+    let slo_before = collector.get_json("/api/v1/slos").await[0].clone();
+    let outage_start = jiff::Timestamp::from_millisecond(
+        check_incident["opened_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_millisecond() - 60_000,
+    )
+    .unwrap();
+    let window = serde_json::json!({
+        "name": "failover test",
+        "start": outage_start.to_string(),
+        "end": jiff::Timestamp::now().to_string(),
+        "services": ["shop"],
+        "change_id": "CHG-42"
+    });
+    let created = http.post(collector.url("/api/v1/maintenance")).json(&window).send().await.unwrap();
+    assert_eq!(created.status(), 401, "creating a window needs an API token");
+    let created =
+        http.post(collector.url("/api/v1/maintenance")).bearer_auth(ALICE).json(&window).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let listed = collector.get_json("/api/v1/maintenance").await;
+    assert!(listed.as_array().unwrap().iter().any(|m| m["change_id"] == "CHG-42" && m["source"] == "api"), "{listed}");
+    let slo_after = collector.get_json("/api/v1/slos").await[0].clone();
+    assert!(slo_after["excluded_minutes"].as_f64().unwrap() > 0.0, "{slo_after}");
+    assert!(
+        slo_after["downtime_minutes"].as_f64().unwrap() < slo_before["downtime_minutes"].as_f64().unwrap(),
+        "{slo_before} vs {slo_after}"
+    );
+
     // A restart loses nothing of the timeline.
     let before = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
     let kinds: Vec<&str> = before["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
@@ -144,9 +171,11 @@ window = "30d"
     assert_eq!(report["services"], serde_json::json!(["shop"]));
     let row = &report["slos"][0];
     assert_eq!(row["slo"], "shop-availability");
-    assert!(row["downtime_minutes"].as_f64().unwrap() > 0.0);
+    assert_eq!(row["downtime_minutes"].as_f64().unwrap(), 0.0, "the outage was all inside the planned window: {row}");
     assert!(report["incidents"].as_array().unwrap().iter().any(|i| i["id"] == id && i["acknowledged_by"] == "alice"));
     assert!(report["mtta_minutes"].as_f64().is_some() && report["mttr_minutes"].as_f64().is_some(), "{report}");
+    assert_eq!(report["maintenance"][0]["change_id"], "CHG-42");
+    assert!(row["excluded_maintenance_minutes"].as_f64().unwrap() > 0.0);
     let csv = collector.get_text(&format!("/api/v1/reports/sla?vendor=hosting-co&period={period}&format=csv")).await;
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("period,service,slo,objective_percent,achieved_percent,met,"), "{csv}");

@@ -152,6 +152,10 @@ pub trait Store: Send + Sync + 'static {
     /// Marks checks whose results stopped coming as unknown from the given time (their open
     /// state period ends there). Returns the checks changed.
     fn expire_checks(&self, checks: &[(String, i64)]) -> Result<Vec<String>, StoreError>;
+    /// Stores a maintenance window created through the API or CLI; returns its id.
+    fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
+    /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
+    fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
     /// How many times the check changed state after `since_ms`.
     fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError>;
     /// Links each child incident under its root cause, with the reason in its timeline.

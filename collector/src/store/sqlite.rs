@@ -112,6 +112,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN priority TEXT NOT NULL DEFAULT 'P3';
     ALTER TABLE incidents ADD COLUMN parent_id INTEGER REFERENCES incidents (id);
     "#,
+    // 7: maintenance windows created through the API or CLI.
+    r#"
+    CREATE TABLE maintenance_windows (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        services TEXT NOT NULL,
+        change_id TEXT,
+        exclude_from_sla INTEGER NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -586,6 +599,44 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(changed)
+    }
+
+    fn add_maintenance(&self, w: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO maintenance_windows (name, start_ms, end_ms, services, change_id, exclude_from_sla, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                w.name,
+                w.start_ms,
+                w.end_ms,
+                serde_json::to_string(&w.services).unwrap_or_else(|_| "[]".into()),
+                w.change_id,
+                w.exclude_from_sla,
+                created_by
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, start_ms, end_ms, services, change_id, exclude_from_sla FROM maintenance_windows
+             WHERE start_ms < ?2 AND end_ms > ?1 ORDER BY start_ms",
+        )?;
+        let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+            Ok(crate::maintenance::Occurrence {
+                name: r.get(0)?,
+                start_ms: r.get(1)?,
+                end_ms: r.get(2)?,
+                services: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+                change_id: r.get(4)?,
+                exclude_from_sla: r.get(5)?,
+                source: "api",
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError> {
