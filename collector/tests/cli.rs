@@ -18,7 +18,7 @@ fn check_config_accepts_the_example() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/collector.toml");
     let (code, out, err) = collector(&["check-config", example]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("ok (2 agents, 2 checks, 1 services)"), "{out}");
+    assert!(out.contains("ok (2 agents, 2 checks, 2 services)"), "{out}");
 }
 
 #[test]

@@ -24,7 +24,10 @@ fn example_collector_config_loads() {
     // The default timeout is 10s or the interval, whichever is shorter.
     let db = cfg.assignments_for("web-1").into_iter().find(|c| c.id == "shop-db").unwrap();
     assert_eq!(db.timeout_ms, 10_000);
-    assert_eq!(cfg.services_of("shop-db"), ["shop"]);
+    assert_eq!(cfg.services_of("shop-db"), ["database"]);
+    assert!(cfg.depends_transitively("shop", "database"));
+    assert_eq!(cfg.slos.len(), 2);
+    assert_eq!(cfg.maintenance.len(), 1);
 }
 
 #[test]
