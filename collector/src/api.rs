@@ -30,6 +30,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/slos", get(list_slos))
         .route("/api/v1/reports/sla", get(sla_report))
         .route("/api/v1/maintenance", get(list_maintenance).post(create_maintenance))
+        .route("/api/v1/notifications", get(list_notifications))
         .route("/api/v1/checks", get(list_checks))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/agents", get(list_agents))
@@ -776,6 +777,28 @@ async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, bod
             Json(serde_json::json!({"id": id, "name": occurrence.name, "start": rfc3339(start), "end": rfc3339(end)})),
         )
             .into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationQuery {
+    incident: Option<i64>,
+}
+
+async fn list_notifications(
+    State(app): State<Arc<App>>,
+    query: Result<Query<NotificationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.notifications(q.incident)).await {
+        Ok(Ok(rows)) => Json(rows).into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

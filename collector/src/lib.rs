@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod latency;
 pub mod maintenance;
 pub mod metrics;
+pub mod notify;
 pub mod priority;
 pub mod quickstart;
 pub mod report;

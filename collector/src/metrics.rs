@@ -20,6 +20,7 @@ pub struct Metrics {
     ingest_batches: IntCounterVec,
     ingest_rejected: IntCounterVec,
     agent_last_seen: GaugeVec,
+    notifications: IntCounterVec,
     slo: SloMetrics,
 }
 
@@ -120,6 +121,17 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let notifications = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "vakt_notifications_total",
+                    "Notification attempts by receiver and outcome (delivered, retried, failed, suppressed)",
+                ),
+                &["receiver", "outcome"],
+            )
+            .expect("valid metric"),
+        );
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             register(&registry, GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
         };
@@ -189,6 +201,7 @@ impl Metrics {
             ingest_batches,
             ingest_rejected,
             agent_last_seen,
+            notifications,
             slo,
         }
     }
@@ -247,6 +260,15 @@ impl Metrics {
 
     pub fn agent_seen(&self, agent: &str, at_ms: i64) {
         self.agent_last_seen.with_label_values(&[agent]).set(at_ms as f64 / 1000.0);
+    }
+
+    pub fn notification(&self, receiver: &str, outcome: &str) {
+        self.notifications.with_label_values(&[receiver, outcome]).inc();
+    }
+
+    /// Makes a receiver's series visible at 0 before its first notification.
+    pub fn notification_reset(&self, receiver: &str, outcome: &str) {
+        self.notifications.with_label_values(&[receiver, outcome]).reset();
     }
 
     /// Publishes an SLO verdict. `burn_rates` are (window ms, rate).

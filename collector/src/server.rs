@@ -21,6 +21,8 @@ pub struct App {
     /// API tokens of people and tools, by name.
     pub api_tokens: TokenTable,
     pub policies: Policies,
+    /// Notification receivers with their secrets read.
+    pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,13 +33,18 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl App {
     /// Opens the store and primes the metrics from what it holds, so a restarted collector
     /// exports the same state it had.
     pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let receivers = crate::notify::worker::receivers(&config).map_err(ServerError::Config)?;
+        let sqlite = SqliteStore::open(&config.data_dir)?;
+        sqlite.set_router(crate::notify::Router::new(Arc::new(config.clone())));
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         let metrics = Metrics::new();
         for (check, state) in store.check_states()?.into_iter().filter(|(c, _)| !c.contains('@')) {
             metrics.set_check_state(&check, &state);
@@ -46,6 +53,11 @@ impl App {
             metrics.agent_seen(&agent.name, agent.last_seen_ms);
         }
         metrics.set_incidents_open_from(store.as_ref());
+        for name in config.receivers.keys() {
+            for outcome in ["delivered", "retried", "failed", "suppressed"] {
+                metrics.notification_reset(name.as_str(), outcome);
+            }
+        }
         let tokens =
             TokenTable::new(config.agents.iter().map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())));
         let policies = Policies {
@@ -87,7 +99,7 @@ impl App {
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),
         );
-        Ok(App { config, store, metrics, tokens, api_tokens, policies })
+        Ok(App { config, store, metrics, tokens, api_tokens, policies, receivers })
     }
 }
 
@@ -121,6 +133,11 @@ impl Server {
         tracing::info!(%addr, db = %self.app.config.data_dir.display(), "collector serving");
         let router = crate::api::router(self.app.clone());
         let evaluator_stop = shutdown.child_token();
+        let outbox = tokio::spawn(crate::notify::worker::run(
+            self.app.clone(),
+            self.app.receivers.clone(),
+            evaluator_stop.clone(),
+        ));
         let evaluator = tokio::spawn(crate::evaluator::run(
             self.app.clone(),
             std::sync::Arc::new(crate::time::SystemClock),
@@ -132,6 +149,7 @@ impl Server {
             .map_err(ServerError::Serve)?;
         evaluator_stop.cancel();
         let _ = evaluator.await;
+        let _ = outbox.await;
         tracing::info!("collector stopped");
         Ok(())
     }

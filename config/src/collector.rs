@@ -10,6 +10,7 @@ use toml::Spanned;
 use crate::check::{deserialize_labels, CheckConfig, Id};
 use crate::diagnostics::{parse_all, ConfigErrors, Reporter};
 use crate::duration::HumanDuration;
+use crate::notify::{ReceiverConfig, RouteConfig};
 pub use crate::slo::ServiceConfig;
 use crate::slo::{MaintenanceConfig, SloConfig};
 use crate::wire::CheckSpec;
@@ -63,6 +64,17 @@ pub struct CollectorConfig {
     pub priority_matrix: Option<Vec<Vec<String>>>,
     #[serde(default)]
     pub maintenance: Vec<MaintenanceConfig>,
+    #[serde(default)]
+    pub receivers: BTreeMap<Id, ReceiverConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Notifications wait this long before going out, so an incident linked under its root
+    /// cause or resolved at once is not announced (default "2s").
+    #[serde(default = "default_group_wait")]
+    pub group_wait: HumanDuration,
+    /// Unacknowledged open incidents are announced again this often (default "4h").
+    #[serde(default = "default_repeat_interval")]
+    pub repeat_interval: HumanDuration,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -89,6 +101,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8427";
 
 fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_LISTEN.to_string())
+}
+fn default_group_wait() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+fn default_repeat_interval() -> HumanDuration {
+    HumanDuration::from_secs(4 * 3600)
 }
 fn default_flap_threshold() -> u32 {
     6
@@ -237,6 +255,12 @@ impl CollectorConfig {
         }
         for (name, slo) in &self.slos {
             slo.validate(name.as_str(), &self.services, r);
+        }
+        for (name, rcv) in &self.receivers {
+            rcv.validate(name.as_str(), r);
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            route.validate(i, &self.receivers, &self.services, r);
         }
         for m in &self.maintenance {
             m.validate(&self.services, r);

@@ -9,6 +9,7 @@ pub mod check;
 pub mod collector;
 pub mod diagnostics;
 pub mod duration;
+pub mod notify;
 pub mod rrule;
 pub mod selector;
 pub mod slo;

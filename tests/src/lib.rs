@@ -196,6 +196,20 @@ impl Collector {
         c
     }
 
+    /// Wraps an already spawned collector process and waits for it to serve.
+    pub async fn adopt(proc: Proc, config: &Path, addr: SocketAddr) -> Collector {
+        let c = Collector { proc, addr, config: config.to_path_buf() };
+        let client = reqwest::Client::new();
+        let url = c.url("/healthz");
+        wait_for("collector /healthz", Duration::from_secs(20), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move { client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+        c
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -78,7 +78,7 @@ async fn docs_and_both_expositions_agree() {
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"{addr}\"\ndata_dir = \"data\"\nslo_evaluation_interval = \"1s\"\n[agents.m]\ntoken_hash = \"{}\"\n[checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"100ms\"\nagents = [\"m\"]\n[services.site]\nchecks = [\"web\"]\n[slos.site-up]\nservice = \"site\"\nobjective = 99.5\nwindow = \"7d\"\n",
+            "listen = \"{addr}\"\ndata_dir = \"data\"\nslo_evaluation_interval = \"1s\"\n[agents.m]\ntoken_hash = \"{}\"\n[checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"100ms\"\nagents = [\"m\"]\n[receivers.hook]\nkind = \"webhook\"\nurl = {{ value = \"http://127.0.0.1:9/\" }}\n[services.site]\nchecks = [\"web\"]\n[slos.site-up]\nservice = \"site\"\nobjective = 99.5\nwindow = \"7d\"\n",
             token_hash("metrics-token-0123456789"),
             target.addr
         ),

@@ -119,6 +119,45 @@ pub struct StoredSample {
     pub error: Option<String>,
 }
 
+/// A notification due for delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingNotification {
+    pub id: i64,
+    pub incident_id: i64,
+    pub receiver: String,
+    /// "firing" or "resolved".
+    pub event: String,
+    pub attempts: u32,
+}
+
+/// What became of one delivery attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    Delivered,
+    /// Held back on purpose (linked under a root cause, in maintenance): recorded, not dropped.
+    Suppressed(String),
+    Retry {
+        next_attempt_ms: i64,
+        error: String,
+    },
+    Failed(String),
+}
+
+/// A notification as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub incident_id: i64,
+    pub receiver: String,
+    pub event: String,
+    /// pending, delivered, suppressed or failed.
+    pub status: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+    pub done_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
 /// What the store knows of an agent.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct AgentSummary {
@@ -156,6 +195,11 @@ pub trait Store: Send + Sync + 'static {
     fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
     fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
+    /// Outbox notifications due at `now_ms`.
+    fn due_notifications(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingNotification>, StoreError>;
+    fn record_notification(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError>;
+    /// The outbox, newest first, for one incident or all.
+    fn notifications(&self, incident: Option<i64>) -> Result<Vec<NotificationRow>, StoreError>;
     /// How many times the check changed state after `since_ms`.
     fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError>;
     /// Links each child incident under its root cause, with the reason in its timeline.

@@ -7,10 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
 
-use super::{AgentSummary, IncidentFilter, IngestOutcome, Policies, SampleFilter, Store, StoreError, StoredSample};
+use super::{
+    AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification, Policies,
+    SampleFilter, Store, StoreError, StoredSample,
+};
 use crate::incident::{
     action_for, Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent,
 };
+use crate::notify::{Facts, Router};
 use crate::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::state::{CheckState, Status};
 
@@ -125,11 +129,29 @@ const MIGRATIONS: &[&str] = &[
         created_by TEXT NOT NULL
     );
     "#,
+    // 8: the notification outbox.
+    r#"
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        receiver TEXT NOT NULL,
+        event TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        done_ms INTEGER,
+        last_error TEXT
+    );
+    CREATE INDEX notifications_due ON notifications (status, next_attempt_ms);
+    CREATE INDEX notifications_by_incident ON notifications (incident_id);
+    "#,
 ];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    router: std::sync::RwLock<Router>,
 }
 
 impl SqliteStore {
@@ -145,7 +167,16 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         migrate(&mut conn, &path)?;
-        Ok(Self { conn: Mutex::new(conn), path })
+        Ok(Self { conn: Mutex::new(conn), path, router: std::sync::RwLock::new(Router::default()) })
+    }
+
+    /// Sets the routing of notifications written to the outbox with incident events.
+    pub fn set_router(&self, router: Router) {
+        *self.router.write().unwrap_or_else(|p| p.into_inner()) = router;
+    }
+
+    fn router(&self) -> Router {
+        self.router.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn path(&self) -> &Path {
@@ -316,7 +347,7 @@ fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollu
 }
 
 /// Inserts an incident unless one with the same key is open; returns its id when inserted.
-fn insert_incident(tx: &Transaction<'_>, action: &Action) -> Result<Option<i64>, StoreError> {
+fn insert_incident(tx: &Transaction<'_>, router: &Router, action: &Action) -> Result<Option<i64>, StoreError> {
     let Action::Open { kind, subject, title, severity, priority, opened_ms, event } = action else {
         return Ok(None);
     };
@@ -330,11 +361,54 @@ fn insert_incident(tx: &Transaction<'_>, action: &Action) -> Result<Option<i64>,
     }
     let id = tx.last_insert_rowid();
     add_event(tx, id, event)?;
+    let facts = Facts { kind: *kind, subject, severity, priority };
+    enqueue(tx, router, id, &facts, "firing", event.at_ms)?;
     Ok(Some(id))
 }
 
+/// Writes the notifications of an incident event to the outbox, in the event's transaction.
+fn enqueue(
+    tx: &Transaction<'_>,
+    router: &Router,
+    incident: i64,
+    facts: &Facts<'_>,
+    event: &str,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    for receiver in router.receivers(facts) {
+        tx.prepare_cached(
+            "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+        )?
+        .execute(params![incident, receiver, event, at_ms + router.group_wait_ms(), at_ms])?;
+    }
+    Ok(())
+}
+
+/// The resolution's notifications go to the receivers the incident was announced to; an
+/// incident never announced gets none.
+fn enqueue_resolution(tx: &Transaction<'_>, router: &Router, incident: i64, at_ms: i64) -> Result<(), StoreError> {
+    let receivers: Vec<String> = tx
+        .prepare_cached("SELECT DISTINCT receiver FROM notifications WHERE incident_id = ?1 AND event = 'firing'")?
+        .query_map([incident], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for receiver in receivers {
+        tx.prepare_cached(
+            "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
+             VALUES (?1, ?2, 'resolved', 'pending', ?3, ?4)",
+        )?
+        .execute(params![incident, receiver, at_ms + router.group_wait_ms(), at_ms])?;
+    }
+    Ok(())
+}
+
 /// Resolves the open incident with `dedup_key`, if any, noting how long it lasted.
-fn resolve_incident(tx: &Transaction<'_>, dedup_key: &str, event: &TimelineEvent) -> Result<Option<i64>, StoreError> {
+fn resolve_incident(
+    tx: &Transaction<'_>,
+    router: &Router,
+    dedup_key: &str,
+    event: &TimelineEvent,
+) -> Result<Option<i64>, StoreError> {
     let open: Option<(i64, i64)> = tx
         .query_row(
             "SELECT id, opened_ms FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'",
@@ -349,6 +423,7 @@ fn resolve_incident(tx: &Transaction<'_>, dedup_key: &str, event: &TimelineEvent
         ..event.clone()
     };
     add_event(tx, id, &event)?;
+    enqueue_resolution(tx, router, id, event.at_ms)?;
     Ok(Some(id))
 }
 
@@ -360,6 +435,7 @@ fn add_event(tx: &Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(
 
 impl Store for SqliteStore {
     fn commit_batch(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError> {
+        let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
@@ -378,7 +454,7 @@ impl Store for SqliteStore {
             kind: "resolved".into(),
             message: format!("agent {} reports again", batch.agent),
         };
-        if let Some(id) = resolve_incident(&tx, &IncidentKind::AgentSilent.dedup_key(&batch.agent), &back)? {
+        if let Some(id) = resolve_incident(&tx, &router, &IncidentKind::AgentSilent.dedup_key(&batch.agent), &back)? {
             outcome.incidents_resolved.push(id);
         }
         if inserted == 0 {
@@ -477,7 +553,7 @@ impl Store for SqliteStore {
                     crate::incident::flapping_incident(&s.check, changes, policies.flap_window_ms, s.timestamp_ms),
                     policies.priority(&s.check),
                 );
-                if let Some(id) = insert_incident(&tx, &open)? {
+                if let Some(id) = insert_incident(&tx, &router, &open)? {
                     outcome.incidents_opened.push(id);
                 }
             }
@@ -488,13 +564,15 @@ impl Store for SqliteStore {
                         continue;
                     }
                     let open = Incident::prioritised(open, policies.priority(&s.check));
-                    if let Some(id) = insert_incident(&tx, &open)? {
+                    if let Some(id) = insert_incident(&tx, &router, &open)? {
                         state.open_incident = Some(id);
                         outcome.incidents_opened.push(id);
                     }
                 }
                 Some(Action::Resolve { event }) if state.open_incident.take().is_some() => {
-                    if let Some(id) = resolve_incident(&tx, &IncidentKind::CheckDown.dedup_key(&s.check), &event)? {
+                    if let Some(id) =
+                        resolve_incident(&tx, &router, &IncidentKind::CheckDown.dedup_key(&s.check), &event)?
+                    {
                         outcome.incidents_resolved.push(id);
                     }
                 }
@@ -571,11 +649,12 @@ impl Store for SqliteStore {
     }
 
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError> {
+        let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut opened = Vec::new();
         for action in actions {
-            opened.extend(insert_incident(&tx, action)?);
+            opened.extend(insert_incident(&tx, &router, action)?);
         }
         tx.commit()?;
         Ok(opened)
@@ -639,6 +718,69 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn due_notifications(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingNotification>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, incident_id, receiver, event, attempts FROM notifications
+             WHERE status = 'pending' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
+            Ok(PendingNotification {
+                id: r.get(0)?,
+                incident_id: r.get(1)?,
+                receiver: r.get(2)?,
+                event: r.get(3)?,
+                attempts: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_notification(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError> {
+        let conn = self.conn();
+        match outcome {
+            NotificationOutcome::Delivered => conn.execute(
+                "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, done_ms = ?2, last_error = NULL WHERE id = ?1",
+                params![id, at_ms],
+            )?,
+            NotificationOutcome::Suppressed(why) => conn.execute(
+                "UPDATE notifications SET status = 'suppressed', done_ms = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, at_ms, why],
+            )?,
+            NotificationOutcome::Retry { next_attempt_ms, error } => conn.execute(
+                "UPDATE notifications SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, next_attempt_ms, error],
+            )?,
+            NotificationOutcome::Failed(error) => conn.execute(
+                "UPDATE notifications SET status = 'failed', attempts = attempts + 1, done_ms = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, at_ms, error],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn notifications(&self, incident: Option<i64>) -> Result<Vec<NotificationRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, incident_id, receiver, event, status, attempts, created_ms, done_ms, last_error FROM notifications
+             WHERE ?1 IS NULL OR incident_id = ?1 ORDER BY id DESC LIMIT 1000",
+        )?;
+        let rows = stmt.query_map([incident], |r| {
+            Ok(NotificationRow {
+                id: r.get(0)?,
+                incident_id: r.get(1)?,
+                receiver: r.get(2)?,
+                event: r.get(3)?,
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                created_ms: r.get(6)?,
+                done_ms: r.get(7)?,
+                last_error: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError> {
         let conn = self.conn();
         let n = conn
@@ -664,11 +806,12 @@ impl Store for SqliteStore {
     }
 
     fn resolve_incidents(&self, resolutions: &[(String, TimelineEvent)]) -> Result<Vec<i64>, StoreError> {
+        let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut resolved = Vec::new();
         for (key, event) in resolutions {
-            resolved.extend(resolve_incident(&tx, key, event)?);
+            resolved.extend(resolve_incident(&tx, &router, key, event)?);
         }
         tx.commit()?;
         Ok(resolved)
@@ -712,6 +855,7 @@ impl Store for SqliteStore {
                     None => format!("resolved by hand by {by}"),
                 };
                 add_event(&tx, id, &event("resolved", text))?;
+                enqueue_resolution(&tx, &self.router(), id, at_ms)?;
             }
         }
         tx.commit()?;

@@ -1,0 +1,220 @@
+//! Delivers the outbox: due notifications are sent (or recorded as suppressed), failures retried
+//! with exponential backoff up to the receiver's `max_attempts`, then marked failed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use vakt_config::notify::ReceiverKind;
+use vakt_config::CollectorConfig;
+
+use super::payload::{self, Message};
+use crate::incident::{Incident, IncidentStatus};
+use crate::server::App;
+use crate::store::{NotificationOutcome, PendingNotification};
+use crate::time::now_ms;
+
+/// A receiver with its secrets read.
+#[derive(Clone)]
+pub struct Receiver {
+    pub name: String,
+    pub kind: ReceiverKind,
+    pub url: String,
+    pub signing_key: Option<String>,
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL and the key are secrets.
+        f.debug_struct("Receiver").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// Reads every receiver's secrets; an error names the receiver and where the secret was
+/// looked for, never its value.
+pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, String> {
+    let mut out = HashMap::new();
+    for (name, r) in &config.receivers {
+        let url = r
+            .url
+            .get_ref()
+            .read()
+            .map_err(|e| format!("receiver {name:?}: url: {e}"))?
+            .ok_or_else(|| format!("receiver {name:?}: url has no value"))?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("receiver {name:?}: url is not an http(s) URL"));
+        }
+        let signing_key = match &r.signing_secret {
+            Some(s) => s.read().map_err(|e| format!("receiver {name:?}: signing_secret: {e}"))?,
+            None => None,
+        };
+        out.insert(
+            name.to_string(),
+            Receiver { name: name.to_string(), kind: r.kind, url, signing_key, max_attempts: r.max_attempts },
+        );
+    }
+    Ok(out)
+}
+
+/// Retry delay after `attempts` failed tries: 1s doubling, at most 5 minutes.
+pub fn backoff_ms(attempts: u32) -> i64 {
+    (1_000i64 << attempts.min(9)).min(300_000)
+}
+
+/// Whether a notification is held back, and why.
+fn suppression(
+    app: &App,
+    n: &PendingNotification,
+    incident: &Incident,
+    services: &[String],
+    now: i64,
+) -> Result<Option<String>, crate::store::StoreError> {
+    if n.event == "firing" {
+        if let Some(parent) = incident.parent_id {
+            return Ok(Some(format!("linked under incident {parent}, which was announced")));
+        }
+        if incident.status == IncidentStatus::Resolved {
+            return Ok(Some("resolved before it was announced".into()));
+        }
+        let created = app.store.maintenance(now, now + 1)?;
+        let windows = crate::maintenance::occurrences(&app.config.maintenance, &created, now, now + 1);
+        if let Some(w) = windows.iter().find(|w| services.iter().any(|s| w.covers(s))) {
+            return Ok(Some(format!("in maintenance window {:?}", w.name)));
+        }
+    } else {
+        // A resolution follows its announcement: sent when the announcement was sent.
+        let sent = app
+            .store
+            .notifications(Some(n.incident_id))?
+            .into_iter()
+            .any(|x| x.receiver == n.receiver && x.event == "firing" && x.status == "delivered");
+        if !sent {
+            return Ok(Some("its announcement was held back".into()));
+        }
+    }
+    Ok(None)
+}
+
+async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>) -> Result<(), String> {
+    let mut req = http.post(&r.url).header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(key) = &r.signing_key {
+        req = req.header("X-Vakt-Signature", format!("sha256={}", payload::hmac_sha256_hex(key.as_bytes(), &body)));
+    }
+    match req.body(body).send().await {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("{} answered {}", r.name, resp.status())),
+        // The URL may hold a token: say which receiver, not where.
+        Err(e) => Err(format!(
+            "{}: {}",
+            r.name,
+            if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection failed"
+            } else {
+                "request failed"
+            }
+        )),
+    }
+}
+
+/// Delivers one notification and records the outcome.
+pub async fn deliver(
+    app: &Arc<App>,
+    receivers: &HashMap<String, Receiver>,
+    http: &reqwest::Client,
+    n: PendingNotification,
+) {
+    let now = now_ms();
+    let store_app = app.clone();
+    let id = n.incident_id;
+    let Ok(Ok(Some(incident))) = tokio::task::spawn_blocking(move || store_app.store.incident(id)).await else {
+        tracing::warn!(notification = n.id, "notification for a missing incident");
+        return;
+    };
+    let services = crate::catalog::services_of(&app.config, incident.kind, &incident.subject);
+    let outcome = match (receivers.get(&n.receiver), {
+        let (a, n2, i2, s2) = (app.clone(), n.clone(), incident.clone(), services.clone());
+        tokio::task::spawn_blocking(move || suppression(&a, &n2, &i2, &s2, now)).await
+    }) {
+        (_, Ok(Ok(Some(why)))) => NotificationOutcome::Suppressed(why),
+        (None, _) => NotificationOutcome::Failed(format!("receiver {:?} is not configured any more", n.receiver)),
+        (Some(r), _) => {
+            let base = app.config.public_url.clone().unwrap_or_default();
+            let message = Message {
+                event: n.event.clone(),
+                customers: crate::catalog::customers_of(&app.config, &services),
+                services,
+                url: app
+                    .config
+                    .public_url
+                    .as_ref()
+                    .map(|u| format!("{}/api/v1/incidents/{}", u.trim_end_matches('/'), incident.id)),
+                external_url: base,
+                receiver: r.name.clone(),
+                incident,
+                sent_ms: now,
+            };
+            let body = match r.kind {
+                ReceiverKind::Webhook => payload::webhook(&message),
+                ReceiverKind::Slack => payload::slack(&message),
+                ReceiverKind::Teams => payload::teams(&message),
+                ReceiverKind::Alertmanager => payload::alertmanager(&message),
+            };
+            match post(http, r, serde_json::to_vec(&body).unwrap_or_default()).await {
+                Ok(()) => NotificationOutcome::Delivered,
+                Err(e) if n.attempts + 1 >= r.max_attempts => NotificationOutcome::Failed(e),
+                Err(e) => NotificationOutcome::Retry { next_attempt_ms: now + backoff_ms(n.attempts), error: e },
+            }
+        }
+    };
+    let label = match &outcome {
+        NotificationOutcome::Delivered => "delivered",
+        NotificationOutcome::Suppressed(_) => "suppressed",
+        NotificationOutcome::Retry { .. } => "retried",
+        NotificationOutcome::Failed(_) => "failed",
+    };
+    app.metrics.notification(&n.receiver, label);
+    match &outcome {
+        NotificationOutcome::Failed(e) => {
+            tracing::error!(receiver = %n.receiver, incident = n.incident_id, error = %e, "notification failed")
+        }
+        NotificationOutcome::Retry { error, .. } => {
+            tracing::warn!(receiver = %n.receiver, incident = n.incident_id, error = %error, "notification will be retried")
+        }
+        _ => {
+            tracing::info!(receiver = %n.receiver, incident = n.incident_id, event = %n.event, outcome = label, "notification")
+        }
+    }
+    let store_app = app.clone();
+    let _ = tokio::task::spawn_blocking(move || store_app.store.record_notification(n.id, &outcome, now)).await;
+}
+
+/// Delivers due notifications until shutdown.
+pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: CancellationToken) {
+    let http = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the notification HTTP client");
+            return;
+        }
+    };
+    loop {
+        let store_app = app.clone();
+        let due = tokio::task::spawn_blocking(move || store_app.store.due_notifications(now_ms(), 100)).await;
+        match due {
+            Ok(Ok(list)) => {
+                for n in list {
+                    deliver(&app, &receivers, &http, n).await;
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "reading the outbox failed"),
+            Err(e) => tracing::error!(error = %e, "outbox task failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Where notifications go: receivers and the routes that pick them.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+use crate::diagnostics::Reporter;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiverKind {
+    /// JSON POST with an HMAC-SHA256 signature header over the body.
+    Webhook,
+    /// Slack incoming webhook, Block Kit message.
+    Slack,
+    /// Microsoft Teams Workflows webhook, Adaptive Card.
+    Teams,
+    /// Alertmanager-compatible webhook (version 4 payload).
+    Alertmanager,
+}
+
+/// A secret given inline, by environment variable, or in a file (surrounding whitespace
+/// ignored). Never logged.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+impl Secret {
+    pub fn is_set(&self) -> bool {
+        self.value.is_some() || self.env.is_some() || self.file.is_some()
+    }
+
+    /// The secret's value; the error names where it was looked for, never the value.
+    pub fn read(&self) -> Result<Option<String>, String> {
+        if let Some(v) = &self.value {
+            return Ok(Some(v.clone()));
+        }
+        if let Some(var) = &self.env {
+            return std::env::var(var).map(Some).map_err(|_| format!("environment variable {var} is not set"));
+        }
+        if let Some(path) = &self.file {
+            return std::fs::read_to_string(path)
+                .map(|s| Some(s.trim().to_string()))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()));
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    pub kind: ReceiverKind,
+    /// The URL to POST to (often a secret itself: Slack and Teams URLs carry a token).
+    pub url: Spanned<Secret>,
+    /// Webhook: the HMAC-SHA256 key for the `X-Vakt-Signature` header.
+    #[serde(default)]
+    pub signing_secret: Option<Secret>,
+    /// Attempts before a notification is marked failed (default 10).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_max_attempts() -> u32 {
+    10
+}
+
+/// A route: incidents it matches go to its receivers. Routes are tried in order; the first
+/// that matches ends the search unless it says `continue = true`. An empty matcher matches all.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Services touched by the incident (any of them).
+    #[serde(default)]
+    pub services: Vec<Spanned<String>>,
+    /// Incident kinds: check_down, agent_silent, slo_burn, flapping.
+    #[serde(default)]
+    pub kinds: Vec<Spanned<String>>,
+    /// Severities: critical, page, ticket, warning.
+    #[serde(default)]
+    pub severities: Vec<String>,
+    /// Only incidents of this priority or higher ("P2" matches P1 and P2).
+    #[serde(default)]
+    pub min_priority: Option<Spanned<String>>,
+    pub receivers: Vec<Spanned<String>>,
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+}
+
+pub const INCIDENT_KINDS: &[&str] = &["check_down", "agent_silent", "slo_burn", "flapping"];
+
+impl RouteConfig {
+    pub fn validate(
+        &self,
+        i: usize,
+        receivers: &std::collections::BTreeMap<crate::Id, ReceiverConfig>,
+        services: &std::collections::BTreeMap<crate::Id, crate::slo::ServiceConfig>,
+        r: &mut Reporter<'_>,
+    ) {
+        for rcv in &self.receivers {
+            if !receivers.contains_key(rcv.get_ref().as_str()) {
+                r.span(
+                    rcv.span(),
+                    format!("route {}: unknown receiver {:?}", i + 1, rcv.get_ref()),
+                    "declare it under [receivers.NAME]",
+                );
+            }
+        }
+        for s in &self.services {
+            if !services.contains_key(s.get_ref().as_str()) {
+                r.span(
+                    s.span(),
+                    format!("route {}: unknown service {:?}", i + 1, s.get_ref()),
+                    "declare it under [services.NAME]",
+                );
+            }
+        }
+        for k in &self.kinds {
+            if !INCIDENT_KINDS.contains(&k.get_ref().as_str()) {
+                r.span(
+                    k.span(),
+                    format!("route {}: unknown incident kind {:?}", i + 1, k.get_ref()),
+                    format!("use one of {}", INCIDENT_KINDS.join(", ")),
+                );
+            }
+        }
+        if let Some(p) = &self.min_priority {
+            if !matches!(p.get_ref().as_str(), "P1" | "P2" | "P3" | "P4" | "P5") {
+                r.span(
+                    p.span(),
+                    format!("route {}: min_priority {:?} is not P1..P5", i + 1, p.get_ref()),
+                    "e.g. \"P2\"",
+                );
+            }
+        }
+    }
+}
+
+impl ReceiverConfig {
+    pub fn validate(&self, name: &str, r: &mut Reporter<'_>) {
+        if !self.url.get_ref().is_set() {
+            r.span(
+                self.url.span(),
+                format!("receiver {name:?}: url has no value, env or file"),
+                "e.g. url = { env = \"SLACK_WEBHOOK_URL\" }",
+            );
+        }
+        if self.signing_secret.is_some() && self.kind != ReceiverKind::Webhook {
+            r.span(
+                self.url.span(),
+                format!("receiver {name:?}: signing_secret applies to webhook receivers"),
+                "remove it",
+            );
+        }
+        if self.max_attempts == 0 {
+            r.span(self.url.span(), format!("receiver {name:?}: max_attempts must be at least 1"), "the default is 10");
+        }
+    }
+}
