@@ -17,6 +17,23 @@ pub enum ReceiverKind {
     Teams,
     /// Alertmanager-compatible webhook (version 4 payload).
     Alertmanager,
+    /// Discord webhook, with an embed.
+    Discord,
+    /// Email over SMTP: plain text and HTML.
+    Email,
+}
+
+/// How email reaches the SMTP server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS: for a relay on the same host or network only.
+    None,
 }
 
 /// A secret given inline, by environment variable, or in a file (surrounding whitespace
@@ -59,7 +76,23 @@ impl Secret {
 pub struct ReceiverConfig {
     pub kind: ReceiverKind,
     /// The URL to POST to (often a secret itself: Slack and Teams URLs carry a token).
-    pub url: Spanned<Secret>,
+    #[serde(default)]
+    pub url: Option<Spanned<Secret>>,
+    /// Email: the SMTP server as host:port.
+    #[serde(default)]
+    pub smtp: Option<Spanned<String>>,
+    #[serde(default)]
+    pub smtp_tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Email: the sender, e.g. "Vakt <vakt@example.com>".
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// Email: the recipients.
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
     /// Webhook: the HMAC-SHA256 key for the `X-Vakt-Signature` header.
     #[serde(default)]
     pub signing_secret: Option<Secret>,
@@ -145,22 +178,81 @@ impl RouteConfig {
 
 impl ReceiverConfig {
     pub fn validate(&self, name: &str, r: &mut Reporter<'_>) {
-        if !self.url.get_ref().is_set() {
-            r.span(
-                self.url.span(),
-                format!("receiver {name:?}: url has no value, env or file"),
-                "e.g. url = { env = \"SLACK_WEBHOOK_URL\" }",
-            );
+        let at = self.url.as_ref().map(|u| u.span()).or_else(|| self.smtp.as_ref().map(|s| s.span())).unwrap_or(0..0);
+        let hint = |h: &str| Some(h.to_string());
+        if self.kind == ReceiverKind::Email {
+            match &self.smtp {
+                Some(s) if crate::check::valid_host_port(s.get_ref()) => {}
+                Some(s) => r.span(
+                    s.span(),
+                    format!("receiver {name:?}: smtp {:?} is not host:port", s.get_ref()),
+                    "e.g. \"smtp.example.com:587\"",
+                ),
+                None => r.at(
+                    at.start,
+                    format!("receiver {name:?}: an email receiver needs smtp"),
+                    hint("e.g. smtp = \"smtp.example.com:587\""),
+                ),
+            }
+            match &self.from {
+                Some(f) if f.get_ref().contains('@') => {}
+                Some(f) => r.span(
+                    f.span(),
+                    format!("receiver {name:?}: from {:?} is not an address", f.get_ref()),
+                    "e.g. \"Vakt <vakt@example.com>\"",
+                ),
+                None => r.at(
+                    at.start,
+                    format!("receiver {name:?}: an email receiver needs from"),
+                    hint("e.g. from = \"vakt@example.com\""),
+                ),
+            }
+            if self.to.is_empty() {
+                r.at(
+                    at.start,
+                    format!("receiver {name:?}: an email receiver needs to = [...]"),
+                    hint("e.g. to = [\"oncall@example.com\"]"),
+                );
+            }
+            for t in &self.to {
+                if !t.get_ref().contains('@') {
+                    r.span(
+                        t.span(),
+                        format!("receiver {name:?}: {:?} is not an address", t.get_ref()),
+                        "e.g. \"oncall@example.com\"",
+                    );
+                }
+            }
+            if let Some(u) = &self.url {
+                r.span(u.span(), format!("receiver {name:?}: url does not apply to email"), "use smtp, from and to");
+            }
+        } else {
+            match &self.url {
+                Some(u) if u.get_ref().is_set() => {}
+                Some(u) => r.span(
+                    u.span(),
+                    format!("receiver {name:?}: url has no value, env or file"),
+                    "e.g. url = { env = \"SLACK_WEBHOOK_URL\" }",
+                ),
+                None => r.at(
+                    at.start,
+                    format!("receiver {name:?}: needs url"),
+                    hint("e.g. url = { env = \"SLACK_WEBHOOK_URL\" }"),
+                ),
+            }
+            if let Some(s) = &self.smtp {
+                r.span(s.span(), format!("receiver {name:?}: smtp applies to email receivers"), "remove it");
+            }
         }
         if self.signing_secret.is_some() && self.kind != ReceiverKind::Webhook {
-            r.span(
-                self.url.span(),
+            r.at(
+                at.start,
                 format!("receiver {name:?}: signing_secret applies to webhook receivers"),
-                "remove it",
+                hint("remove it"),
             );
         }
         if self.max_attempts == 0 {
-            r.span(self.url.span(), format!("receiver {name:?}: max_attempts must be at least 1"), "the default is 10");
+            r.at(at.start, format!("receiver {name:?}: max_attempts must be at least 1"), hint("the default is 10"));
         }
     }
 }

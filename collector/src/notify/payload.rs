@@ -174,6 +174,60 @@ pub fn alertmanager(m: &Message) -> Value {
     })
 }
 
+/// Discord webhook: a short `content` line and an embed.
+pub fn discord(m: &Message) -> Value {
+    let i = &m.incident;
+    let mut embed = json!({
+        "title": truncate(&m.headline(), 256),
+        "color": if m.resolved() { 0x2e7d32 } else { 0xc62828 },
+        "fields": [
+            {"name": "Priority", "value": i.priority, "inline": true},
+            {"name": "Severity", "value": i.severity, "inline": true},
+            {"name": "Since", "value": rfc3339(i.opened_ms), "inline": true},
+            {"name": "Impact", "value": truncate(&m.impact(), 1024), "inline": false},
+        ],
+    });
+    if let Some(url) = &m.url {
+        embed["url"] = json!(url);
+    }
+    json!({"content": truncate(&m.headline(), 2000), "embeds": [embed]})
+}
+
+/// An email: subject, plain text and HTML bodies.
+pub fn email(m: &Message) -> (String, String, String) {
+    let i = &m.incident;
+    let mut text = format!(
+        "{}\n\nPriority: {}\nSeverity: {}\nSince: {}\nImpact: {}\n",
+        m.headline(),
+        i.priority,
+        i.severity,
+        rfc3339(i.opened_ms),
+        m.impact()
+    );
+    if let Some(r) = i.resolved_ms {
+        text.push_str(&format!(
+            "Resolved: {} (after {})\n",
+            rfc3339(r),
+            crate::time::human_duration_ms(r - i.opened_ms)
+        ));
+    }
+    if let Some(url) = &m.url {
+        text.push_str(&format!("\n{url}\n"));
+    }
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let link = m.url.as_ref().map(|u| format!("<p><a href=\"{}\">Open incident</a></p>", esc(u))).unwrap_or_default();
+    let html = format!(
+        "<html><body><h2>{}</h2><table><tr><th align=left>Priority</th><td>{}</td></tr><tr><th align=left>Severity</th><td>{}</td></tr>\
+         <tr><th align=left>Since</th><td>{}</td></tr><tr><th align=left>Impact</th><td>{}</td></tr></table>{link}</body></html>",
+        esc(&m.headline()),
+        esc(&i.priority),
+        esc(&i.severity),
+        esc(&rfc3339(i.opened_ms)),
+        esc(&m.impact())
+    );
+    (m.headline(), text, html)
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()

@@ -21,7 +21,19 @@ pub struct Receiver {
     pub kind: ReceiverKind,
     pub url: String,
     pub signing_key: Option<String>,
+    pub email: Option<Email>,
     pub max_attempts: u32,
+}
+
+/// SMTP settings of an email receiver.
+#[derive(Clone)]
+pub struct Email {
+    pub host: String,
+    pub port: u16,
+    pub tls: vakt_config::notify::SmtpTls,
+    pub credentials: Option<(String, String)>,
+    pub from: String,
+    pub to: Vec<String>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -36,22 +48,50 @@ impl std::fmt::Debug for Receiver {
 pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, String> {
     let mut out = HashMap::new();
     for (name, r) in &config.receivers {
-        let url = r
-            .url
-            .get_ref()
-            .read()
-            .map_err(|e| format!("receiver {name:?}: url: {e}"))?
-            .ok_or_else(|| format!("receiver {name:?}: url has no value"))?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("receiver {name:?}: url is not an http(s) URL"));
-        }
+        let (url, email) = if r.kind == ReceiverKind::Email {
+            let smtp = r.smtp.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+            let (host, port) =
+                smtp.rsplit_once(':').ok_or_else(|| format!("receiver {name:?}: smtp is not host:port"))?;
+            let port = port.parse().map_err(|_| format!("receiver {name:?}: smtp port is not a number"))?;
+            let password = match &r.password {
+                Some(p) => p.read().map_err(|e| format!("receiver {name:?}: password: {e}"))?,
+                None => None,
+            };
+            let credentials = match (&r.username, password) {
+                (Some(u), Some(p)) => Some((u.clone(), p)),
+                (Some(_), None) => return Err(format!("receiver {name:?}: username without password")),
+                _ => None,
+            };
+            let email = Email {
+                host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                port,
+                tls: r.smtp_tls,
+                credentials,
+                from: r.from.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default(),
+                to: r.to.iter().map(|t| t.get_ref().clone()).collect(),
+            };
+            (String::new(), Some(email))
+        } else {
+            let url = r
+                .url
+                .as_ref()
+                .ok_or_else(|| format!("receiver {name:?}: needs url"))?
+                .get_ref()
+                .read()
+                .map_err(|e| format!("receiver {name:?}: url: {e}"))?
+                .ok_or_else(|| format!("receiver {name:?}: url has no value"))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("receiver {name:?}: url is not an http(s) URL"));
+            }
+            (url, None)
+        };
         let signing_key = match &r.signing_secret {
             Some(s) => s.read().map_err(|e| format!("receiver {name:?}: signing_secret: {e}"))?,
             None => None,
         };
         out.insert(
             name.to_string(),
-            Receiver { name: name.to_string(), kind: r.kind, url, signing_key, max_attempts: r.max_attempts },
+            Receiver { name: name.to_string(), kind: r.kind, url, signing_key, email, max_attempts: r.max_attempts },
         );
     }
     Ok(out)
@@ -119,6 +159,35 @@ async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>) -> Result<(),
     }
 }
 
+async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let (subject, text, html) = payload::email(m);
+    let from: Mailbox = e.from.parse().map_err(|err| format!("{}: from: {err}", r.name))?;
+    let mut builder = lettre::Message::builder().from(from).subject(subject);
+    for to in &e.to {
+        builder = builder.to(to.parse::<Mailbox>().map_err(|err| format!("{}: to {to:?}: {err}", r.name))?);
+    }
+    let mail =
+        builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|err| format!("{}: {err}", r.name))?;
+    let mut transport = match e.tls {
+        vakt_config::notify::SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
+        vakt_config::notify::SmtpTls::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host).map_err(|err| format!("{}: {err}", r.name))?
+        }
+        vakt_config::notify::SmtpTls::Implicit => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host).map_err(|err| format!("{}: {err}", r.name))?
+        }
+    }
+    .port(e.port)
+    .timeout(Some(Duration::from_secs(10)));
+    if let Some((user, pass)) = &e.credentials {
+        transport = transport.credentials(Credentials::new(user.clone(), pass.clone()));
+    }
+    transport.build().send(mail).await.map(|_| ()).map_err(|err| format!("{}: SMTP: {err}", r.name))
+}
+
 /// Delivers one notification and records the outcome.
 pub async fn deliver(
     app: &Arc<App>,
@@ -156,13 +225,20 @@ pub async fn deliver(
                 incident,
                 sent_ms: now,
             };
-            let body = match r.kind {
-                ReceiverKind::Webhook => payload::webhook(&message),
-                ReceiverKind::Slack => payload::slack(&message),
-                ReceiverKind::Teams => payload::teams(&message),
-                ReceiverKind::Alertmanager => payload::alertmanager(&message),
+            let sent = match (r.kind, &r.email) {
+                (ReceiverKind::Email, Some(email)) => send_email(r, email, &message).await,
+                (kind, _) => {
+                    let body = match kind {
+                        ReceiverKind::Slack => payload::slack(&message),
+                        ReceiverKind::Teams => payload::teams(&message),
+                        ReceiverKind::Alertmanager => payload::alertmanager(&message),
+                        ReceiverKind::Discord => payload::discord(&message),
+                        ReceiverKind::Webhook | ReceiverKind::Email => payload::webhook(&message),
+                    };
+                    post(http, r, serde_json::to_vec(&body).unwrap_or_default()).await
+                }
             };
-            match post(http, r, serde_json::to_vec(&body).unwrap_or_default()).await {
+            match sent {
                 Ok(()) => NotificationOutcome::Delivered,
                 Err(e) if n.attempts + 1 >= r.max_attempts => NotificationOutcome::Failed(e),
                 Err(e) => NotificationOutcome::Retry { next_attempt_ms: now + backoff_ms(n.attempts), error: e },

@@ -1,0 +1,152 @@
+//! Email notifications through a real SMTP server on loopback (aiosmtpd): the server is down
+//! when the incident opens and comes back later; the mail arrives once, with its recipients,
+//! subject and bodies, and so does the resolution.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+
+const WAIT: Duration = Duration::from_secs(40);
+const AGENT_TOKEN: &str = "email-agent-token-0123456789";
+const PYTHON: &str = "/usr/bin/python3";
+
+struct SmtpSink {
+    child: std::process::Child,
+    out: PathBuf,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn aiosmtpd_available() -> bool {
+    let ok = std::process::Command::new(PYTHON).args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3-aiosmtpd is missing: .ci/run must install it");
+        eprintln!("skipping: python3-aiosmtpd is not installed");
+    }
+    ok
+}
+
+fn start_sink(port: u16, out: &Path) -> SmtpSink {
+    use std::io::BufRead;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/support/smtp_sink.py");
+    let mut child = std::process::Command::new(PYTHON)
+        .args([script, &port.to_string(), out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    SmtpSink { child, out: out.to_path_buf() }
+}
+
+fn mails(sink: &SmtpSink) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&sink.out).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_arrives_once_after_the_smtp_server_comes_back() {
+    if !aiosmtpd_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let smtp_port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+group_wait = "100ms"
+
+[agents.edge]
+token_hash = "{agent}"
+
+[checks.mail-web]
+kind = "http"
+target = "http://{target}/"
+interval = "200ms"
+fail_after = 2
+agents = ["edge"]
+
+[services.webmail]
+customers = ["acme"]
+checks = ["mail-web"]
+
+[receivers.oncall-mail]
+kind = "email"
+smtp = "127.0.0.1:{smtp_port}"
+smtp_tls = "none"
+from = "Vakt <vakt@example.test>"
+to = ["oncall@example.test", "manager@example.test"]
+
+[[routes]]
+receivers = ["oncall-mail"]
+"#,
+            agent = token_hash(AGENT_TOKEN),
+            target = target.addr
+        ),
+    )
+    .unwrap();
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+    wait_for("the check up", WAIT, || async {
+        (collector.metric("vakt_check_up{check=\"mail-web\"}").await == Some(1.0)).then_some(())
+    })
+    .await;
+
+    // Down while the SMTP server is down: the mail waits in the outbox.
+    target.set_status(503);
+    let incident = wait_for("the incident", WAIT, || async {
+        collector.get_json("/api/v1/incidents?check=mail-web").await.as_array().unwrap().first().cloned()
+    })
+    .await;
+    let id = incident["id"].as_i64().unwrap();
+    wait_for("a failed attempt", WAIT, || async {
+        collector
+            .metric("vakt_notifications_total{outcome=\"retried\",receiver=\"oncall-mail\"}")
+            .await
+            .filter(|n| *n >= 1.0)
+    })
+    .await;
+
+    // The SMTP server comes back: the mail is delivered, once.
+    let sink = start_sink(smtp_port, &dir.path().join("mails.jsonl"));
+    wait_for("the firing mail", WAIT, || async { (!mails(&sink).is_empty()).then_some(()) }).await;
+    let first = &mails(&sink)[0];
+    assert_eq!(first["from"], "vakt@example.test");
+    assert_eq!(first["to"], serde_json::json!(["oncall@example.test", "manager@example.test"]));
+    let data = first["data"].as_str().unwrap();
+    assert!(data.contains("Subject: [P2] mail-web is down: status 503"), "{data}");
+    assert!(data.contains("multipart/alternative"), "{data}");
+    assert!(data.contains("text/plain") && data.contains("text/html"), "{data}");
+    assert!(data.contains("Impact: services: webmail; customers: acme"), "{data}");
+
+    target.set_status(200);
+    wait_for("the resolved mail", WAIT, || async { (mails(&sink).len() >= 2).then_some(()) }).await;
+    let resolved = mails(&sink)[1]["data"].as_str().unwrap().to_string();
+    assert!(resolved.contains("Subject: [RESOLVED] mail-web is down: status 503 (after"), "{resolved}");
+    let rows = collector.get_json(&format!("/api/v1/notifications?incident={id}")).await;
+    let delivered: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "delivered")
+        .map(|n| n["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(delivered.len(), 2, "{rows}");
+    assert_eq!(mails(&sink).len(), 2, "each mail once");
+}
