@@ -58,6 +58,13 @@ enum Command {
         #[arg(long, default_value = "UTC")]
         timezone: String,
     },
+    /// Send a test message to a receiver and report the outcome.
+    NotifyTest {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        receiver: String,
+    },
     /// Run a collector and an agent watching it, on a built-in config. Nothing to set up.
     Quickstart {
         #[arg(long, default_value = vakt_config::collector::DEFAULT_LISTEN)]
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
             }
         },
         Command::HashToken { stdin } => hash_token_command(stdin),
+        Command::NotifyTest { config, receiver } => notify_test(&config, &receiver),
         Command::Report { config, service, customer, vendor, period, format, timezone } => {
             report_command(&config, service, customer, vendor, &period, &format, &timezone)
         }
@@ -134,6 +142,32 @@ fn report_command(
     let report = build(&store, &config, &scope, period, timezone, vakt_collector::time::now_ms())?;
     print!("{}", render(&report, format));
     Ok(())
+}
+
+fn notify_test(config_path: &std::path::Path, receiver: &str) -> anyhow::Result<()> {
+    use vakt_collector::notify::worker;
+    let config = match CollectorConfig::load(config_path) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
+        Err(e) => return Err(e.into()),
+    };
+    let receivers = worker::receivers(&config).map_err(anyhow::Error::msg)?;
+    let Some(r) = receivers.get(receiver) else {
+        let mut known: Vec<&String> = receivers.keys().collect();
+        known.sort();
+        anyhow::bail!("no receiver {receiver:?} (known: {})", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+    };
+    vakt_agent::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+    let message = worker::test_message(&config, receiver, vakt_collector::time::now_ms());
+    match runtime.block_on(worker::send(&http, r, &message)) {
+        Ok(()) => {
+            println!("{receiver}: delivered");
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{receiver}: not delivered: {e}"),
+    }
 }
 
 fn hash_token_command(stdin: bool) -> anyhow::Result<()> {

@@ -66,3 +66,56 @@ fn hash_token_makes_a_token_and_hashes_stdin() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash, "the printed hash belongs to the printed token");
 }
+
+#[test]
+fn notify_test_sends_a_test_message_and_reports_the_outcome() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Read the head and the body (Content-Length).
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let len: usize = text[..head_end]
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .unwrap_or(0);
+                if buf.len() >= head_end + 4 + len {
+                    break;
+                }
+            }
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        String::from_utf8_lossy(&buf).to_string()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("collector.toml");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[receivers.hook]\nkind = \"webhook\"\nurl = {{ value = \"http://127.0.0.1:{port}/hook\" }}\n\
+             [receivers.dead]\nkind = \"slack\"\nurl = {{ value = \"http://127.0.0.1:{closed}/x\" }}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = collector(&["notify-test", "--config", cfg.to_str().unwrap(), "--receiver", "hook"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "hook: delivered");
+    let request = server.join().unwrap();
+    assert!(request.starts_with("POST /hook "), "{request}");
+    assert!(request.contains("Test notification from Vakt"), "{request}");
+    let (code, _, err) = collector(&["notify-test", "--config", cfg.to_str().unwrap(), "--receiver", "dead"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("dead: not delivered: dead: connection failed"), "{err}");
+    assert!(!err.contains(&closed.to_string()), "the URL (a secret for Slack) is not printed: {err}");
+    let (code, _, err) = collector(&["notify-test", "--config", cfg.to_str().unwrap(), "--receiver", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no receiver \"nope\" (known: dead, hook)"), "{err}");
+}

@@ -188,6 +188,53 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
     transport.build().send(mail).await.map(|_| ()).map_err(|err| format!("{}: SMTP: {err}", r.name))
 }
 
+/// Sends one message to one receiver, in the receiver's format.
+pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), String> {
+    match (r.kind, &r.email) {
+        (ReceiverKind::Email, Some(email)) => send_email(r, email, message).await,
+        (kind, _) => {
+            let body = match kind {
+                ReceiverKind::Slack => payload::slack(message),
+                ReceiverKind::Teams => payload::teams(message),
+                ReceiverKind::Alertmanager => payload::alertmanager(message),
+                ReceiverKind::Discord => payload::discord(message),
+                ReceiverKind::Webhook | ReceiverKind::Email => payload::webhook(message),
+            };
+            post(http, r, serde_json::to_vec(&body).unwrap_or_default()).await
+        }
+    }
+}
+
+/// A test message for `vakt-collector notify-test`: a made-up incident, clearly labelled.
+pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Message {
+    let incident = Incident {
+        id: 0,
+        dedup_key: "test".into(),
+        kind: crate::incident::IncidentKind::CheckDown,
+        subject: "vakt-test".into(),
+        title: "Test notification from Vakt: nothing is down".into(),
+        severity: "info".into(),
+        status: IncidentStatus::Open,
+        opened_ms: now,
+        acknowledged_ms: None,
+        acknowledged_by: None,
+        resolved_ms: None,
+        priority: "P5".into(),
+        parent_id: None,
+        timeline: Vec::new(),
+    };
+    Message {
+        event: "firing".into(),
+        incident,
+        services: Vec::new(),
+        customers: Vec::new(),
+        receiver: receiver.to_string(),
+        url: config.public_url.clone(),
+        external_url: config.public_url.clone().unwrap_or_default(),
+        sent_ms: now,
+    }
+}
+
 /// Delivers one notification and records the outcome.
 pub async fn deliver(
     app: &Arc<App>,
@@ -225,19 +272,7 @@ pub async fn deliver(
                 incident,
                 sent_ms: now,
             };
-            let sent = match (r.kind, &r.email) {
-                (ReceiverKind::Email, Some(email)) => send_email(r, email, &message).await,
-                (kind, _) => {
-                    let body = match kind {
-                        ReceiverKind::Slack => payload::slack(&message),
-                        ReceiverKind::Teams => payload::teams(&message),
-                        ReceiverKind::Alertmanager => payload::alertmanager(&message),
-                        ReceiverKind::Discord => payload::discord(&message),
-                        ReceiverKind::Webhook | ReceiverKind::Email => payload::webhook(&message),
-                    };
-                    post(http, r, serde_json::to_vec(&body).unwrap_or_default()).await
-                }
-            };
+            let sent = send(http, r, &message).await;
             match sent {
                 Ok(()) => NotificationOutcome::Delivered,
                 Err(e) if n.attempts + 1 >= r.max_attempts => NotificationOutcome::Failed(e),
