@@ -53,7 +53,38 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
     expire_stale_checks(app, now_ms)?;
     settle_flapping(app, now_ms)?;
     link_root_causes(app, now_ms)?;
+    follow_up(app, now_ms)?;
     Ok(opened)
+}
+
+/// Repeats and escalations for open incidents nobody has acknowledged.
+pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
+    let open = app.store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
+    let mut items = Vec::new();
+    for i in open.iter().filter(|i| i.status == IncidentStatus::Open && i.parent_id.is_none()) {
+        let facts =
+            crate::notify::Facts { kind: i.kind, subject: &i.subject, severity: &i.severity, priority: &i.priority };
+        let escalations = app.router.escalations(&facts);
+        let sent: Vec<crate::notify::Sent> = app
+            .store
+            .notifications(Some(i.id))?
+            .into_iter()
+            .map(|n| crate::notify::Sent { receiver: n.receiver, event: n.event, created_ms: n.created_ms })
+            .collect();
+        if sent.is_empty() && escalations.is_empty() {
+            continue;
+        }
+        for (receiver, event) in
+            crate::notify::followups(i.opened_ms, &sent, now_ms, app.router.repeat_interval_ms(), &escalations)
+        {
+            tracing::info!(incident = i.id, %receiver, event, "follow-up notification");
+            items.push((i.id, receiver, event.to_string()));
+        }
+    }
+    if items.is_empty() {
+        return Ok(());
+    }
+    app.store.enqueue_notifications(&items, now_ms)
 }
 
 /// Checks whose results stopped coming (their agent is silent or lost them) become unknown:

@@ -155,7 +155,10 @@ fn notify_test(config_path: &std::path::Path, receiver: &str) -> anyhow::Result<
     let Some(r) = receivers.get(receiver) else {
         let mut known: Vec<&String> = receivers.keys().collect();
         known.sort();
-        anyhow::bail!("no receiver {receiver:?} (known: {})", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        anyhow::bail!(
+            "no receiver {receiver:?} (known: {})",
+            known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
     };
     vakt_agent::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

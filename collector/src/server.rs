@@ -21,6 +21,8 @@ pub struct App {
     /// API tokens of people and tools, by name.
     pub api_tokens: TokenTable,
     pub policies: Policies,
+    /// Notification routing (the store writes the outbox with it too).
+    pub router: crate::notify::Router,
     /// Notification receivers with their secrets read.
     pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
 }
@@ -43,7 +45,8 @@ impl App {
     pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
         let receivers = crate::notify::worker::receivers(&config).map_err(ServerError::Config)?;
         let sqlite = SqliteStore::open(&config.data_dir)?;
-        sqlite.set_router(crate::notify::Router::new(Arc::new(config.clone())));
+        let router = crate::notify::Router::new(Arc::new(config.clone()));
+        sqlite.set_router(router.clone());
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let metrics = Metrics::new();
         for (check, state) in store.check_states()?.into_iter().filter(|(c, _)| !c.contains('@')) {
@@ -99,7 +102,7 @@ impl App {
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),
         );
-        Ok(App { config, store, metrics, tokens, api_tokens, policies, receivers })
+        Ok(App { config, store, metrics, tokens, api_tokens, policies, router, receivers })
     }
 }
 

@@ -84,7 +84,9 @@ fn notify_test_sends_a_test_message_and_reports_the_outcome() {
             if let Some(head_end) = text.find("\r\n\r\n") {
                 let len: usize = text[..head_end]
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                    })
                     .unwrap_or(0);
                 if buf.len() >= head_end + 4 + len {
                     break;

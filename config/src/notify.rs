@@ -125,6 +125,11 @@ pub struct RouteConfig {
     pub receivers: Vec<Spanned<String>>,
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
+    /// Not acknowledged within this long: notify `escalate_to` as well.
+    #[serde(default)]
+    pub escalate_after: Option<crate::HumanDuration>,
+    #[serde(default)]
+    pub escalate_to: Vec<Spanned<String>>,
 }
 
 pub const INCIDENT_KINDS: &[&str] = &["check_down", "agent_silent", "slo_burn", "flapping"];
@@ -137,7 +142,15 @@ impl RouteConfig {
         services: &std::collections::BTreeMap<crate::Id, crate::slo::ServiceConfig>,
         r: &mut Reporter<'_>,
     ) {
-        for rcv in &self.receivers {
+        if self.escalate_after.is_some() != !self.escalate_to.is_empty() {
+            let at = self.receivers.first().map(|r| r.span().start).unwrap_or(0);
+            r.at(
+                at,
+                format!("route {}: escalate_after and escalate_to go together", i + 1),
+                Some("e.g. escalate_after = \"15m\", escalate_to = [\"duty-manager\"]".into()),
+            );
+        }
+        for rcv in self.receivers.iter().chain(&self.escalate_to) {
             if !receivers.contains_key(rcv.get_ref().as_str()) {
                 r.span(
                     rcv.span(),

@@ -286,3 +286,81 @@ fn vakt_collector_hmac(key: &[u8], body: &[u8]) -> String {
 fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_incidents_repeat_and_escalate_until_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rx = listener.local_addr().unwrap();
+    let got = receiver_on(listener).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let alice = "alice-token-0123456789abcdef";
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+group_wait = "100ms"
+repeat_interval = "1s"
+
+[api_tokens.alice]
+token_hash = "{alice_hash}"
+
+[agents.edge]
+token_hash = "{agent}"
+
+[checks.web]
+kind = "http"
+target = "http://{target}/"
+interval = "200ms"
+fail_after = 2
+agents = ["edge"]
+
+[receivers.oncall]
+kind = "webhook"
+url = {{ value = "http://{rx}/oncall" }}
+
+[receivers.manager]
+kind = "webhook"
+url = {{ value = "http://{rx}/manager" }}
+
+[[routes]]
+receivers = ["oncall"]
+escalate_after = "2s"
+escalate_to = ["manager"]
+"#,
+            alice_hash = token_hash(alice),
+            agent = token_hash(AGENT_TOKEN),
+            target = target.addr
+        ),
+    )
+    .unwrap();
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let collector = vakt_tests::Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+    wait_for("the check up", WAIT, || async {
+        (collector.metric("vakt_check_up{check=\"web\"}").await == Some(1.0)).then_some(())
+    })
+    .await;
+
+    target.set_status(500);
+    wait_for("a repeat to on-call", WAIT, || async { (of(&got, "/oncall").len() >= 2).then_some(()) }).await;
+    wait_for("the escalation to the manager", WAIT, || async { (!of(&got, "/manager").is_empty()).then_some(()) })
+        .await;
+    let id = of(&got, "/oncall")[0].json()["incident"]["id"].as_i64().unwrap();
+    assert!(of(&got, "/oncall").iter().all(|r| r.json()["event"] == "firing"), "a repeat says the same");
+
+    // Acknowledged: no more repeats (observed over several repeat intervals).
+    let http = reqwest::Client::new();
+    let ack = http.post(collector.url(&format!("/api/v1/incidents/{id}/ack"))).bearer_auth(alice).send().await.unwrap();
+    assert_eq!(ack.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await; // let anything already due go out
+    let after_ack = of(&got, "/oncall").len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(of(&got, "/oncall").len(), after_ack, "no repeats after the acknowledgement");
+    assert_eq!(of(&got, "/manager").len(), 1, "escalated once");
+}

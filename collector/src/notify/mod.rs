@@ -44,11 +44,11 @@ impl Router {
         self.group_wait_ms
     }
 
-    /// The receivers for an incident, in route order, without repeats.
-    pub fn receivers(&self, facts: &Facts<'_>) -> Vec<String> {
+    /// The routes an incident matches, in order (the first without `continue` ends the list).
+    fn matching(&self, facts: &Facts<'_>) -> Vec<&vakt_config::notify::RouteConfig> {
         let Some(config) = &self.config else { return Vec::new() };
         let services = crate::catalog::services_of(config, facts.kind, facts.subject);
-        let mut out: Vec<String> = Vec::new();
+        let mut out = Vec::new();
         for route in &config.routes {
             let matches = (route.services.is_empty() || route.services.iter().any(|s| services.contains(s.get_ref())))
                 && (route.kinds.is_empty() || route.kinds.iter().any(|k| k.get_ref() == facts.kind.as_str()))
@@ -57,20 +57,89 @@ impl Router {
                     .min_priority
                     .as_ref()
                     .is_none_or(|p| priority_rank(facts.priority) <= priority_rank(p.get_ref()));
-            if !matches {
-                continue;
+            if matches {
+                out.push(route);
+                if !route.continue_matching {
+                    break;
+                }
             }
+        }
+        out
+    }
+
+    /// The receivers for an incident, in route order, without repeats.
+    pub fn receivers(&self, facts: &Facts<'_>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for route in self.matching(facts) {
             for r in &route.receivers {
                 if !out.contains(r.get_ref()) {
                     out.push(r.get_ref().clone());
                 }
             }
-            if !route.continue_matching {
-                break;
-            }
         }
         out
     }
+
+    /// Escalations of the matching routes: (after ms, receivers).
+    pub fn escalations(&self, facts: &Facts<'_>) -> Vec<(i64, Vec<String>)> {
+        self.matching(facts)
+            .into_iter()
+            .filter_map(|r| {
+                let after = i64::try_from(r.escalate_after?.get().as_millis()).unwrap_or(i64::MAX);
+                Some((after, r.escalate_to.iter().map(|x| x.get_ref().clone()).collect()))
+            })
+            .collect()
+    }
+
+    pub fn repeat_interval_ms(&self) -> i64 {
+        self.config
+            .as_ref()
+            .map_or(i64::MAX, |c| i64::try_from(c.repeat_interval.get().as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// An outbox entry, as follow-up decisions see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub receiver: String,
+    pub event: String,
+    pub created_ms: i64,
+}
+
+/// Follow-ups for an open, unacknowledged incident at `now_ms`: a repeat to each receiver
+/// last told more than `repeat_ms` ago, and escalations whose time has come. Pure.
+pub fn followups(
+    opened_ms: i64,
+    sent: &[Sent],
+    now_ms: i64,
+    repeat_ms: i64,
+    escalations: &[(i64, Vec<String>)],
+) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    let mut receivers: Vec<&str> = sent.iter().filter(|s| s.event == "firing").map(|s| s.receiver.as_str()).collect();
+    receivers.sort_unstable();
+    receivers.dedup();
+    for r in receivers {
+        let last = sent
+            .iter()
+            .filter(|s| s.receiver == r && (s.event == "firing" || s.event == "repeat"))
+            .map(|s| s.created_ms)
+            .max()
+            .unwrap_or(opened_ms);
+        if now_ms - last >= repeat_ms {
+            out.push((r.to_string(), "repeat"));
+        }
+    }
+    for (after, to) in escalations {
+        if now_ms - opened_ms >= *after {
+            for r in to {
+                if !sent.iter().any(|s| &s.receiver == r) && !out.iter().any(|(x, _)| x == r) {
+                    out.push((r.clone(), "firing"));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -102,6 +171,31 @@ mod tests {
         assert_eq!(r.receivers(&facts("P3")), ["ops"]);
         let r = router("[[routes]]\nservices = [\"shop\"]\nreceivers = [\"ops\"]\ncontinue = true\n[[routes]]\nreceivers = [\"all\"]\n");
         assert_eq!(r.receivers(&facts("P3")), ["ops", "all"]);
+    }
+
+    #[test]
+    fn repeats_and_escalations() {
+        let sent = |r: &str, e: &str, t: i64| Sent { receiver: r.into(), event: e.into(), created_ms: t };
+        let esc = vec![(900_000, vec!["manager".to_string()])];
+        // 10 minutes in: nothing yet.
+        assert!(followups(0, &[sent("ops", "firing", 0)], 600_000, 3_600_000, &esc).is_empty());
+        // 15 minutes unacknowledged: the manager is told, once.
+        let f = followups(0, &[sent("ops", "firing", 0)], 900_000, 3_600_000, &esc);
+        assert_eq!(f, vec![("manager".to_string(), "firing")]);
+        assert!(followups(
+            0,
+            &[sent("ops", "firing", 0), sent("manager", "firing", 900_000)],
+            1_000_000,
+            3_600_000,
+            &esc
+        )
+        .is_empty());
+        // An hour after the last message: a repeat to each receiver told.
+        let f =
+            followups(0, &[sent("ops", "firing", 0), sent("manager", "firing", 900_000)], 3_600_000, 3_600_000, &esc);
+        assert_eq!(f, vec![("ops".to_string(), "repeat")]);
+        let f = followups(0, &[sent("ops", "firing", 0), sent("ops", "repeat", 3_600_000)], 3_700_000, 3_600_000, &[]);
+        assert!(f.is_empty(), "the repeat resets the clock");
     }
 
     #[test]

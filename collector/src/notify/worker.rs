@@ -110,7 +110,10 @@ fn suppression(
     services: &[String],
     now: i64,
 ) -> Result<Option<String>, crate::store::StoreError> {
-    if n.event == "firing" {
+    if n.event == "firing" || n.event == "repeat" {
+        if n.event == "repeat" && incident.status != IncidentStatus::Open {
+            return Ok(Some("acknowledged or resolved since".into()));
+        }
         if let Some(parent) = incident.parent_id {
             return Ok(Some(format!("linked under incident {parent}, which was announced")));
         }
@@ -259,7 +262,8 @@ pub async fn deliver(
         (Some(r), _) => {
             let base = app.config.public_url.clone().unwrap_or_default();
             let message = Message {
-                event: n.event.clone(),
+                // A repeat says the same as the first announcement.
+                event: if n.event == "repeat" { "firing".into() } else { n.event.clone() },
                 customers: crate::catalog::customers_of(&app.config, &services),
                 services,
                 url: app

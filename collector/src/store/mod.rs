@@ -195,6 +195,8 @@ pub trait Store: Send + Sync + 'static {
     fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
     fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
+    /// Adds follow-up notifications (repeats, escalations) to the outbox, due at once.
+    fn enqueue_notifications(&self, items: &[(i64, String, String)], at_ms: i64) -> Result<(), StoreError>;
     /// Outbox notifications due at `now_ms`.
     fn due_notifications(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingNotification>, StoreError>;
     fn record_notification(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError>;

@@ -718,6 +718,20 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn enqueue_notifications(&self, items: &[(i64, String, String)], at_ms: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (incident, receiver, event) in items {
+            tx.prepare_cached(
+                "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+            )?
+            .execute(params![incident, receiver, event, at_ms])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn due_notifications(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingNotification>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
