@@ -142,7 +142,7 @@ impl RouteConfig {
         services: &std::collections::BTreeMap<crate::Id, crate::slo::ServiceConfig>,
         r: &mut Reporter<'_>,
     ) {
-        if self.escalate_after.is_some() != !self.escalate_to.is_empty() {
+        if self.escalate_after.is_some() == self.escalate_to.is_empty() {
             let at = self.receivers.first().map(|r| r.span().start).unwrap_or(0);
             r.at(
                 at,
