@@ -100,6 +100,15 @@ async fn ingest_inner(
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
     app.metrics.add_incidents_open(outcome.opened_minus_resolved());
+    if !outcome.incidents_opened.is_empty() || !outcome.incidents_resolved.is_empty() {
+        // Root causes are linked before the notifications' group wait ends, then the outbox
+        // worker is woken: alerts go out within the group wait, not at the next poll.
+        if !outcome.incidents_opened.is_empty() {
+            let link_app = app.clone();
+            let _ = tokio::task::spawn_blocking(move || crate::evaluator::link_root_causes(&link_app, now)).await;
+        }
+        app.outbox_wakeup.notify_one();
+    }
     for id in &outcome.incidents_opened {
         tracing::warn!(incident = id, agent = %batch.agent, "incident opened");
     }

@@ -23,6 +23,8 @@ pub struct App {
     pub policies: Policies,
     /// Notification routing (the store writes the outbox with it too).
     pub router: crate::notify::Router,
+    /// Wakes the outbox worker when an incident event wrote notifications.
+    pub outbox_wakeup: tokio::sync::Notify,
     /// Notification receivers with their secrets read.
     pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
 }
@@ -102,7 +104,17 @@ impl App {
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),
         );
-        Ok(App { config, store, metrics, tokens, api_tokens, policies, router, receivers })
+        Ok(App {
+            config,
+            store,
+            metrics,
+            tokens,
+            api_tokens,
+            policies,
+            router,
+            outbox_wakeup: tokio::sync::Notify::new(),
+            receivers,
+        })
     }
 }
 

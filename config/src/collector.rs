@@ -69,7 +69,7 @@ pub struct CollectorConfig {
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
     /// Notifications wait this long before going out, so an incident linked under its root
-    /// cause or resolved at once is not announced (default "2s").
+    /// cause or resolved at once is not announced (default "500ms").
     #[serde(default = "default_group_wait")]
     pub group_wait: HumanDuration,
     /// Unacknowledged open incidents are announced again this often (default "4h").
@@ -103,7 +103,7 @@ fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_LISTEN.to_string())
 }
 fn default_group_wait() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(2))
+    HumanDuration(std::time::Duration::from_millis(500))
 }
 fn default_repeat_interval() -> HumanDuration {
     HumanDuration::from_secs(4 * 3600)

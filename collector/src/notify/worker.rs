@@ -329,7 +329,11 @@ pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: 
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = app.outbox_wakeup.notified() => {
+                // New notifications are due after the group wait.
+                tokio::time::sleep(Duration::from_millis(u64::try_from(app.router.group_wait_ms()).unwrap_or(0))).await;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
 }
