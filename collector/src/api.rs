@@ -31,6 +31,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/reports/sla", get(sla_report))
         .route("/api/v1/maintenance", get(list_maintenance).post(create_maintenance))
         .route("/api/v1/notifications", get(list_notifications))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route("/api/v1/silences/{id}", axum::routing::delete(expire_silence))
         .route("/api/v1/checks", get(list_checks))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/agents", get(list_agents))
@@ -808,6 +810,147 @@ async fn list_notifications(
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.notifications(q.incident)).await {
         Ok(Ok(rows)) => Json(rows).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    #[serde(default)]
+    matchers: SilenceMatchers,
+    /// RFC 3339; default now.
+    #[serde(default)]
+    starts_at: Option<String>,
+    ends_at: String,
+    #[serde(default)]
+    author: Option<String>,
+    comment: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceMatchers {
+    service: Option<String>,
+    check: Option<String>,
+    agent: Option<String>,
+    slo: Option<String>,
+    kind: Option<String>,
+    severity: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SilenceView {
+    id: i64,
+    service: Option<String>,
+    subject: Option<String>,
+    kind: Option<String>,
+    severity: Option<String>,
+    starts_at: String,
+    ends_at: String,
+    active: bool,
+    author: String,
+    comment: String,
+}
+
+async fn create_silence(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = match api_caller(&app, &headers) {
+        Ok(c) => c,
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
+    };
+    let new: NewSilence = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not a silence: {e}")),
+    };
+    let now = now_ms();
+    let starts = match new.starts_at.as_deref().map(|s| s.parse::<jiff::Timestamp>()) {
+        None => now,
+        Some(Ok(t)) => t.as_millisecond(),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("starts_at is not RFC 3339: {e}")),
+    };
+    let Ok(ends) = new.ends_at.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()) else {
+        return error(StatusCode::BAD_REQUEST, "ends_at must be an RFC 3339 time");
+    };
+    if ends <= starts {
+        return error(StatusCode::BAD_REQUEST, "ends_at must be after starts_at");
+    }
+    if new.comment.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "a silence needs a comment saying why");
+    }
+    let m = new.matchers;
+    let (kind, subject) = match (m.check, m.agent, m.slo) {
+        (Some(c), None, None) => (m.kind.or(Some("check_down".into())), Some(c)),
+        (None, Some(a), None) => (Some("agent_silent".into()), Some(a)),
+        (None, None, Some(s)) => (Some("slo_burn".into()), Some(s)),
+        (None, None, None) => (m.kind, None),
+        _ => return error(StatusCode::BAD_REQUEST, "give at most one of check, agent, slo"),
+    };
+    if kind.as_deref().is_some_and(|k| !vakt_config::notify::INCIDENT_KINDS.contains(&k)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("kind is one of {}", vakt_config::notify::INCIDENT_KINDS.join(", ")),
+        );
+    }
+    if m.service.as_deref().is_some_and(|s| !app.config.services.contains_key(s)) {
+        return error(StatusCode::BAD_REQUEST, "unknown service");
+    }
+    let silence = crate::notify::Silence {
+        id: 0,
+        service: m.service,
+        subject,
+        kind,
+        severity: m.severity,
+        starts_ms: starts,
+        ends_ms: ends,
+        author: new.author.unwrap_or(caller),
+        comment: new.comment,
+    };
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.add_silence(&silence)).await {
+        Ok(Ok(id)) => (StatusCode::CREATED, Json(serde_json::json!({"id": id}))).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn list_silences(State(app): State<Arc<App>>) -> Response {
+    let now = now_ms();
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.silences(now)).await {
+        Ok(Ok(list)) => Json(
+            list.into_iter()
+                .map(|s| SilenceView {
+                    id: s.id,
+                    active: s.starts_ms <= now,
+                    starts_at: rfc3339(s.starts_ms),
+                    ends_at: rfc3339(s.ends_ms),
+                    service: s.service,
+                    subject: s.subject,
+                    kind: s.kind,
+                    severity: s.severity,
+                    author: s.author,
+                    comment: s.comment,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn expire_silence(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(reason) = api_caller(&app, &headers) {
+        return error(StatusCode::UNAUTHORIZED, reason);
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("silence id {id:?} is not a number"));
+    };
+    let store_app = app.clone();
+    match tokio::task::spawn_blocking(move || store_app.store.expire_silence(id, now_ms())).await {
+        Ok(Ok(true)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(false)) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -364,3 +364,62 @@ escalate_to = ["manager"]
     assert_eq!(of(&got, "/oncall").len(), after_ack, "no repeats after the acknowledgement");
     assert_eq!(of(&got, "/manager").len(), 1, "escalated once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_holds_notifications_back_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rx = listener.local_addr().unwrap();
+    let got = receiver_on(listener).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let alice = "alice-token-0123456789abcdef";
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\ngroup_wait = \"100ms\"\n[api_tokens.alice]\ntoken_hash = \"{}\"\n\
+             [agents.edge]\ntoken_hash = \"{}\"\n[checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nfail_after = 2\nagents = [\"edge\"]\n\
+             [receivers.oncall]\nkind = \"webhook\"\nurl = {{ value = \"http://{rx}/oncall\" }}\n[[routes]]\nreceivers = [\"oncall\"]\n",
+            token_hash(alice),
+            token_hash(AGENT_TOKEN),
+            target.addr
+        ),
+    )
+    .unwrap();
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let collector = vakt_tests::Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+
+    let http = reqwest::Client::new();
+    let until = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string();
+    let body = serde_json::json!({"matchers": {"check": "web"}, "ends_at": until, "comment": "planned restart"});
+    let refused = http.post(collector.url("/api/v1/silences")).json(&body).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let created = http.post(collector.url("/api/v1/silences")).bearer_auth(alice).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let silences = collector.get_json("/api/v1/silences").await;
+    assert_eq!(silences[0]["author"], "alice");
+    assert_eq!(silences[0]["kind"], "check_down");
+
+    wait_for("the check up", WAIT, || async {
+        (collector.metric("vakt_check_up{check=\"web\"}").await == Some(1.0)).then_some(())
+    })
+    .await;
+    target.set_status(500);
+    let n = wait_for("a suppressed notification", WAIT, || async {
+        let list = collector.get_json("/api/v1/notifications").await;
+        list.as_array().unwrap().iter().find(|n| n["status"] == "suppressed").cloned()
+    })
+    .await;
+    assert!(n["last_error"].as_str().unwrap().starts_with("silenced by alice"), "{n}");
+    target.set_status(200);
+    wait_for("the resolution, recorded", WAIT, || async {
+        let list = collector.get_json("/api/v1/notifications").await;
+        list.as_array().unwrap().iter().find(|n| n["event"] == "resolved" && n["status"] == "suppressed").cloned()
+    })
+    .await;
+    assert!(of(&got, "/oncall").is_empty(), "nothing went out during the silence");
+}

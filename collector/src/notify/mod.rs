@@ -98,6 +98,37 @@ impl Router {
     }
 }
 
+/// A silence: notifications of matching incidents are held back (and recorded as suppressed)
+/// between `starts_ms` and `ends_ms`. Every matcher that is set must match.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Silence {
+    #[serde(default)]
+    pub id: i64,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub severity: Option<String>,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub author: String,
+    pub comment: String,
+}
+
+impl Silence {
+    pub fn matches(&self, facts: &Facts<'_>, services: &[String], at_ms: i64) -> bool {
+        self.starts_ms <= at_ms
+            && at_ms < self.ends_ms
+            && self.service.as_ref().is_none_or(|s| services.contains(s))
+            && self.subject.as_deref().is_none_or(|s| s == facts.subject)
+            && self.kind.as_deref().is_none_or(|k| k == facts.kind.as_str())
+            && self.severity.as_deref().is_none_or(|s| s == facts.severity)
+    }
+}
+
 /// An outbox entry, as follow-up decisions see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sent {
@@ -171,6 +202,28 @@ mod tests {
         assert_eq!(r.receivers(&facts("P3")), ["ops"]);
         let r = router("[[routes]]\nservices = [\"shop\"]\nreceivers = [\"ops\"]\ncontinue = true\n[[routes]]\nreceivers = [\"all\"]\n");
         assert_eq!(r.receivers(&facts("P3")), ["ops", "all"]);
+    }
+
+    #[test]
+    fn silences_match_on_every_matcher_set_and_only_while_active() {
+        let f = Facts { kind: IncidentKind::CheckDown, subject: "web", severity: "critical", priority: "P2" };
+        let services = vec!["shop".to_string()];
+        let mut s = Silence {
+            id: 1,
+            service: Some("shop".into()),
+            subject: None,
+            kind: None,
+            severity: None,
+            starts_ms: 100,
+            ends_ms: 200,
+            author: "alice".into(),
+            comment: "deploy".into(),
+        };
+        assert!(s.matches(&f, &services, 150));
+        assert!(!s.matches(&f, &services, 200), "ended");
+        assert!(!s.matches(&f, &services, 99), "not yet");
+        s.subject = Some("db".into());
+        assert!(!s.matches(&f, &services, 150), "every matcher must hold");
     }
 
     #[test]

@@ -120,6 +120,15 @@ fn suppression(
         if incident.status == IncidentStatus::Resolved {
             return Ok(Some("resolved before it was announced".into()));
         }
+        let facts = super::Facts {
+            kind: incident.kind,
+            subject: &incident.subject,
+            severity: &incident.severity,
+            priority: &incident.priority,
+        };
+        if let Some(s) = app.store.silences(now)?.iter().find(|s| s.matches(&facts, services, now)) {
+            return Ok(Some(format!("silenced by {} ({}): {}", s.author, s.id, s.comment)));
+        }
         let created = app.store.maintenance(now, now + 1)?;
         let windows = crate::maintenance::occurrences(&app.config.maintenance, &created, now, now + 1);
         if let Some(w) = windows.iter().find(|w| services.iter().any(|s| w.covers(s))) {

@@ -195,6 +195,11 @@ pub trait Store: Send + Sync + 'static {
     fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
     fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
+    fn add_silence(&self, silence: &crate::notify::Silence) -> Result<i64, StoreError>;
+    /// Silences that have not ended by `now_ms`.
+    fn silences(&self, now_ms: i64) -> Result<Vec<crate::notify::Silence>, StoreError>;
+    /// Ends a silence at `now_ms`; false when there is none with that id.
+    fn expire_silence(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
     /// Adds follow-up notifications (repeats, escalations) to the outbox, due at once.
     fn enqueue_notifications(&self, items: &[(i64, String, String)], at_ms: i64) -> Result<(), StoreError>;
     /// Outbox notifications due at `now_ms`.

@@ -146,6 +146,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_due ON notifications (status, next_attempt_ms);
     CREATE INDEX notifications_by_incident ON notifications (incident_id);
     "#,
+    // 9: silences.
+    r#"
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        service TEXT,
+        subject TEXT,
+        kind TEXT,
+        severity TEXT,
+        starts_ms INTEGER NOT NULL,
+        ends_ms INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        comment TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -716,6 +730,44 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_silence(&self, x: &crate::notify::Silence) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO silences (service, subject, kind, severity, starts_ms, ends_ms, author, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![x.service, x.subject, x.kind, x.severity, x.starts_ms, x.ends_ms, x.author, x.comment],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn silences(&self, now_ms: i64) -> Result<Vec<crate::notify::Silence>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, service, subject, kind, severity, starts_ms, ends_ms, author, comment FROM silences
+             WHERE ends_ms > ?1 ORDER BY starts_ms, id",
+        )?;
+        let rows = stmt.query_map([now_ms], |r| {
+            Ok(crate::notify::Silence {
+                id: r.get(0)?,
+                service: r.get(1)?,
+                subject: r.get(2)?,
+                kind: r.get(3)?,
+                severity: r.get(4)?,
+                starts_ms: r.get(5)?,
+                ends_ms: r.get(6)?,
+                author: r.get(7)?,
+                comment: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn expire_silence(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n = conn.execute("UPDATE silences SET ends_ms = min(ends_ms, ?2) WHERE id = ?1", params![id, now_ms])?;
+        Ok(n > 0)
     }
 
     fn enqueue_notifications(&self, items: &[(i64, String, String)], at_ms: i64) -> Result<(), StoreError> {
