@@ -38,7 +38,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/agents", get(list_agents))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/", get(index))
+        .route("/", get(status_page))
+        .route("/badge/{service}/{kind}", get(badge))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
 }
@@ -969,10 +970,80 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.render()).into_response()
 }
 
-async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "Vakt collector\n\n/api/v1/checks     check states\n/api/v1/incidents  incidents\n/metrics           Prometheus metrics\n/healthz           health\n",
-    )
-        .into_response()
+async fn status_page(State(app): State<Arc<App>>) -> Response {
+    let store_app = app.clone();
+    let now = now_ms();
+    match tokio::task::spawn_blocking(move || crate::pages::build(store_app.store.as_ref(), &store_app.config, now))
+        .await
+    {
+        Ok(Ok(page)) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::pages::render(&page, &app.config))
+                .into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BadgeQuery {
+    window: Option<String>,
+}
+
+async fn badge(
+    State(app): State<Arc<App>>,
+    Path((service, kind)): Path<(String, String)>,
+    query: Result<Query<BadgeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if !app.config.services.contains_key(service.as_str()) {
+        return error(StatusCode::NOT_FOUND, format!("no service {service:?}"));
+    }
+    let window = match q.window.as_deref().map(vakt_config::duration::parse_duration).transpose() {
+        Ok(w) => w.unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let store_app = app.clone();
+    let now = now_ms();
+    let svc = service.clone();
+    let svg = tokio::task::spawn_blocking(move || -> Result<Option<String>, crate::store::StoreError> {
+        let store = store_app.store.as_ref();
+        Ok(match kind.as_str() {
+            "status.svg" => {
+                let state = crate::pages::service_state(store, &store_app.config, &svc, now)?;
+                Some(crate::pages::badge(&svc, state, crate::pages::state_color(state)))
+            }
+            "uptime.svg" => {
+                let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                let label = format!("uptime {}", vakt_config::duration::format_duration(window));
+                Some(match crate::pages::uptime(store, &store_app.config, &svc, ms, now)? {
+                    Some(u) => {
+                        let color = if u >= 0.999 {
+                            "#2e9b4f"
+                        } else if u >= 0.99 {
+                            "#e0a100"
+                        } else {
+                            "#d93a2b"
+                        };
+                        crate::pages::badge(&label, &format!("{:.2}%", u * 100.0), color)
+                    }
+                    None => crate::pages::badge(&label, "no data", "#9aa5b1"),
+                })
+            }
+            _ => None,
+        })
+    })
+    .await;
+    match svg {
+        Ok(Ok(Some(svg))) => {
+            ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=60")], svg).into_response()
+        }
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "badges are status.svg and uptime.svg"),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }

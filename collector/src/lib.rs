@@ -14,6 +14,7 @@ pub mod latency;
 pub mod maintenance;
 pub mod metrics;
 pub mod notify;
+pub mod pages;
 pub mod priority;
 pub mod quickstart;
 pub mod report;

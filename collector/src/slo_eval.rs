@@ -48,6 +48,21 @@ pub fn service_checks(config: &CollectorConfig, service: &str) -> Vec<String> {
     config.services.get(service).map(|s| s.checks.iter().map(|c| c.get_ref().clone()).collect()).unwrap_or_default()
 }
 
+/// A service's availability series over `[from_ms, to_ms)`, maintenance excluded.
+pub fn service_series(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    service: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Series, StoreError> {
+    let checks = service_checks(config, service);
+    let periods = store.periods(&checks, from_ms, to_ms)?;
+    let created = store.maintenance(from_ms, to_ms)?;
+    let excluded = excluded_for(&occurrences(&config.maintenance, &created, from_ms, to_ms), service);
+    Ok(Series::new(from_ms, &build_minutes(from_ms, to_ms, &periods, &excluded, &[])))
+}
+
 /// The series of `slo_cfg`'s service over `[from_ms, to_ms)`.
 pub fn series(
     store: &dyn Store,

@@ -1,0 +1,293 @@
+//! Vakt's own pages, rendered on the server (no JavaScript): the status page for customers and
+//! SVG badges.
+
+use vakt_config::CollectorConfig;
+
+use crate::incident::{Incident, IncidentStatus};
+use crate::slo::{Method, Slo, Unknown, Window, MINUTE_MS};
+use crate::state::Status;
+use crate::store::{IncidentFilter, Store, StoreError};
+use crate::time::rfc3339;
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DayBar {
+    /// "2026-11-25"
+    pub date: String,
+    /// Up time over valid time that day; `None` without data.
+    pub uptime: Option<f64>,
+    pub down_minutes: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub description: Option<String>,
+    /// operational, degraded, down, maintenance, unknown
+    pub state: &'static str,
+    pub days: Vec<DayBar>,
+    pub uptime: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StatusPage {
+    pub services: Vec<ServiceStatus>,
+    pub active: Vec<Incident>,
+    pub history: Vec<Incident>,
+    pub maintenance: Vec<crate::maintenance::Occurrence>,
+    pub generated_ms: i64,
+}
+
+fn availability() -> Slo {
+    Slo {
+        name: String::new(),
+        method: Method::Time,
+        objective: 0.999,
+        window: Window::Rolling { ms: DAY_MS },
+        unknown: Unknown::Exclude,
+        rules: Vec::new(),
+    }
+}
+
+/// Uptime of `service` over `[now - window, now)`.
+pub fn uptime(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    service: &str,
+    window_ms: i64,
+    now_ms: i64,
+) -> Result<Option<f64>, StoreError> {
+    let from = crate::slo::floor_minute(now_ms - window_ms);
+    let series = crate::slo_eval::service_series(store, config, service, from, now_ms)?;
+    Ok(availability().assess(&series, from, now_ms).achieved)
+}
+
+/// The current state of a service from its checks and its maintenance.
+pub fn service_state(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    service: &str,
+    now_ms: i64,
+) -> Result<&'static str, StoreError> {
+    let checks = crate::slo_eval::service_checks(config, service);
+    let states = store.check_states()?;
+    let mine: Vec<_> = states.iter().filter(|(c, _)| checks.contains(c)).map(|(_, s)| s).collect();
+    let created = store.maintenance(now_ms, now_ms + 1)?;
+    let in_maintenance = crate::maintenance::occurrences(&config.maintenance, &created, now_ms, now_ms + 1)
+        .iter()
+        .any(|o| o.covers(service));
+    Ok(if mine.iter().any(|s| s.status == Status::Down) {
+        if in_maintenance {
+            "maintenance"
+        } else {
+            "down"
+        }
+    } else if in_maintenance {
+        "maintenance"
+    } else if mine.is_empty() || mine.iter().all(|s| s.status == Status::Unknown) {
+        "unknown"
+    } else if mine.iter().any(|s| s.degraded) {
+        "degraded"
+    } else {
+        "operational"
+    })
+}
+
+pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result<StatusPage, StoreError> {
+    let today = now_ms - now_ms.rem_euclid(DAY_MS);
+    let from = today - 89 * DAY_MS;
+    let mut services = Vec::new();
+    for (name, svc) in &config.services {
+        let series = crate::slo_eval::service_series(store, config, name.as_str(), from, now_ms)?;
+        let slo = availability();
+        let days = (0..90)
+            .map(|d| {
+                let a = from + d * DAY_MS;
+                let b = (a + DAY_MS).min(now_ms);
+                let x = slo.assess(&series, a, b);
+                DayBar {
+                    date: jiff::Timestamp::from_millisecond(a)
+                        .map(|t| t.strftime("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                    uptime: x.achieved,
+                    down_minutes: x.counts.down_ms as f64 / MINUTE_MS as f64,
+                }
+            })
+            .collect();
+        services.push(ServiceStatus {
+            name: name.to_string(),
+            description: svc.description.clone(),
+            state: service_state(store, config, name.as_str(), now_ms)?,
+            uptime: slo.assess(&series, from, now_ms).achieved,
+            days,
+        });
+    }
+    let touches = |i: &Incident| !crate::catalog::services_of(config, i.kind, &i.subject).is_empty();
+    let active = store
+        .incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?
+        .into_iter()
+        .filter(|i| touches(i) && i.parent_id.is_none())
+        .collect();
+    let history = store
+        .incidents(&IncidentFilter {
+            status: Some(IncidentStatus::Resolved),
+            overlapping: Some((now_ms - 14 * DAY_MS, now_ms)),
+            limit: Some(50),
+            ..Default::default()
+        })?
+        .into_iter()
+        .filter(|i| touches(i))
+        .collect();
+    let created = store.maintenance(now_ms, now_ms + 7 * DAY_MS)?;
+    let maintenance = crate::maintenance::occurrences(&config.maintenance, &created, now_ms, now_ms + 7 * DAY_MS);
+    Ok(StatusPage { services, active, history, maintenance, generated_ms: now_ms })
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn state_label(state: &str) -> &'static str {
+    match state {
+        "operational" => "Operational",
+        "degraded" => "Degraded performance",
+        "down" => "Outage",
+        "maintenance" => "Under maintenance",
+        _ => "No data",
+    }
+}
+
+pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
+    let overall = if page.services.iter().any(|s| s.state == "down") {
+        ("down", "Some services are down")
+    } else if page.services.iter().any(|s| s.state == "degraded" || s.state == "maintenance") {
+        ("degraded", "Some services are degraded or in maintenance")
+    } else {
+        ("operational", "All services are operational")
+    };
+    let mut services = String::new();
+    for s in &page.services {
+        let mut bars = String::new();
+        for d in &s.days {
+            let (class, tip) = match d.uptime {
+                None => ("none", format!("{}: no data", d.date)),
+                Some(u) if u >= 0.999 => ("good", format!("{}: {:.2}% up", d.date, u * 100.0)),
+                Some(u) if u >= 0.99 => {
+                    ("warn", format!("{}: {:.2}% up, {:.0} min down", d.date, u * 100.0, d.down_minutes))
+                }
+                Some(u) => ("bad", format!("{}: {:.2}% up, {:.0} min down", d.date, u * 100.0, d.down_minutes)),
+            };
+            bars.push_str(&format!("<span class=\"bar {class}\" title=\"{}\"></span>", esc(&tip)));
+        }
+        services.push_str(&format!(
+            "<section class=\"service\" data-service=\"{name}\" data-state=\"{state}\">\n<h3>{name} <span class=\"state {state}\">{label}</span></h3>\n{desc}<div class=\"bars\" aria-label=\"90 days\">{bars}</div>\n<p class=\"uptime\">{uptime} over 90 days</p>\n</section>\n",
+            name = esc(&s.name),
+            state = s.state,
+            label = state_label(s.state),
+            desc = s.description.as_ref().map(|d| format!("<p class=\"description\">{}</p>\n", esc(d))).unwrap_or_default(),
+            uptime = s.uptime.map(|u| format!("{:.3}%", u * 100.0)).unwrap_or_else(|| "No data".into()),
+        ));
+    }
+    let incident_row = |i: &Incident| {
+        let services = crate::catalog::services_of(config, i.kind, &i.subject).join(", ");
+        format!(
+            "<li class=\"incident\" data-id=\"{}\"><strong>{}</strong> <span class=\"muted\">{} · since {}{}</span></li>\n",
+            i.id,
+            esc(&i.title),
+            esc(&services),
+            esc(&rfc3339(i.opened_ms)),
+            i.resolved_ms.map(|r| format!(" · resolved {} after {}", esc(&rfc3339(r)), crate::time::human_duration_ms(r - i.opened_ms))).unwrap_or_default()
+        )
+    };
+    let active: String = page.active.iter().map(incident_row).collect();
+    let history: String = page.history.iter().map(incident_row).collect();
+    let maintenance: String = page
+        .maintenance
+        .iter()
+        .map(|m| {
+            format!(
+                "<li class=\"maintenance\"><strong>{}</strong> <span class=\"muted\">{} to {}</span></li>\n",
+                esc(&m.name),
+                esc(&rfc3339(m.start_ms)),
+                esc(&rfc3339(m.end_ms))
+            )
+        })
+        .collect();
+    let or_none = |s: String, none: &str| if s.is_empty() { format!("<li class=\"muted\">{none}</li>") } else { s };
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Status</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1.5rem; color: #1d2630; }}
+.banner {{ padding: 1rem 1.25rem; border-radius: .5rem; color: #fff; font-weight: 600; }}
+.banner.operational {{ background: #17702f; }} .banner.degraded {{ background: #b26a00; }} .banner.down {{ background: #b3261e; }}
+.service {{ border-bottom: 1px solid #e3e7eb; padding: .75rem 0; }}
+.service h3 {{ margin: .2rem 0; display: flex; justify-content: space-between; }}
+.state {{ font-size: .9rem; }} .state.operational {{ color: #17702f; }} .state.degraded, .state.maintenance {{ color: #b26a00; }}
+.state.down {{ color: #b3261e; }} .state.unknown {{ color: #6b7785; }}
+.bars {{ display: flex; gap: 2px; height: 2rem; margin: .4rem 0; }}
+.bar {{ flex: 1; border-radius: 2px; }} .bar.good {{ background: #2e9b4f; }} .bar.warn {{ background: #e0a100; }}
+.bar.bad {{ background: #d93a2b; }} .bar.none {{ background: #d5dbe1; }}
+.muted {{ color: #6b7785; font-size: .9rem; }} .uptime, .description {{ margin: .2rem 0; color: #4a5663; }}
+ul {{ padding-left: 1.2rem; }}
+</style></head>
+<body>
+<h1>Service status</h1>
+<p class="banner {overall_class}" id="overall">{overall_text}</p>
+<h2>Active incidents</h2>
+<ul id="active">{active}</ul>
+<h2>Planned maintenance</h2>
+<ul id="maintenance">{maintenance}</ul>
+<h2>Services</h2>
+{services}
+<h2>Past incidents (14 days)</h2>
+<ul id="history">{history}</ul>
+<p class="muted">Updated {generated}</p>
+</body></html>
+"#,
+        overall_class = overall.0,
+        overall_text = overall.1,
+        active = or_none(active, "No active incidents"),
+        maintenance = or_none(maintenance, "None planned in the next 7 days"),
+        history = or_none(history, "No incidents"),
+        generated = esc(&rfc3339(page.generated_ms)),
+    )
+}
+
+/// A flat two-part badge, as shields-style badges look.
+pub fn badge(label: &str, value: &str, color: &str) -> String {
+    let w = |s: &str| 6 * s.chars().count() as u32 + 12;
+    let (lw, vw) = (w(label), w(value));
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" role="img" aria-label="{label}: {value}"><title>{label}: {value}</title><rect width="{lw}" height="20" fill="#555"/><rect x="{lw}" width="{vw}" height="20" fill="{color}"/><g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11"><text x="{lx}" y="14">{label}</text><text x="{vx}" y="14">{value}</text></g></svg>"##,
+        total = lw + vw,
+        label = esc(label),
+        value = esc(value),
+        lx = lw / 2,
+        vx = lw + vw / 2,
+    )
+}
+
+pub fn state_color(state: &str) -> &'static str {
+    match state {
+        "operational" => "#2e9b4f",
+        "degraded" | "maintenance" => "#e0a100",
+        "down" => "#d93a2b",
+        _ => "#9aa5b1",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn badges_escape_and_size() {
+        let svg = badge("shop <web>", "99.95%", "#2e9b4f");
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("shop &lt;web&gt;: 99.95%"));
+        assert!(!svg.contains("<web>"));
+    }
+}
