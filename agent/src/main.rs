@@ -74,26 +74,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn probe_once(kind: &str, target: &str, timeout: &str, set: &[String], json: bool) -> ExitCode {
     let mut source = format!(
         "kind = {}\ntarget = {}\ntimeout = {}\ninterval = {}\n",
-        toml_string(kind),
-        toml_string(target),
-        toml_string(timeout),
-        toml_string(timeout)
+        vakt_config::toml_quote(kind),
+        vakt_config::toml_quote(target),
+        vakt_config::toml_quote(timeout),
+        vakt_config::toml_quote(timeout)
     );
     for item in set {
         let Some((key, value)) = item.split_once('=') else {

@@ -12,19 +12,6 @@ use crate::server::Server;
 /// The agent name the built-in config uses.
 pub const AGENT: &str = "local";
 
-fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The built-in collector and agent configs, validated like any file.
 pub fn configs(
     listen: SocketAddr,
@@ -58,17 +45,17 @@ selector = "role=quickstart"
 description = "This Vakt collector"
 checks = ["collector-http", "collector-tcp"]
 "#,
-        listen = toml_str(&listen.to_string()),
-        data = toml_str(&data_dir.display().to_string()),
-        hash = toml_str(&hash_token(&token)),
-        http = toml_str(&format!("http://{listen}/healthz")),
-        tcp = toml_str(&listen.to_string()),
+        listen = vakt_config::toml_quote(&listen.to_string()),
+        data = vakt_config::toml_quote(&data_dir.display().to_string()),
+        hash = vakt_config::toml_quote(&hash_token(&token)),
+        http = vakt_config::toml_quote(&format!("http://{listen}/healthz")),
+        tcp = vakt_config::toml_quote(&listen.to_string()),
     );
     let agent = format!(
         "name = \"{AGENT}\"\ncollector = {url}\ntoken = {token}\nspool_dir = {spool}\n",
-        url = toml_str(&format!("http://{listen}")),
-        token = toml_str(&token),
-        spool = toml_str(&data_dir.join("agent").display().to_string()),
+        url = vakt_config::toml_quote(&format!("http://{listen}")),
+        token = vakt_config::toml_quote(&token),
+        spool = vakt_config::toml_quote(&data_dir.join("agent").display().to_string()),
     );
     let c = CollectorConfig::parse(&collector, Path::new("<quickstart collector.toml>"))?;
     let a = AgentConfig::parse(&agent, Path::new("<quickstart agent.toml>"))?;

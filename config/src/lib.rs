@@ -24,6 +24,11 @@ pub use selector::LabelSelector;
 
 use std::path::{Path, PathBuf};
 
+/// `s` as a TOML string literal, for configs built from values (quickstart, `probe`).
+pub fn toml_quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
@@ -46,5 +51,17 @@ fn resolve_path(config_file: &Path, p: &Path) -> PathBuf {
     match config_file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
         _ => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quoting_survives_what_operators_type() {
+        for s in ["plain", "with \"quotes\"", "back\\slash", "new\nline", "ø unicode"] {
+            let doc = format!("v = {}", super::toml_quote(s));
+            let parsed: toml::Table = toml::from_str(&doc).unwrap();
+            assert_eq!(parsed["v"].as_str(), Some(s), "{doc}");
+        }
     }
 }

@@ -184,16 +184,7 @@ pub struct Collector {
 impl Collector {
     pub async fn start(config: &Path, addr: SocketAddr, log: &Path) -> Collector {
         let proc = Proc::spawn("vakt-collector", &["run", "--config", config.to_str().unwrap()], log);
-        let c = Collector { proc, addr, config: config.to_path_buf() };
-        let client = reqwest::Client::new();
-        let url = c.url("/healthz");
-        wait_for("collector /healthz", Duration::from_secs(20), || {
-            let client = client.clone();
-            let url = url.clone();
-            async move { client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await;
-        c
+        Collector::adopt(proc, config, addr).await
     }
 
     /// Wraps an already spawned collector process and waits for it to serve.
