@@ -218,6 +218,18 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
     Ok(evaluations)
 }
 
+/// Prunes data past its retention; runs hourly.
+pub fn prune(app: &App, now_ms: i64) -> Result<(), StoreError> {
+    let ms = |d: &vakt_config::HumanDuration| i64::try_from(d.get().as_millis()).unwrap_or(i64::MAX / 2);
+    let raw = now_ms - ms(app.config.raw_retention.get_ref());
+    let rollups = now_ms - ms(app.config.rollup_retention.get_ref());
+    let (samples, minutes) = app.store.prune(raw, rollups)?;
+    if samples + minutes > 0 {
+        tracing::info!(samples, rollups = minutes, "pruned data past its retention");
+    }
+    Ok(())
+}
+
 /// Runs [`evaluate`] every [`TICK`] (and [`evaluate_slos`] every `slo_evaluation_interval`)
 /// until shutdown.
 pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
@@ -229,7 +241,11 @@ pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationTok
         let slo_every = (app.config.slo_evaluation_interval.get().as_millis() / TICK.as_millis()).max(1) as u32;
         let slos_due = tick.is_multiple_of(slo_every);
         tick = tick.wrapping_add(1);
+        let prune_due = tick.is_multiple_of(3600);
         let work = move || {
+            if prune_due {
+                prune(&tick_app, now)?;
+            }
             let opened = evaluate(&tick_app, now)?;
             if slos_due && !tick_app.config.slos.is_empty() {
                 evaluate_slos(&tick_app, now)?;

@@ -40,6 +40,13 @@ pub struct CollectorConfig {
     pub flap_threshold: u32,
     #[serde(default = "default_flap_window")]
     pub flap_window: HumanDuration,
+    /// Raw samples older than this are deleted (per-minute rollups and state periods stay).
+    #[serde(default = "default_raw_retention")]
+    pub raw_retention: Spanned<HumanDuration>,
+    /// Rollups, state periods and closed incidents older than this are deleted; keep it at
+    /// least as long as the longest SLO window or report period.
+    #[serde(default = "default_rollup_retention")]
+    pub rollup_retention: Spanned<HumanDuration>,
     /// How often SLOs are evaluated (burn-rate alerts and SLO metrics).
     #[serde(default = "default_slo_evaluation_interval")]
     pub slo_evaluation_interval: HumanDuration,
@@ -107,6 +114,12 @@ fn default_group_wait() -> HumanDuration {
 }
 fn default_repeat_interval() -> HumanDuration {
     HumanDuration::from_secs(4 * 3600)
+}
+fn default_raw_retention() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration::from_secs(30 * 86_400))
+}
+fn default_rollup_retention() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration::from_secs(400 * 86_400))
 }
 fn default_flap_threshold() -> u32 {
     6
@@ -238,6 +251,27 @@ impl CollectorConfig {
                     format!("check {id:?} is assigned to no agent"),
                     "add agents = [\"NAME\"] or selector = \"label=value\"",
                 );
+            }
+        }
+        if self.raw_retention.get_ref().get() < std::time::Duration::from_secs(3600) {
+            r.span(self.raw_retention.span(), "`raw_retention` is under 1h", "the default is \"30d\"");
+        }
+        if self.rollup_retention.get_ref() < self.raw_retention.get_ref() {
+            r.span(
+                self.rollup_retention.span(),
+                "`rollup_retention` is shorter than `raw_retention`",
+                "rollups outlive raw samples; the default is \"400d\"",
+            );
+        }
+        for (name, slo) in &self.slos {
+            if let Some(w) = &slo.window {
+                if w.get_ref() > self.rollup_retention.get_ref() {
+                    r.span(
+                        w.span(),
+                        format!("slo {name:?}: its window is longer than `rollup_retention`"),
+                        "raise rollup_retention or shorten the window",
+                    );
+                }
             }
         }
         if let Some(m) = &self.priority_matrix {

@@ -195,6 +195,10 @@ pub trait Store: Send + Sync + 'static {
     fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
     fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
+    /// Deletes raw samples before `raw_before_ms`, and rollups, ended state periods, resolved
+    /// incidents (with their timeline and notifications) and batch records before
+    /// `rollups_before_ms`. Returns (samples, rollups) deleted.
+    fn prune(&self, raw_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64), StoreError>;
     fn add_silence(&self, silence: &crate::notify::Silence) -> Result<i64, StoreError>;
     /// Silences that have not ended by `now_ms`.
     fn silences(&self, now_ms: i64) -> Result<Vec<crate::notify::Silence>, StoreError>;

@@ -732,6 +732,22 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn prune(&self, raw_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let samples = tx.execute("DELETE FROM samples WHERE ts_ms < ?1", [raw_before_ms])?;
+        let rollups = tx.execute("DELETE FROM rollups WHERE minute_ms < ?1", [rollups_before_ms])?;
+        tx.execute("DELETE FROM check_periods WHERE end_ms IS NOT NULL AND end_ms < ?1", [rollups_before_ms])?;
+        tx.execute("DELETE FROM batches WHERE received_ms < ?1", [rollups_before_ms])?;
+        let old = "SELECT id FROM incidents WHERE status = 'resolved' AND resolved_ms < ?1";
+        tx.execute(&format!("DELETE FROM notifications WHERE incident_id IN ({old})"), [rollups_before_ms])?;
+        tx.execute(&format!("DELETE FROM incident_events WHERE incident_id IN ({old})"), [rollups_before_ms])?;
+        tx.execute("UPDATE incidents SET parent_id = NULL WHERE parent_id IN (SELECT id FROM incidents WHERE status = 'resolved' AND resolved_ms < ?1)", [rollups_before_ms])?;
+        tx.execute("DELETE FROM incidents WHERE status = 'resolved' AND resolved_ms < ?1", [rollups_before_ms])?;
+        tx.commit()?;
+        Ok((samples as u64, rollups as u64))
+    }
+
     fn add_silence(&self, x: &crate::notify::Silence) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.execute(
@@ -1186,6 +1202,22 @@ mod tests {
         // Back, and up: the incident opened before the silence resolves.
         let out = store.commit_batch(&batch(2, &[(90_000, true)]), 0, &p).unwrap();
         assert_eq!(out.incidents_resolved.len(), 1);
+    }
+
+    #[test]
+    fn retention_prunes_raw_samples_before_rollups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let p = Policies::default();
+        store.commit_batch(&batch(1, &[(60_000, true), (3_600_000, true)]), 0, &p).unwrap();
+        let (samples, rollups) = store.prune(120_000, 0).unwrap();
+        assert_eq!((samples, rollups), (1, 0));
+        assert_eq!(store.sample_count(None).unwrap(), 1);
+        // The rollup of the pruned minute still counts for SLOs.
+        let events = store.minute_events(&["web".into()], 0, 7_200_000, None).unwrap();
+        assert_eq!(events.iter().map(|e| e.events).sum::<u64>(), 2);
+        let (_, rollups) = store.prune(120_000, 120_000).unwrap();
+        assert_eq!(rollups, 1);
     }
 
     #[test]
