@@ -551,16 +551,33 @@ struct SloView {
     error_budget_remaining_ratio: f64,
     burn_rates: std::collections::BTreeMap<String, f64>,
     alerts: Vec<String>,
+    /// Latency SLOs: the latency at the objective's quantile over the window (p99 for 99).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_quantile_seconds: Option<f64>,
 }
 
 async fn list_slos(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
     let now = now_ms();
-    let evaluations = match tokio::task::spawn_blocking(move || {
-        crate::slo_eval::evaluate_all(store_app.store.as_ref(), &store_app.config, now)
+    let evaluated = tokio::task::spawn_blocking(move || {
+        let evaluations = crate::slo_eval::evaluate_all(store_app.store.as_ref(), &store_app.config, now)?;
+        let mut quantiles = std::collections::HashMap::new();
+        for e in &evaluations {
+            if let Some(c) = store_app.config.slos.get(e.name.as_str()) {
+                let q = crate::slo_eval::latency_quantile(
+                    store_app.store.as_ref(),
+                    &store_app.config,
+                    c,
+                    e.verdict.window_start_ms,
+                    now,
+                )?;
+                quantiles.insert(e.name.clone(), q);
+            }
+        }
+        Ok::<_, crate::store::StoreError>((evaluations, quantiles))
     })
-    .await
-    {
+    .await;
+    let (evaluations, quantiles) = match evaluated {
         Ok(Ok(e)) => e,
         Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -596,6 +613,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
                     .iter()
                     .map(|(w, r)| (crate::time::human_duration_ms(*w), *r))
                     .collect(),
+                latency_quantile_seconds: quantiles.get(&e.name).copied().flatten(),
                 alerts: v
                     .alerts
                     .iter()

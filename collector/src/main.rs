@@ -58,6 +58,27 @@ enum Command {
         #[arg(long, default_value = "UTC")]
         timezone: String,
     },
+    /// Plan a one-off maintenance window (written to the collector's database; a running
+    /// collector sees it at once).
+    Maintenance {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// RFC 3339 with an offset, e.g. 2026-12-01T22:00:00+01:00.
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        end: String,
+        /// Services it covers (repeatable); none means all.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        #[arg(long)]
+        change_id: Option<String>,
+        /// Count its time in the SLA anyway.
+        #[arg(long)]
+        keep_in_sla: bool,
+    },
     /// Send a test message to a receiver and report the outcome.
     NotifyTest {
         #[arg(long, short)]
@@ -95,6 +116,9 @@ fn main() -> ExitCode {
         },
         Command::HashToken { stdin } => hash_token_command(stdin),
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver),
+        Command::Maintenance { config, name, start, end, services, change_id, keep_in_sla } => {
+            plan_maintenance(&config, name, &start, &end, services, change_id, !keep_in_sla)
+        }
         Command::Report { config, service, customer, vendor, period, format, timezone } => {
             report_command(&config, service, customer, vendor, &period, &format, &timezone)
         }
@@ -141,6 +165,50 @@ fn report_command(
     let store = vakt_collector::store::SqliteStore::open(&config.data_dir)?;
     let report = build(&store, &config, &scope, period, timezone, vakt_collector::time::now_ms())?;
     print!("{}", render(&report, format));
+    Ok(())
+}
+
+fn plan_maintenance(
+    config_path: &std::path::Path,
+    name: String,
+    start: &str,
+    end: &str,
+    services: Vec<String>,
+    change_id: Option<String>,
+    exclude_from_sla: bool,
+) -> anyhow::Result<()> {
+    use vakt_collector::store::Store;
+    let config = match CollectorConfig::load(config_path) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
+        Err(e) => return Err(e.into()),
+    };
+    let parse = |what: &str, t: &str| {
+        t.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|e| {
+            anyhow::anyhow!("--{what} {t:?} is not RFC 3339 with an offset (e.g. 2026-12-01T22:00:00+01:00): {e}")
+        })
+    };
+    let (start_ms, end_ms) = (parse("start", start)?, parse("end", end)?);
+    anyhow::ensure!(end_ms > start_ms, "--end must be after --start");
+    if let Some(s) = services.iter().find(|s| !config.services.contains_key(s.as_str())) {
+        anyhow::bail!("unknown service {s:?}");
+    }
+    let store = vakt_collector::store::SqliteStore::open(&config.data_dir)?;
+    let window = vakt_collector::maintenance::Occurrence {
+        name,
+        start_ms,
+        end_ms,
+        services,
+        change_id,
+        exclude_from_sla,
+        source: "api",
+    };
+    let id = store.add_maintenance(&window, "cli")?;
+    println!(
+        "maintenance window {id} planned: {} to {}",
+        vakt_collector::time::rfc3339(start_ms),
+        vakt_collector::time::rfc3339(end_ms)
+    );
     Ok(())
 }
 

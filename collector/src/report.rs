@@ -72,6 +72,8 @@ pub struct SloRow {
     pub excluded_maintenance_minutes: f64,
     pub unknown_minutes: f64,
     pub error_budget_spent_percent: f64,
+    /// Latency SLOs: the latency at the objective's quantile over the period (p99 for 99).
+    pub latency_quantile_seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -167,6 +169,7 @@ pub fn build(
             } else {
                 0.0
             },
+            latency_quantile_seconds: crate::slo_eval::latency_quantile(store, config, c, from, upto)?,
         });
     }
     // Incidents of the services' checks and SLOs that overlap the period.

@@ -130,3 +130,20 @@ pub fn evaluate_one(
 pub fn evaluate_all(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result<Vec<Evaluation>, StoreError> {
     config.slos.iter().map(|(name, c)| evaluate_one(store, config, name.as_str(), c, now_ms)).collect()
 }
+
+/// For a latency SLO: the latency at its objective's quantile (p99 for 99) over
+/// `[from_ms, to_ms)`, from the per-minute histograms merged.
+pub fn latency_quantile(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    c: &SloConfig,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Option<f64>, StoreError> {
+    if c.kind != SloKind::Latency {
+        return Ok(None);
+    }
+    let checks = service_checks(config, c.service.get_ref());
+    let q = (*c.objective.get_ref() / 100.0).clamp(0.0, 1.0);
+    Ok(store.merged_latency(&checks, from_ms, to_ms)?.map(|h| h.value_at_quantile(q) as f64 / 1e6))
+}

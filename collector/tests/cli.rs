@@ -121,3 +121,47 @@ fn notify_test_sends_a_test_message_and_reports_the_outcome() {
     assert_eq!(code, 1);
     assert!(err.contains("no receiver \"nope\" (known: dead, hook)"), "{err}");
 }
+
+#[test]
+fn maintenance_can_be_planned_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(&cfg, "data_dir = \"data\"\n[services.shop]\nchecks = []\n").unwrap();
+    let c = cfg.to_str().unwrap();
+    let (code, out, err) = collector(&[
+        "maintenance",
+        "--config",
+        c,
+        "--name",
+        "db upgrade",
+        "--start",
+        "2026-12-01T22:00:00+01:00",
+        "--end",
+        "2026-12-02T01:00:00+01:00",
+        "--service",
+        "shop",
+        "--change-id",
+        "CHG-9",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "maintenance window 1 planned: 2026-12-01T21:00:00Z to 2026-12-02T00:00:00Z");
+    let (code, _, err) =
+        collector(&["maintenance", "--config", c, "--name", "x", "--start", "tomorrow", "--end", "later"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--start \"tomorrow\" is not RFC 3339"), "{err}");
+    let (code, _, err) = collector(&[
+        "maintenance",
+        "--config",
+        c,
+        "--name",
+        "x",
+        "--start",
+        "2026-12-01T22:00:00Z",
+        "--end",
+        "2026-12-01T23:00:00Z",
+        "--service",
+        "nope",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown service \"nope\""), "{err}");
+}

@@ -199,6 +199,13 @@ pub trait Store: Send + Sync + 'static {
     /// incidents (with their timeline and notifications) and batch records before
     /// `rollups_before_ms`. Returns (samples, rollups) deleted.
     fn prune(&self, raw_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64), StoreError>;
+    /// The latency histograms of `checks` in `[from_ms, to_ms)`, merged.
+    fn merged_latency(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<hdrhistogram::Histogram<u64>>, StoreError>;
     fn add_silence(&self, silence: &crate::notify::Silence) -> Result<i64, StoreError>;
     /// Silences that have not ended by `now_ms`.
     fn silences(&self, now_ms: i64) -> Result<Vec<crate::notify::Silence>, StoreError>;

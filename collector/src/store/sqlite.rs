@@ -748,6 +748,28 @@ impl Store for SqliteStore {
         Ok((samples as u64, rollups as u64))
     }
 
+    fn merged_latency(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<hdrhistogram::Histogram<u64>>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT latency FROM rollups WHERE check_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 AND latency IS NOT NULL",
+        )?;
+        let mut merged = crate::latency::new_histogram();
+        for check in checks {
+            let rows = stmt.query_map(params![check, from_ms, to_ms], |r| r.get::<_, Vec<u8>>(0))?;
+            for blob in rows {
+                if let Some(h) = crate::latency::decode(&blob?) {
+                    let _ = merged.add(&h);
+                }
+            }
+        }
+        Ok((!merged.is_empty()).then_some(merged))
+    }
+
     fn add_silence(&self, x: &crate::notify::Silence) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.execute(
