@@ -180,6 +180,35 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
     .await;
     target.set_status(200);
 
+    // Both expositions pass promtool's lint.
+    if tool(PROMTOOL) {
+        for (what, url) in
+            [("collector", collector.url("/metrics")), ("agent", format!("http://{agent_metrics}/metrics"))]
+        {
+            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            let mut child = std::process::Command::new(PROMTOOL)
+                .args(["check", "metrics"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let complaints =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            // The Sloth-compatible `slo:*` series carry recording-rule names on purpose (see
+            // docs/metrics.md); promtool's lint against ':' is the one complaint allowed.
+            let other: Vec<&str> = complaints
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .filter(|l| !(l.starts_with("slo:") && l.ends_with("metric names should not contain ':'")))
+                .collect();
+            assert!(other.is_empty(), "promtool check metrics ({what}):\n{complaints}");
+        }
+    }
+
     let fill = |q: &str| {
         q.replace("$__rate_interval", "30s")
             .replace("$service", "site")
