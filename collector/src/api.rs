@@ -709,7 +709,13 @@ async fn list_maintenance(
     let store_app = app.clone();
     let listed = tokio::task::spawn_blocking(move || {
         let created = store_app.store.maintenance(from, to)?;
-        let all = crate::maintenance::occurrences(&store_app.config.maintenance, &created, from, to);
+        let all = crate::maintenance::occurrences_in(
+            Some(&store_app.config),
+            &store_app.config.maintenance,
+            &created,
+            from,
+            to,
+        );
         let mut views = Vec::with_capacity(all.len());
         for o in all {
             let services: Vec<String> = if o.services.is_empty() {

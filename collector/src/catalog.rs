@@ -24,6 +24,21 @@ pub fn services_of(config: &CollectorConfig, kind: IncidentKind, subject: &str) 
     }
 }
 
+/// Labels of the thing an incident is about: its check's, or its agent's.
+pub fn labels_of(
+    config: &CollectorConfig,
+    kind: IncidentKind,
+    subject: &str,
+) -> std::collections::BTreeMap<String, String> {
+    match kind {
+        IncidentKind::CheckDown | IncidentKind::Flapping => {
+            config.checks.get(subject).map(|c| c.labels.clone()).unwrap_or_default()
+        }
+        IncidentKind::AgentSilent => config.agents.get(subject).map(|a| a.labels.clone()).unwrap_or_default(),
+        IncidentKind::SloBurn => Default::default(),
+    }
+}
+
 /// Customers of the given services.
 pub fn customers_of(config: &CollectorConfig, services: &[String]) -> Vec<String> {
     let set: BTreeSet<String> = services

@@ -70,17 +70,51 @@ impl Occurrence {
     }
 }
 
+/// The services a configured window covers by name and by label selector (empty: all).
+pub fn covered_services(m: &MaintenanceConfig, config: Option<&vakt_config::CollectorConfig>) -> Vec<String> {
+    let mut services: Vec<String> = m.services.iter().map(|s| s.get_ref().clone()).collect();
+    if let (Some(sel), Some(config)) = (&m.selector, config) {
+        for (name, svc) in &config.services {
+            let matched = svc
+                .checks
+                .iter()
+                .filter_map(|c| config.checks.get(c.get_ref().as_str()))
+                .any(|c| sel.get_ref().matches(&c.labels));
+            if matched && !services.iter().any(|s| s == name.as_str()) {
+                services.push(name.to_string());
+            }
+        }
+        if services.is_empty() {
+            // A selector that matches nothing covers nothing, not everything.
+            services.push(String::from("\u{0}none"));
+        }
+    }
+    services
+}
+
 /// Every occurrence overlapping `[from_ms, to_ms)`: the config's windows expanded, plus the
 /// ones created through the API; sorted by start.
 pub fn occurrences(windows: &[MaintenanceConfig], created: &[Occurrence], from_ms: i64, to_ms: i64) -> Vec<Occurrence> {
+    occurrences_in(None, windows, created, from_ms, to_ms)
+}
+
+/// [`occurrences`], resolving label selectors against `config`.
+pub fn occurrences_in(
+    config: Option<&vakt_config::CollectorConfig>,
+    windows: &[MaintenanceConfig],
+    created: &[Occurrence],
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<Occurrence> {
     let mut out: Vec<Occurrence> = windows
         .iter()
         .flat_map(|m| {
+            let services = covered_services(m, config);
             intervals(m, from_ms, to_ms).into_iter().map(move |(a, b)| Occurrence {
                 name: m.name.clone(),
                 start_ms: a,
                 end_ms: b,
-                services: m.services.iter().map(|s| s.get_ref().clone()).collect(),
+                services: services.clone(),
                 change_id: m.change_id.clone(),
                 exclude_from_sla: m.exclude_from_sla,
                 source: "config",
@@ -170,6 +204,24 @@ mod tests {
         );
         assert!(active(std::slice::from_ref(&m), "shop", ms("2026-11-01T02:30:00Z")).is_some());
         assert!(active(std::slice::from_ref(&m), "shop", ms("2026-11-01T03:00:00Z")).is_none());
+    }
+
+    #[test]
+    fn a_label_selector_covers_the_services_of_matching_checks() {
+        let src = format!(
+            "[agents.a]\ntoken_hash = \"sha256:{h}\"\n\
+             [checks.db1]\nkind = \"tcp\"\ntarget = \"db:5432\"\nagents = [\"a\"]\nlabels = {{ tier = \"db\" }}\n\
+             [checks.web1]\nkind = \"tcp\"\ntarget = \"web:80\"\nagents = [\"a\"]\n\
+             [services.database]\nchecks = [\"db1\"]\n[services.shop]\nchecks = [\"web1\"]\n\
+             [[maintenance]]\nname = \"db patch\"\nstart = \"2026-10-03T22:00\"\nend = \"2026-10-04T02:00\"\nselector = \"tier=db\"\n\
+             [[maintenance]]\nname = \"nothing\"\nstart = \"2026-10-03T22:00\"\nend = \"2026-10-04T02:00\"\nselector = \"tier=cache\"\n",
+            h = "0".repeat(64)
+        );
+        let config = vakt_config::CollectorConfig::parse(&src, Path::new("t.toml")).unwrap();
+        let all = occurrences_in(Some(&config), &config.maintenance, &[], 0, i64::MAX / 2);
+        assert_eq!(all[0].services, ["database"]);
+        assert!(all[0].covers("database") && !all[0].covers("shop"));
+        assert!(!all[1].covers("shop") && !all[1].covers("database"), "a selector matching nothing covers nothing");
     }
 
     #[test]

@@ -74,9 +74,10 @@ pub fn service_state(
     let states = store.check_states()?;
     let mine: Vec<_> = states.iter().filter(|(c, _)| checks.contains(c)).map(|(_, s)| s).collect();
     let created = store.maintenance(now_ms, now_ms + 1)?;
-    let in_maintenance = crate::maintenance::occurrences(&config.maintenance, &created, now_ms, now_ms + 1)
-        .iter()
-        .any(|o| o.covers(service));
+    let in_maintenance =
+        crate::maintenance::occurrences_in(Some(config), &config.maintenance, &created, now_ms, now_ms + 1)
+            .iter()
+            .any(|o| o.covers(service));
     Ok(if mine.iter().any(|s| s.status == Status::Down) {
         if in_maintenance {
             "maintenance"
@@ -140,7 +141,8 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
         .filter(|i| touches(i))
         .collect();
     let created = store.maintenance(now_ms, now_ms + 7 * DAY_MS)?;
-    let maintenance = crate::maintenance::occurrences(&config.maintenance, &created, now_ms, now_ms + 7 * DAY_MS);
+    let maintenance =
+        crate::maintenance::occurrences_in(Some(config), &config.maintenance, &created, now_ms, now_ms + 7 * DAY_MS);
     Ok(StatusPage { services, active, history, maintenance, generated_ms: now_ms })
 }
 

@@ -215,7 +215,7 @@ pub fn build(
         .collect();
     let created = store.maintenance(from, to)?;
     let mut maintenance = Vec::new();
-    for o in crate::maintenance::occurrences(&config.maintenance, &created, from, to) {
+    for o in crate::maintenance::occurrences_in(Some(config), &config.maintenance, &created, from, to) {
         let touched: Vec<String> = services.iter().filter(|s| o.covers(s)).cloned().collect();
         if touched.is_empty() {
             continue;

@@ -5,7 +5,7 @@ use jiff::tz::TimeZone;
 use vakt_config::slo::{Calendar, SloConfig, SloKind, SloMethod, UnknownPolicy};
 use vakt_config::CollectorConfig;
 
-use crate::maintenance::{excluded_for, occurrences};
+use crate::maintenance::{excluded_for, occurrences_in};
 use crate::slo::{build_minutes, BurnRule, Method, Series, Slo, Unknown, Verdict, Window};
 use crate::store::{Store, StoreError};
 
@@ -59,7 +59,7 @@ pub fn service_series(
     let checks = service_checks(config, service);
     let periods = store.periods(&checks, from_ms, to_ms)?;
     let created = store.maintenance(from_ms, to_ms)?;
-    let excluded = excluded_for(&occurrences(&config.maintenance, &created, from_ms, to_ms), service);
+    let excluded = excluded_for(&occurrences_in(Some(config), &config.maintenance, &created, from_ms, to_ms), service);
     Ok(Series::new(from_ms, &build_minutes(from_ms, to_ms, &periods, &excluded, &[])))
 }
 
@@ -78,7 +78,7 @@ pub fn series(
     let events = store.minute_events(&checks, from_ms, to_ms, threshold)?;
     let excluded = if slo_cfg.exclude_maintenance {
         let created = store.maintenance(from_ms, to_ms)?;
-        excluded_for(&occurrences(&config.maintenance, &created, from_ms, to_ms), service)
+        excluded_for(&occurrences_in(Some(config), &config.maintenance, &created, from_ms, to_ms), service)
     } else {
         Vec::new()
     };

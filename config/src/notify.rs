@@ -116,6 +116,9 @@ pub struct RouteConfig {
     /// Incident kinds: check_down, agent_silent, slo_burn, flapping.
     #[serde(default)]
     pub kinds: Vec<Spanned<String>>,
+    /// Labels of the incident's check (or agent) that must all be present with these values.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Severities: critical, page, ticket, warning.
     #[serde(default)]
     pub severities: Vec<String>,

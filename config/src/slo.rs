@@ -204,9 +204,12 @@ pub struct MaintenanceConfig {
     pub rrule: Option<Spanned<String>>,
     #[serde(default = "utc")]
     pub timezone: Spanned<String>,
-    /// Services it covers; empty means all.
+    /// Services it covers; with neither `services` nor `selector`, all.
     #[serde(default)]
     pub services: Vec<Spanned<String>>,
+    /// Also covers services with a check whose labels match, e.g. "tier=db".
+    #[serde(default)]
+    pub selector: Option<Spanned<crate::LabelSelector>>,
     #[serde(default)]
     pub change_id: Option<String>,
     /// Take its time out of SLA figures (default true).

@@ -48,9 +48,11 @@ impl Router {
     fn matching(&self, facts: &Facts<'_>) -> Vec<&vakt_config::notify::RouteConfig> {
         let Some(config) = &self.config else { return Vec::new() };
         let services = crate::catalog::services_of(config, facts.kind, facts.subject);
+        let labels = crate::catalog::labels_of(config, facts.kind, facts.subject);
         let mut out = Vec::new();
         for route in &config.routes {
             let matches = (route.services.is_empty() || route.services.iter().any(|s| services.contains(s.get_ref())))
+                && route.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
                 && (route.kinds.is_empty() || route.kinds.iter().any(|k| k.get_ref() == facts.kind.as_str()))
                 && (route.severities.is_empty() || route.severities.iter().any(|s| s == facts.severity))
                 && route
@@ -249,6 +251,14 @@ mod tests {
         assert_eq!(f, vec![("ops".to_string(), "repeat")]);
         let f = followups(0, &[sent("ops", "firing", 0), sent("ops", "repeat", 3_600_000)], 3_700_000, 3_600_000, &[]);
         assert!(f.is_empty(), "the repeat resets the clock");
+    }
+
+    #[test]
+    fn routes_match_check_labels() {
+        let r = router(
+            "[[routes]]\nlabels = { tier = \"db\" }\nreceivers = [\"mgmt\"]\n[[routes]]\nreceivers = [\"ops\"]\n",
+        );
+        assert_eq!(r.receivers(&facts("P3")), ["ops"], "web has no tier label");
     }
 
     #[test]

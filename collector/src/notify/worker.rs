@@ -130,7 +130,8 @@ fn suppression(
             return Ok(Some(format!("silenced by {} ({}): {}", s.author, s.id, s.comment)));
         }
         let created = app.store.maintenance(now, now + 1)?;
-        let windows = crate::maintenance::occurrences(&app.config.maintenance, &created, now, now + 1);
+        let windows =
+            crate::maintenance::occurrences_in(Some(&app.config), &app.config.maintenance, &created, now, now + 1);
         if let Some(w) = windows.iter().find(|w| services.iter().any(|s| w.covers(s))) {
             return Ok(Some(format!("in maintenance window {:?}", w.name)));
         }
