@@ -217,6 +217,15 @@ receivers = ["hook", "slack", "teams", "am", "broken", "late"]
     assert_eq!(alert["labels"]["alertname"], "vakt_check_down");
     assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
 
+    // The incident's timeline says who was told.
+    let timeline = wait_for("notified entries in the timeline", WAIT, || async {
+        let i = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
+        let t = i["timeline"].as_array().unwrap().clone();
+        (t.iter().filter(|e| e["kind"] == "notified").count() >= 4).then_some(t)
+    })
+    .await;
+    assert!(timeline.iter().any(|e| e["message"] == "slack notified (firing)"), "{timeline:?}");
+
     // The broken receiver: retried, then failed, visible in the API and the metrics.
     wait_for("the broken receiver to fail", WAIT, || async {
         let list = collector.get_json(&format!("/api/v1/notifications?incident={id}")).await;

@@ -841,25 +841,48 @@ impl Store for SqliteStore {
     }
 
     fn record_notification(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         match outcome {
-            NotificationOutcome::Delivered => conn.execute(
+            NotificationOutcome::Delivered => tx.execute(
                 "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, done_ms = ?2, last_error = NULL WHERE id = ?1",
                 params![id, at_ms],
             )?,
-            NotificationOutcome::Suppressed(why) => conn.execute(
+            NotificationOutcome::Suppressed(why) => tx.execute(
                 "UPDATE notifications SET status = 'suppressed', done_ms = ?2, last_error = ?3 WHERE id = ?1",
                 params![id, at_ms, why],
             )?,
-            NotificationOutcome::Retry { next_attempt_ms, error } => conn.execute(
+            NotificationOutcome::Retry { next_attempt_ms, error } => tx.execute(
                 "UPDATE notifications SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
                 params![id, next_attempt_ms, error],
             )?,
-            NotificationOutcome::Failed(error) => conn.execute(
+            NotificationOutcome::Failed(error) => tx.execute(
                 "UPDATE notifications SET status = 'failed', attempts = attempts + 1, done_ms = ?2, last_error = ?3 WHERE id = ?1",
                 params![id, at_ms, error],
             )?,
         };
+        // Delivered and held-back messages show in the incident's timeline.
+        let row: Option<(i64, String, String)> = tx
+            .query_row("SELECT incident_id, receiver, event FROM notifications WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((incident, receiver, event)) = row {
+            let entry = match outcome {
+                NotificationOutcome::Delivered => Some(("notified", format!("{receiver} notified ({event})"))),
+                NotificationOutcome::Suppressed(why) => {
+                    Some(("suppressed", format!("{receiver} not notified ({event}): {why}")))
+                }
+                NotificationOutcome::Failed(e) => {
+                    Some(("notification_failed", format!("{receiver} could not be notified ({event}): {e}")))
+                }
+                NotificationOutcome::Retry { .. } => None,
+            };
+            if let Some((kind, message)) = entry {
+                add_event(&tx, incident, &TimelineEvent { at_ms, kind: kind.into(), message })?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
