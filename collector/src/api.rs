@@ -548,6 +548,11 @@ struct SloView {
     excluded_minutes: f64,
     error_budget_allowed: f64,
     error_budget_spent: f64,
+    /// Time-based SLOs: the error budget in minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_budget_allowed_minutes: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_budget_spent_minutes: Option<f64>,
     error_budget_remaining_ratio: f64,
     burn_rates: std::collections::BTreeMap<String, f64>,
     alerts: Vec<String>,
@@ -587,6 +592,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
         .filter_map(|e| {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = e.verdict;
+            let time_based = crate::slo_eval::spec(&e.name, cfg).method == crate::slo::Method::Time;
             let minutes = |ms: u64| ms as f64 / 60_000.0;
             Some(SloView {
                 service: cfg.service.get_ref().clone(),
@@ -595,11 +601,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
                 window_end: rfc3339(v.window_end_ms),
                 achieved: v.achieved,
                 met: v.met,
-                unit: if crate::slo_eval::spec(&e.name, cfg).method == crate::slo::Method::Time {
-                    "ms"
-                } else {
-                    "events"
-                },
+                unit: if time_based { "ms" } else { "events" },
                 valid: v.sli.valid,
                 bad: v.sli.bad,
                 downtime_minutes: minutes(v.counts.down_ms),
@@ -607,6 +609,8 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
                 excluded_minutes: minutes(v.counts.excluded_ms),
                 error_budget_allowed: v.budget_allowed,
                 error_budget_spent: v.budget_spent,
+                error_budget_allowed_minutes: time_based.then(|| v.budget_allowed / 60_000.0),
+                error_budget_spent_minutes: time_based.then(|| v.budget_spent / 60_000.0),
                 error_budget_remaining_ratio: v.budget_remaining_ratio,
                 burn_rates: e
                     .published_burn_rates

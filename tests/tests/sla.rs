@@ -96,6 +96,8 @@ window = "7d"
     assert_eq!(slo["name"], "shop-availability");
     assert!(slo["downtime_minutes"].as_f64().unwrap() > 0.0, "{slo}");
     assert!(slo["error_budget_remaining_ratio"].as_f64().unwrap() < 1.0, "{slo}");
+    assert!(slo["error_budget_spent_minutes"].as_f64().unwrap() > 0.0, "{slo}");
+    assert!(slo["error_budget_allowed_minutes"].as_f64().unwrap() >= 0.0, "{slo}");
     assert!(
         collector.metric("vakt_slo_burn_rate{service=\"shop\",slo=\"shop-availability\",window=\"5m\"}").await.unwrap()
             >= 14.4
