@@ -96,6 +96,15 @@ pub struct ReceiverConfig {
     /// Webhook: the HMAC-SHA256 key for the `X-Vakt-Signature` header.
     #[serde(default)]
     pub signing_secret: Option<Secret>,
+    /// A minijinja template for the message's title (email subject, chat headline). Variables:
+    /// `event` ("firing" or "resolved"), `incident` (`id`, `kind`, `subject`, `title`,
+    /// `severity`, `priority`, `status`, `opened_at`, `resolved_at`, `duration`), `services`,
+    /// `customers`, `url`. Default: "[P2] shop-home is down: status 500".
+    #[serde(default)]
+    pub title: Option<Spanned<String>>,
+    /// A minijinja template for the message's body text (same variables).
+    #[serde(default)]
+    pub text: Option<Spanned<String>>,
     /// Attempts before a notification is marked failed (default 10).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -258,6 +267,18 @@ impl ReceiverConfig {
             }
             if let Some(s) = &self.smtp {
                 r.span(s.span(), format!("receiver {name:?}: smtp applies to email receivers"), "remove it");
+            }
+        }
+        for (field, t) in [("title", &self.title), ("text", &self.text)] {
+            if let Some(t) = t {
+                let mut env = minijinja::Environment::new();
+                if let Err(e) = env.add_template("t", t.get_ref()) {
+                    r.span(
+                        t.span(),
+                        format!("receiver {name:?}: {field} template: {}", e.detail().unwrap_or("syntax error")),
+                        "see https://docs.rs/minijinja for the syntax",
+                    );
+                }
             }
         }
         if self.signing_secret.is_some() && self.kind != ReceiverKind::Webhook {

@@ -144,3 +144,11 @@ fn two_agents_may_not_share_a_token() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].starts_with("c.toml:4:14: agent \"b\" has the same token_hash as agent \"a\""), "{}", errs[0]);
 }
+
+#[test]
+fn a_broken_message_template_is_reported_at_its_place() {
+    let src = "[receivers.chat]\nkind = \"slack\"\nurl = { value = \"http://x\" }\ntitle = \"{{ incident.title \"\n";
+    let errs = errors(CollectorConfig::parse(src, Path::new("c.toml")));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("c.toml:4:9: receiver \"chat\": title template:"), "{}", errs[0]);
+}

@@ -98,6 +98,8 @@ url = {{ env = "VAKT_TEST_SLACK_URL" }}
 [receivers.teams]
 kind = "teams"
 url = {{ value = "http://{rx}/teams" }}
+title = "{{{{ incident.priority }}}} {{{{ incident.subject }}}} {{{{ event }}}} for {{{{ customers | join(', ') }}}}"
+
 
 [receivers.am]
 kind = "alertmanager"
@@ -178,8 +180,13 @@ receivers = ["hook", "slack", "teams", "am", "broken", "late"]
     assert_eq!(s["blocks"][0]["type"], "header");
     assert_eq!(s["blocks"][0]["text"]["type"], "plain_text");
     assert_eq!(s["blocks"][1]["type"], "section");
-    assert_eq!(s["blocks"][1]["fields"][0]["type"], "mrkdwn");
-    assert_eq!(s["blocks"][2]["elements"][0]["url"], format!("https://vakt.example.test/api/v1/incidents/{id}"));
+    assert_eq!(s["blocks"][1]["text"]["type"], "mrkdwn");
+    assert!(
+        s["blocks"][1]["text"]["text"].as_str().unwrap().contains("Impact: services: shop; customers: acme"),
+        "{s}"
+    );
+    assert_eq!(s["blocks"][2]["fields"][0]["type"], "mrkdwn");
+    assert_eq!(s["blocks"][3]["elements"][0]["url"], format!("https://vakt.example.test/api/v1/incidents/{id}"));
 
     // Teams Workflows: a message with an Adaptive Card attachment.
     let t = of(&got, "/teams")[0].json();
@@ -189,6 +196,7 @@ receivers = ["hook", "slack", "teams", "am", "broken", "late"]
     assert_eq!(card["type"], "AdaptiveCard");
     assert_eq!(card["$schema"], "http://adaptivecards.io/schemas/adaptive-card.json");
     assert_eq!(card["body"][0]["type"], "TextBlock");
+    assert_eq!(card["body"][0]["text"], "P1 shop-home firing for acme", "the receiver's title template");
     assert_eq!(card["actions"][0]["type"], "Action.OpenUrl");
 
     // Alertmanager webhook, version 4, field by field.

@@ -20,9 +20,77 @@ pub struct Message {
     pub url: Option<String>,
     pub external_url: String,
     pub sent_ms: i64,
+    /// The message's title (subject, headline): the receiver's template or the default.
+    pub title: String,
+    /// The message's body text: the receiver's template or the default.
+    pub text: String,
 }
 
 impl Message {
+    /// Fills `title` and `text` from the receiver's templates, or with the defaults. A template
+    /// that fails to render falls back to the default and says why in the text: the message
+    /// still goes out.
+    pub fn with_texts(mut self, title: Option<&str>, text: Option<&str>) -> Message {
+        let default_title = self.headline();
+        let default_text = self.default_text();
+        let ctx = self.template_context();
+        let render = |tpl: Option<&str>, default: String| -> String {
+            let Some(tpl) = tpl else { return default };
+            let env = minijinja::Environment::new();
+            match env.render_str(tpl, &ctx) {
+                Ok(s) => s,
+                Err(e) => format!("{default}\n(template error: {e})"),
+            }
+        };
+        self.title = render(title, default_title);
+        self.text = render(text, default_text);
+        self
+    }
+
+    fn template_context(&self) -> Value {
+        let i = &self.incident;
+        json!({
+            "event": self.event,
+            "incident": {
+                "id": i.id,
+                "kind": i.kind.as_str(),
+                "subject": i.subject,
+                "title": i.title,
+                "severity": i.severity,
+                "priority": i.priority,
+                "status": i.status.as_str(),
+                "opened_at": rfc3339(i.opened_ms),
+                "resolved_at": i.resolved_ms.map(rfc3339),
+                "duration": i.resolved_ms.map(|r| crate::time::human_duration_ms(r - i.opened_ms)),
+            },
+            "services": self.services,
+            "customers": self.customers,
+            "url": self.url,
+        })
+    }
+
+    fn default_text(&self) -> String {
+        let i = &self.incident;
+        let mut text = format!(
+            "Priority: {}\nSeverity: {}\nSince: {}\nImpact: {}\n",
+            i.priority,
+            i.severity,
+            rfc3339(i.opened_ms),
+            self.impact()
+        );
+        if let Some(r) = i.resolved_ms {
+            text.push_str(&format!(
+                "Resolved: {} (after {})\n",
+                rfc3339(r),
+                crate::time::human_duration_ms(r - i.opened_ms)
+            ));
+        }
+        if let Some(url) = &self.url {
+            text.push_str(&format!("{url}\n"));
+        }
+        text
+    }
+
     fn resolved(&self) -> bool {
         self.event == "resolved"
     }
@@ -87,6 +155,8 @@ pub fn webhook(m: &Message) -> Value {
             "customers": m.customers,
             "url": m.url,
         },
+        "title": m.title,
+        "text": m.text,
         "sent_at": rfc3339(m.sent_ms),
     })
 }
@@ -95,7 +165,8 @@ pub fn webhook(m: &Message) -> Value {
 pub fn slack(m: &Message) -> Value {
     let i = &m.incident;
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&m.headline(), 150), "emoji": true}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&m.title, 150), "emoji": true}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&m.text, 3000)}}),
         json!({"type": "section", "fields": [
             {"type": "mrkdwn", "text": format!("*Priority*\n{}", i.priority)},
             {"type": "mrkdwn", "text": format!("*Severity*\n{}", i.severity)},
@@ -108,7 +179,7 @@ pub fn slack(m: &Message) -> Value {
             {"type": "button", "text": {"type": "plain_text", "text": "Open incident"}, "url": url}
         ]}));
     }
-    json!({"text": m.headline(), "blocks": blocks})
+    json!({"text": m.title, "blocks": blocks})
 }
 
 /// Microsoft Teams Workflows webhook: a message with one Adaptive Card attachment.
@@ -119,8 +190,9 @@ pub fn teams(m: &Message) -> Value {
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": [
-            {"type": "TextBlock", "text": m.headline(), "weight": "Bolder", "size": "Medium", "wrap": true,
+            {"type": "TextBlock", "text": m.title, "weight": "Bolder", "size": "Medium", "wrap": true,
              "color": if m.resolved() { "Good" } else { "Attention" }},
+            {"type": "TextBlock", "text": m.text, "wrap": true},
             {"type": "FactSet", "facts": [
                 {"title": "Priority", "value": i.priority},
                 {"title": "Severity", "value": i.severity},
@@ -149,7 +221,7 @@ pub fn alertmanager(m: &Message) -> Value {
         "priority": i.priority,
         "service": m.services.first().cloned().unwrap_or_default(),
     });
-    let annotations = json!({"summary": i.title, "impact": m.impact()});
+    let annotations = json!({"summary": i.title, "description": m.text, "impact": m.impact()});
     let fingerprint = hex::encode(&Sha256::digest(i.dedup_key.as_bytes())[..8]);
     let group_labels = json!({"alertname": format!("vakt_{}", i.kind.as_str())});
     json!({
@@ -178,7 +250,8 @@ pub fn alertmanager(m: &Message) -> Value {
 pub fn discord(m: &Message) -> Value {
     let i = &m.incident;
     let mut embed = json!({
-        "title": truncate(&m.headline(), 256),
+        "title": truncate(&m.title, 256),
+        "description": truncate(&m.text, 4096),
         "color": if m.resolved() { 0x2e7d32 } else { 0xc62828 },
         "fields": [
             {"name": "Priority", "value": i.priority, "inline": true},
@@ -190,42 +263,19 @@ pub fn discord(m: &Message) -> Value {
     if let Some(url) = &m.url {
         embed["url"] = json!(url);
     }
-    json!({"content": truncate(&m.headline(), 2000), "embeds": [embed]})
+    json!({"content": truncate(&m.title, 2000), "embeds": [embed]})
 }
 
 /// An email: subject, plain text and HTML bodies.
 pub fn email(m: &Message) -> (String, String, String) {
-    let i = &m.incident;
-    let mut text = format!(
-        "{}\n\nPriority: {}\nSeverity: {}\nSince: {}\nImpact: {}\n",
-        m.headline(),
-        i.priority,
-        i.severity,
-        rfc3339(i.opened_ms),
-        m.impact()
-    );
-    if let Some(r) = i.resolved_ms {
-        text.push_str(&format!(
-            "Resolved: {} (after {})\n",
-            rfc3339(r),
-            crate::time::human_duration_ms(r - i.opened_ms)
-        ));
-    }
-    if let Some(url) = &m.url {
-        text.push_str(&format!("\n{url}\n"));
-    }
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let link = m.url.as_ref().map(|u| format!("<p><a href=\"{}\">Open incident</a></p>", esc(u))).unwrap_or_default();
     let html = format!(
-        "<html><body><h2>{}</h2><table><tr><th align=left>Priority</th><td>{}</td></tr><tr><th align=left>Severity</th><td>{}</td></tr>\
-         <tr><th align=left>Since</th><td>{}</td></tr><tr><th align=left>Impact</th><td>{}</td></tr></table>{link}</body></html>",
-        esc(&m.headline()),
-        esc(&i.priority),
-        esc(&i.severity),
-        esc(&rfc3339(i.opened_ms)),
-        esc(&m.impact())
+        "<html><body><h2>{}</h2><pre style=\"font-family: inherit\">{}</pre>{link}</body></html>",
+        esc(&m.title),
+        esc(&m.text)
     );
-    (m.headline(), text, html)
+    (m.title.clone(), format!("{}\n\n{}", m.title, m.text), html)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -241,6 +291,51 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message() -> Message {
+        let incident = Incident {
+            id: 7,
+            dedup_key: "check:web".into(),
+            kind: crate::incident::IncidentKind::CheckDown,
+            subject: "web".into(),
+            title: "web is down: status 500".into(),
+            severity: "critical".into(),
+            status: IncidentStatus::Open,
+            opened_ms: 0,
+            acknowledged_ms: None,
+            acknowledged_by: None,
+            resolved_ms: None,
+            priority: "P1".into(),
+            parent_id: None,
+            timeline: Vec::new(),
+        };
+        Message {
+            event: "firing".into(),
+            incident,
+            services: vec!["shop".into()],
+            customers: vec!["acme".into()],
+            receiver: "r".into(),
+            url: None,
+            external_url: String::new(),
+            sent_ms: 0,
+            title: String::new(),
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn templates_render_and_fall_back_to_defaults() {
+        let m = message().with_texts(None, None);
+        assert_eq!(m.title, "[P1] web is down: status 500");
+        assert!(m.text.contains("Impact: services: shop; customers: acme"), "{}", m.text);
+        let m = message().with_texts(
+            Some("{{ incident.priority }} {{ incident.subject }} for {{ customers | join(', ') }}"),
+            Some("{{ event }}"),
+        );
+        assert_eq!((m.title.as_str(), m.text.as_str()), ("P1 web for acme", "firing"));
+        let m = message().with_texts(Some("{{ incident.nope.deeper }}"), None);
+        assert!(m.title.starts_with("[P1] web is down"), "a broken template still sends: {}", m.title);
+    }
 
     #[test]
     fn hmac_matches_rfc_4231_test_case_2() {

@@ -22,6 +22,8 @@ pub struct Receiver {
     pub url: String,
     pub signing_key: Option<String>,
     pub email: Option<Email>,
+    pub title_template: Option<String>,
+    pub text_template: Option<String>,
     pub max_attempts: u32,
 }
 
@@ -91,7 +93,16 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
         };
         out.insert(
             name.to_string(),
-            Receiver { name: name.to_string(), kind: r.kind, url, signing_key, email, max_attempts: r.max_attempts },
+            Receiver {
+                name: name.to_string(),
+                kind: r.kind,
+                url,
+                signing_key,
+                email,
+                title_template: r.title.as_ref().map(|t| t.get_ref().clone()),
+                text_template: r.text.as_ref().map(|t| t.get_ref().clone()),
+                max_attempts: r.max_attempts,
+            },
         );
     }
     Ok(out)
@@ -203,6 +214,7 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
 
 /// Sends one message to one receiver, in the receiver's format.
 pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), String> {
+    let message = &message.clone().with_texts(r.title_template.as_deref(), r.text_template.as_deref());
     match (r.kind, &r.email) {
         (ReceiverKind::Email, Some(email)) => send_email(r, email, message).await,
         (kind, _) => {
@@ -245,6 +257,8 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
         url: config.public_url.clone(),
         external_url: config.public_url.clone().unwrap_or_default(),
         sent_ms: now,
+        title: String::new(),
+        text: String::new(),
     }
 }
 
@@ -285,6 +299,8 @@ pub async fn deliver(
                 receiver: r.name.clone(),
                 incident,
                 sent_ms: now,
+                title: String::new(),
+                text: String::new(),
             };
             let sent = send(http, r, &message).await;
             match sent {
