@@ -101,6 +101,10 @@ url = {{ value = "http://{rx}/teams" }}
 title = "{{{{ incident.priority }}}} {{{{ incident.subject }}}} {{{{ event }}}} for {{{{ customers | join(', ') }}}}"
 
 
+[receivers.discord]
+kind = "discord"
+url = {{ value = "http://{rx}/discord" }}
+
 [receivers.am]
 kind = "alertmanager"
 url = {{ value = "http://{rx}/am" }}
@@ -117,7 +121,7 @@ url = {{ value = "http://127.0.0.1:{late_port}/late" }}
 [[routes]]
 services = ["shop"]
 min_priority = "P2"
-receivers = ["hook", "slack", "teams", "am", "broken", "late"]
+receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
 "#,
             agent = token_hash(AGENT_TOKEN),
             target = target.addr,
@@ -153,7 +157,7 @@ receivers = ["hook", "slack", "teams", "am", "broken", "late"]
 
     target.set_status(500);
     wait_for("firing notifications", WAIT, || async {
-        let n = ["/hook", "/slack", "/teams", "/am"].iter().all(|p| !of(&got, p).is_empty());
+        let n = ["/hook", "/slack", "/teams", "/discord", "/am"].iter().all(|p| !of(&got, p).is_empty());
         n.then_some(())
     })
     .await;
@@ -199,6 +203,13 @@ receivers = ["hook", "slack", "teams", "am", "broken", "late"]
     assert_eq!(card["body"][0]["text"], "P1 shop-home firing for acme", "the receiver's title template");
     assert_eq!(card["actions"][0]["type"], "Action.OpenUrl");
 
+    // Discord: content and an embed.
+    let d = of(&got, "/discord")[0].json();
+    assert!(d["content"].as_str().unwrap().starts_with("[P1] shop-home is down"), "{d}");
+    assert_eq!(d["embeds"][0]["fields"][0]["name"], "Priority");
+    assert_eq!(d["embeds"][0]["url"], format!("https://vakt.example.test/api/v1/incidents/{id}"));
+    assert!(d["embeds"][0]["description"].as_str().unwrap().contains("Impact"), "{d}");
+
     // Alertmanager webhook, version 4, field by field.
     let a = of(&got, "/am")[0].json();
     for field in [
@@ -229,7 +240,7 @@ receivers = ["hook", "slack", "teams", "am", "broken", "late"]
     let timeline = wait_for("notified entries in the timeline", WAIT, || async {
         let i = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
         let t = i["timeline"].as_array().unwrap().clone();
-        (t.iter().filter(|e| e["kind"] == "notified").count() >= 4).then_some(t)
+        (t.iter().filter(|e| e["kind"] == "notified").count() >= 5).then_some(t)
     })
     .await;
     assert!(timeline.iter().any(|e| e["message"] == "slack notified (firing)"), "{timeline:?}");
