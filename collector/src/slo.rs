@@ -274,7 +274,9 @@ pub struct BurnAlert {
     pub short_rate: f64,
 }
 
-/// How an SLO fared over a span of time.
+/// How an SLO fared over a span of time. Error budget in the SLI's unit (ms or events);
+/// `budget_remaining_ratio` is 1 untouched, 0 spent, negative overspent; `achieved` is `None`
+/// without valid data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assessment {
     pub counts: Counts,
@@ -286,23 +288,23 @@ pub struct Assessment {
     pub budget_remaining_ratio: f64,
 }
 
+/// Everything about an SLO at a moment: how it fares over its window (`Assessment`, reachable
+/// through `Deref`), its burn rates and the alerts they raise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
     pub window_start_ms: i64,
     pub window_end_ms: i64,
-    pub counts: Counts,
-    pub sli: Sli,
-    /// Achieved ratio; `None` without valid data.
-    pub achieved: Option<f64>,
-    pub met: bool,
-    /// Error budget in the SLI's unit (ms or events).
-    pub budget_allowed: f64,
-    pub budget_spent: f64,
-    /// 1 untouched, 0 spent, negative overspent.
-    pub budget_remaining_ratio: f64,
+    pub assessment: Assessment,
     /// Burn rate per distinct rule window, (window ms, rate).
     pub burn_rates: Vec<(i64, f64)>,
     pub alerts: Vec<BurnAlert>,
+}
+
+impl std::ops::Deref for Verdict {
+    type Target = Assessment;
+    fn deref(&self) -> &Assessment {
+        &self.assessment
+    }
 }
 
 impl Slo {
@@ -359,8 +361,7 @@ impl Slo {
         let (start, end) = self.window_at(now_ms);
         // A calendar window is judged on the part that has passed.
         let upto = end.min(now_ms);
-        let Assessment { counts, sli, achieved, met, budget_allowed, budget_spent, budget_remaining_ratio } =
-            self.assess(series, start, upto);
+        let assessment = self.assess(series, start, upto);
         let now = now_ms;
         let mut burn_rates: Vec<(i64, f64)> = Vec::new();
         let mut rate = |w: i64| -> f64 {
@@ -389,19 +390,7 @@ impl Slo {
             }
         }
         burn_rates.sort_by_key(|(w, _)| *w);
-        Verdict {
-            window_start_ms: start,
-            window_end_ms: end,
-            counts,
-            sli,
-            achieved,
-            met,
-            budget_allowed,
-            budget_spent,
-            budget_remaining_ratio,
-            burn_rates,
-            alerts,
-        }
+        Verdict { window_start_ms: start, window_end_ms: end, assessment, burn_rates, alerts }
     }
 }
 

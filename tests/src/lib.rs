@@ -320,3 +320,15 @@ pub fn shipped_agent() -> PathBuf {
     let target = bin_dir().parent().expect("target directory").to_path_buf();
     target.join("agent").join("vakt-agent")
 }
+
+/// Writes `agent.toml` in `dir` for an agent pushing to `collector` every 100 ms, with `extra`
+/// lines appended; returns its path.
+pub fn agent_toml(dir: &Path, name: &str, collector: SocketAddr, token: &str, extra: &str) -> PathBuf {
+    let path = dir.join("agent.toml");
+    std::fs::write(
+        &path,
+        format!("name = \"{name}\"\ncollector = \"http://{collector}\"\ntoken = \"{token}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n{extra}"),
+    )
+    .unwrap();
+    path
+}

@@ -98,8 +98,7 @@ receivers = ["oncall-mail"]
         ),
     )
     .unwrap();
-    let atoml = dir.path().join("agent.toml");
-    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, AGENT_TOKEN, "");
     let collector = Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));

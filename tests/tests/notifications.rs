@@ -129,8 +129,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
         ),
     )
     .unwrap();
-    let atoml = dir.path().join("agent.toml");
-    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, AGENT_TOKEN, "");
 
     // A secret from a missing environment variable stops the collector with its name.
     let (code, _, err) = vakt_tests::run_bin("vakt-collector", &["run", "--config", ctoml.to_str().unwrap()], None);
@@ -365,8 +364,7 @@ escalate_to = ["manager"]
         ),
     )
     .unwrap();
-    let atoml = dir.path().join("agent.toml");
-    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, AGENT_TOKEN, "");
     let collector = vakt_tests::Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
@@ -415,8 +413,7 @@ async fn a_silence_holds_notifications_back_and_records_them() {
         ),
     )
     .unwrap();
-    let atoml = dir.path().join("agent.toml");
-    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, AGENT_TOKEN, "");
     let collector = vakt_tests::Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));

@@ -66,8 +66,7 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
         ),
     )
     .unwrap();
-    let atoml = dir.path().join("agent.toml");
-    std::fs::write(&atoml, format!("name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\n")).unwrap();
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, "");
     let collector = Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
