@@ -102,7 +102,12 @@ async fn ingest_inner(
     let ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
-    app.metrics.add_incidents_open(outcome.opened_minus_resolved());
+    if !outcome.incidents_opened.is_empty() || !outcome.incidents_resolved.is_empty() {
+        let count_app = app.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || count_app.metrics.set_incidents_open_from(count_app.store.as_ref()))
+                .await;
+    }
     if !outcome.incidents_opened.is_empty() || !outcome.incidents_resolved.is_empty() {
         // Root causes are linked before the notifications' group wait ends, then the outbox
         // worker is woken: alerts go out within the group wait, not at the next poll.
@@ -127,6 +132,9 @@ async fn ingest_inner(
     for s in &batch.samples {
         if let Some(l) = s.latency_seconds {
             app.metrics.observe_latency(&s.check, l);
+        }
+        if let Some(days) = s.values.get("cert_days_left") {
+            app.metrics.set_cert_days_left(&s.check, *days);
         }
     }
     // Per-agent votes of quorum checks ("check@agent") stay out of the metrics.

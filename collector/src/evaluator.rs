@@ -46,7 +46,9 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
         })
         .collect();
     let opened = if actions.is_empty() { Vec::new() } else { app.store.open_incidents(&actions)? };
-    app.metrics.add_incidents_open(opened.len() as i64);
+    if !opened.is_empty() {
+        app.metrics.set_incidents_open_from(app.store.as_ref());
+    }
     for id in &opened {
         tracing::warn!(incident = id, "incident opened: agent silent");
     }
@@ -140,8 +142,9 @@ pub fn settle_flapping(app: &App, now_ms: i64) -> Result<(), StoreError> {
             settled.push((IncidentKind::Flapping.dedup_key(&i.subject), event));
         }
     }
-    let resolved = app.store.resolve_incidents(&settled)?;
-    app.metrics.add_incidents_open(-(resolved.len() as i64));
+    if !app.store.resolve_incidents(&settled)?.is_empty() {
+        app.metrics.set_incidents_open_from(app.store.as_ref());
+    }
     Ok(())
 }
 
@@ -211,7 +214,9 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
     }
     let opened = app.store.open_incidents(&to_open)?;
     let resolved = app.store.resolve_incidents(&to_resolve)?;
-    app.metrics.add_incidents_open(opened.len() as i64 - resolved.len() as i64);
+    if !opened.is_empty() || !resolved.is_empty() {
+        app.metrics.set_incidents_open_from(app.store.as_ref());
+    }
     for id in &opened {
         tracing::warn!(incident = id, "incident opened: SLO burn rate");
     }
@@ -242,9 +247,13 @@ pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationTok
         let slos_due = tick.is_multiple_of(slo_every);
         tick = tick.wrapping_add(1);
         let prune_due = tick.is_multiple_of(3600);
+        let size_due = tick.is_multiple_of(60);
         let work = move || {
             if prune_due {
                 prune(&tick_app, now)?;
+            }
+            if size_due {
+                tick_app.metrics.set_storage_bytes(tick_app.store.size_bytes());
             }
             let opened = evaluate(&tick_app, now)?;
             if slos_due && !tick_app.config.slos.is_empty() {

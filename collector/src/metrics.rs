@@ -1,10 +1,14 @@
 //! The collector's Prometheus metrics. Every metric here is listed in `docs/metrics.md`.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::state::{CheckState, Status};
+
+/// Severities incidents carry; the bounded values of `severity`.
+pub const SEVERITIES: &[&str] = &["critical", "page", "ticket", "warning"];
 
 /// Reasons a request to the ingest API is rejected; the bounded values of `reason`.
 pub const REJECT_REASONS: &[&str] =
@@ -16,6 +20,10 @@ pub struct Metrics {
     check_degraded: GaugeVec,
     check_latency: HistogramVec,
     incidents_open: IntGauge,
+    incidents_by_priority: IntGaugeVec,
+    incidents_by_severity: IntGaugeVec,
+    cert_days_left: GaugeVec,
+    storage_bytes: IntGauge,
     ingest_samples: IntCounter,
     ingest_batches: IntCounterVec,
     ingest_rejected: IntCounterVec,
@@ -89,6 +97,41 @@ impl Metrics {
         let incidents_open = register(
             &registry,
             IntGauge::new("vakt_incidents_open", "Incidents currently open").expect("valid metric"),
+        );
+        let incidents_by_priority = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("vakt_incidents_open_by_priority", "Unresolved incidents by ITIL priority"),
+                &["priority"],
+            )
+            .expect("valid metric"),
+        );
+        let incidents_by_severity = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("vakt_incidents_open_by_severity", "Unresolved incidents by severity"),
+                &["severity"],
+            )
+            .expect("valid metric"),
+        );
+        for p in ["P1", "P2", "P3", "P4", "P5"] {
+            incidents_by_priority.with_label_values(&[p]);
+        }
+        for sev in SEVERITIES {
+            incidents_by_severity.with_label_values(&[*sev]);
+        }
+        let cert_days_left = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new("vakt_check_cert_days_left", "Days until the checked TLS certificate expires (last result)"),
+                &["check"],
+            )
+            .expect("valid metric"),
+        );
+        let storage_bytes = register(
+            &registry,
+            IntGauge::new("vakt_storage_bytes", "Size of the collector's database files on disk")
+                .expect("valid metric"),
         );
         let ingest_samples = register(
             &registry,
@@ -197,6 +240,10 @@ impl Metrics {
             check_degraded,
             check_latency,
             incidents_open,
+            incidents_by_priority,
+            incidents_by_severity,
+            cert_days_left,
+            storage_bytes,
             ingest_samples,
             ingest_batches,
             ingest_rejected,
@@ -231,18 +278,34 @@ impl Metrics {
         self.incidents_open.set(n);
     }
 
-    /// Recounts open incidents from the store (after changes made outside ingest).
+    /// Recounts unresolved incidents from the store: in total, by priority, by severity.
     pub fn set_incidents_open_from(&self, store: &dyn crate::store::Store) {
         let filter =
             crate::store::IncidentFilter { status: Some(crate::incident::IncidentStatus::Open), ..Default::default() };
         match store.incidents(&filter) {
-            Ok(open) => self.incidents_open.set(open.len() as i64),
+            Ok(open) => {
+                self.incidents_open.set(open.len() as i64);
+                for p in ["P1", "P2", "P3", "P4", "P5"] {
+                    self.incidents_by_priority
+                        .with_label_values(&[p])
+                        .set(open.iter().filter(|i| i.priority == p).count() as i64);
+                }
+                for sev in SEVERITIES {
+                    self.incidents_by_severity
+                        .with_label_values(&[*sev])
+                        .set(open.iter().filter(|i| i.severity == *sev).count() as i64);
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "cannot count open incidents"),
         }
     }
 
-    pub fn add_incidents_open(&self, delta: i64) {
-        self.incidents_open.add(delta);
+    pub fn set_cert_days_left(&self, check: &str, days: f64) {
+        self.cert_days_left.with_label_values(&[check]).set(days);
+    }
+
+    pub fn set_storage_bytes(&self, bytes: u64) {
+        self.storage_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn batch_accepted(&self, samples: usize) {

@@ -139,6 +139,13 @@ async fn gzip_batches_are_accepted_and_a_replay_is_stored_once() {
     assert_eq!(s.collector.metric("vakt_ingest_samples_total").await, Some(5.0));
     assert_eq!(s.collector.metric("vakt_ingest_batches_total{outcome=\"duplicate\"}").await, Some(1.0));
     assert_eq!(s.collector.metric("vakt_check_up{check=\"web\"}").await, Some(1.0));
+
+    // Values the agent measured surface where they have a metric: certificate days left.
+    let mut with_cert = batch("a", 43, 1);
+    with_cert["samples"][0]["values"] = serde_json::json!({"cert_days_left": 42.5});
+    let (status, _) = s.post(Some(TOKEN_A), serde_json::to_vec(&with_cert).unwrap(), false).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.collector.metric("vakt_check_cert_days_left{check=\"web\"}").await, Some(42.5));
 }
 
 #[tokio::test]

@@ -79,12 +79,6 @@ pub struct IngestOutcome {
     pub incidents_resolved: Vec<i64>,
 }
 
-impl IngestOutcome {
-    pub fn opened_minus_resolved(&self) -> i64 {
-        self.incidents_opened.len() as i64 - self.incidents_resolved.len() as i64
-    }
-}
-
 #[derive(Clone, Debug, Default)]
 pub struct IncidentFilter {
     /// `Open` matches acknowledged incidents too: both are unresolved.
@@ -195,6 +189,8 @@ pub trait Store: Send + Sync + 'static {
     fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
     fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
+    /// Bytes the store takes on disk.
+    fn size_bytes(&self) -> u64;
     /// Deletes raw samples before `raw_before_ms`, and rollups, ended state periods, resolved
     /// incidents (with their timeline and notifications) and batch records before
     /// `rollups_before_ms`. Returns (samples, rollups) deleted.
