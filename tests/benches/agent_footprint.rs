@@ -27,7 +27,7 @@ async fn run_agent(
     seconds: u64,
     server: SocketAddr,
 ) -> (ProcStats, ProcStats) {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let mut cfg =
         format!("listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.bench]\ntoken_hash = \"{}\"\n", token_hash(TOKEN));
     for i in 0..targets {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use vakt_tests::{free_port, token_hash, wait_for, Collector};
+use vakt_tests::{token_hash, wait_for, Collector};
 
 const TOKEN: &str = "latency-agent-token-0123456789";
 
@@ -38,7 +38,7 @@ async fn main() {
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let mut cfg = format!(
         "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.bench]\ntoken_hash = \"{}\"\n\
          [receivers.hook]\nkind = \"webhook\"\nurl = {{ value = \"http://{rx}/\" }}\n[[routes]]\nreceivers = [\"hook\"]\n",

@@ -51,6 +51,11 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A loopback address with a port that was free a moment ago.
+pub fn loopback_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -199,6 +204,16 @@ impl Collector {
         })
         .await;
         c
+    }
+
+    /// Waits until the check is up (its `vakt_check_up` is 1).
+    pub async fn wait_up(&self, check: &str) {
+        let series = format!("vakt_check_up{{check=\"{check}\"}}");
+        wait_for(&format!("{check} up"), Duration::from_secs(30), || {
+            let series = series.clone();
+            async move { (self.metric(&series).await == Some(1.0)).then_some(()) }
+        })
+        .await;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "lifecycle-token-0123456789";
@@ -45,7 +45,7 @@ async fn has_samples(c: &Collector, check: &str) -> bool {
 async fn sighup_and_new_assignments_change_checks_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let (ctoml, atoml) = (dir.path().join("collector.toml"), dir.path().join("agent.toml"));
     collector_toml(&ctoml, addr, target.addr, false);
     agent_toml(&atoml, addr, target.addr, false);
@@ -82,7 +82,7 @@ async fn sighup_and_new_assignments_change_checks_without_a_restart() {
 async fn a_silent_agent_opens_an_incident_that_resolves_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let (ctoml, atoml) = (dir.path().join("collector.toml"), dir.path().join("agent.toml"));
     collector_toml(&ctoml, addr, target.addr, false);
     agent_toml(&atoml, addr, target.addr, false);
@@ -116,7 +116,7 @@ async fn a_silent_agent_opens_an_incident_that_resolves_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_agent_stays_present_through_heartbeats() {
     let dir = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
     // No checks at all: only heartbeats keep the agent from being silent.
     std::fs::write(

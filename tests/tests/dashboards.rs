@@ -94,7 +94,7 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
     }
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let agent_metrics = format!("127.0.0.1:{}", free_port());
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(

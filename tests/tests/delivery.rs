@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
 
 const WAIT: Duration = Duration::from_secs(40);
 const CHECKS: usize = 5;
@@ -24,7 +24,7 @@ struct Rig {
 async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let mut collector =
         format!("listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.d1]\ntoken_hash = \"{}\"\n", token_hash(TOKEN));
     for i in 0..CHECKS {

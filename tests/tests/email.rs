@@ -60,7 +60,7 @@ async fn mail_arrives_once_after_the_smtp_server_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
     let smtp_port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(
         &ctoml,
@@ -102,10 +102,7 @@ receivers = ["oncall-mail"]
     let collector = Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
-    wait_for("the check up", WAIT, || async {
-        (collector.metric("vakt_check_up{check=\"mail-web\"}").await == Some(1.0)).then_some(())
-    })
-    .await;
+    collector.wait_up("mail-web").await;
 
     // Down while the SMTP server is down: the mail waits in the outbox.
     target.set_status(503);

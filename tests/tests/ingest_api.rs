@@ -6,7 +6,7 @@
 use flate2::write::GzEncoder;
 use std::io::Write;
 use std::net::SocketAddr;
-use vakt_tests::{free_port, token_hash, Collector};
+use vakt_tests::{token_hash, Collector};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -19,7 +19,7 @@ const TOKEN_B: &str = "token-for-agent-b-0123456789";
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let cfg = dir.path().join("collector.toml");
     std::fs::write(
         &cfg,

@@ -59,7 +59,7 @@ async fn every_receiver_gets_its_documented_payload_and_nothing_is_lost() {
     let rx = listener.local_addr().unwrap();
     let got = receiver_on(listener).await;
     let late_port = free_port(); // nothing listens here until later
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let key_file = dir.path().join("signing.key");
     std::fs::write(&key_file, format!("{SIGNING_KEY}\n")).unwrap();
     let ctoml = dir.path().join("collector.toml");
@@ -149,10 +149,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
     };
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
-    wait_for("the check up", WAIT, || async {
-        (collector.metric("vakt_check_up{check=\"shop-home\"}").await == Some(1.0)).then_some(())
-    })
-    .await;
+    collector.wait_up("shop-home").await;
 
     target.set_status(500);
     wait_for("firing notifications", WAIT, || async {
@@ -321,7 +318,7 @@ async fn unacknowledged_incidents_repeat_and_escalate_until_acknowledged() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rx = listener.local_addr().unwrap();
     let got = receiver_on(listener).await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let alice = "alice-token-0123456789abcdef";
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(
@@ -368,10 +365,7 @@ escalate_to = ["manager"]
     let collector = vakt_tests::Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
-    wait_for("the check up", WAIT, || async {
-        (collector.metric("vakt_check_up{check=\"web\"}").await == Some(1.0)).then_some(())
-    })
-    .await;
+    collector.wait_up("web").await;
 
     target.set_status(500);
     wait_for("a repeat to on-call", WAIT, || async { (of(&got, "/oncall").len() >= 2).then_some(()) }).await;
@@ -398,7 +392,7 @@ async fn a_silence_holds_notifications_back_and_records_them() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rx = listener.local_addr().unwrap();
     let got = receiver_on(listener).await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let alice = "alice-token-0123456789abcdef";
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(
@@ -429,10 +423,7 @@ async fn a_silence_holds_notifications_back_and_records_them() {
     assert_eq!(silences[0]["author"], "alice");
     assert_eq!(silences[0]["kind"], "check_down");
 
-    wait_for("the check up", WAIT, || async {
-        (collector.metric("vakt_check_up{check=\"web\"}").await == Some(1.0)).then_some(())
-    })
-    .await;
+    collector.wait_up("web").await;
     target.set_status(500);
     let n = wait_for("a suppressed notification", WAIT, || async {
         let list = collector.get_json("/api/v1/notifications").await;

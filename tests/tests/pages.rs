@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const TOKEN: &str = "pages-agent-token-0123456789";
@@ -50,7 +50,7 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let shop = Target::start().await;
     let docs = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(
         &ctoml,

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn failing_check_opens_an_incident_that_resolves_and_survives_a_collector_crash() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let token = "e2e-agent-token-0123456789";
 
     let collector_toml = dir.path().join("collector.toml");
@@ -53,10 +53,7 @@ checks = ["shop"]
         Proc::spawn("vakt-agent", &["run", "--config", agent_toml.to_str().unwrap()], &dir.path().join("agent.log"));
 
     // Healthy: up, no incident.
-    wait_for("vakt_check_up 1", WAIT, || async {
-        (collector.metric("vakt_check_up{check=\"shop\"}").await == Some(1.0)).then_some(())
-    })
-    .await;
+    collector.wait_up("shop").await;
     assert_eq!(collector.metric("vakt_incidents_open").await, Some(0.0));
     assert!(collector.get_json("/api/v1/incidents").await.as_array().unwrap().is_empty());
     assert!(collector.metric("vakt_ingest_samples_total").await.unwrap() >= 1.0);
@@ -128,7 +125,7 @@ checks = ["shop"]
 async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let token = "cache-agent-token-0123456789";
     let collector_toml = dir.path().join("collector.toml");
     std::fs::write(
@@ -147,10 +144,7 @@ async fn agent_runs_its_cached_checks_when_the_collector_is_down_at_start() {
     let mut collector = Collector::start(&collector_toml, addr, &dir.path().join("c1.log")).await;
     let mut agent =
         Proc::spawn("vakt-agent", &["run", "--config", agent_toml.to_str().unwrap()], &dir.path().join("a1.log"));
-    wait_for("check up", WAIT, || async {
-        (collector.metric("vakt_check_up{check=\"target\"}").await == Some(1.0)).then_some(())
-    })
-    .await;
+    collector.wait_up("target").await;
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(15)).success());
     collector.proc.kill();

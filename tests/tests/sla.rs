@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
 
 const WAIT: Duration = Duration::from_secs(40);
 const AGENT_TOKEN: &str = "sla-agent-token-0123456789";
@@ -16,7 +16,7 @@ const ALICE: &str = "alice-api-token-0123456789";
 async fn an_outage_spends_budget_opens_a_burn_incident_and_lands_in_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(
         &ctoml,
@@ -67,10 +67,7 @@ window = "7d"
     let mut collector = Collector::start(&ctoml, addr, &dir.path().join("c1.log")).await;
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
-    wait_for("the check up", WAIT, || async {
-        (collector.metric("vakt_check_up{check=\"shop-home\"}").await == Some(1.0)).then_some(())
-    })
-    .await;
+    collector.wait_up("shop-home").await;
 
     // Outage.
     target.set_status(503);
@@ -215,7 +212,7 @@ async fn a_dependency_outage_is_one_root_incident_with_linked_children_and_itil_
     let dir = tempfile::tempdir().unwrap();
     let db = Target::start().await;
     let shop = Target::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(
         &ctoml,
