@@ -79,9 +79,24 @@ pub struct CollectorConfig {
     /// cause or resolved at once is not announced (default "500ms").
     #[serde(default = "default_group_wait")]
     pub group_wait: HumanDuration,
+    /// Which notifications due together go out as one message: "receiver" (default: every
+    /// incident due for a receiver within `group_wait` in one message), "service" (one message
+    /// per service), or "incident" (no grouping).
+    #[serde(default)]
+    pub group_by: GroupBy,
     /// Unacknowledged open incidents are announced again this often (default "4h").
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
+}
+
+/// How notifications are grouped into messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    #[default]
+    Receiver,
+    Service,
+    Incident,
 }
 
 #[derive(Clone, Debug, Deserialize)]

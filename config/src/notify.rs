@@ -83,6 +83,10 @@ pub struct ReceiverConfig {
     pub smtp: Option<Spanned<String>>,
     #[serde(default)]
     pub smtp_tls: SmtpTls,
+    /// Email: a PEM file of CA certificates to trust for the SMTP server (for a private CA),
+    /// in addition to the system's roots.
+    #[serde(default)]
+    pub smtp_ca_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -231,6 +235,15 @@ impl ReceiverConfig {
                     format!("receiver {name:?}: an email receiver needs from"),
                     hint("e.g. from = \"vakt@example.com\""),
                 ),
+            }
+            if let Some(ca) = &self.smtp_ca_file {
+                if !ca.get_ref().is_file() {
+                    r.span(
+                        ca.span(),
+                        format!("receiver {name:?}: smtp_ca_file {} does not exist", ca.get_ref().display()),
+                        "give the path of a PEM file with the CA certificate",
+                    );
+                }
             }
             if self.to.is_empty() {
                 r.at(

@@ -347,3 +347,45 @@ pub fn agent_toml(dir: &Path, name: &str, collector: SocketAddr, token: &str, ex
     .unwrap();
     path
 }
+
+/// A private CA with a server certificate for `localhost` and `127.0.0.1`, and a client
+/// certificate, written as PEM files: what a test needs for TLS and mutual TLS.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestPki {
+    /// Issues the certificates into `dir`, named with `prefix` (so several can live side by side).
+    pub fn issue(dir: &Path, prefix: &str) -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("Vakt test CA {prefix}"));
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+        let leaf = |names: Vec<String>| {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let params = rcgen::CertificateParams::new(names).expect("params");
+            let cert = params.signed_by(&key, &issuer).expect("certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_pem, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]);
+        let (client_pem, client_key) = leaf(vec!["agent.vakt.test".into()]);
+        let write = |name: &str, text: &str| {
+            let path = dir.join(format!("{prefix}-{name}"));
+            std::fs::write(&path, text).expect("write PEM");
+            path
+        };
+        TestPki {
+            ca: write("ca.pem", &ca.pem()),
+            cert: write("cert.pem", &server_pem),
+            key: write("key.pem", &server_key),
+            client_cert: write("client-cert.pem", &client_pem),
+            client_key: write("client-key.pem", &client_key),
+        }
+    }
+}

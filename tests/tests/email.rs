@@ -146,3 +146,83 @@ receivers = ["oncall-mail"]
     assert_eq!(delivered.len(), 2, "{rows}");
     assert_eq!(mails(&sink).len(), 2, "each mail once");
 }
+
+fn start_sink_with(port: u16, out: &Path, flags: &[&str]) -> SmtpSink {
+    use std::io::BufRead;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/support/smtp_sink.py");
+    let mut args = vec![script.to_string(), port.to_string(), out.to_str().unwrap().to_string()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let mut child =
+        std::process::Command::new(PYTHON).args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    SmtpSink { child, out: out.to_path_buf() }
+}
+
+/// STARTTLS and implicit TLS against real TLS SMTP servers with a private CA, with login: the
+/// mail arrives encrypted and authenticated; without the CA the certificate is refused, with a
+/// clear error that does not show the password.
+#[test]
+fn mail_goes_over_starttls_and_implicit_tls_with_login() {
+    if !aiosmtpd_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = vakt_tests::TestPki::issue(dir.path(), "smtp");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let (starttls_port, implicit_port) = (free_port(), free_port());
+    let starttls = start_sink_with(
+        starttls_port,
+        &dir.path().join("starttls.jsonl"),
+        &["--starttls", cert, key, "--auth", "vakt:pa55"],
+    );
+    let implicit = start_sink_with(
+        implicit_port,
+        &dir.path().join("implicit.jsonl"),
+        &["--implicit", cert, key, "--auth", "vakt:pa55"],
+    );
+    let pw = dir.path().join("smtp-password");
+    std::fs::write(&pw, "pa55\n").unwrap();
+    let ctoml = dir.path().join("collector.toml");
+    let receiver = |name: &str, port: u16, tls: &str, ca: bool| {
+        format!(
+            "[receivers.{name}]\nkind = \"email\"\nsmtp = \"127.0.0.1:{port}\"\nsmtp_tls = \"{tls}\"\n{ca}\
+             username = \"vakt\"\npassword = {{ file = \"{pw}\" }}\nfrom = \"vakt@example.test\"\nto = [\"oncall@example.test\"]\n",
+            ca = if ca { format!("smtp_ca_file = \"{}\"\n", pki.ca.display()) } else { String::new() },
+            pw = pw.display()
+        )
+    };
+    std::fs::write(
+        &ctoml,
+        format!(
+            "data_dir = \"data\"\n{}{}{}",
+            receiver("starttls", starttls_port, "starttls", true),
+            receiver("implicit", implicit_port, "implicit", true),
+            receiver("untrusted", starttls_port, "starttls", false),
+        ),
+    )
+    .unwrap();
+    let config = ctoml.to_str().unwrap();
+
+    for (name, sink) in [("starttls", &starttls), ("implicit", &implicit)] {
+        let (code, out, err) =
+            vakt_tests::run_bin("vakt-collector", &["notify-test", "--config", config, "--receiver", name], None);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        let got = mails(sink);
+        assert_eq!(got.len(), 1, "{name}: one mail");
+        assert_eq!(got[0]["tls"], true, "{name}: over TLS");
+        assert_eq!(got[0]["login"], "vakt", "{name}: authenticated");
+        assert_eq!(got[0]["to"], serde_json::json!(["oncall@example.test"]));
+        assert!(got[0]["data"].as_str().unwrap().contains("Subject: [P5] Test notification from Vakt"), "{got:?}");
+    }
+
+    // The server's certificate is not from a trusted root: refused, and said so.
+    let (code, out, err) =
+        vakt_tests::run_bin("vakt-collector", &["notify-test", "--config", config, "--receiver", "untrusted"], None);
+    assert_ne!(code, 0, "{out}");
+    let all = format!("{out}{err}");
+    assert!(all.contains("untrusted") && all.to_lowercase().contains("certificate"), "{all}");
+    assert!(!all.contains("pa55"), "the password never shows: {all}");
+    assert_eq!(mails(&starttls).len(), 1, "nothing sent without trust");
+}

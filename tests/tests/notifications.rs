@@ -439,3 +439,103 @@ async fn a_silence_holds_notifications_back_and_records_them() {
     .await;
     assert!(of(&got, "/oncall").is_empty(), "nothing went out during the silence");
 }
+
+/// A mass outage: two checks fail together and each receiver gets one message telling of both,
+/// then one message for both resolutions; every notification is still recorded one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_due_together_go_out_as_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rx = listener.local_addr().unwrap();
+    let got = receiver_on(listener).await;
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+group_wait = "1s"
+
+[agents.edge]
+token_hash = "{agent}"
+
+[checks.shop-web]
+kind = "http"
+target = "http://{target}/"
+interval = "200ms"
+fail_after = 2
+agents = ["edge"]
+
+[checks.shop-api]
+kind = "http"
+target = "http://{target}/api"
+interval = "200ms"
+fail_after = 2
+agents = ["edge"]
+
+[services.shop]
+checks = ["shop-web", "shop-api"]
+
+[receivers.hook]
+kind = "webhook"
+url = {{ value = "http://{rx}/hook" }}
+
+[receivers.am]
+kind = "alertmanager"
+url = {{ value = "http://{rx}/am" }}
+
+[[routes]]
+receivers = ["hook", "am"]
+"#,
+            agent = token_hash(AGENT_TOKEN),
+            target = target.addr
+        ),
+    )
+    .unwrap();
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, AGENT_TOKEN, "");
+    let collector = vakt_tests::Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+    collector.wait_up("shop-web").await;
+    collector.wait_up("shop-api").await;
+
+    target.set_status(503);
+    wait_for("the grouped message", WAIT, || async { (!of(&got, "/hook").is_empty()).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // room for a second message, if any
+    let hooks = of(&got, "/hook");
+    assert_eq!(hooks.len(), 1, "one message for both incidents");
+    let h = hooks[0].json();
+    let mut subjects: Vec<String> =
+        h["incidents"].as_array().unwrap().iter().map(|i| i["subject"].as_str().unwrap().to_string()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["shop-api", "shop-web"], "{h}");
+    assert!(h["title"].as_str().unwrap().contains("2 incidents"), "{h}");
+    let am = of(&got, "/am");
+    assert_eq!(am.len(), 1);
+    let a = am[0].json();
+    assert_eq!(a["alerts"].as_array().unwrap().len(), 2, "{a}");
+    assert_eq!(a["commonLabels"]["service"], "shop");
+    assert_eq!(a["status"], "firing");
+
+    // Each incident's timeline still says it was notified.
+    let incidents = collector.get_json("/api/v1/incidents").await;
+    for i in incidents.as_array().unwrap() {
+        let id = i["id"].as_i64().unwrap();
+        let rows = collector.get_json(&format!("/api/v1/notifications?incident={id}")).await;
+        assert_eq!(rows.as_array().unwrap().iter().filter(|n| n["status"] == "delivered").count(), 2, "{rows}");
+    }
+
+    target.set_status(200);
+    wait_for("the grouped resolution", WAIT, || async { (of(&got, "/hook").len() >= 2).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hooks = of(&got, "/hook");
+    assert_eq!(hooks.len(), 2, "one resolution message for both");
+    let r = hooks[1].json();
+    assert_eq!(r["event"], "resolved");
+    assert_eq!(r["incidents"].as_array().unwrap().len(), 2, "{r}");
+    let am = of(&got, "/am");
+    assert_eq!(am.len(), 2);
+    assert_eq!(am[1].json()["status"], "resolved");
+}

@@ -24,9 +24,39 @@ pub struct Message {
     pub title: String,
     /// The message's body text: the receiver's template or the default.
     pub text: String,
+    /// Further incidents due for the same receiver at the same time, told in this one message
+    /// (see `group_by`); empty for a message about one incident.
+    pub more: Vec<Grouped>,
 }
 
+/// One incident of a grouped message.
+#[derive(Clone, Debug)]
+pub struct Grouped {
+    pub incident: Incident,
+    pub services: Vec<String>,
+    pub customers: Vec<String>,
+    pub url: Option<String>,
+}
+
+/// Chat products limit the blocks of one message: at most this many incidents are itemised,
+/// the rest counted.
+const CHAT_ITEMS: usize = 10;
+
 impl Message {
+    /// Every incident of the message, the first one first.
+    pub fn all(&self) -> Vec<Grouped> {
+        let first = Grouped {
+            incident: self.incident.clone(),
+            services: self.services.clone(),
+            customers: self.customers.clone(),
+            url: self.url.clone(),
+        };
+        std::iter::once(first).chain(self.more.iter().cloned()).collect()
+    }
+
+    fn grouped(&self) -> bool {
+        !self.more.is_empty()
+    }
     /// Fills `title` and `text` from the receiver's templates, or with the defaults. A template
     /// that fails to render falls back to the default and says why in the text: the message
     /// still goes out.
@@ -48,10 +78,9 @@ impl Message {
     }
 
     fn template_context(&self) -> Value {
-        let i = &self.incident;
-        json!({
-            "event": self.event,
-            "incident": {
+        let incident = |g: &Grouped| {
+            let i = &g.incident;
+            json!({
                 "id": i.id,
                 "kind": i.kind.as_str(),
                 "subject": i.subject,
@@ -62,7 +91,17 @@ impl Message {
                 "opened_at": rfc3339(i.opened_ms),
                 "resolved_at": i.resolved_ms.map(rfc3339),
                 "duration": i.resolved_ms.map(|r| crate::time::human_duration_ms(r - i.opened_ms)),
-            },
+                "services": g.services,
+                "customers": g.customers,
+                "url": g.url,
+            })
+        };
+        let all = self.all();
+        json!({
+            "event": self.event,
+            "incident": incident(&all[0]),
+            "incidents": all.iter().map(incident).collect::<Vec<_>>(),
+            "count": all.len(),
             "services": self.services,
             "customers": self.customers,
             "url": self.url,
@@ -70,6 +109,25 @@ impl Message {
     }
 
     fn default_text(&self) -> String {
+        if self.grouped() {
+            let mut text = String::new();
+            for g in self.all() {
+                let i = &g.incident;
+                text.push_str(&format!("• [{}] {}\n  Since: {}", i.priority, i.title, rfc3339(i.opened_ms)));
+                if let Some(r) = i.resolved_ms {
+                    text.push_str(&format!(
+                        ", resolved {} (after {})",
+                        rfc3339(r),
+                        crate::time::human_duration_ms(r - i.opened_ms)
+                    ));
+                }
+                text.push_str(&format!("\n  Impact: {}\n", impact(&g.services, &g.customers)));
+                if let Some(url) = &g.url {
+                    text.push_str(&format!("  {url}\n"));
+                }
+            }
+            return text;
+        }
         let i = &self.incident;
         let mut text = format!(
             "Priority: {}\nSeverity: {}\nSince: {}\nImpact: {}\n",
@@ -96,6 +154,15 @@ impl Message {
     }
 
     fn headline(&self) -> String {
+        if self.grouped() {
+            let all = self.all();
+            let n = all.len();
+            if self.resolved() {
+                return format!("[RESOLVED] {n} incidents: {}", subjects(&all));
+            }
+            let top = all.iter().map(|g| g.incident.priority.as_str()).min_by_key(|p| priority_rank(p)).unwrap_or("P5");
+            return format!("[{top}] {n} incidents: {}", subjects(&all));
+        }
         let i = &self.incident;
         if self.resolved() {
             let took = i.resolved_ms.map(|r| crate::time::human_duration_ms(r - i.opened_ms)).unwrap_or_default();
@@ -106,18 +173,46 @@ impl Message {
     }
 
     fn impact(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.services.is_empty() {
-            parts.push(format!("services: {}", self.services.join(", ")));
+        if self.grouped() {
+            let mut services: Vec<String> = self.all().into_iter().flat_map(|g| g.services).collect();
+            let mut customers: Vec<String> = self.all().into_iter().flat_map(|g| g.customers).collect();
+            services.sort();
+            services.dedup();
+            customers.sort();
+            customers.dedup();
+            return impact(&services, &customers);
         }
-        if !self.customers.is_empty() {
-            parts.push(format!("customers: {}", self.customers.join(", ")));
-        }
-        if parts.is_empty() {
-            "no service mapped".into()
-        } else {
-            parts.join("; ")
-        }
+        impact(&self.services, &self.customers)
+    }
+}
+
+fn impact(services: &[String], customers: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !services.is_empty() {
+        parts.push(format!("services: {}", services.join(", ")));
+    }
+    if !customers.is_empty() {
+        parts.push(format!("customers: {}", customers.join(", ")));
+    }
+    if parts.is_empty() {
+        "no service mapped".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn priority_rank(p: &str) -> u8 {
+    p.strip_prefix('P').and_then(|n| n.parse().ok()).unwrap_or(9)
+}
+
+/// "web, db and 3 more": the subjects of a grouped message, shortened.
+fn subjects(all: &[Grouped]) -> String {
+    const SHOWN: usize = 3;
+    let names: Vec<&str> = all.iter().take(SHOWN).map(|g| g.incident.subject.as_str()).collect();
+    if all.len() > SHOWN {
+        format!("{} and {} more", names.join(", "), all.len() - SHOWN)
+    } else {
+        names.join(", ")
     }
 }
 
@@ -134,12 +229,13 @@ pub fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {
 }
 
 /// The generic webhook body.
+///
+/// `incident` is the first (or only) incident, `incidents` all of them (a grouped message
+/// carries several).
 pub fn webhook(m: &Message) -> Value {
-    let i = &m.incident;
-    json!({
-        "version": "1",
-        "event": m.event,
-        "incident": {
+    let incident = |g: &Grouped| {
+        let i = &g.incident;
+        json!({
             "id": i.id,
             "kind": i.kind,
             "subject": i.subject,
@@ -151,10 +247,17 @@ pub fn webhook(m: &Message) -> Value {
             "acknowledged_at": i.acknowledged_ms.map(rfc3339),
             "resolved_at": i.resolved_ms.map(rfc3339),
             "duration_seconds": i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 1000.0),
-            "services": m.services,
-            "customers": m.customers,
-            "url": m.url,
-        },
+            "services": g.services,
+            "customers": g.customers,
+            "url": g.url,
+        })
+    };
+    let all = m.all();
+    json!({
+        "version": "1",
+        "event": m.event,
+        "incident": incident(&all[0]),
+        "incidents": all.iter().map(incident).collect::<Vec<_>>(),
         "title": m.title,
         "text": m.text,
         "sent_at": rfc3339(m.sent_ms),
@@ -167,13 +270,33 @@ pub fn slack(m: &Message) -> Value {
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&m.title, 150), "emoji": true}}),
         json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&m.text, 3000)}}),
-        json!({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": format!("*Priority*\n{}", i.priority)},
-            {"type": "mrkdwn", "text": format!("*Severity*\n{}", i.severity)},
-            {"type": "mrkdwn", "text": format!("*Since*\n{}", rfc3339(i.opened_ms))},
-            {"type": "mrkdwn", "text": format!("*Impact*\n{}", m.impact())},
-        ]}),
     ];
+    if m.grouped() {
+        let all = m.all();
+        for g in all.iter().take(CHAT_ITEMS) {
+            let mut section = json!({"type": "section", "fields": [
+                {"type": "mrkdwn", "text": format!("*{}*\n{} · {}", g.incident.subject, g.incident.priority, g.incident.severity)},
+                {"type": "mrkdwn", "text": format!("*Since*\n{}", rfc3339(g.incident.opened_ms))},
+            ]});
+            if let Some(url) = &g.url {
+                section["accessory"] =
+                    json!({"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": url});
+            }
+            blocks.push(section);
+        }
+        if all.len() > CHAT_ITEMS {
+            blocks.push(json!({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": format!("and {} more", all.len() - CHAT_ITEMS)}
+            ]}));
+        }
+        return json!({"text": m.title, "blocks": blocks});
+    }
+    blocks.push(json!({"type": "section", "fields": [
+        {"type": "mrkdwn", "text": format!("*Priority*\n{}", i.priority)},
+        {"type": "mrkdwn", "text": format!("*Severity*\n{}", i.severity)},
+        {"type": "mrkdwn", "text": format!("*Since*\n{}", rfc3339(i.opened_ms))},
+        {"type": "mrkdwn", "text": format!("*Impact*\n{}", m.impact())},
+    ]}));
     if let Some(url) = &m.url {
         blocks.push(json!({"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Open incident"}, "url": url}
@@ -201,6 +324,14 @@ pub fn teams(m: &Message) -> Value {
             ]},
         ],
     });
+    if m.grouped() {
+        let facts: Vec<Value> = m
+            .all()
+            .iter()
+            .map(|g| json!({"title": g.incident.priority, "value": format!("{} (since {})", g.incident.title, rfc3339(g.incident.opened_ms))}))
+            .collect();
+        card["body"][2] = json!({"type": "FactSet", "facts": facts});
+    }
     if let Some(url) = &m.url {
         card["actions"] = json!([{"type": "Action.OpenUrl", "title": "Open incident", "url": url}]);
     }
@@ -212,37 +343,74 @@ pub fn teams(m: &Message) -> Value {
 
 /// Alertmanager's webhook payload, version 4: one alert per incident.
 pub fn alertmanager(m: &Message) -> Value {
-    let i = &m.incident;
-    let status = if i.status == IncidentStatus::Resolved || m.resolved() { "resolved" } else { "firing" };
-    let labels = json!({
-        "alertname": format!("vakt_{}", i.kind.as_str()),
-        "subject": i.subject,
-        "severity": i.severity,
-        "priority": i.priority,
-        "service": m.services.first().cloned().unwrap_or_default(),
-    });
-    let annotations = json!({"summary": i.title, "description": m.text, "impact": m.impact()});
-    let fingerprint = hex::encode(&Sha256::digest(i.dedup_key.as_bytes())[..8]);
-    let group_labels = json!({"alertname": format!("vakt_{}", i.kind.as_str())});
+    let all = m.all();
+    let alerts: Vec<Value> = all
+        .iter()
+        .map(|g| {
+            let i = &g.incident;
+            let status = if i.status == IncidentStatus::Resolved || m.resolved() { "resolved" } else { "firing" };
+            json!({
+                "status": status,
+                "labels": alert_labels(g),
+                "annotations": {"summary": i.title, "description": if m.grouped() { String::new() } else { m.text.clone() }, "impact": impact(&g.services, &g.customers)},
+                "startsAt": rfc3339(i.opened_ms),
+                "endsAt": i.resolved_ms.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                "generatorURL": g.url.clone().unwrap_or_else(|| m.external_url.clone()),
+                "fingerprint": hex::encode(&Sha256::digest(i.dedup_key.as_bytes())[..8]),
+            })
+        })
+        .collect();
+    let status = if alerts.iter().any(|a| a["status"] == "firing") { "firing" } else { "resolved" };
+    let common = |field: &str| -> serde_json::Map<String, Value> {
+        let Some(first) = alerts[0][field].as_object() else { return Default::default() };
+        first
+            .iter()
+            .filter(|(k, v)| alerts.iter().all(|a| a[field].get(k.as_str()) == Some(v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let common_labels = common("labels");
+    let mut common_annotations = common("annotations");
+    if !m.grouped() {
+        common_annotations.insert("description".into(), json!(m.text));
+    }
+    // Grouped by receiver: the group's labels are those all its alerts share, of the ones
+    // Alertmanager users group by.
+    let group_labels: serde_json::Map<String, Value> = common_labels
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "alertname" | "service" | "subject"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let group_key = format!(
+        "{{}}:{{{}}}",
+        group_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     json!({
         "version": "4",
-        "groupKey": format!("{{}}:{{alertname=\"vakt_{}\", subject=\"{}\"}}", i.kind.as_str(), i.subject),
+        "groupKey": group_key,
         "truncatedAlerts": 0,
         "status": status,
         "receiver": m.receiver,
         "groupLabels": group_labels,
-        "commonLabels": labels,
-        "commonAnnotations": annotations,
+        "commonLabels": common_labels,
+        "commonAnnotations": common_annotations,
         "externalURL": m.external_url,
-        "alerts": [{
-            "status": status,
-            "labels": labels,
-            "annotations": annotations,
-            "startsAt": rfc3339(i.opened_ms),
-            "endsAt": i.resolved_ms.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-            "generatorURL": m.url.clone().unwrap_or_else(|| m.external_url.clone()),
-            "fingerprint": fingerprint,
-        }],
+        "alerts": alerts,
+    })
+}
+
+fn alert_labels(g: &Grouped) -> Value {
+    let i = &g.incident;
+    json!({
+        "alertname": format!("vakt_{}", i.kind.as_str()),
+        "subject": i.subject,
+        "severity": i.severity,
+        "priority": i.priority,
+        "service": g.services.first().cloned().unwrap_or_default(),
     })
 }
 
@@ -262,6 +430,30 @@ pub fn discord(m: &Message) -> Value {
     });
     if let Some(url) = &m.url {
         embed["url"] = json!(url);
+    }
+    if m.grouped() {
+        // Discord takes at most 10 embeds: one per incident.
+        let embeds: Vec<Value> = m
+            .all()
+            .iter()
+            .take(CHAT_ITEMS)
+            .map(|g| {
+                let mut e = json!({
+                    "title": truncate(&format!("[{}] {}", g.incident.priority, g.incident.title), 256),
+                    "color": if m.resolved() { 0x2e7d32 } else { 0xc62828 },
+                    "fields": [
+                        {"name": "Severity", "value": g.incident.severity, "inline": true},
+                        {"name": "Since", "value": rfc3339(g.incident.opened_ms), "inline": true},
+                        {"name": "Impact", "value": truncate(&impact(&g.services, &g.customers), 1024), "inline": false},
+                    ],
+                });
+                if let Some(url) = &g.url {
+                    e["url"] = json!(url);
+                }
+                e
+            })
+            .collect();
+        return json!({"content": truncate(&format!("{}\n{}", m.title, m.text), 2000), "embeds": embeds});
     }
     json!({"content": truncate(&m.title, 2000), "embeds": [embed]})
 }
@@ -320,6 +512,7 @@ mod tests {
             sent_ms: 0,
             title: String::new(),
             text: String::new(),
+            more: Vec::new(),
         }
     }
 
@@ -335,6 +528,56 @@ mod tests {
         assert_eq!((m.title.as_str(), m.text.as_str()), ("P1 web for acme", "firing"));
         let m = message().with_texts(Some("{{ incident.nope.deeper }}"), None);
         assert!(m.title.starts_with("[P1] web is down"), "a broken template still sends: {}", m.title);
+    }
+
+    fn grouped() -> Message {
+        let mut m = message();
+        let mut db = m.incident.clone();
+        db.id = 8;
+        db.dedup_key = "check:db".into();
+        db.subject = "db".into();
+        db.title = "db is down: connection refused".into();
+        db.priority = "P2".into();
+        m.more.push(Grouped { incident: db, services: vec!["billing".into()], customers: vec![], url: None });
+        m.with_texts(None, None)
+    }
+
+    #[test]
+    fn a_grouped_message_tells_of_every_incident_in_each_format() {
+        let m = grouped();
+        assert_eq!(m.title, "[P1] 2 incidents: web, db");
+        assert!(m.text.contains("[P1] web is down: status 500") && m.text.contains("[P2] db is down"), "{}", m.text);
+        let w = webhook(&m);
+        assert_eq!(w["incident"]["subject"], "web", "the first incident, as for one");
+        let subjects: Vec<&str> =
+            w["incidents"].as_array().unwrap().iter().map(|i| i["subject"].as_str().unwrap()).collect();
+        assert_eq!(subjects, ["web", "db"]);
+        assert_eq!(w["incidents"][1]["services"], json!(["billing"]));
+        let a = alertmanager(&m);
+        assert_eq!(a["alerts"].as_array().unwrap().len(), 2);
+        assert_eq!(a["alerts"][1]["labels"]["subject"], "db");
+        assert_eq!(a["commonLabels"], json!({"alertname": "vakt_check_down", "severity": "critical"}));
+        assert_eq!(a["groupLabels"], json!({"alertname": "vakt_check_down"}));
+        assert_eq!(a["groupKey"], "{}:{alertname=\"vakt_check_down\"}");
+        assert_ne!(a["alerts"][0]["fingerprint"], a["alerts"][1]["fingerprint"]);
+        let s = slack(&m);
+        assert_eq!(s["blocks"].as_array().unwrap().len(), 4, "header, text, one section per incident: {s}");
+        assert!(s["blocks"][3]["fields"][0]["text"].as_str().unwrap().contains("*db*"));
+        assert_eq!(discord(&m)["embeds"].as_array().unwrap().len(), 2);
+        let t = teams(&m);
+        assert_eq!(t["attachments"][0]["content"]["body"][2]["facts"].as_array().unwrap().len(), 2);
+        let (subject, text, _) = email(&m);
+        assert_eq!(subject, "[P1] 2 incidents: web, db");
+        assert!(text.contains("db is down"));
+    }
+
+    #[test]
+    fn one_incident_alone_keeps_the_single_message_shape() {
+        let m = message().with_texts(None, None);
+        let a = alertmanager(&m);
+        assert_eq!(a["groupKey"], "{}:{alertname=\"vakt_check_down\", service=\"shop\", subject=\"web\"}");
+        assert_eq!(a["commonAnnotations"]["description"], json!(m.text));
+        assert_eq!(webhook(&m)["incidents"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use vakt_config::collector::GroupBy;
 use vakt_config::notify::ReceiverKind;
 use vakt_config::CollectorConfig;
 
@@ -36,6 +37,8 @@ pub struct Email {
     pub credentials: Option<(String, String)>,
     pub from: String,
     pub to: Vec<String>,
+    /// Extra CA certificates (PEM) to trust for the SMTP server.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -64,14 +67,21 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
                 (Some(_), None) => return Err(format!("receiver {name:?}: username without password")),
                 _ => None,
             };
-            let email = Email {
-                host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
-                port,
-                tls: r.smtp_tls,
-                credentials,
-                from: r.from.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default(),
-                to: r.to.iter().map(|t| t.get_ref().clone()).collect(),
-            };
+            let email =
+                Email {
+                    host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                    port,
+                    tls: r.smtp_tls,
+                    credentials,
+                    from: r.from.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default(),
+                    to: r.to.iter().map(|t| t.get_ref().clone()).collect(),
+                    ca_pem: match &r.smtp_ca_file {
+                        Some(path) => Some(std::fs::read(path.get_ref()).map_err(|e| {
+                            format!("receiver {name:?}: smtp_ca_file {}: {e}", path.get_ref().display())
+                        })?),
+                        None => None,
+                    },
+                };
             (String::new(), Some(email))
         } else {
             let url = r
@@ -206,6 +216,18 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
     }
     .port(e.port)
     .timeout(Some(Duration::from_secs(10)));
+    if let (Some(pem), true) = (&e.ca_pem, e.tls != vakt_config::notify::SmtpTls::None) {
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let ca = Certificate::from_pem(pem).map_err(|err| format!("{}: smtp_ca_file: {err}", r.name))?;
+        let params = TlsParameters::builder(e.host.clone())
+            .add_root_certificate(ca)
+            .build_rustls()
+            .map_err(|err| format!("{}: TLS: {err}", r.name))?;
+        transport = transport.tls(match e.tls {
+            vakt_config::notify::SmtpTls::Implicit => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        });
+    }
     if let Some((user, pass)) = &e.credentials {
         transport = transport.credentials(Credentials::new(user.clone(), pass.clone()));
     }
@@ -259,57 +281,46 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
         sent_ms: now,
         title: String::new(),
         text: String::new(),
+        more: Vec::new(),
     }
 }
 
-/// Delivers one notification and records the outcome.
-pub async fn deliver(
-    app: &Arc<App>,
-    receivers: &HashMap<String, Receiver>,
-    http: &reqwest::Client,
+/// A notification ready to go out, with what its message says.
+struct Ready {
     n: PendingNotification,
-) {
-    let now = now_ms();
-    let store_app = app.clone();
-    let id = n.incident_id;
-    let Ok(Ok(Some(incident))) = tokio::task::spawn_blocking(move || store_app.store.incident(id)).await else {
-        tracing::warn!(notification = n.id, "notification for a missing incident");
-        return;
+    item: payload::Grouped,
+}
+
+/// The key of the message a notification joins: receiver, what the message says (a repeat says
+/// the same as the announcement), and the `group_by` part.
+fn group_key(group_by: GroupBy, n: &PendingNotification, item: &payload::Grouped) -> (String, String, String) {
+    let event = if n.event == "repeat" { "firing" } else { n.event.as_str() };
+    let part = match group_by {
+        GroupBy::Receiver => String::new(),
+        GroupBy::Service => item.services.first().cloned().unwrap_or_else(|| item.incident.subject.clone()),
+        GroupBy::Incident => n.id.to_string(),
     };
-    let services = crate::catalog::services_of(&app.config, incident.kind, &incident.subject);
-    let outcome = match (receivers.get(&n.receiver), {
-        let (a, n2, i2, s2) = (app.clone(), n.clone(), incident.clone(), services.clone());
-        tokio::task::spawn_blocking(move || suppression(&a, &n2, &i2, &s2, now)).await
-    }) {
-        (_, Ok(Ok(Some(why)))) => NotificationOutcome::Suppressed(why),
-        (None, _) => NotificationOutcome::Failed(format!("receiver {:?} is not configured any more", n.receiver)),
-        (Some(r), _) => {
-            let base = app.config.public_url.clone().unwrap_or_default();
-            let message = Message {
-                // A repeat says the same as the first announcement.
-                event: if n.event == "repeat" { "firing".into() } else { n.event.clone() },
-                customers: crate::catalog::customers_of(&app.config, &services),
-                services,
-                url: app
-                    .config
-                    .public_url
-                    .as_ref()
-                    .map(|u| format!("{}/api/v1/incidents/{}", u.trim_end_matches('/'), incident.id)),
-                external_url: base,
-                receiver: r.name.clone(),
-                incident,
-                sent_ms: now,
-                title: String::new(),
-                text: String::new(),
-            };
-            let sent = send(http, r, &message).await;
-            match sent {
-                Ok(()) => NotificationOutcome::Delivered,
-                Err(e) if n.attempts + 1 >= r.max_attempts => NotificationOutcome::Failed(e),
-                Err(e) => NotificationOutcome::Retry { next_attempt_ms: now + backoff_ms(n.attempts), error: e },
+    (n.receiver.clone(), event.to_string(), part)
+}
+
+/// Splits notifications into messages by key, keeping the order in which each key first
+/// appears and the order within each message. Pure.
+fn into_groups<K: PartialEq, T>(items: Vec<(K, T)>) -> Vec<Vec<T>> {
+    let mut keys: Vec<K> = Vec::new();
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    for (k, t) in items {
+        match keys.iter().position(|x| *x == k) {
+            Some(i) => groups[i].push(t),
+            None => {
+                keys.push(k);
+                groups.push(vec![t]);
             }
         }
-    };
+    }
+    groups
+}
+
+async fn record(app: &Arc<App>, n: PendingNotification, outcome: NotificationOutcome, now: i64) {
     let label = match &outcome {
         NotificationOutcome::Delivered => "delivered",
         NotificationOutcome::Suppressed(_) => "suppressed",
@@ -324,12 +335,122 @@ pub async fn deliver(
         NotificationOutcome::Retry { error, .. } => {
             tracing::warn!(receiver = %n.receiver, incident = n.incident_id, error = %error, "notification will be retried")
         }
-        _ => {
+        NotificationOutcome::Suppressed(why) => {
+            tracing::info!(receiver = %n.receiver, incident = n.incident_id, event = %n.event, reason = %why, "notification suppressed")
+        }
+        NotificationOutcome::Delivered => {
             tracing::info!(receiver = %n.receiver, incident = n.incident_id, event = %n.event, outcome = label, "notification")
         }
     }
     let store_app = app.clone();
     let _ = tokio::task::spawn_blocking(move || store_app.store.record_notification(n.id, &outcome, now)).await;
+}
+
+/// Decides what becomes of one notification: recorded at once when held back or when its
+/// receiver is gone, otherwise ready to be sent.
+async fn prepare(
+    app: &Arc<App>,
+    receivers: &HashMap<String, Receiver>,
+    n: PendingNotification,
+    now: i64,
+) -> Option<Ready> {
+    let store_app = app.clone();
+    let id = n.incident_id;
+    let Ok(Ok(Some(incident))) = tokio::task::spawn_blocking(move || store_app.store.incident(id)).await else {
+        tracing::warn!(notification = n.id, "notification for a missing incident");
+        return None;
+    };
+    let services = crate::catalog::services_of(&app.config, incident.kind, &incident.subject);
+    if !receivers.contains_key(&n.receiver) {
+        let why = format!("receiver {:?} is not configured any more", n.receiver);
+        record(app, n, NotificationOutcome::Failed(why), now).await;
+        return None;
+    }
+    let held = {
+        let (a, n2, i2, s2) = (app.clone(), n.clone(), incident.clone(), services.clone());
+        tokio::task::spawn_blocking(move || suppression(&a, &n2, &i2, &s2, now)).await
+    };
+    if let Ok(Ok(Some(why))) = held {
+        record(app, n, NotificationOutcome::Suppressed(why), now).await;
+        return None;
+    }
+    let url =
+        app.config.public_url.as_ref().map(|u| format!("{}/api/v1/incidents/{}", u.trim_end_matches('/'), incident.id));
+    let item =
+        payload::Grouped { customers: crate::catalog::customers_of(&app.config, &services), services, url, incident };
+    Some(Ready { n, item })
+}
+
+/// Sends one message for a group of notifications to the same receiver and records the
+/// outcome of each.
+async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group: Vec<Ready>, now: i64) {
+    let mut items = group.iter().map(|g| g.item.clone());
+    let Some(first) = items.next() else { return };
+    let event = if group[0].n.event == "repeat" { "firing".to_string() } else { group[0].n.event.clone() };
+    let message = Message {
+        event,
+        incident: first.incident,
+        services: first.services,
+        customers: first.customers,
+        url: first.url,
+        external_url: app.config.public_url.clone().unwrap_or_default(),
+        receiver: r.name.clone(),
+        sent_ms: now,
+        title: String::new(),
+        text: String::new(),
+        more: items.collect(),
+    };
+    let sent = send(http, r, &message).await;
+    let attempts = group.iter().map(|g| g.n.attempts).max().unwrap_or(0);
+    for g in group {
+        let outcome = match &sent {
+            Ok(()) => NotificationOutcome::Delivered,
+            Err(e) if attempts + 1 >= r.max_attempts => NotificationOutcome::Failed(e.clone()),
+            Err(e) => NotificationOutcome::Retry { next_attempt_ms: now + backoff_ms(attempts), error: e.clone() },
+        };
+        record(app, g.n, outcome, now).await;
+    }
+}
+
+/// Delivers a batch of due notifications: each held back one is recorded, the rest go out
+/// grouped into messages as `group_by` says.
+pub async fn deliver(
+    app: &Arc<App>,
+    receivers: &HashMap<String, Receiver>,
+    http: &reqwest::Client,
+    due: Vec<PendingNotification>,
+) {
+    let now = now_ms();
+    let mut ready = Vec::new();
+    for n in due {
+        if let Some(r) = prepare(app, receivers, n, now).await {
+            ready.push((group_key(app.config.group_by, &r.n, &r.item), r));
+        }
+    }
+    for group in into_groups(ready) {
+        if let Some(r) = receivers.get(&group[0].n.receiver) {
+            send_group(app, r, http, group, now).await;
+        }
+    }
+}
+
+/// The due notifications, and those still in their group wait that will join a message going
+/// out now (Alertmanager's group_wait: what arrives during the wait goes with the first flush).
+fn due_with_joiners(app: &App, now: i64) -> Result<Vec<PendingNotification>, crate::store::StoreError> {
+    let mut due = app.store.due_notifications(now, 100)?;
+    if app.config.group_by == GroupBy::Incident || due.is_empty() {
+        return Ok(due);
+    }
+    let horizon = now + app.router.group_wait_ms();
+    let joiners: Vec<PendingNotification> = app
+        .store
+        .due_notifications(horizon, 200)?
+        .into_iter()
+        .filter(|j| j.attempts == 0 && !due.iter().any(|d| d.id == j.id))
+        .filter(|j| due.iter().any(|d| d.receiver == j.receiver && d.attempts == 0 && d.event == j.event))
+        .collect();
+    due.extend(joiners);
+    Ok(due)
 }
 
 /// Delivers due notifications until shutdown.
@@ -343,13 +464,9 @@ pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: 
     };
     loop {
         let store_app = app.clone();
-        let due = tokio::task::spawn_blocking(move || store_app.store.due_notifications(now_ms(), 100)).await;
+        let due = tokio::task::spawn_blocking(move || due_with_joiners(&store_app, now_ms())).await;
         match due {
-            Ok(Ok(list)) => {
-                for n in list {
-                    deliver(&app, &receivers, &http, n).await;
-                }
-            }
+            Ok(Ok(list)) => deliver(&app, &receivers, &http, list).await,
             Ok(Err(e)) => tracing::error!(error = %e, "reading the outbox failed"),
             Err(e) => tracing::error!(error = %e, "outbox task failed"),
         }
@@ -361,5 +478,52 @@ pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: 
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_keep_first_appearance_order() {
+        let items = vec![("ops", 1), ("mail", 2), ("ops", 3), ("chat", 4), ("mail", 5)];
+        assert_eq!(into_groups(items), vec![vec![1, 3], vec![2, 5], vec![4]]);
+    }
+
+    #[test]
+    fn group_keys_follow_group_by() {
+        let n = |id, event: &str| PendingNotification {
+            id,
+            incident_id: id,
+            receiver: "ops".into(),
+            event: event.into(),
+            attempts: 0,
+        };
+        let config = CollectorConfig::parse("", std::path::Path::new("t.toml")).unwrap();
+        let item = |subject: &str, service: Option<&str>| {
+            let mut incident = test_message(&config, "ops", 0).incident;
+            incident.subject = subject.into();
+            payload::Grouped {
+                incident,
+                services: service.into_iter().map(String::from).collect(),
+                customers: Vec::new(),
+                url: None,
+            }
+        };
+        let (a, b) = (item("web", Some("shop")), item("db", Some("billing")));
+        assert_eq!(
+            group_key(GroupBy::Receiver, &n(1, "firing"), &a),
+            group_key(GroupBy::Receiver, &n(2, "repeat"), &b)
+        );
+        assert_ne!(
+            group_key(GroupBy::Receiver, &n(1, "firing"), &a),
+            group_key(GroupBy::Receiver, &n(2, "resolved"), &b)
+        );
+        assert_ne!(group_key(GroupBy::Service, &n(1, "firing"), &a), group_key(GroupBy::Service, &n(2, "firing"), &b));
+        assert_ne!(
+            group_key(GroupBy::Incident, &n(1, "firing"), &a),
+            group_key(GroupBy::Incident, &n(2, "firing"), &a)
+        );
     }
 }
