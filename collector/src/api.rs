@@ -40,6 +40,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/", get(status_page))
         .route("/badge/{service}/{kind}", get(badge))
+        .merge(crate::web::routes())
+        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::access::guard))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
 }
@@ -452,10 +454,7 @@ async fn list_agents(State(app): State<Arc<App>>) -> Response {
 
 /// The person or tool behind an API token, for write endpoints.
 fn api_caller(app: &App, headers: &HeaderMap) -> Result<String, &'static str> {
-    let Some(token) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else {
-        return Err("this needs an API token (Authorization: Bearer <token>)");
-    };
-    app.api_tokens.agent_for(token).map(str::to_string).ok_or("the token is not one of the collector's api_tokens")
+    crate::access::caller(app, headers)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@
 //! The decision core (`state`, `incident`) is pure: data and time in, decisions out. The store
 //! and the HTTP layer are the edges.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod catalog;
@@ -24,3 +25,5 @@ pub mod slo_eval;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod views;
+pub mod web;

@@ -11,16 +11,27 @@ use crate::server::Server;
 
 /// The agent name the built-in config uses.
 pub const AGENT: &str = "local";
+/// The API token's name the built-in config prints (the user name in a browser).
+pub const ADMIN: &str = "admin";
+
+/// What `configs` builds: both configs, the agent's token and the admin's API token.
+pub struct Quickstart {
+    pub collector: CollectorConfig,
+    pub agent: AgentConfig,
+    pub agent_token: String,
+    pub admin_token: String,
+}
 
 /// The built-in collector and agent configs, validated like any file.
-pub fn configs(
-    listen: SocketAddr,
-    data_dir: &Path,
-) -> Result<(CollectorConfig, AgentConfig, String), vakt_config::ConfigErrors> {
+pub fn configs(listen: SocketAddr, data_dir: &Path) -> Result<Quickstart, vakt_config::ConfigErrors> {
     let token = generate_token();
+    let admin_token = generate_token();
     let collector = format!(
         r#"listen = {listen}
 data_dir = {data}
+
+[api_tokens.{ADMIN}]
+token_hash = {admin_hash}
 
 [agents.{AGENT}]
 token_hash = {hash}
@@ -48,6 +59,7 @@ checks = ["collector-http", "collector-tcp"]
         listen = vakt_config::toml_quote(&listen.to_string()),
         data = vakt_config::toml_quote(&data_dir.display().to_string()),
         hash = vakt_config::toml_quote(&hash_token(&token)),
+        admin_hash = vakt_config::toml_quote(&hash_token(&admin_token)),
         http = vakt_config::toml_quote(&format!("http://{listen}/healthz")),
         tcp = vakt_config::toml_quote(&listen.to_string()),
     );
@@ -59,13 +71,14 @@ checks = ["collector-http", "collector-tcp"]
     );
     let c = CollectorConfig::parse(&collector, Path::new("<quickstart collector.toml>"))?;
     let a = AgentConfig::parse(&agent, Path::new("<quickstart agent.toml>"))?;
-    Ok((c, a, token))
+    Ok(Quickstart { collector: c, agent: a, agent_token: token, admin_token })
 }
 
 /// Runs until `shutdown`; the agent stops first so its last samples reach the collector.
 pub async fn run(listen: SocketAddr, data_dir: PathBuf, shutdown: CancellationToken) -> anyhow::Result<()> {
     let data_dir = if data_dir.is_absolute() { data_dir } else { std::env::current_dir()?.join(data_dir) };
-    let (collector_cfg, agent_cfg, token) = configs(listen, &data_dir)?;
+    let Quickstart { collector: collector_cfg, agent: agent_cfg, agent_token: token, admin_token } =
+        configs(listen, &data_dir)?;
     let server = Server::bind(collector_cfg).await?;
     let addr = server.local_addr();
     let server_stop = CancellationToken::new();
@@ -73,11 +86,16 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, shutdown: CancellationTo
     let agent_task = tokio::spawn(vakt_agent::run(agent_cfg, token, shutdown.clone()));
     println!("Vakt quickstart is running: a collector and an agent watching it.");
     println!("  Status      http://{addr}/");
+    println!("  Incidents   http://{addr}/incidents");
+    println!("  SLA         http://{addr}/sla");
     println!("  Checks      http://{addr}/api/v1/checks");
-    println!("  Incidents   http://{addr}/api/v1/incidents");
+    println!("  API         http://{addr}/api/v1/incidents");
     println!("  Metrics     http://{addr}/metrics");
     println!("  Health      http://{addr}/healthz");
     println!("  Data        {}", data_dir.display());
+    println!("Everything but the status page needs the API token below: in a browser, user \"{ADMIN}\"");
+    println!("with the token as password; with curl, -H \"Authorization: Bearer TOKEN\".");
+    println!("  API token   {admin_token}");
     println!("Press Ctrl-C to stop.");
     let agent_result = agent_task.await;
     server_stop.cancel();

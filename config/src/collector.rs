@@ -79,6 +79,9 @@ pub struct CollectorConfig {
     /// cause or resolved at once is not announced (default "500ms").
     #[serde(default = "default_group_wait")]
     pub group_wait: HumanDuration,
+    /// What may be read without an API token.
+    #[serde(default)]
+    pub access: AccessConfig,
     /// Which notifications due together go out as one message: "receiver" (default: every
     /// incident due for a receiver within `group_wait` in one message), "service" (one message
     /// per service), or "incident" (no grouping).
@@ -87,6 +90,31 @@ pub struct CollectorConfig {
     /// Unacknowledged open incidents are announced again this often (default "4h").
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
+}
+
+/// What the collector serves without an API token. Everything not listed here (the API, the
+/// incident and SLA pages) needs one: `Authorization: Bearer <token>`, or in a browser the
+/// token's name as user and the token as password.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// The status page `/` and the SVG badges (default true: for customers).
+    #[serde(default = "yes")]
+    pub public_status_page: bool,
+    /// `/metrics` (default false: give Prometheus a bearer token, or set true on a trusted
+    /// network).
+    #[serde(default)]
+    pub public_metrics: bool,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig { public_status_page: true, public_metrics: false }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How notifications are grouped into messages.

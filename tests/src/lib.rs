@@ -186,8 +186,30 @@ pub struct Collector {
     pub config: PathBuf,
 }
 
+/// The API token the harness gives every collector it starts (as `[api_tokens.vakt-tests]`),
+/// so a test reads the API and the pages as an operator with a token would.
+pub const READ_TOKEN: &str = "vakt-tests-reader-token-0123456789abcdef";
+pub const READ_TOKEN_NAME: &str = "vakt-tests";
+
+/// Adds the harness's API token to a collector config, once.
+pub fn grant_reader(config: &Path) {
+    let text = std::fs::read_to_string(config).expect("read collector config");
+    let table = format!("[api_tokens.{READ_TOKEN_NAME}]");
+    if !text.contains(&table) {
+        let added = format!("{text}\n{table}\ntoken_hash = \"{}\"\n", token_hash(READ_TOKEN));
+        std::fs::write(config, added).expect("write collector config");
+    }
+}
+
+/// A GET with the harness's API token.
+pub async fn get_authorized(url: &str) -> reqwest::Response {
+    reqwest::Client::new().get(url).bearer_auth(READ_TOKEN).send().await.expect("GET")
+}
+
 impl Collector {
+    /// Starts a collector on `config` (after adding the harness's API token to it).
     pub async fn start(config: &Path, addr: SocketAddr, log: &Path) -> Collector {
+        grant_reader(config);
         let proc = Proc::spawn("vakt-collector", &["run", "--config", config.to_str().unwrap()], log);
         Collector::adopt(proc, config, addr).await
     }
@@ -221,11 +243,11 @@ impl Collector {
     }
 
     pub async fn get_text(&self, path: &str) -> String {
-        reqwest::get(self.url(path)).await.unwrap().text().await.unwrap()
+        get_authorized(&self.url(path)).await.text().await.unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(self.url(path)).await.unwrap().json().await.unwrap()
+        get_authorized(&self.url(path)).await.json().await.unwrap()
     }
 
     pub async fn metric_owned(&self, series: String) -> Option<f64> {

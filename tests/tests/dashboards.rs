@@ -130,7 +130,8 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
     std::fs::write(
         &prom_yml,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: vakt-collector\n    static_configs:\n      - targets: ['{addr}']\n  - job_name: vakt-agent\n    static_configs:\n      - targets: ['{agent_metrics}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: vakt-collector\n    authorization:\n      credentials: {token}\n    static_configs:\n      - targets: ['{addr}']\n  - job_name: vakt-agent\n    static_configs:\n      - targets: ['{agent_metrics}']\n",
+            token = vakt_tests::READ_TOKEN
         ),
     )
     .unwrap();
@@ -185,7 +186,7 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         for (what, url) in
             [("collector", collector.url("/metrics")), ("agent", format!("http://{agent_metrics}/metrics"))]
         {
-            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            let text = vakt_tests::get_authorized(&url).await.text().await.unwrap();
             let mut child = std::process::Command::new(PROMTOOL)
                 .args(["check", "metrics"])
                 .stdin(std::process::Stdio::piped())

@@ -129,6 +129,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
         ),
     )
     .unwrap();
+    vakt_tests::grant_reader(&ctoml);
     let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, AGENT_TOKEN, "");
 
     // A secret from a missing environment variable stops the collector with its name.

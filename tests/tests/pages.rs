@@ -1,6 +1,8 @@
-//! Vakt's own pages in a real browser (headless Chromium): the status page shows the states a
-//! scripted outage leaves, loads without console errors, and is saved as a screenshot
-//! (`target/test-artifacts/status-page.png`). The SVG badges say the same.
+//! Vakt's own pages in a real browser (headless Chromium): the public status page shows the
+//! states a scripted outage leaves; the on-call pages (incident list, incident with its forms
+//! and timeline, SLA view) need a login and show the same outage, the acknowledgement made
+//! through the form, and the SLO. Each loads without console errors and is saved as a screenshot
+//! in `target/test-artifacts/`. The SVG badges say the same.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -34,6 +36,29 @@ fn chromium(profile: &Path, args: &[&str]) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Loads `url`, returns its DOM, and fails on any console error.
+fn browse(profile: &Path, url: &str) -> String {
+    let (dom, log) = chromium(profile, &["--dump-dom", url]);
+    let console_errors: Vec<&str> =
+        log.lines().filter(|l| l.contains("CONSOLE") && (l.contains(":ERROR:") || l.contains("Uncaught"))).collect();
+    assert!(console_errors.is_empty(), "console errors on {url}: {console_errors:?}");
+    assert!(!dom.is_empty(), "{url} did not load:\n{log}");
+    dom
+}
+
+/// Saves a screenshot of `url` as `target/test-artifacts/NAME`.
+fn screenshot(profile: &Path, url: &str, name: &str) {
+    let shot = artifacts().join(name);
+    let _ = std::fs::remove_file(&shot);
+    let (_, log) = chromium(
+        profile,
+        &["--window-size=1280,1800", "--hide-scrollbars", &format!("--screenshot={}", shot.display()), url],
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot of {url} ({e}):\n{log}"));
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    assert!(png.len() > 10_000, "a real picture of {url}, not an empty page: {} bytes", png.len());
+}
+
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -59,7 +84,8 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
              [checks.shop-web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nfail_after = 2\nagents = [\"edge\"]\n\
              [checks.docs-web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n\
              [services.shop]\ndescription = \"The web shop\"\nchecks = [\"shop-web\"]\n\
-             [services.docs]\ndescription = \"Documentation\"\nchecks = [\"docs-web\"]\n",
+             [services.docs]\ndescription = \"Documentation\"\nchecks = [\"docs-web\"]\n\
+             [slos.shop-availability]\nservice = \"shop\"\nobjective = 99.9\nwindow = \"30d\"\n",
             token_hash(TOKEN),
             shop.addr,
             docs.addr
@@ -87,26 +113,77 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
 
     let profile = dir.path().join("chromium");
     let url = collector.url("/");
-    let (dom, log) = chromium(&profile, &["--dump-dom", &url]);
-    assert!(dom.contains("<h1>Service status</h1>"), "{dom}\n{log}");
+    let dom = browse(&profile, &url);
+    assert!(dom.contains("<h1>Service status</h1>"), "{dom}");
     assert!(dom.contains("data-service=\"shop\" data-state=\"down\""), "{dom}");
     assert!(dom.contains("data-service=\"docs\" data-state=\"operational\""), "{dom}");
     assert!(dom.contains("Some services are down"), "{dom}");
     assert!(dom.contains("shop-web is down: status 503"), "the active incident is listed: {dom}");
     assert_eq!(dom.matches("class=\"bar ").count(), 2 * 90, "90 daily bars per service");
-    let console_errors: Vec<&str> =
-        log.lines().filter(|l| l.contains("CONSOLE") && (l.contains(":ERROR:") || l.contains("Uncaught"))).collect();
-    assert!(console_errors.is_empty(), "console errors: {console_errors:?}");
 
-    let shot = artifacts().join("status-page.png");
-    let _ = std::fs::remove_file(&shot);
-    let (_, log) = chromium(
-        &profile,
-        &["--window-size=1280,1800", "--hide-scrollbars", &format!("--screenshot={}", shot.display()), &url],
-    );
-    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}):\n{log}"));
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    assert!(png.len() > 10_000, "a real picture, not an empty page: {} bytes", png.len());
+    screenshot(&profile, &url, "status-page.png");
+
+    // The on-call pages need a login: none, a 401 that asks for Basic credentials.
+    let http = reqwest::Client::new();
+    for path in ["/incidents", "/sla", "/api/v1/incidents"] {
+        let r = http.get(collector.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a login");
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm=\"Vakt\""));
+    }
+    // In the browser: the token's name as user, the token as password.
+    let login = |path: &str| format!("http://{}:{}@{addr}{path}", vakt_tests::READ_TOKEN_NAME, vakt_tests::READ_TOKEN);
+    let list = browse(&profile, &login("/incidents"));
+    assert!(list.contains("<h2>Open (1)</h2>"), "{list}");
+    assert!(list.contains("data-status=\"open\""), "{list}");
+    assert!(list.contains("shop-web is down: status 503"), "{list}");
+    assert!(list.contains(&format!("<span class=\"who\">{}</span>", vakt_tests::READ_TOKEN_NAME)), "{list}");
+    screenshot(&profile, &login("/incidents"), "incidents.png");
+    let id = collector.get_json("/api/v1/incidents").await[0]["id"].as_i64().unwrap();
+    let detail = browse(&profile, &login(&format!("/incidents/{id}")));
+    assert!(detail.contains(&format!("action=\"/incidents/{id}/ack\"")), "the acknowledge form: {detail}");
+    assert!(detail.contains("<dd>shop</dd>"), "affected service: {detail}");
+
+    // The acknowledge form, posted as the browser posts it; from another site it is refused.
+    let form = [("note", "Looking at the shop's load balancer")];
+    let ack_url = collector.url(&format!("/incidents/{id}/ack"));
+    let forged = http
+        .post(&ack_url)
+        .basic_auth(vakt_tests::READ_TOKEN_NAME, Some(vakt_tests::READ_TOKEN))
+        .header("Origin", "https://elsewhere.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a form post from another site");
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let posted = no_redirect
+        .post(&ack_url)
+        .basic_auth(vakt_tests::READ_TOKEN_NAME, Some(vakt_tests::READ_TOKEN))
+        .header("Origin", format!("http://{addr}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303, "back to the incident");
+    assert_eq!(posted.headers()["location"], format!("/incidents/{id}"));
+    let detail = browse(&profile, &login(&format!("/incidents/{id}")));
+    assert!(detail.contains("id=\"status\">acknowledged</dd>"), "{detail}");
+    assert!(detail.contains(&format!("by {}", vakt_tests::READ_TOKEN_NAME)), "who acknowledged: {detail}");
+    assert!(detail.contains("Looking at the shop's load balancer"), "the note in the timeline: {detail}");
+    assert!(!detail.contains("/ack\""), "no second acknowledgement offered: {detail}");
+    screenshot(&profile, &login(&format!("/incidents/{id}")), "incident.png");
+
+    // The SLA view: the SLO with target and achieved, and its report for download.
+    let sla = browse(&profile, &login("/sla"));
+    assert!(sla.contains("data-slo=\"shop-availability\""), "{sla}");
+    assert!(sla.contains("99.900%"), "the target: {sla}");
+    let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let csv_link = format!("/api/v1/reports/sla?service=shop&amp;period={month}&amp;format=csv");
+    assert!(sla.contains(&csv_link), "{sla}");
+    let csv = vakt_tests::get_authorized(&collector.url(&csv_link.replace("&amp;", "&"))).await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.text().await.unwrap().contains("shop"), "the report names the service");
+    screenshot(&profile, &login("/sla"), "sla.png");
 
     // Badges.
     let status = collector.get_text("/badge/shop/status.svg").await;

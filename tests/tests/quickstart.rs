@@ -28,14 +28,25 @@ async fn quickstart_watches_itself_and_stops_on_ctrl_c() {
         s.contains("Press Ctrl-C").then_some(s)
     })
     .await;
-    for path in ["/", "/api/v1/checks", "/api/v1/incidents", "/metrics", "/healthz"] {
+    for path in ["/", "/incidents", "/sla", "/api/v1/checks", "/api/v1/incidents", "/metrics", "/healthz"] {
         assert!(printed.contains(&format!("{base}{path}\n")), "{path} missing from:\n{printed}");
     }
     assert!(printed.contains(&dir.path().join("vakt-data").display().to_string()), "{printed}");
 
+    // The printed API token opens what is not public; without it, a 401 that says why.
+    let token = printed.lines().find_map(|l| l.trim().strip_prefix("API token")).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let denied = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    assert!(denied.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert_eq!(http.get(format!("{base}/")).send().await.unwrap().status(), 200, "the status page is public");
+    let page = http.get(format!("{base}/incidents")).basic_auth("admin", Some(&token)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "a browser logs in as admin with the token");
+
     // Both built-in checks come up (interval 10s with jitter: allow two rounds).
     wait_for("both quickstart checks up", Duration::from_secs(30), || async {
-        let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
+        let resp = http.get(format!("{base}/metrics")).bearer_auth(&token).send().await.ok()?;
+        let text = resp.text().await.ok()?;
         let up = |c: &str| metric(&text, &format!("vakt_check_up{{check=\"{c}\"}}")) == Some(1.0);
         (up("collector-http") && up("collector-tcp")).then_some(())
     })

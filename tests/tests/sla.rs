@@ -194,7 +194,7 @@ window = "7d"
     assert!(lines.iter().any(|l| l.starts_with(&format!("{period},shop,shop-availability,99.9,"))), "{csv}");
     let html = collector.get_text(&format!("/api/v1/reports/sla?service=shop&period={period}&format=html")).await;
     assert!(html.contains("<h1>SLA report") && html.contains("shop-availability"), "{html}");
-    let bad = reqwest::get(collector.url("/api/v1/reports/sla?service=nope&period=2026-10")).await.unwrap();
+    let bad = vakt_tests::get_authorized(&collector.url("/api/v1/reports/sla?service=nope&period=2026-10")).await;
     assert_eq!(bad.status(), 400);
 
     // The CLI prints the same report from the database.

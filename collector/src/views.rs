@@ -1,0 +1,305 @@
+//! The on-call engineer's pages, rendered on the server (no JavaScript): the incident list, one
+//! incident with its timeline and the acknowledge / note / resolve forms, and the SLA view with
+//! report downloads. Pure: data in, HTML out; `web.rs` serves them.
+
+use crate::incident::{Incident, IncidentStatus};
+use crate::time::{human_duration_ms, rfc3339};
+
+/// An incident as the pages show it: with the services and customers it touches.
+#[derive(Clone, Debug)]
+pub struct IncidentRow {
+    pub incident: Incident,
+    pub services: Vec<String>,
+    pub customers: Vec<String>,
+}
+
+/// One SLO as the SLA view shows it.
+#[derive(Clone, Debug)]
+pub struct SlaRow {
+    pub slo: String,
+    pub service: String,
+    /// 0..1
+    pub objective: f64,
+    pub achieved: Option<f64>,
+    pub met: bool,
+    pub budget_remaining_ratio: f64,
+    pub downtime_minutes: Option<f64>,
+    pub window: String,
+    /// "critical 14.4x over 1h", ...
+    pub alerts: Vec<String>,
+}
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// The frame every on-call page shares: title, navigation, styles.
+pub fn layout(title: &str, who: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Vakt</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 64rem; padding: 1.5rem; color: #1d2630; }}
+nav {{ display: flex; gap: 1rem; align-items: baseline; border-bottom: 1px solid #e3e7eb; padding-bottom: .6rem; }}
+nav .who {{ margin-left: auto; color: #6b7785; font-size: .9rem; }}
+a {{ color: #0b5cad; }}
+table {{ border-collapse: collapse; width: 100%; }} th, td {{ text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #e3e7eb; vertical-align: top; }}
+th {{ font-size: .85rem; color: #4a5663; }}
+.prio {{ font-weight: 700; }} .prio.P1 {{ color: #b3261e; }} .prio.P2 {{ color: #c2410c; }} .prio.P3 {{ color: #b26a00; }}
+.status.open {{ color: #b3261e; font-weight: 600; }} .status.acknowledged {{ color: #b26a00; }} .status.resolved {{ color: #17702f; }}
+.met {{ color: #17702f; font-weight: 600; }} .missed {{ color: #b3261e; font-weight: 600; }}
+.budget {{ background: #e3e7eb; border-radius: 3px; height: .6rem; width: 8rem; display: inline-block; vertical-align: middle; }}
+.budget span {{ display: block; height: 100%; border-radius: 3px; background: #2e9b4f; }} .budget span.low {{ background: #d93a2b; }}
+dl {{ display: grid; grid-template-columns: 12rem 1fr; gap: .3rem 1rem; }} dt {{ color: #4a5663; }} dd {{ margin: 0; }}
+form {{ margin: .6rem 0; }} textarea {{ width: 100%; max-width: 40rem; min-height: 3rem; }}
+button {{ padding: .35rem .9rem; border-radius: .3rem; border: 1px solid #0b5cad; background: #0b5cad; color: #fff; cursor: pointer; }}
+button.secondary {{ background: #fff; color: #0b5cad; }}
+.timeline li {{ margin: .25rem 0; }} .muted {{ color: #6b7785; font-size: .9rem; }}
+</style></head>
+<body>
+<nav><strong>Vakt</strong><a href="/incidents">Incidents</a><a href="/sla">SLA</a><a href="/">Status page</a><span class="who">{who}</span></nav>
+<h1>{title}</h1>
+{body}
+</body></html>
+"#,
+        title = esc(title),
+        who = esc(who),
+    )
+}
+
+fn incident_table(rows: &[IncidentRow], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("<p class=\"muted\">{}</p>", esc(empty));
+    }
+    let mut out = String::from(
+        "<table><thead><tr><th>#</th><th>Priority</th><th>Incident</th><th>Services</th><th>Since</th><th>Status</th></tr></thead><tbody>\n",
+    );
+    for r in rows {
+        let i = &r.incident;
+        let status = match (i.status, &i.acknowledged_by) {
+            (IncidentStatus::Acknowledged, Some(by)) => format!("acknowledged by {}", esc(by)),
+            (IncidentStatus::Resolved, _) => format!(
+                "resolved after {}",
+                i.resolved_ms.map(|r| human_duration_ms(r - i.opened_ms)).unwrap_or_default()
+            ),
+            (s, _) => s.as_str().to_string(),
+        };
+        out.push_str(&format!(
+            "<tr class=\"incident\" data-id=\"{id}\" data-status=\"{st}\"><td><a href=\"/incidents/{id}\">{id}</a></td><td class=\"prio {p}\">{p}</td><td><a href=\"/incidents/{id}\">{title}</a><div class=\"muted\">{sev} · {kind}</div></td><td>{services}</td><td>{since}</td><td class=\"status {st}\">{status}</td></tr>\n",
+            id = i.id,
+            p = esc(&i.priority),
+            title = esc(&i.title),
+            sev = esc(&i.severity),
+            kind = i.kind.as_str(),
+            services = esc(&r.services.join(", ")),
+            since = esc(&rfc3339(i.opened_ms)),
+            st = i.status.as_str(),
+        ));
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The incident list: what is unresolved, then what was resolved lately.
+pub fn incidents(open: &[IncidentRow], recent: &[IncidentRow], who: &str) -> String {
+    let body = format!(
+        "<h2>Open ({})</h2>\n<div id=\"open\">{}</div>\n<h2>Resolved in the last 14 days</h2>\n<div id=\"resolved\">{}</div>",
+        open.len(),
+        incident_table(open, "Nothing is open."),
+        incident_table(recent, "No incidents."),
+    );
+    layout("Incidents", who, &body)
+}
+
+/// One incident: its facts, the forms to act on it, its timeline.
+pub fn incident(r: &IncidentRow, who: &str) -> String {
+    let i = &r.incident;
+    let mut facts = format!(
+        "<dl id=\"facts\">\n<dt>Status</dt><dd class=\"status {st}\" id=\"status\">{st}</dd>\n<dt>Priority</dt><dd class=\"prio {p}\">{p}</dd>\n<dt>Severity</dt><dd>{sev}</dd>\n<dt>Kind</dt><dd>{kind} of {subject}</dd>\n<dt>Services</dt><dd>{services}</dd>\n<dt>Customers</dt><dd>{customers}</dd>\n<dt>Opened</dt><dd>{opened}</dd>\n",
+        st = i.status.as_str(),
+        p = esc(&i.priority),
+        sev = esc(&i.severity),
+        kind = i.kind.as_str(),
+        subject = esc(&i.subject),
+        services = esc(&or_dash(&r.services.join(", "))),
+        customers = esc(&or_dash(&r.customers.join(", "))),
+        opened = esc(&rfc3339(i.opened_ms)),
+    );
+    if let (Some(at), Some(by)) = (i.acknowledged_ms, &i.acknowledged_by) {
+        facts.push_str(&format!(
+            "<dt>Acknowledged</dt><dd id=\"acknowledged\">by {} at {} ({} after opening)</dd>\n",
+            esc(by),
+            esc(&rfc3339(at)),
+            human_duration_ms(at - i.opened_ms)
+        ));
+    }
+    if let Some(at) = i.resolved_ms {
+        facts.push_str(&format!(
+            "<dt>Resolved</dt><dd>{} (after {})</dd>\n",
+            esc(&rfc3339(at)),
+            human_duration_ms(at - i.opened_ms)
+        ));
+    }
+    if let Some(parent) = i.parent_id {
+        facts.push_str(&format!("<dt>Root cause</dt><dd><a href=\"/incidents/{parent}\">incident {parent}</a></dd>\n"));
+    }
+    facts.push_str("</dl>\n");
+    let mut forms = String::new();
+    if i.status != IncidentStatus::Resolved {
+        if i.status == IncidentStatus::Open {
+            forms.push_str(&format!(
+                "<form method=\"post\" action=\"/incidents/{id}/ack\" id=\"ack\"><textarea name=\"note\" placeholder=\"Note (optional): what you are doing\"></textarea><br><button type=\"submit\">Acknowledge</button></form>\n",
+                id = i.id
+            ));
+        }
+        forms.push_str(&format!(
+            "<form method=\"post\" action=\"/incidents/{id}/notes\" id=\"note\"><textarea name=\"text\" required placeholder=\"Add a note to the timeline\"></textarea><br><button type=\"submit\" class=\"secondary\">Add note</button></form>\n\
+             <form method=\"post\" action=\"/incidents/{id}/resolve\" id=\"resolve\"><button type=\"submit\" class=\"secondary\">Resolve by hand</button></form>\n",
+            id = i.id
+        ));
+    }
+    let timeline: String = i
+        .timeline
+        .iter()
+        .map(|e| {
+            format!(
+                "<li data-kind=\"{}\"><span class=\"muted\">{}</span> <strong>{}</strong> {}</li>\n",
+                esc(&e.kind),
+                esc(&rfc3339(e.at_ms)),
+                esc(&e.kind),
+                esc(&e.message)
+            )
+        })
+        .collect();
+    let body = format!("{facts}{forms}<h2>Timeline</h2>\n<ul class=\"timeline\" id=\"timeline\">{timeline}</ul>");
+    layout(&format!("Incident {}: {}", i.id, i.title), who, &body)
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "—".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The SLA view: per SLO, target against achieved, error budget left, and the reports.
+/// `periods` are the months offered for download, newest first ("2026-11").
+pub fn sla(rows: &[SlaRow], periods: &[String], who: &str) -> String {
+    let mut body = String::new();
+    if rows.is_empty() {
+        body.push_str("<p class=\"muted\">No SLOs are configured: add [slos.NAME] to collector.toml.</p>");
+    } else {
+        body.push_str("<table id=\"slos\"><thead><tr><th>Service</th><th>SLO</th><th>Target</th><th>Achieved</th><th>Error budget left</th><th>Downtime</th><th>Window</th><th>Burn alerts</th></tr></thead><tbody>\n");
+        for r in rows {
+            let achieved = r.achieved.map(|a| format!("{:.3}%", a * 100.0)).unwrap_or_else(|| "no data".into());
+            let left = r.budget_remaining_ratio.clamp(0.0, 1.0);
+            body.push_str(&format!(
+                "<tr class=\"slo\" data-slo=\"{slo}\" data-met=\"{met}\"><td>{service}</td><td>{slo}</td><td>{target:.3}%</td><td class=\"{class}\">{achieved}</td><td><span class=\"budget\"><span class=\"{low}\" style=\"width: {width:.0}%\"></span></span> {budget:.1}%</td><td>{down}</td><td class=\"muted\">{window}</td><td>{alerts}</td></tr>\n",
+                slo = esc(&r.slo),
+                met = r.met,
+                service = esc(&r.service),
+                target = r.objective * 100.0,
+                class = if r.met { "met" } else { "missed" },
+                low = if left < 0.25 { "low" } else { "" },
+                width = left * 100.0,
+                budget = r.budget_remaining_ratio * 100.0,
+                down = r.downtime_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
+                window = esc(&r.window),
+                alerts = esc(&or_dash(&r.alerts.join("; "))),
+            ));
+        }
+        body.push_str("</tbody></table>\n");
+    }
+    let mut services: Vec<&str> = rows.iter().map(|r| r.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    if !services.is_empty() {
+        body.push_str("<h2>Reports</h2>\n<table id=\"reports\"><thead><tr><th>Service</th><th>Period</th><th>Download</th></tr></thead><tbody>\n");
+        for s in services {
+            for p in periods {
+                let link = |format: &str| {
+                    format!(
+                        "<a href=\"/api/v1/reports/sla?service={s}&amp;period={p}&amp;format={format}\" download>{format}</a>",
+                        s = esc(s),
+                        p = esc(p)
+                    )
+                };
+                body.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{} · {} · {}</td></tr>\n",
+                    esc(s),
+                    esc(p),
+                    link("html"),
+                    link("csv"),
+                    link("json")
+                ));
+            }
+        }
+        body.push_str("</tbody></table>\n");
+    }
+    layout("Service levels", who, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::{IncidentKind, TimelineEvent};
+
+    fn row(status: IncidentStatus) -> IncidentRow {
+        IncidentRow {
+            incident: Incident {
+                id: 4,
+                dedup_key: "check:web".into(),
+                kind: IncidentKind::CheckDown,
+                subject: "web".into(),
+                title: "web is down: <script>".into(),
+                severity: "critical".into(),
+                status,
+                opened_ms: 0,
+                acknowledged_ms: None,
+                acknowledged_by: None,
+                resolved_ms: None,
+                priority: "P1".into(),
+                parent_id: None,
+                timeline: vec![TimelineEvent { at_ms: 0, kind: "opened".into(), message: "down".into() }],
+            },
+            services: vec!["shop".into()],
+            customers: vec![],
+        }
+    }
+
+    #[test]
+    fn an_open_incident_offers_every_action_and_escapes_its_title() {
+        let html = incident(&row(IncidentStatus::Open), "alice");
+        assert!(html.contains("action=\"/incidents/4/ack\""));
+        assert!(html.contains("action=\"/incidents/4/notes\""));
+        assert!(html.contains("action=\"/incidents/4/resolve\""));
+        assert!(html.contains("web is down: &lt;script&gt;") && !html.contains("<script>"));
+    }
+
+    #[test]
+    fn a_resolved_incident_offers_no_forms_and_an_acknowledged_one_no_ack() {
+        assert!(!incident(&row(IncidentStatus::Resolved), "alice").contains("<form"));
+        let html = incident(&row(IncidentStatus::Acknowledged), "alice");
+        assert!(!html.contains("/ack\"") && html.contains("/notes\""));
+    }
+
+    #[test]
+    fn the_sla_view_links_each_report() {
+        let r = SlaRow {
+            slo: "shop-up".into(),
+            service: "shop".into(),
+            objective: 0.999,
+            achieved: Some(0.9995),
+            met: true,
+            budget_remaining_ratio: 0.5,
+            downtime_minutes: Some(21.6),
+            window: "30d".into(),
+            alerts: vec![],
+        };
+        let html = sla(&[r], &["2026-11".into()], "alice");
+        assert!(html.contains("99.900%") && html.contains("99.950%") && html.contains("50.0%"), "{html}");
+        assert!(html.contains("/api/v1/reports/sla?service=shop&amp;period=2026-11&amp;format=csv"));
+    }
+}

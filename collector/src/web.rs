@@ -1,0 +1,212 @@
+//! Serves the on-call pages (`views.rs`): the incident list and detail with their forms, and the
+//! SLA view. Every route here needs an API token (see `access.rs`); a form post acts as the
+//! token's name and answers with a redirect back to the incident.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+
+use crate::incident::{Incident, IncidentStatus, ManualError, ManualOp};
+use crate::server::App;
+use crate::store::IncidentFilter;
+use crate::time::now_ms;
+use crate::views::{self, IncidentRow, SlaRow};
+
+const DAY_MS: i64 = 86_400_000;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/incidents", get(incident_list))
+        .route("/incidents/{id}", get(incident_detail))
+        .route("/incidents/{id}/ack", post(ack))
+        .route("/incidents/{id}/notes", post(note))
+        .route("/incidents/{id}/resolve", post(resolve))
+        .route("/sla", get(sla))
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn problem(status: StatusCode, who: &str, message: &str) -> Response {
+    html(status, views::layout("Something went wrong", who, &format!("<p id=\"problem\">{}</p>", views::esc(message))))
+}
+
+fn who(app: &App, headers: &HeaderMap) -> String {
+    crate::access::caller(app, headers).unwrap_or_default()
+}
+
+fn row(app: &App, incident: Incident) -> IncidentRow {
+    let services = crate::catalog::services_of(&app.config, incident.kind, &incident.subject);
+    IncidentRow { customers: crate::catalog::customers_of(&app.config, &services), services, incident }
+}
+
+async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&App) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let a = app.clone();
+    match tokio::task::spawn_blocking(move || f(&a)).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn incident_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let who = who(&app, &headers);
+    let now = now_ms();
+    let lists = blocking(&app, move |a| {
+        let open = a.store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
+        let recent = a.store.incidents(&IncidentFilter {
+            status: Some(IncidentStatus::Resolved),
+            overlapping: Some((now - 14 * DAY_MS, now)),
+            limit: Some(100),
+            ..Default::default()
+        })?;
+        Ok((open, recent))
+    })
+    .await;
+    match lists {
+        Ok((open, recent)) => {
+            let open: Vec<IncidentRow> = open.into_iter().map(|i| row(&app, i)).collect();
+            let recent: Vec<IncidentRow> = recent.into_iter().map(|i| row(&app, i)).collect();
+            html(StatusCode::OK, views::incidents(&open, &recent, &who))
+        }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
+    }
+}
+
+async fn incident_detail(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let who = who(&app, &headers);
+    let Ok(id) = id.parse::<i64>() else {
+        return problem(StatusCode::BAD_REQUEST, &who, &format!("incident id {id:?} is not a number"));
+    };
+    match blocking(&app, move |a| a.store.incident(id)).await {
+        Ok(Some(i)) => html(StatusCode::OK, views::incident(&row(&app, i), &who)),
+        Ok(None) => problem(StatusCode::NOT_FOUND, &who, &format!("There is no incident {id}.")),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    text: String,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+async fn act(app: Arc<App>, headers: HeaderMap, id: String, op: impl FnOnce(String) -> Option<ManualOp>) -> Response {
+    let who = who(&app, &headers);
+    let Ok(id) = id.parse::<i64>() else {
+        return problem(StatusCode::BAD_REQUEST, &who, &format!("incident id {id:?} is not a number"));
+    };
+    let Some(op) = op(who.clone()) else {
+        return problem(StatusCode::BAD_REQUEST, &who, "A note needs some text.");
+    };
+    match blocking(&app, move |a| a.store.manual(id, &op, now_ms())).await {
+        Ok(Ok(_)) => {
+            app.metrics.set_incidents_open_from(&*app.store);
+            Redirect::to(&format!("/incidents/{id}")).into_response()
+        }
+        Ok(Err(e @ ManualError::NotFound(_))) => problem(StatusCode::NOT_FOUND, &who, &e.to_string()),
+        Ok(Err(e)) => problem(StatusCode::CONFLICT, &who, &e.to_string()),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
+    }
+}
+
+async fn ack(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    act(app, headers, id, |by| Some(ManualOp::Acknowledge { by, note: non_empty(f.note) })).await
+}
+
+async fn note(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    act(app, headers, id, |by| non_empty(f.text).map(|text| ManualOp::Note { by, text })).await
+}
+
+async fn resolve(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    act(app, headers, id, |by| Some(ManualOp::Resolve { by, note: non_empty(f.note) })).await
+}
+
+/// The months offered for download: this one and the two before, in UTC.
+fn recent_months(now_ms: i64) -> Vec<String> {
+    let Ok(t) = jiff::Timestamp::from_millisecond(now_ms) else { return Vec::new() };
+    let d = t.to_zoned(jiff::tz::TimeZone::UTC).date();
+    (0..3)
+        .filter_map(|back| d.first_of_month().checked_sub(jiff::Span::new().months(back)).ok())
+        .map(|m| format!("{:04}-{:02}", m.year(), m.month()))
+        .collect()
+}
+
+async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let who = who(&app, &headers);
+    let now = now_ms();
+    let evaluations =
+        match blocking(&app, move |a| crate::slo_eval::evaluate_all(a.store.as_ref(), &a.config, now)).await {
+            Ok(e) => e,
+            Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
+        };
+    let rows: Vec<SlaRow> = evaluations
+        .into_iter()
+        .filter_map(|e| {
+            let cfg = app.config.slos.get(e.name.as_str())?;
+            let v = &e.verdict;
+            let time_based = crate::slo_eval::spec(&e.name, cfg).method == crate::slo::Method::Time;
+            Some(SlaRow {
+                service: cfg.service.get_ref().clone(),
+                objective: *cfg.objective.get_ref() / 100.0,
+                achieved: v.achieved,
+                met: v.met,
+                budget_remaining_ratio: v.budget_remaining_ratio,
+                downtime_minutes: time_based.then(|| v.counts.down_ms as f64 / 60_000.0),
+                window: format!(
+                    "{} to {}",
+                    crate::time::rfc3339(v.window_start_ms),
+                    crate::time::rfc3339(v.window_end_ms)
+                ),
+                alerts: v
+                    .alerts
+                    .iter()
+                    .map(|a| format!("{} {}x over {}", a.severity, a.factor, crate::time::human_duration_ms(a.long_ms)))
+                    .collect(),
+                slo: e.name,
+            })
+        })
+        .collect();
+    html(StatusCode::OK, views::sla(&rows, &recent_months(now), &who))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_offered_cross_the_year() {
+        // 2026-01-15
+        assert_eq!(recent_months(1_768_435_200_000), ["2026-01", "2025-12", "2025-11"]);
+    }
+}
