@@ -105,6 +105,7 @@ impl Pusher {
                 agent: self.client.agent().to_string(),
                 sequence,
                 samples: self.buffer[..take].to_vec(),
+                agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
             };
             let body = match CollectorClient::encode(&batch) {
                 Ok(b) => b,
@@ -217,8 +218,13 @@ impl Pusher {
             return;
         }
         let Ok(sequence) = self.state.reserve(&mut self.sequence) else { return };
-        let batch =
-            Batch { version: PROTOCOL_VERSION, agent: self.client.agent().to_string(), sequence, samples: Vec::new() };
+        let batch = Batch {
+            version: PROTOCOL_VERSION,
+            agent: self.client.agent().to_string(),
+            sequence,
+            samples: Vec::new(),
+            agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        };
         let Ok(body) = CollectorClient::encode(&batch) else { return };
         match self.client.push(body).await {
             Ok(_) => {

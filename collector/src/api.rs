@@ -104,6 +104,9 @@ async fn ingest_inner(
     let ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
+    if let Some(v) = &batch.agent_version {
+        app.metrics.agent_version(&batch.agent, v);
+    }
     if !outcome.incidents_opened.is_empty() || !outcome.incidents_resolved.is_empty() {
         let count_app = app.clone();
         let _ =

@@ -223,6 +223,39 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
     Ok(evaluations)
 }
 
+/// Publishes each service's state, and MTTA and MTTR over the last 30 days, overall and per
+/// service.
+pub fn publish_service_figures(app: &App, now_ms: i64) -> Result<(), StoreError> {
+    for service in app.config.services.keys() {
+        let state = crate::pages::service_state(app.store.as_ref(), &app.config, service.as_str(), now_ms)?;
+        app.metrics.set_service_state(service.as_str(), state);
+    }
+    let recent = app.store.incidents(&IncidentFilter {
+        overlapping: Some((now_ms - crate::metrics::MTTX_WINDOW_MS, now_ms)),
+        ..Default::default()
+    })?;
+    let recent: Vec<_> =
+        recent.into_iter().filter(|i| i.opened_ms >= now_ms - crate::metrics::MTTX_WINDOW_MS).collect();
+    let secs = |(a, r): (Option<f64>, Option<f64>)| (a.map(|x| x / 1000.0), r.map(|x| x / 1000.0));
+    let overall = secs(crate::incident::mean_times_ms(&recent));
+    let per_service: Vec<(String, Option<f64>, Option<f64>)> = app
+        .config
+        .services
+        .keys()
+        .map(|service| {
+            let mine: Vec<_> = recent
+                .iter()
+                .filter(|i| services_of(&app.config, i.kind, &i.subject).iter().any(|s| s == service.as_str()))
+                .cloned()
+                .collect();
+            let (a, r) = secs(crate::incident::mean_times_ms(&mine));
+            (service.to_string(), a, r)
+        })
+        .collect();
+    app.metrics.set_mttx(overall, &per_service);
+    Ok(())
+}
+
 /// Prunes data past its retention; runs hourly.
 pub fn prune(app: &App, now_ms: i64) -> Result<(), StoreError> {
     let ms = |d: &vakt_config::HumanDuration| i64::try_from(d.get().as_millis()).unwrap_or(i64::MAX / 2);
@@ -258,6 +291,9 @@ pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationTok
             let opened = evaluate(&tick_app, now)?;
             if slos_due && !tick_app.config.slos.is_empty() {
                 evaluate_slos(&tick_app, now)?;
+            }
+            if slos_due {
+                publish_service_figures(&tick_app, now)?;
             }
             Ok::<_, StoreError>(opened)
         };

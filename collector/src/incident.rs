@@ -132,6 +132,16 @@ pub enum ManualError {
     Resolved(i64),
 }
 
+/// Mean time to acknowledge and mean time to resolve, in ms, over the incidents that were
+/// acknowledged (resolved); `None` where none was. Pure.
+pub fn mean_times_ms(incidents: &[Incident]) -> (Option<f64>, Option<f64>) {
+    let mean = |xs: Vec<i64>| (!xs.is_empty()).then(|| xs.iter().sum::<i64>() as f64 / xs.len() as f64);
+    (
+        mean(incidents.iter().filter_map(|i| i.acknowledged_ms.map(|a| a - i.opened_ms)).collect()),
+        mean(incidents.iter().filter_map(|i| i.resolved_ms.map(|r| r - i.opened_ms)).collect()),
+    )
+}
+
 /// Priority before anyone knows better: medium impact, medium urgency.
 pub const DEFAULT_PRIORITY: &str = "P3";
 

@@ -30,7 +30,21 @@ pub struct Metrics {
     agent_last_seen: GaugeVec,
     notifications: IntCounterVec,
     slo: SloMetrics,
+    agent_info: GaugeVec,
+    /// The version each agent last reported, to drop its old `agent_info` series.
+    agent_versions: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    service_state: GaugeVec,
+    service_mtta: GaugeVec,
+    service_mttr: GaugeVec,
+    mtta: GaugeVec,
+    mttr: GaugeVec,
 }
+
+/// The states a service can be in; the bounded values of `state`.
+pub const SERVICE_STATES: &[&str] = &["operational", "degraded", "down", "maintenance", "unknown"];
+
+/// Over how long MTTA and MTTR are figured.
+pub const MTTX_WINDOW_MS: i64 = 30 * 86_400_000;
 
 /// SLO series: Vakt's own names, and Sloth's recording-rule names so existing SLO dashboards
 /// work unchanged.
@@ -228,6 +242,33 @@ impl Metrics {
                 .expect("valid metric"),
         );
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
+        let agent_info =
+            gauge("vakt_agent_info", "Always 1; the version each agent last reported", &["agent", "version"]);
+        let service_state = gauge(
+            "vakt_service_state",
+            "1 for the state the service is in (operational, degraded, down, maintenance, unknown), 0 for the others",
+            &["service", "state"],
+        );
+        let service_mtta = gauge(
+            "vakt_service_mtta_seconds",
+            "Mean time to acknowledge the service's incidents opened in the last 30 days",
+            &["service"],
+        );
+        let service_mttr = gauge(
+            "vakt_service_mttr_seconds",
+            "Mean time to resolve the service's incidents opened in the last 30 days",
+            &["service"],
+        );
+        let mtta = gauge(
+            "vakt_incidents_mtta_seconds",
+            "Mean time to acknowledge incidents opened in the last 30 days (absent until one is acknowledged)",
+            &[],
+        );
+        let mttr = gauge(
+            "vakt_incidents_mttr_seconds",
+            "Mean time to resolve incidents opened in the last 30 days (absent until one is resolved)",
+            &[],
+        );
         for outcome in ["accepted", "duplicate"] {
             ingest_batches.with_label_values(&[outcome]);
         }
@@ -250,6 +291,58 @@ impl Metrics {
             agent_last_seen,
             notifications,
             slo,
+            agent_info,
+            agent_versions: Default::default(),
+            service_state,
+            service_mtta,
+            service_mttr,
+            mtta,
+            mttr,
+        }
+    }
+
+    /// Records the version an agent reports; a new version replaces the old series.
+    pub fn agent_version(&self, agent: &str, version: &str) {
+        let mut known = self.agent_versions.lock().unwrap_or_else(|p| p.into_inner());
+        if known.get(agent).map(String::as_str) == Some(version) {
+            return;
+        }
+        if let Some(old) = known.insert(agent.to_string(), version.to_string()) {
+            let _ = self.agent_info.remove_label_values(&[agent, &old]);
+        }
+        self.agent_info.with_label_values(&[agent, version]).set(1.0);
+    }
+
+    /// Publishes each service's state: 1 on its state, 0 on the others.
+    pub fn set_service_state(&self, service: &str, state: &str) {
+        for s in SERVICE_STATES {
+            self.service_state.with_label_values(&[service, s]).set(if *s == state { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Publishes MTTA and MTTR (seconds): overall, and per service; `None` removes the series.
+    pub fn set_mttx(&self, overall: (Option<f64>, Option<f64>), per_service: &[(String, Option<f64>, Option<f64>)]) {
+        for (gauge, value) in [(&self.mtta, overall.0), (&self.mttr, overall.1)] {
+            match value {
+                Some(v) => gauge.with_label_values(&[] as &[&str]).set(v),
+                None => {
+                    let _ = gauge.remove_label_values(&[] as &[&str]);
+                }
+            }
+        }
+        for (service, a, r) in per_service {
+            match a {
+                Some(a) => self.service_mtta.with_label_values(&[service]).set(*a),
+                None => {
+                    let _ = self.service_mtta.remove_label_values(&[service]);
+                }
+            }
+            match r {
+                Some(r) => self.service_mttr.with_label_values(&[service]).set(*r),
+                None => {
+                    let _ = self.service_mttr.remove_label_values(&[service]);
+                }
+            }
         }
     }
 

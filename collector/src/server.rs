@@ -56,6 +56,9 @@ impl App {
         }
         for agent in store.agents()? {
             metrics.agent_seen(&agent.name, agent.last_seen_ms);
+            if let Some(v) = &agent.version {
+                metrics.agent_version(&agent.name, v);
+            }
         }
         metrics.set_incidents_open_from(store.as_ref());
         for name in config.receivers.keys() {

@@ -21,6 +21,9 @@ pub struct Batch {
     /// Strictly increasing per agent across restarts.
     pub sequence: u64,
     pub samples: Vec<Sample>,
+    /// The agent's version, e.g. "0.1.0" (shown as `vakt_agent_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
 }
 
 /// The result of one probe run.
@@ -155,6 +158,7 @@ mod tests {
         let batch = Batch {
             version: PROTOCOL_VERSION,
             agent: "web-1".into(),
+            agent_version: Some("0.1.0".into()),
             sequence: 7,
             samples: vec![Sample {
                 check: "home".into(),

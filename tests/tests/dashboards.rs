@@ -179,7 +179,21 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         async move { q.await.filter(|r| r["data"]["result"].as_array().is_some_and(|a| !a.is_empty())).map(|_| ()) }
     })
     .await;
+    // Acknowledged, then resolved: MTTA and MTTR have something to show.
+    let id = collector.get_json("/api/v1/incidents").await[0]["id"].as_i64().unwrap();
+    let ack = http
+        .post(collector.url(&format!("/api/v1/incidents/{id}/ack")))
+        .bearer_auth(vakt_tests::READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), 200);
     target.set_status(200);
+    wait_for("Prometheus to see MTTR", Duration::from_secs(30), || {
+        let q = query("vakt_incidents_mttr_seconds".into());
+        async move { q.await.filter(|r| r["data"]["result"].as_array().is_some_and(|a| !a.is_empty())).map(|_| ()) }
+    })
+    .await;
 
     // Both expositions pass promtool's lint.
     if tool(PROMTOOL) {

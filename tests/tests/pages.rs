@@ -80,12 +80,12 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     std::fs::write(
         &ctoml,
         format!(
-            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n\
+            "listen = \"{addr}\"\ndata_dir = \"data\"\nslo_evaluation_interval = \"1s\"\n[agents.edge]\ntoken_hash = \"{}\"\n\
              [checks.shop-web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nfail_after = 2\nagents = [\"edge\"]\n\
              [checks.docs-web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n\
              [services.shop]\ndescription = \"The web shop\"\nchecks = [\"shop-web\"]\n\
              [services.docs]\ndescription = \"Documentation\"\nchecks = [\"docs-web\"]\n\
-             [slos.shop-availability]\nservice = \"shop\"\nobjective = 99.9\nwindow = \"30d\"\n",
+             [slos.shop-availability]\nservice = \"shop\"\nobjective = 99.9\nwindow = \"30d\"\nburn_alerts = []\n",
             token_hash(TOKEN),
             shop.addr,
             docs.addr
@@ -110,6 +110,17 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
         (collector.metric("vakt_incidents_open").await == Some(1.0)).then_some(())
     })
     .await;
+
+    // The same outage in the metrics: the service's state, and the agent's version.
+    wait_for("shop down in vakt_service_state", Duration::from_secs(30), || async {
+        (collector.metric("vakt_service_state{service=\"shop\",state=\"down\"}").await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(collector.metric("vakt_service_state{service=\"shop\",state=\"operational\"}").await, Some(0.0));
+    assert_eq!(collector.metric("vakt_service_state{service=\"docs\",state=\"operational\"}").await, Some(1.0));
+    let version = format!("vakt_agent_info{{agent=\"edge\",version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(collector.metric(&version).await, Some(1.0));
+    assert_eq!(collector.metric("vakt_incidents_mtta_seconds").await, None, "nothing acknowledged yet");
 
     let profile = dir.path().join("chromium");
     let url = collector.url("/");
@@ -201,5 +212,15 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     .await;
     let (dom, _) = chromium(&profile, &["--dump-dom", &url]);
     assert!(dom.contains("All services are operational"), "{dom}");
+
+    // MTTA and MTTR follow: acknowledged after the form post, resolved after the recovery.
+    let (mtta, mttr) = wait_for("MTTA and MTTR", Duration::from_secs(30), || async {
+        let a = collector.metric("vakt_service_mtta_seconds{service=\"shop\"}").await?;
+        let r = collector.metric("vakt_service_mttr_seconds{service=\"shop\"}").await?;
+        Some((a, r))
+    })
+    .await;
+    assert!(mtta > 0.0 && mtta < mttr, "acknowledged before resolved: mtta {mtta}, mttr {mttr}");
+    assert_eq!(collector.metric("vakt_incidents_mttr_seconds").await, Some(mttr), "one incident: overall = shop's");
     assert!(dom.contains("resolved"), "the incident moves to the history: {dom}");
 }

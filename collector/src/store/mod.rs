@@ -160,6 +160,8 @@ pub struct AgentSummary {
     pub batches: u64,
     pub samples: u64,
     pub last_sequence: u64,
+    /// The version the agent last reported.
+    pub version: Option<String>,
 }
 
 pub trait Store: Send + Sync + 'static {

@@ -160,6 +160,10 @@ const MIGRATIONS: &[&str] = &[
         comment TEXT NOT NULL
     );
     "#,
+    // 10: the version each agent last reported.
+    r#"
+    ALTER TABLE agents ADD COLUMN version TEXT;
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -458,9 +462,10 @@ impl Store for SqliteStore {
             params![batch.agent, batch.sequence as i64, received_ms, batch.samples.len() as i64],
         )?;
         tx.execute(
-            "INSERT INTO agents (name, last_seen_ms) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
-            params![batch.agent, received_ms],
+            "INSERT INTO agents (name, last_seen_ms, version) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+                 version = coalesce(excluded.version, version)",
+            params![batch.agent, received_ms, batch.agent_version],
         )?;
         let mut outcome = IngestOutcome::default();
         let back = TimelineEvent {
@@ -1042,7 +1047,8 @@ impl Store for SqliteStore {
     fn agents(&self) -> Result<Vec<AgentSummary>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT a.name, a.last_seen_ms, count(b.sequence), coalesce(sum(b.samples), 0), coalesce(max(b.sequence), 0)
+            "SELECT a.name, a.last_seen_ms, count(b.sequence), coalesce(sum(b.samples), 0), coalesce(max(b.sequence), 0),
+                 a.version
              FROM agents a LEFT JOIN batches b ON b.agent = a.name GROUP BY a.name ORDER BY a.name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -1052,6 +1058,7 @@ impl Store for SqliteStore {
                 batches: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
                 samples: r.get::<_, i64>(3)?.try_into().unwrap_or(0),
                 last_sequence: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
+                version: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1135,6 +1142,7 @@ mod tests {
         Batch {
             version: PROTOCOL_VERSION,
             agent: "a".into(),
+            agent_version: None,
             sequence: seq,
             samples: results
                 .iter()
