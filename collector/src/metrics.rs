@@ -49,6 +49,9 @@ pub const MTTX_WINDOW_MS: i64 = 30 * 86_400_000;
 /// SLO series: Vakt's own names, and Sloth's recording-rule names so existing SLO dashboards
 /// work unchanged.
 struct SloMetrics {
+    /// Whether the Sloth-named series are published (`sloth_metrics = true`).
+    sloth: std::sync::atomic::AtomicBool,
+    error_ratio: GaugeVec,
     objective: GaugeVec,
     sli: GaugeVec,
     budget_remaining: GaugeVec,
@@ -194,6 +197,12 @@ impl Metrics {
         };
         let sloth = ["sloth_id", "sloth_service", "sloth_slo"];
         let slo = SloMetrics {
+            sloth: std::sync::atomic::AtomicBool::new(false),
+            error_ratio: gauge(
+                "vakt_slo_error_ratio",
+                "Share of bad time or events over the window (burn rate x (1 - objective))",
+                &["slo", "service", "window"],
+            ),
             objective: gauge("vakt_slo_objective_ratio", "The SLO's target, e.g. 0.999", &["slo", "service"]),
             sli: gauge(
                 "vakt_slo_sli_ratio",
@@ -427,6 +436,11 @@ impl Metrics {
         self.notifications.with_label_values(&[receiver, outcome]).reset();
     }
 
+    /// Also publishes the SLOs under Sloth's recording-rule names (`slo:*`).
+    pub fn enable_sloth_names(&self) {
+        self.slo.sloth.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Publishes an SLO verdict. `burn_rates` are (window ms, rate).
     pub fn set_slo(
         &self,
@@ -448,6 +462,13 @@ impl Metrics {
         for (w, rate) in &v.burn_rates {
             let label = crate::time::human_duration_ms(*w);
             m.burn_rate.with_label_values(&[slo, service, &label]).set(*rate);
+        }
+        for (w, rate) in sloth_windows {
+            let label = crate::time::human_duration_ms(*w);
+            m.error_ratio.with_label_values(&[slo, service, &label]).set(rate * (1.0 - objective));
+        }
+        if !m.sloth.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
         }
         let id = format!("{service}-{slo}");
         let sloth = [id.as_str(), service, slo];

@@ -51,6 +51,9 @@ impl App {
         sqlite.set_router(router.clone());
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let metrics = Metrics::new();
+        if config.sloth_metrics {
+            metrics.enable_sloth_names();
+        }
         for (check, state) in store.check_states()?.into_iter().filter(|(c, _)| !c.contains('@')) {
             metrics.set_check_state(&check, &state);
         }

@@ -79,6 +79,11 @@ pub struct CollectorConfig {
     /// cause or resolved at once is not announced (default "500ms").
     #[serde(default = "default_group_wait")]
     pub group_wait: HumanDuration,
+    /// Also publish each SLO under Sloth's recording-rule names (`slo:sli_error:ratio_rate5m`,
+    /// ...), for SLO dashboards built for Sloth. Off by default: the colons in those names are
+    /// meant for recording rules, and `promtool check metrics` says so.
+    #[serde(default)]
+    pub sloth_metrics: bool,
     /// What may be read without an API token.
     #[serde(default)]
     pub access: AccessConfig,

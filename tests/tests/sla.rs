@@ -24,6 +24,7 @@ async fn an_outage_spends_budget_opens_a_burn_incident_and_lands_in_the_report()
             r#"listen = "{addr}"
 data_dir = "data"
 slo_evaluation_interval = "1s"
+sloth_metrics = true
 
 [api_tokens.alice]
 token_hash = "{alice}"
