@@ -24,13 +24,52 @@ pub struct CollectorClient {
     token: String,
 }
 
+/// How the agent trusts an https collector and proves itself to one that asks.
+#[derive(Clone, Debug, Default)]
+pub struct CollectorTls {
+    /// Extra CA certificates, PEM.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate and its key, PEM (for mutual TLS).
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+impl CollectorTls {
+    /// Reads the files named in `agent.toml`; an error names the file.
+    pub fn from_config(config: &vakt_config::AgentConfig) -> Result<Self, String> {
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let ca_pem = config.collector_ca_file.as_ref().map(|f| read(f.get_ref())).transpose()?;
+        let identity_pem = match (&config.client_cert_file, &config.client_key_file) {
+            (Some(c), Some(k)) => {
+                let mut pem = read(c.get_ref())?;
+                pem.push(b'\n');
+                pem.extend(read(k.get_ref())?);
+                Some(pem)
+            }
+            _ => None,
+        };
+        Ok(CollectorTls { ca_pem, identity_pem })
+    }
+}
+
 impl CollectorClient {
     pub fn new(base: &str, agent: &str, token: &str) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        Self::with_tls(base, agent, token, &CollectorTls::default())
+    }
+
+    pub fn with_tls(base: &str, agent: &str, token: &str, tls: &CollectorTls) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("vakt-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()?;
+            .timeout(Duration::from_secs(30));
+        if let Some(pem) = &tls.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &tls.identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(pem)?);
+        }
+        let http = builder.build()?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_string(),

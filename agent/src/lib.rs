@@ -43,6 +43,8 @@ pub enum AgentError {
     Probe(#[from] probe::BuildError),
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
+    #[error("collector TLS: {0}")]
+    Tls(String),
     #[error("cannot serve metrics on {addr}: {source}")]
     MetricsListen { addr: String, source: std::io::Error },
 }
@@ -118,7 +120,8 @@ pub async fn run_with_reload(
     install_crypto_provider();
     let name = config.name.get_ref().to_string();
     let state = StateDir::open(&config.spool_dir)?;
-    let client = CollectorClient::new(config.collector.get_ref(), &name, &token)?;
+    let tls = client::CollectorTls::from_config(&config).map_err(AgentError::Tls)?;
+    let client = CollectorClient::with_tls(config.collector.get_ref(), &name, &token, &tls)?;
     let mut local: Vec<CheckSpec> = config.checks.iter().map(|(id, c)| c.to_spec(id.as_str())).collect();
 
     let metrics = Arc::new(AgentMetrics::new());

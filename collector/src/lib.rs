@@ -25,5 +25,6 @@ pub mod slo_eval;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod tls;
 pub mod views;
 pub mod web;

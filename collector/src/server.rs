@@ -128,6 +128,7 @@ impl App {
 pub struct Server {
     app: Arc<App>,
     listener: TcpListener,
+    certs: Option<Arc<crate::tls::Certificates>>,
 }
 
 impl Server {
@@ -136,8 +137,12 @@ impl Server {
         let app = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+        let certs = match &app.config.tls {
+            Some(files) => Some(Arc::new(crate::tls::Certificates::load(files.clone()).map_err(ServerError::Config)?)),
+            None => None,
+        };
         let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Server { app: Arc::new(app), listener })
+        Ok(Server { app: Arc::new(app), listener, certs })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -164,10 +169,17 @@ impl Server {
             std::sync::Arc::new(crate::time::SystemClock),
             evaluator_stop.clone(),
         ));
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .map_err(ServerError::Serve)?;
+        match self.certs {
+            Some(certs) => {
+                let mutual = self.app.config.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+                tracing::info!(%addr, mutual, "serving HTTPS");
+                crate::tls::serve(self.listener, router, certs, shutdown).await;
+            }
+            None => axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+                .map_err(ServerError::Serve)?,
+        }
         evaluator_stop.cancel();
         let _ = evaluator.await;
         let _ = outbox.await;

@@ -17,6 +17,16 @@ pub struct AgentConfig {
     pub name: Spanned<Id>,
     /// Base URL of the collector, e.g. "https://vakt.example.com:8427".
     pub collector: Spanned<String>,
+    /// A PEM file of CA certificates to trust for an https collector (a private CA), besides
+    /// the usual public roots.
+    #[serde(default)]
+    pub collector_ca_file: Option<Spanned<PathBuf>>,
+    /// The agent's client certificate (PEM) for a collector that requires mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<Spanned<PathBuf>>,
+    /// The private key (PEM) of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<Spanned<PathBuf>>,
     /// The bearer token, inline. Prefer `token_file`.
     #[serde(default)]
     pub token: Option<Spanned<String>>,
@@ -87,6 +97,10 @@ impl AgentConfig {
         let Some(mut cfg) = parse_all::<AgentConfig>(&mut r) else {
             return Err(r.into_errors());
         };
+        for f in [&mut cfg.collector_ca_file, &mut cfg.client_cert_file, &mut cfg.client_key_file].into_iter().flatten()
+        {
+            *f = Spanned::new(f.span(), resolve_path(path, f.get_ref()));
+        }
         cfg.validate(&mut r);
         cfg.spool_dir = resolve_path(path, &cfg.spool_dir);
         if let Some(tf) = &mut cfg.token_file {
@@ -118,6 +132,30 @@ impl AgentConfig {
             ),
             (Some(t), None) if t.get_ref().trim().is_empty() => {
                 r.span(t.span(), "`token` is empty", "paste the token `vakt-collector hash-token` was given")
+            }
+            _ => {}
+        }
+        for (what, f) in [
+            ("collector_ca_file", &self.collector_ca_file),
+            ("client_cert_file", &self.client_cert_file),
+            ("client_key_file", &self.client_key_file),
+        ] {
+            if let Some(f) = f {
+                if !f.get_ref().is_file() {
+                    r.span(
+                        f.span(),
+                        format!("{what} {} does not exist", f.get_ref().display()),
+                        "give the path of a PEM file (relative paths are relative to this file)",
+                    );
+                }
+            }
+        }
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(c), None) => {
+                r.span(c.span(), "`client_cert_file` without `client_key_file`", "give both, or neither")
+            }
+            (None, Some(k)) => {
+                r.span(k.span(), "`client_key_file` without `client_cert_file`", "give both, or neither")
             }
             _ => {}
         }

@@ -84,6 +84,9 @@ pub struct CollectorConfig {
     /// meant for recording rules, and `promtool check metrics` says so.
     #[serde(default)]
     pub sloth_metrics: bool,
+    /// Serve HTTPS instead of HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// What may be read without an API token.
     #[serde(default)]
     pub access: AccessConfig,
@@ -95,6 +98,19 @@ pub struct CollectorConfig {
     /// Unacknowledged open incidents are announced again this often (default "4h").
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
+}
+
+/// The collector's own certificate (PEM files, re-read on SIGHUP), and optionally the CA whose
+/// client certificates it requires (mutual TLS).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: Spanned<PathBuf>,
+    pub key_file: Spanned<PathBuf>,
+    /// Require every client (agents, browsers, Prometheus) to present a certificate issued by
+    /// this CA.
+    #[serde(default)]
+    pub client_ca_file: Option<Spanned<PathBuf>>,
 }
 
 /// What the collector serves without an API token. Everything not listed here (the API, the
@@ -208,6 +224,12 @@ impl CollectorConfig {
         let Some(mut cfg) = parse_all::<CollectorConfig>(&mut r) else {
             return Err(r.into_errors());
         };
+        if let Some(tls) = &mut cfg.tls {
+            let resolve = |f: &Spanned<PathBuf>| Spanned::new(f.span(), resolve_path(path, f.get_ref()));
+            tls.cert_file = resolve(&tls.cert_file);
+            tls.key_file = resolve(&tls.key_file);
+            tls.client_ca_file = tls.client_ca_file.as_ref().map(resolve);
+        }
         cfg.validate(&mut r);
         cfg.data_dir = resolve_path(path, &cfg.data_dir);
         r.finish(cfg)
@@ -220,6 +242,23 @@ impl CollectorConfig {
                 format!("listen address {:?} is not ip:port", self.listen.get_ref()),
                 "e.g. \"127.0.0.1:8427\" or \"[::]:8427\"",
             );
+        }
+        if let Some(tls) = &self.tls {
+            for (what, f) in [
+                ("cert_file", Some(&tls.cert_file)),
+                ("key_file", Some(&tls.key_file)),
+                ("client_ca_file", tls.client_ca_file.as_ref()),
+            ] {
+                if let Some(f) = f {
+                    if !f.get_ref().is_file() {
+                        r.span(
+                            f.span(),
+                            format!("tls.{what} {} does not exist", f.get_ref().display()),
+                            "give the path of a PEM file (relative paths are relative to this file)",
+                        );
+                    }
+                }
+            }
         }
         if *self.max_body_bytes.get_ref() < 1024 {
             r.span(self.max_body_bytes.span(), "`max_body_bytes` is below 1024", "the default is 33554432 (32 MiB)");

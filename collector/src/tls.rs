@@ -1,0 +1,152 @@
+//! HTTPS for the collector: its certificate and key from PEM files, re-read on SIGHUP (a broken
+//! file is refused and the old certificate kept), and optionally mutual TLS — only clients with
+//! a certificate from `client_ca_file` get through the handshake.
+
+use axum::Router;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::ServerConfig;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vakt_config::collector::TlsConfig;
+
+/// How long requests in flight get to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(10);
+/// A client that has not finished its handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it (expected PEM)", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Builds the server's TLS configuration from the files, checking that key and certificate
+/// belong together.
+pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certs(tls.cert_file.get_ref())?;
+    let key = PrivateKeyDer::from_pem_file(tls.key_file.get_ref())
+        .map_err(|e| format!("{}: no private key in it ({e})", tls.key_file.get_ref().display()))?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match &tls.client_ca_file {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs(ca.get_ref())? {
+                roots.add(c).map_err(|e| format!("{}: {e}", ca.get_ref().display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("{}: {e}", ca.get_ref().display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{} and {}: {e}", tls.cert_file.get_ref().display(), tls.key_file.get_ref().display()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The TLS configuration in use; `reload` swaps it for new connections.
+pub struct Certificates {
+    files: TlsConfig,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl Certificates {
+    pub fn load(files: TlsConfig) -> Result<Self, String> {
+        let current = RwLock::new(server_config(&files)?);
+        Ok(Certificates { files, current })
+    }
+
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the files; on a problem keeps the certificate in use and says why.
+    pub fn reload(&self) -> Result<(), String> {
+        let fresh = server_config(&self.files)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+}
+
+/// Serves `router` over TLS until `shutdown`, then lets requests in flight finish (up to
+/// [`DRAIN`]). SIGHUP reloads the certificate.
+pub async fn serve(listener: TcpListener, router: Router, certs: Arc<Certificates>, shutdown: CancellationToken) {
+    let reload = tokio::spawn(reload_on_sighup(certs.clone(), shutdown.clone()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    // A client without an acceptable certificate, or not speaking TLS at all.
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    reload.abort();
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after the drain period; closing them");
+    }
+}
+
+async fn reload_on_sighup(certs: Arc<Certificates>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; certificates will not be reloaded");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hup.recv() => {
+                let c = certs.clone();
+                match tokio::task::spawn_blocking(move || c.reload()).await {
+                    Ok(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays in use"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+                }
+            }
+        }
+    }
+}

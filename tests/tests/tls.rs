@@ -1,0 +1,115 @@
+//! The collector over HTTPS with mutual TLS, with the real binaries: an agent that trusts the
+//! collector's private CA and shows its client certificate pushes; a client without a
+//! certificate, or speaking plain HTTP, gets nowhere and the collector carries on; SIGHUP loads a
+//! new certificate, and a broken one is refused while the old one keeps serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use vakt_tests::{metric, token_hash, wait_for, Proc, Target, TestPki, READ_TOKEN};
+
+const AGENT_TOKEN: &str = "tls-agent-token-0123456789abcdef";
+
+fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
+        .timeout(Duration::from_secs(5))
+        // A fresh connection per request, so each one sees the certificate served right now.
+        .pool_max_idle_per_host(0);
+    if let Some((cert, key)) = identity {
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    b.build().unwrap()
+}
+
+async fn status(http: &reqwest::Client, url: &str) -> Result<u16, String> {
+    http.get(url).bearer_auth(READ_TOKEN).send().await.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_push_over_mutual_tls_and_sighup_reloads_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::issue(dir.path(), "one");
+    let target = Target::start().await;
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let (cert, key) = (dir.path().join("collector-cert.pem"), dir.path().join("collector-key.pem"));
+    std::fs::copy(&pki.cert, &cert).unwrap();
+    std::fs::copy(&pki.key, &key).unwrap();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n\
+             [tls]\ncert_file = \"collector-cert.pem\"\nkey_file = \"collector-key.pem\"\nclient_ca_file = \"{ca}\"\n\
+             [agents.edge]\ntoken_hash = \"{hash}\"\n\
+             [checks.web]\nkind = \"http\"\ntarget = \"http://{target}/\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n",
+            ca = pki.ca.display(),
+            hash = token_hash(AGENT_TOKEN),
+            target = target.addr,
+        ),
+    )
+    .unwrap();
+    vakt_tests::grant_reader(&ctoml);
+    let collector =
+        Proc::spawn("vakt-collector", &["run", "--config", ctoml.to_str().unwrap()], &dir.path().join("c.log"));
+    let base = format!("https://{addr}");
+    let trusted = client(&pki.ca, Some((&pki.client_cert, &pki.client_key)));
+    wait_for("the collector over HTTPS", Duration::from_secs(20), || async {
+        (status(&trusted, &format!("{base}/healthz")).await == Ok(200)).then_some(())
+    })
+    .await;
+
+    // The agent: trusts the private CA, shows its client certificate.
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(
+        &atoml,
+        format!(
+            "name = \"edge\"\ncollector = \"{base}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\n\
+             push_interval = \"100ms\"\ncollector_ca_file = \"{ca}\"\nclient_cert_file = \"{cc}\"\nclient_key_file = \"{ck}\"\n",
+            ca = pki.ca.display(),
+            cc = pki.client_cert.display(),
+            ck = pki.client_key.display(),
+        ),
+    )
+    .unwrap();
+    let _agent = Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("a.log"));
+    wait_for("samples over mutual TLS", Duration::from_secs(30), || async {
+        let text =
+            trusted.get(format!("{base}/metrics")).bearer_auth(READ_TOKEN).send().await.ok()?.text().await.ok()?;
+        (metric(&text, "vakt_check_up{check=\"web\"}") == Some(1.0)).then_some(())
+    })
+    .await;
+
+    // No client certificate: the handshake fails. Plain HTTP: nothing. The collector goes on.
+    let anonymous = client(&pki.ca, None);
+    assert!(status(&anonymous, &format!("{base}/healthz")).await.is_err(), "a client without a certificate");
+    let plain = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    assert!(status(&plain, &format!("http://{addr}/healthz")).await.is_err(), "plain HTTP on the HTTPS port");
+    assert_eq!(status(&trusted, &format!("{base}/healthz")).await, Ok(200));
+
+    // A broken certificate file and SIGHUP: refused, the old certificate keeps serving.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    collector.signal("HUP");
+    wait_for("the refusal in the log", Duration::from_secs(10), || async {
+        collector.log_text().contains("TLS certificate not reloaded").then_some(())
+    })
+    .await;
+    assert_eq!(status(&trusted, &format!("{base}/healthz")).await, Ok(200), "still the old certificate");
+
+    // A certificate from another CA and SIGHUP: new connections get it.
+    let other = TestPki::issue(dir.path(), "two");
+    std::fs::copy(&other.cert, &cert).unwrap();
+    std::fs::copy(&other.key, &key).unwrap();
+    collector.signal("HUP");
+    let trusts_new = client(&other.ca, Some((&pki.client_cert, &pki.client_key)));
+    wait_for("the new certificate served", Duration::from_secs(10), || async {
+        (status(&trusts_new, &format!("{base}/healthz")).await == Ok(200)).then_some(())
+    })
+    .await;
+    assert!(status(&trusted, &format!("{base}/healthz")).await.is_err(), "the old CA no longer matches");
+    assert!(collector.log_text().contains("TLS certificate reloaded"), "{}", collector.log_text());
+}
