@@ -14,6 +14,16 @@ pub enum ClientError {
     /// The collector refused the batch for what it holds; sending it again cannot help.
     #[error("{0}")]
     Rejected(String),
+    /// The collector asks the agent to slow down (429): try again after `wait`.
+    #[error("{message}")]
+    Throttled { wait: Duration, message: String },
+}
+
+/// The wait a `Retry-After` header asks for (seconds; an HTTP date or nonsense counts as 1 s),
+/// at most 5 minutes.
+pub fn retry_after(value: Option<&str>) -> Duration {
+    let secs = value.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
+    Duration::from_secs(secs.clamp(1, 300))
 }
 
 #[derive(Clone)]
@@ -124,8 +134,12 @@ impl CollectorClient {
         if status.is_success() {
             return response.json().await.map_err(|e| ClientError::Retryable(format!("POST {url}: bad answer: {e}")));
         }
+        let wait = retry_after(response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()));
         let reason = reason(response).await;
         let message = format!("POST {url}: {status}: {reason}");
+        if status.as_u16() == 429 {
+            return Err(ClientError::Throttled { wait, message });
+        }
         // 401/403: the operator may be fixing the token right now; keep the data.
         if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 429) {
             Err(ClientError::Retryable(message))
@@ -149,4 +163,18 @@ fn chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_bounded_and_forgiving() {
+        assert_eq!(retry_after(Some("3")), Duration::from_secs(3));
+        assert_eq!(retry_after(Some("0")), Duration::from_secs(1), "never a busy loop");
+        assert_eq!(retry_after(Some("86400")), Duration::from_secs(300), "never a day");
+        assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), Duration::from_secs(1));
+        assert_eq!(retry_after(None), Duration::from_secs(1));
+    }
 }

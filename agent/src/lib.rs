@@ -174,7 +174,7 @@ pub async fn run_with_reload(
                     current = Some(assigned);
                 }
             }
-            Err(ClientError::Retryable(e) | ClientError::Rejected(e)) => {
+            Err(ClientError::Retryable(e) | ClientError::Rejected(e) | ClientError::Throttled { message: e, .. }) => {
                 tracing::warn!(error = %e, "cannot fetch assignments; keeping the current ones");
             }
         }

@@ -197,6 +197,13 @@ impl Pusher {
                     self.metrics.dropped("rejected", entry.samples);
                     self.spool.pop_front();
                 }
+                Err(ClientError::Throttled { wait, message }) => {
+                    // Not a failure: the collector is pacing this agent. Wait as asked.
+                    tracing::info!(spooled_batches = self.spool.len(), retry_in_ms = wait.as_millis() as u64, %message, "collector asks to slow down");
+                    self.retry_at = Some(Instant::now() + wait);
+                    self.update_gauges();
+                    return false;
+                }
                 Err(ClientError::Retryable(reason)) => {
                     let wait = jittered(self.backoff);
                     self.metrics.push_failures.inc();

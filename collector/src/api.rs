@@ -52,7 +52,15 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
-        error(self.status(), self.to_string())
+        let mut response = error(self.status(), self.to_string());
+        if let IngestError::RateLimited { retry_after_ms, .. } = &self {
+            // Whole seconds, rounded up, at least 1.
+            let secs = ((*retry_after_ms).max(1) + 999) / 1000;
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
     }
 }
 
@@ -83,6 +91,10 @@ async fn ingest_inner(
         .tokens
         .agent_for(token)
         .ok_or_else(|| IngestError::Unauthorized("token is not valid for any agent".into()))?;
+    // Before decompressing and parsing: a flood costs little.
+    app.rate_limiter
+        .admit(agent, now_ms())
+        .map_err(|retry_after_ms| IngestError::RateLimited { agent: agent.to_string(), retry_after_ms })?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let batch = ingest::decode(body, encoding, *app.config.max_body_bytes.get_ref())?;
     if batch.agent != agent {

@@ -14,6 +14,10 @@ pub const MAX_AGE_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Longest error text kept per sample.
 pub const MAX_ERROR_LEN: usize = 4096;
 pub const MAX_VALUES_PER_SAMPLE: usize = 64;
+/// Longest name of a sample's value (a label of the series it becomes).
+pub const MAX_VALUE_NAME_LEN: usize = 128;
+/// Longest agent version string.
+pub const MAX_VERSION_LEN: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -31,6 +35,8 @@ pub enum IngestError {
     Invalid(String),
     #[error("storing the batch failed: {0}")]
     Store(String),
+    #[error("agent {agent:?} pushes faster than agent_push_rate allows; retry in {retry_after_ms} ms")]
+    RateLimited { agent: String, retry_after_ms: i64 },
 }
 
 impl IngestError {
@@ -43,6 +49,7 @@ impl IngestError {
                 StatusCode::BAD_REQUEST
             }
             IngestError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -56,6 +63,7 @@ impl IngestError {
             IngestError::UnsupportedVersion(_) => "unsupported_version",
             IngestError::Invalid(_) => "invalid",
             IngestError::Store(_) => "store_error",
+            IngestError::RateLimited { .. } => "rate_limited",
         }
     }
 }
@@ -106,6 +114,9 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
             batch.samples.len()
         )));
     }
+    if batch.agent_version.as_ref().is_some_and(|v| v.len() > MAX_VERSION_LEN) {
+        return Err(IngestError::Invalid(format!("agent_version is longer than {MAX_VERSION_LEN} bytes")));
+    }
     for (i, s) in batch.samples.iter().enumerate() {
         let bad = |what: String| IngestError::Invalid(format!("sample {i} (check {:?}): {what}", s.check));
         if !valid_id(&s.check) {
@@ -127,6 +138,15 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
         }
         if s.values.len() > MAX_VALUES_PER_SAMPLE {
             return Err(bad(format!("{} values; the limit is {MAX_VALUES_PER_SAMPLE}", s.values.len())));
+        }
+        if let Some(name) = s.values.keys().find(|k| k.is_empty() || k.len() > MAX_VALUE_NAME_LEN) {
+            return Err(bad(format!(
+                "value name {:?} is empty or longer than {MAX_VALUE_NAME_LEN} bytes",
+                name.chars().take(40).collect::<String>()
+            )));
+        }
+        if let Some((name, v)) = s.values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(bad(format!("value {name:?} is {v}, not a finite number")));
         }
         if s.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_LEN) {
             return Err(bad(format!("error text longer than {MAX_ERROR_LEN} bytes")));
@@ -169,6 +189,7 @@ mod tests {
             IngestError::UnsupportedVersion(2),
             IngestError::Invalid(String::new()),
             IngestError::Store(String::new()),
+            IngestError::RateLimited { agent: String::new(), retry_after_ms: 1 },
         ];
         for e in &all {
             assert!(crate::metrics::REJECT_REASONS.contains(&e.reason()), "{}", e.reason());

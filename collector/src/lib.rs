@@ -18,6 +18,7 @@ pub mod notify;
 pub mod pages;
 pub mod priority;
 pub mod quickstart;
+pub mod ratelimit;
 pub mod report;
 pub mod server;
 pub mod slo;

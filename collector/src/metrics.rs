@@ -11,8 +11,16 @@ use crate::state::{CheckState, Status};
 pub const SEVERITIES: &[&str] = &["critical", "page", "ticket", "warning"];
 
 /// Reasons a request to the ingest API is rejected; the bounded values of `reason`.
-pub const REJECT_REASONS: &[&str] =
-    &["unauthorized", "forbidden", "malformed", "too_large", "unsupported_version", "invalid", "store_error"];
+pub const REJECT_REASONS: &[&str] = &[
+    "unauthorized",
+    "forbidden",
+    "malformed",
+    "too_large",
+    "unsupported_version",
+    "invalid",
+    "store_error",
+    "rate_limited",
+];
 
 pub struct Metrics {
     registry: Registry,

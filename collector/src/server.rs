@@ -25,6 +25,8 @@ pub struct App {
     pub router: crate::notify::Router,
     /// Wakes the outbox worker when an incident event wrote notifications.
     pub outbox_wakeup: tokio::sync::Notify,
+    /// Per-agent push rate limits.
+    pub rate_limiter: crate::ratelimit::RateLimiter,
     /// Notification receivers with their secrets read.
     pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
 }
@@ -69,6 +71,8 @@ impl App {
                 metrics.notification_reset(name.as_str(), outcome);
             }
         }
+        let rate = *config.agent_push_rate.get_ref();
+        let rate_limiter = crate::ratelimit::RateLimiter::new(rate, 2.0 * rate);
         let tokens =
             TokenTable::new(config.agents.iter().map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())));
         let policies = Policies {
@@ -119,6 +123,7 @@ impl App {
             policies,
             router,
             outbox_wakeup: tokio::sync::Notify::new(),
+            rate_limiter,
             receivers,
         })
     }

@@ -34,6 +34,10 @@ pub struct CollectorConfig {
     /// Largest accepted number of samples in one batch.
     #[serde(default = "default_max_batch_samples")]
     pub max_batch_samples: Spanned<usize>,
+    /// Pushes per second each agent may make (default 20; 0 turns the limit off); beyond it,
+    /// and a burst of twice as many, the collector answers 429 with `Retry-After`.
+    #[serde(default = "default_agent_push_rate")]
+    pub agent_push_rate: Spanned<f64>,
     /// A check with this many state changes within `flap_window` is flapping: one "flapping"
     /// incident instead of a stream of up/down ones. 0 turns it off.
     #[serde(default = "default_flap_threshold")]
@@ -203,6 +207,9 @@ fn default_data_dir() -> PathBuf {
 fn default_max_body_bytes() -> Spanned<usize> {
     Spanned::new(0..0, 32 * 1024 * 1024)
 }
+fn default_agent_push_rate() -> Spanned<f64> {
+    Spanned::new(0..0, 20.0)
+}
 fn default_max_batch_samples() -> Spanned<usize> {
     Spanned::new(0..0, 100_000)
 }
@@ -262,6 +269,13 @@ impl CollectorConfig {
         }
         if *self.max_body_bytes.get_ref() < 1024 {
             r.span(self.max_body_bytes.span(), "`max_body_bytes` is below 1024", "the default is 33554432 (32 MiB)");
+        }
+        if !(self.agent_push_rate.get_ref().is_finite() && *self.agent_push_rate.get_ref() >= 0.0) {
+            r.span(
+                self.agent_push_rate.span(),
+                "`agent_push_rate` must be 0 (off) or more",
+                "the default is 20 pushes per second",
+            );
         }
         if *self.max_batch_samples.get_ref() == 0 {
             r.span(self.max_batch_samples.span(), "`max_batch_samples` must be at least 1", "the default is 100000");

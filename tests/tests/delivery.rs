@@ -22,11 +22,18 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with("", "100ms").await
+}
+
+/// A rig with extra collector settings and the agent's push interval.
+async fn rig_with(collector_extra: &str, push_interval: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
     let addr: SocketAddr = vakt_tests::loopback_addr();
-    let mut collector =
-        format!("listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.d1]\ntoken_hash = \"{}\"\n", token_hash(TOKEN));
+    let mut collector = format!(
+        "listen = \"{addr}\"\ndata_dir = \"data\"\n{collector_extra}\n[agents.d1]\ntoken_hash = \"{}\"\n",
+        token_hash(TOKEN)
+    );
     for i in 0..CHECKS {
         collector.push_str(&format!(
             "[checks.c{i}]\nkind = \"http\"\ntarget = \"http://{}/{i}\"\ninterval = \"50ms\"\ntimeout = \"50ms\"\nagents = [\"d1\"]\n",
@@ -38,7 +45,7 @@ async fn rig() -> Rig {
     let agent_toml = dir.path().join("agent.toml");
     std::fs::write(
         &agent_toml,
-        format!("name = \"d1\"\ncollector = \"http://{addr}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"100ms\"\nrefresh_interval = \"1s\"\n"),
+        format!("name = \"d1\"\ncollector = \"http://{addr}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"agent\"\npush_interval = \"{push_interval}\"\nrefresh_interval = \"1s\"\n"),
     )
     .unwrap();
     Rig { dir, target, addr, collector_toml, agent_toml }
@@ -180,4 +187,28 @@ async fn an_agent_killed_mid_stream_replays_its_spool_without_duplicates() {
         samples.len(),
         rig.target.hits()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_agent_waits_as_asked_and_loses_nothing() {
+    // One push every two seconds allowed, one pushed every second: the collector keeps saying
+    // 429 with Retry-After, and the agent keeps waiting that long instead of failing.
+    let rig = rig_with("agent_push_rate = 0.5", "1s").await;
+    let collector = rig.collector("c.log").await;
+    let mut agent = rig.agent("agent.log");
+    wait_for("the collector to throttle", WAIT, || async {
+        (collector.metric("vakt_ingest_rejected_total{reason=\"rate_limited\"}").await.unwrap_or(0.0) >= 2.0)
+            .then_some(())
+    })
+    .await;
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(20)).success());
+    let log = rig.dir.path().join("agent.log");
+    assert_in_log(&log, "collector asks to slow down");
+    assert_in_log(&log, "retry_in_ms=2000");
+    assert_in_log(&log, "all samples delivered");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("push failed"), "being paced is not a failure:\n{text}");
+    let samples = stored(&collector).await;
+    assert_eq!(samples.len() as u64, exit_summary(&log, "probes_run"), "every probe result arrived once");
 }

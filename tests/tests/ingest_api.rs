@@ -18,13 +18,17 @@ const TOKEN_A: &str = "token-for-agent-a-0123456789";
 const TOKEN_B: &str = "token-for-agent-b-0123456789";
 
 async fn setup() -> Setup {
+    setup_with("").await
+}
+
+async fn setup_with(extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let cfg = dir.path().join("collector.toml");
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"{addr}\"\ndata_dir = \"data\"\nmax_body_bytes = 65536\nmax_batch_samples = 100\n\
+            "listen = \"{addr}\"\ndata_dir = \"data\"\nmax_body_bytes = 65536\nmax_batch_samples = 100\n{extra}\n\
              [agents.a]\ntoken_hash = \"{}\"\nlabels = {{ role = \"web\" }}\n\
              [agents.b]\ntoken_hash = \"{}\"\n\
              [checks.web]\nkind = \"http\"\ntarget = \"http://127.0.0.1:9/\"\nselector = \"role=web\"\n",
@@ -107,6 +111,16 @@ async fn malformed_input_gets_400_with_a_reason_and_the_collector_keeps_serving(
             false,
             "in the future",
         ),
+        (
+            serde_json::to_vec(&serde_json::json!({"version":1,"agent":"a","sequence":1,"samples":[{"check":"web","timestamp_ms":now_ms(),"success":true,"values":{"x".repeat(200): 1.0}}]})).unwrap(),
+            false,
+            "longer than 128 bytes",
+        ),
+        (
+            serde_json::to_vec(&serde_json::json!({"version":1,"agent":"a","sequence":1,"samples":[{"check":"web","timestamp_ms":now_ms(),"success":true,"values":(0..65).map(|i| (format!("v{i}"), serde_json::json!(1.0))).collect::<serde_json::Map<String, serde_json::Value>>()}]})).unwrap(),
+            false,
+            "65 values; the limit is 64",
+        ),
     ];
     for (body, gzip, reason) in cases {
         let (status, err) = s.post(Some(TOKEN_A), body, gzip).await;
@@ -121,6 +135,38 @@ async fn malformed_input_gets_400_with_a_reason_and_the_collector_keeps_serving(
     assert_eq!(status, 413);
     s.healthy().await;
     assert_eq!(s.collector.metric("vakt_ingest_samples_total").await, Some(0.0), "nothing half-stored");
+}
+
+#[tokio::test]
+async fn a_flooding_agent_gets_429_with_retry_after_and_other_agents_are_served() {
+    let s = setup_with("agent_push_rate = 1").await; // 1 push per second, a burst of 2
+    let mut statuses = Vec::new();
+    for seq in 1..=5 {
+        let resp = s
+            .http
+            .post(s.collector.url("/api/v1/ingest"))
+            .bearer_auth(TOKEN_A)
+            .body(serde_json::to_vec(&batch("a", seq, 1)).unwrap())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            assert_eq!(resp.headers()["retry-after"], "1", "whole seconds to wait");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert!(body["error"].as_str().unwrap().contains("faster than agent_push_rate"), "{body}");
+        }
+    }
+    assert_eq!(&statuses[..2], [200, 200], "the burst is allowed: {statuses:?}");
+    assert!(statuses[2..].iter().all(|s| *s == 429), "then 429: {statuses:?}");
+    // Another agent has its own allowance.
+    let (status, _) = s.post(Some(TOKEN_B), serde_json::to_vec(&batch("b", 1, 0)).unwrap(), false).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.collector.metric("vakt_ingest_rejected_total{reason=\"rate_limited\"}").await, Some(3.0));
+    // After the wait it asked for, the agent is admitted again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _) = s.post(Some(TOKEN_A), serde_json::to_vec(&batch("a", 6, 1)).unwrap(), false).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
