@@ -14,8 +14,8 @@ use crate::state::{CheckState, Policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
+    #[error("database {path}: {reason}")]
+    Open { path: String, reason: String },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error(

@@ -166,6 +166,42 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Says why the database cannot be opened, and what to do about it.
+fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let writable = tempfile_probe(dir);
+    let code = e.sqlite_error_code();
+    let reason = match (code, writable) {
+        (_, Err(io)) if io.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "cannot write in {} ({io}): the data_dir must be writable by the user the collector runs as",
+            dir.display()
+        ),
+        (_, Err(io)) if io.raw_os_error() == Some(30) => {
+            format!("{} is on a read-only file system: give data_dir a writable place", dir.display())
+        }
+        (Some(ErrorCode::ReadOnly), _) => {
+            format!("the database file is read-only: make {} writable by the collector's user", path.display())
+        }
+        (Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked), _) => {
+            "the database is locked by another process (a second vakt-collector, or a sqlite3 shell): stop it first"
+                .into()
+        }
+        (Some(ErrorCode::NotADatabase), _) => {
+            "the file is not an SQLite database: point data_dir elsewhere, or move the file away".into()
+        }
+        _ => e.to_string(),
+    };
+    StoreError::Open { path: path.display().to_string(), reason }
+}
+
+/// Whether a file can be created in `dir`.
+fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".vakt-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -178,7 +214,7 @@ impl SqliteStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let path = data_dir.join("vakt.db");
-        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        let open_err = |source| open_error(&path, source);
         let mut conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
