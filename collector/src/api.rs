@@ -146,10 +146,17 @@ async fn ingest_inner(
         return Ok(ack);
     }
     app.metrics.batch_accepted(ack.accepted);
+    // One histogram lookup per check and batch, not per sample.
+    let mut by_check: std::collections::HashMap<&str, Vec<f64>> = std::collections::HashMap::new();
     for s in &batch.samples {
         if let Some(l) = s.latency_seconds {
-            app.metrics.observe_latency(&s.check, l);
+            by_check.entry(s.check.as_str()).or_default().push(l);
         }
+    }
+    for (check, latencies) in by_check {
+        app.metrics.observe_latencies(check, &latencies);
+    }
+    for s in &batch.samples {
         if let Some(days) = s.values.get("cert_days_left") {
             app.metrics.set_cert_days_left(&s.check, *days);
         }

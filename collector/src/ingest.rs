@@ -93,17 +93,20 @@ pub fn decode(body: &[u8], content_encoding: Option<&str>, max_bytes: usize) -> 
             )))
         }
     };
-    // Look at the version before the full schema, so an old or new agent gets the right answer.
+    // One pass for a good batch; only a batch that does not parse is looked at again for its
+    // version, so an old or new agent gets the right answer.
     #[derive(serde::Deserialize)]
     struct VersionOnly {
         version: u32,
     }
-    if let Ok(v) = serde_json::from_slice::<VersionOnly>(json) {
-        if v.version != PROTOCOL_VERSION {
-            return Err(IngestError::UnsupportedVersion(v.version));
-        }
+    match serde_json::from_slice::<Batch>(json) {
+        Ok(batch) if batch.version == PROTOCOL_VERSION => Ok(batch),
+        Ok(batch) => Err(IngestError::UnsupportedVersion(batch.version)),
+        Err(e) => match serde_json::from_slice::<VersionOnly>(json) {
+            Ok(v) if v.version != PROTOCOL_VERSION => Err(IngestError::UnsupportedVersion(v.version)),
+            _ => Err(IngestError::Malformed(format!("batch is not valid JSON: {e}"))),
+        },
     }
-    serde_json::from_slice(json).map_err(|e| IngestError::Malformed(format!("batch is not valid JSON: {e}")))
 }
 
 /// Semantic checks of a decoded batch.

@@ -220,6 +220,8 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        // 32 MiB of page cache (when used): index pages of a busy samples table stay in memory.
+        conn.pragma_update(None, "cache_size", -32768).map_err(open_err)?;
         migrate(&mut conn, &path)?;
         Ok(Self { conn: Mutex::new(conn), path, router: std::sync::RwLock::new(Router::default()) })
     }
@@ -319,10 +321,15 @@ fn state_entry<'m>(
     tx: &Transaction<'_>,
     key: &str,
 ) -> Result<&'m mut CheckState, StoreError> {
-    Ok(match states.entry(key.to_string()) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => e.insert(load_state(tx, key)?),
-    })
+    // Looked up by &str: no allocation per sample once the check's state is loaded.
+    if !states.contains_key(key) {
+        let loaded = load_state(tx, key)?;
+        states.insert(key.to_string(), loaded);
+    }
+    match states.get_mut(key) {
+        Some(state) => Ok(state),
+        None => unreachable!("inserted just above"),
+    }
 }
 
 /// (down, up) votes of the agents probing `check`, counting only those heard from after
@@ -522,15 +529,21 @@ impl Store for SqliteStore {
                 "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            let mut values = Vec::with_capacity(128);
             for s in &batch.samples {
-                let values = if s.values.is_empty() { None } else { serde_json::to_string(&s.values).ok() };
+                values.clear();
+                let values_json = if s.values.is_empty() {
+                    None
+                } else {
+                    serde_json::to_writer(&mut values, &s.values).ok().and_then(|()| std::str::from_utf8(&values).ok())
+                };
                 insert.execute(params![
                     s.check,
                     batch.agent,
                     s.timestamp_ms,
                     s.success,
                     s.latency_seconds,
-                    values,
+                    values_json,
                     s.error,
                     s.degraded
                 ])?;

@@ -1,0 +1,139 @@
+//! A fleet on loopback: BENCH_FLEET_AGENTS (default 1,000) simulated agents with
+//! BENCH_FLEET_CHECKS (default 20) checks each push one batch per second against one collector
+//! for BENCH_FLEET_SECONDS (default 30). Prints the push latency (p50, p99), the collector's RSS
+//! and CPU, its memory per active check, and that nothing was lost.
+//!
+//!     cargo bench -p vakt-tests --bench fleet
+//!
+//! Memory per active check: the collector's RSS once every check has reported, less its RSS
+//! with the same configuration before any sample arrived, over the number of checks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vakt_tests::{proc_stats, token_hash, Collector};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[tokio::main]
+async fn main() {
+    let agents = env("BENCH_FLEET_AGENTS", 1_000);
+    let checks = env("BENCH_FLEET_CHECKS", 20);
+    let seconds = env("BENCH_FLEET_SECONDS", 30);
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let mut cfg = format!("listen = \"{addr}\"\ndata_dir = \"data\"\n");
+    for a in 0..agents {
+        cfg.push_str(&format!("[agents.a{a}]\ntoken_hash = \"{}\"\n", token_hash(&format!("fleet-token-{a:05}"))));
+    }
+    for a in 0..agents {
+        for c in 0..checks {
+            cfg.push_str(&format!(
+                "[checks.a{a}-c{c}]\nkind = \"http\"\ntarget = \"http://127.0.0.1:9/{c}\"\ninterval = \"1s\"\nagents = [\"a{a}\"]\n"
+            ));
+        }
+    }
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(&ctoml, cfg).unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
+    let pid = collector.proc.child.id();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = proc_stats(pid);
+
+    let http =
+        reqwest::Client::builder().pool_max_idle_per_host(agents).timeout(Duration::from_secs(30)).build().unwrap();
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let sent = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let url = collector.url("/api/v1/ingest");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for a in 0..agents {
+        let (http, url, latencies, sent, failed) =
+            (http.clone(), url.clone(), latencies.clone(), sent.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            // Spread the agents over the second, as real ones drift apart.
+            tokio::time::sleep(Duration::from_micros((a as u64 * 1_000_000) / agents as u64)).await;
+            let token = format!("fleet-token-{a:05}");
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            for seq in 1..=seconds as u64 {
+                tick.tick().await;
+                let ts = now_ms();
+                let samples: Vec<serde_json::Value> = (0..checks)
+                    .map(|c| {
+                        serde_json::json!({"check": format!("a{a}-c{c}"), "timestamp_ms": ts, "success": (c + a) % 50 != 0 || seq % 2 == 0,
+                        "latency_seconds": 0.02, "values": {"status_code": 200.0}})
+                    })
+                    .collect();
+                let body = serde_json::json!({"version": 1, "agent": format!("a{a}"), "sequence": seq, "samples": samples});
+                let t = Instant::now();
+                match http.post(&url).bearer_auth(&token).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        latencies.lock().unwrap().push(t.elapsed());
+                        sent.fetch_add(checks as u64, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let mut peak_rss = 0u64;
+    let mut sampled = Vec::new();
+    while !tasks.iter().all(|t| t.is_finished()) {
+        let s = proc_stats(pid);
+        peak_rss = peak_rss.max(s.rss_kib);
+        sampled.push(s.rss_kib);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let loaded = proc_stats(pid);
+    let stored = collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0) as u64;
+    let sent = sent.load(Ordering::Relaxed);
+    let failed = failed.load(Ordering::Relaxed);
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort();
+    let pct = |p: f64| l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1];
+    let active = (agents * checks) as f64;
+    let per_check = (loaded.rss_kib.saturating_sub(idle.rss_kib)) as f64 * 1024.0 / active;
+
+    println!(
+        "fleet: {agents} agents x {checks} checks, one push per agent per second for {seconds} s ({:.0} samples/s offered)",
+        active
+    );
+    println!(
+        "  pushes: {} acknowledged, {failed} failed · latency p50 {:.1} ms · p99 {:.1} ms · max {:.1} ms",
+        l.len(),
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        l[l.len() - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "  loss: {sent} samples acknowledged, {stored} committed ({})",
+        if sent == stored && failed == 0 { "none lost" } else { "MISMATCH" }
+    );
+    println!(
+        "  collector: CPU {:.1} s over {:.1} s ({:.0}% of one core) · RSS idle {:.1} MiB, loaded {:.1} MiB, peak {:.1} MiB",
+        loaded.cpu_seconds - idle.cpu_seconds,
+        elapsed.as_secs_f64(),
+        100.0 * (loaded.cpu_seconds - idle.cpu_seconds) / elapsed.as_secs_f64(),
+        idle.rss_kib as f64 / 1024.0,
+        loaded.rss_kib as f64 / 1024.0,
+        peak_rss.max(loaded.peak_rss_kib) as f64 / 1024.0
+    );
+    println!("  memory per active check: {per_check:.0} bytes (target <= 1024)");
+    assert_eq!(sent, stored, "acknowledged samples must all be committed");
+}
