@@ -8,6 +8,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod catalog;
+pub mod check_series;
 pub mod evaluator;
 pub mod incident;
 pub mod ingest;

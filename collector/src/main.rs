@@ -276,7 +276,13 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     vakt_agent::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    // Store work runs on blocking threads behind one connection: a few threads are enough, and
+    // each extra one would keep memory of its own (a malloc arena, a stack).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signal_token = shutdown.clone();

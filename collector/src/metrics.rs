@@ -1,9 +1,6 @@
 //! The collector's Prometheus metrics. Every metric here is listed in `docs/metrics.md`.
 
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::state::{CheckState, Status};
 
@@ -24,13 +21,10 @@ pub const REJECT_REASONS: &[&str] = &[
 
 pub struct Metrics {
     registry: Registry,
-    check_up: GaugeVec,
-    check_degraded: GaugeVec,
-    check_latency: HistogramVec,
+    checks: std::sync::Arc<crate::check_series::CheckSeries>,
     incidents_open: IntGauge,
     incidents_by_priority: IntGaugeVec,
     incidents_by_severity: IntGaugeVec,
-    cert_days_left: GaugeVec,
     storage_bytes: IntGauge,
     ingest_samples: IntCounter,
     ingest_batches: IntCounterVec,
@@ -94,31 +88,10 @@ impl Metrics {
     #[expect(clippy::expect_used, reason = "metric definitions are static and valid")]
     pub fn new() -> Self {
         let registry = Registry::new();
-        let check_up = register(
-            &registry,
-            GaugeVec::new(
-                Opts::new("vakt_check_up", "1 when the check is up, 0 when it is down (absent while unknown)"),
-                &["check"],
-            )
-            .expect("valid metric"),
-        );
-        let check_degraded = register(
-            &registry,
-            GaugeVec::new(
-                Opts::new("vakt_check_degraded", "1 when the check is up but its last result was degraded, else 0"),
-                &["check"],
-            )
-            .expect("valid metric"),
-        );
-        let check_latency = register(
-            &registry,
-            HistogramVec::new(
-                HistogramOpts::new("vakt_check_latency_seconds", "Duration of probe runs as the agents reported them")
-                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-                &["check"],
-            )
-            .expect("valid metric"),
-        );
+        let checks = std::sync::Arc::new(crate::check_series::CheckSeries::default());
+        if let Err(e) = registry.register(Box::new(SharedChecks(checks.clone()))) {
+            tracing::error!(error = %e, "registering the check series failed");
+        }
         let incidents_open = register(
             &registry,
             IntGauge::new("vakt_incidents_open", "Incidents currently open").expect("valid metric"),
@@ -145,14 +118,6 @@ impl Metrics {
         for sev in SEVERITIES {
             incidents_by_severity.with_label_values(&[*sev]);
         }
-        let cert_days_left = register(
-            &registry,
-            GaugeVec::new(
-                Opts::new("vakt_check_cert_days_left", "Days until the checked TLS certificate expires (last result)"),
-                &["check"],
-            )
-            .expect("valid metric"),
-        );
         let storage_bytes = register(
             &registry,
             IntGauge::new("vakt_storage_bytes", "Size of the collector's database files on disk")
@@ -294,13 +259,10 @@ impl Metrics {
         }
         Self {
             registry,
-            check_up,
-            check_degraded,
-            check_latency,
+            checks,
             incidents_open,
             incidents_by_priority,
             incidents_by_severity,
-            cert_days_left,
             storage_bytes,
             ingest_samples,
             ingest_batches,
@@ -364,32 +326,21 @@ impl Metrics {
     }
 
     pub fn set_check_state(&self, check: &str, state: &CheckState) {
-        match state.status {
-            Status::Up => {
-                self.check_up.with_label_values(&[check]).set(1.0);
-                self.check_degraded.with_label_values(&[check]).set(if state.degraded { 1.0 } else { 0.0 });
-            }
-            Status::Down => {
-                self.check_up.with_label_values(&[check]).set(0.0);
-                self.check_degraded.with_label_values(&[check]).set(0.0);
-            }
-            Status::Unknown => {
-                let _ = self.check_up.remove_label_values(&[check]);
-                let _ = self.check_degraded.remove_label_values(&[check]);
-            }
-        }
+        let up = match state.status {
+            Status::Up => Some(true),
+            Status::Down => Some(false),
+            Status::Unknown => None,
+        };
+        self.checks.set_state(check, up, state.degraded);
     }
 
     pub fn observe_latency(&self, check: &str, seconds: f64) {
-        self.check_latency.with_label_values(&[check]).observe(seconds);
+        self.checks.observe(check, &[seconds]);
     }
 
-    /// Several latencies of one check at once (one label lookup).
+    /// Several latencies of one check at once.
     pub fn observe_latencies(&self, check: &str, seconds: &[f64]) {
-        let h = self.check_latency.with_label_values(&[check]);
-        for s in seconds {
-            h.observe(*s);
-        }
+        self.checks.observe(check, seconds);
     }
 
     pub fn set_incidents_open(&self, n: i64) {
@@ -419,7 +370,7 @@ impl Metrics {
     }
 
     pub fn set_cert_days_left(&self, check: &str, days: f64) {
-        self.cert_days_left.with_label_values(&[check]).set(days);
+        self.checks.set_cert_days_left(check, days);
     }
 
     pub fn set_storage_bytes(&self, bytes: u64) {
@@ -514,5 +465,17 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The check series, shared between `Metrics` and the registry.
+struct SharedChecks(std::sync::Arc<crate::check_series::CheckSeries>);
+
+impl prometheus::core::Collector for SharedChecks {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.collect()
     }
 }

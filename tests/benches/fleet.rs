@@ -5,8 +5,9 @@
 //!
 //!     cargo bench -p vakt-tests --bench fleet
 //!
-//! Memory per active check: the collector's RSS once every check has reported, less its RSS
-//! with the same configuration before any sample arrived, over the number of checks.
+//! Memory per active check: for the first third of the run each agent reports one of its checks,
+//! then all of them; the collector's RSS after, less its RSS before every check was active, over
+//! the checks that became active. (The agents' connections cost the same in both phases.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -51,6 +52,7 @@ async fn main() {
 
     let http =
         reqwest::Client::builder().pool_max_idle_per_host(agents).timeout(Duration::from_secs(30)).build().unwrap();
+    let one_check_until = (seconds / 3).max(2) as u64;
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -68,7 +70,8 @@ async fn main() {
             for seq in 1..=seconds as u64 {
                 tick.tick().await;
                 let ts = now_ms();
-                let samples: Vec<serde_json::Value> = (0..checks)
+                let active = if seq <= one_check_until { 1 } else { checks };
+                let samples: Vec<serde_json::Value> = (0..active)
                     .map(|c| {
                         serde_json::json!({"check": format!("a{a}-c{c}"), "timestamp_ms": ts, "success": (c + a) % 50 != 0 || seq % 2 == 0,
                         "latency_seconds": 0.02, "values": {"status_code": 200.0}})
@@ -79,7 +82,7 @@ async fn main() {
                 match http.post(&url).bearer_auth(&token).json(&body).send().await {
                     Ok(r) if r.status().is_success() => {
                         latencies.lock().unwrap().push(t.elapsed());
-                        sent.fetch_add(checks as u64, Ordering::Relaxed);
+                        sent.fetch_add(active as u64, Ordering::Relaxed);
                     }
                     _ => {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -89,12 +92,15 @@ async fn main() {
         }));
     }
     let mut peak_rss = 0u64;
-    let mut sampled = Vec::new();
+    let mut one_check_rss = 0u64;
     while !tasks.iter().all(|t| t.is_finished()) {
         let s = proc_stats(pid);
         peak_rss = peak_rss.max(s.rss_kib);
-        sampled.push(s.rss_kib);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Just before every check becomes active: the connections, one check each.
+        if started.elapsed() < Duration::from_millis(one_check_until * 1000 - 200) {
+            one_check_rss = s.rss_kib;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for t in tasks {
         t.await.unwrap();
@@ -108,7 +114,9 @@ async fn main() {
     l.sort();
     let pct = |p: f64| l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1];
     let active = (agents * checks) as f64;
-    let per_check = (loaded.rss_kib.saturating_sub(idle.rss_kib)) as f64 * 1024.0 / active;
+    let became_active = (agents * (checks - 1)).max(1) as f64;
+    let per_check = (loaded.rss_kib.saturating_sub(one_check_rss)) as f64 * 1024.0 / became_active;
+    let per_agent = (one_check_rss.saturating_sub(idle.rss_kib)) as f64 / agents as f64;
 
     println!(
         "fleet: {agents} agents x {checks} checks, one push per agent per second for {seconds} s ({:.0} samples/s offered)",
@@ -134,6 +142,8 @@ async fn main() {
         loaded.rss_kib as f64 / 1024.0,
         peak_rss.max(loaded.peak_rss_kib) as f64 / 1024.0
     );
-    println!("  memory per active check: {per_check:.0} bytes (target <= 1024)");
+    println!(
+        "  memory per active check: {per_check:.0} bytes (target <= 1024) · per connected agent with one check: {per_agent:.1} KiB"
+    );
     assert_eq!(sent, stored, "acknowledged samples must all be committed");
 }

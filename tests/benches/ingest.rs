@@ -32,7 +32,6 @@ fn raw_rusqlite_rate(dir: &std::path::Path, total: usize, batch: usize) -> f64 {
     let mut conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.pragma_update(None, "cache_size", -32768).unwrap();
     conn.execute_batch(
         "CREATE TABLE samples (id INTEGER PRIMARY KEY, check_id TEXT NOT NULL, agent TEXT NOT NULL,
          ts_ms INTEGER NOT NULL, success INTEGER NOT NULL, latency_s REAL, values_json TEXT, error TEXT);
@@ -116,7 +115,7 @@ async fn main() {
                     let samples: Vec<serde_json::Value> = (0..batch)
                         .map(|i| {
                             let n = b * batch + i;
-                            let ok = n % 97 != 0;
+                            let ok = !n.is_multiple_of(97);
                             serde_json::json!({
                                 "check": format!("a{a}-c{}", n % CHECKS_PER_AGENT),
                                 "timestamp_ms": base + (n / CHECKS_PER_AGENT) as i64,

@@ -220,8 +220,6 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        // 32 MiB of page cache (when used): index pages of a busy samples table stay in memory.
-        conn.pragma_update(None, "cache_size", -32768).map_err(open_err)?;
         migrate(&mut conn, &path)?;
         Ok(Self { conn: Mutex::new(conn), path, router: std::sync::RwLock::new(Router::default()) })
     }
