@@ -405,6 +405,23 @@ fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollu
     Ok(())
 }
 
+/// Adds one minute's counts of a check to the batch's rollups (a check's samples may come back
+/// to a minute after leaving it).
+fn merge_minute<'a>(rollups: &mut HashMap<(&'a str, i64), MinuteRollup>, check: &'a str, minute: i64, r: MinuteRollup) {
+    match rollups.entry((check, minute)) {
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(r);
+        }
+        std::collections::hash_map::Entry::Occupied(mut e) => {
+            let into = e.get_mut();
+            into.events += r.events;
+            into.failed += r.failed;
+            into.degraded += r.degraded;
+            let _ = into.latency.add(&r.latency);
+        }
+    }
+}
+
 /// Inserts an incident unless one with the same key is open; returns its id when inserted.
 fn insert_incident(tx: &Transaction<'_>, router: &Router, action: &Action) -> Result<Option<i64>, StoreError> {
     let Action::Open { kind, subject, title, severity, priority, opened_ms, event } = action else {
@@ -547,103 +564,123 @@ impl Store for SqliteStore {
                 ])?;
             }
         }
+        // Each check's samples, in time order: one hash per sample, the rest per check.
+        let mut by_check: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, s) in batch.samples.iter().enumerate() {
+            by_check.entry(s.check.as_str()).or_default().push(i);
+        }
         let mut rollups: HashMap<(&str, i64), MinuteRollup> = HashMap::new();
-        for s in &batch.samples {
-            let minute = s.timestamp_ms - s.timestamp_ms.rem_euclid(crate::slo::MINUTE_MS);
-            let r = rollups.entry((s.check.as_str(), minute)).or_insert_with(|| MinuteRollup {
-                events: 0,
-                failed: 0,
-                degraded: 0,
-                latency: crate::latency::new_histogram(),
-            });
-            r.events += 1;
-            r.failed += i64::from(!s.success);
-            r.degraded += i64::from(s.degraded);
-            if let Some(l) = s.latency_seconds {
-                crate::latency::record(&mut r.latency, l);
+        for (check, idxs) in &mut by_check {
+            idxs.sort_by_key(|&i| batch.samples[i].timestamp_ms);
+            let mut current: Option<(i64, MinuteRollup)> = None;
+            for &i in idxs.iter() {
+                let s = &batch.samples[i];
+                let minute = s.timestamp_ms - s.timestamp_ms.rem_euclid(crate::slo::MINUTE_MS);
+                if current.as_ref().is_some_and(|(m, _)| *m != minute) {
+                    if let Some((m, r)) = current.take() {
+                        merge_minute(&mut rollups, check, m, r);
+                    }
+                }
+                let (_, r) = current.get_or_insert_with(|| {
+                    (
+                        minute,
+                        MinuteRollup { events: 0, failed: 0, degraded: 0, latency: crate::latency::new_histogram() },
+                    )
+                });
+                r.events += 1;
+                r.failed += i64::from(!s.success);
+                r.degraded += i64::from(s.degraded);
+                if let Some(l) = s.latency_seconds {
+                    crate::latency::record(&mut r.latency, l);
+                }
+            }
+            if let Some((m, r)) = current {
+                merge_minute(&mut rollups, check, m, r);
             }
         }
         merge_rollups(&tx, rollups)?;
-        // Apply samples to states in time order.
-        let mut order: Vec<usize> = (0..batch.samples.len()).collect();
-        order.sort_by_key(|&i| batch.samples[i].timestamp_ms);
+        // Apply samples to states, each check's in time order.
         let mut states: HashMap<String, CheckState> = HashMap::new();
-        for i in order {
-            let s = &batch.samples[i];
-            let policy = policies.get(&s.check);
-            let transition = match policies.quorum.get(&s.check).copied() {
-                // Several agents vote: each has its own state; the check is down when `q` agree.
-                Some(q) => {
-                    let voter_key = format!("{}@{}", s.check, batch.agent);
-                    state_entry(&mut states, &tx, &voter_key)?.observe_result(
+        for (check, idxs) in &by_check {
+            let policy = policies.get(check);
+            let quorum = policies.quorum.get(*check).copied();
+            for &i in idxs {
+                let s = &batch.samples[i];
+                let transition = match quorum {
+                    // Several agents vote: each has its own state; the check is down when `q` agree.
+                    Some(q) => {
+                        let voter_key = format!("{}@{}", s.check, batch.agent);
+                        state_entry(&mut states, &tx, &voter_key)?.observe_result(
+                            s.success,
+                            s.degraded,
+                            s.timestamp_ms,
+                            s.error.as_deref(),
+                            policy,
+                        );
+                        let (down, up) =
+                            count_votes(&tx, &states, &s.check, s.timestamp_ms - policies.stale_ms(&s.check))?;
+                        state_entry(&mut states, &tx, &s.check)?.apply_votes(
+                            down,
+                            up,
+                            q,
+                            s.timestamp_ms,
+                            s.error.as_deref(),
+                        )
+                    }
+                    None => state_entry(&mut states, &tx, &s.check)?.observe_result(
                         s.success,
                         s.degraded,
                         s.timestamp_ms,
                         s.error.as_deref(),
                         policy,
-                    );
-                    let (down, up) = count_votes(&tx, &states, &s.check, s.timestamp_ms - policies.stale_ms(&s.check))?;
-                    state_entry(&mut states, &tx, &s.check)?.apply_votes(
-                        down,
-                        up,
-                        q,
-                        s.timestamp_ms,
-                        s.error.as_deref(),
-                    )
-                }
-                None => state_entry(&mut states, &tx, &s.check)?.observe_result(
-                    s.success,
-                    s.degraded,
-                    s.timestamp_ms,
-                    s.error.as_deref(),
-                    policy,
-                ),
-            };
-            let Some(transition) = transition else {
-                continue;
-            };
-            let state = state_entry(&mut states, &tx, &s.check)?;
-            match &transition {
-                crate::state::Transition::Up { at_ms, .. } => start_period(&tx, &s.check, Some("up"), *at_ms)?,
-                crate::state::Transition::Down { since_ms, .. } => {
-                    start_period(&tx, &s.check, Some("down"), *since_ms)?
-                }
-            }
-            // A check that keeps changing state is one "flapping" incident, not a stream.
-            let changes: i64 = tx
-                .prepare_cached("SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2")?
-                .query_row(params![s.check, s.timestamp_ms - policies.flap_window_ms], |r| r.get(0))?;
-            let flapping = crate::incident::is_flapping(changes, policies.flap_threshold);
-            if flapping {
-                let open = Incident::prioritised(
-                    crate::incident::flapping_incident(&s.check, changes, policies.flap_window_ms, s.timestamp_ms),
-                    policies.priority(&s.check),
-                );
-                if let Some(id) = insert_incident(&tx, &router, &open)? {
-                    outcome.incidents_opened.push(id);
-                }
-            }
-            match action_for(&s.check, &transition) {
-                Some(Action::Open { .. }) if flapping => {}
-                Some(open @ Action::Open { .. }) => {
-                    if state.open_incident.is_some() {
-                        continue;
+                    ),
+                };
+                let Some(transition) = transition else {
+                    continue;
+                };
+                let state = state_entry(&mut states, &tx, &s.check)?;
+                match &transition {
+                    crate::state::Transition::Up { at_ms, .. } => start_period(&tx, &s.check, Some("up"), *at_ms)?,
+                    crate::state::Transition::Down { since_ms, .. } => {
+                        start_period(&tx, &s.check, Some("down"), *since_ms)?
                     }
-                    let open = Incident::prioritised(open, policies.priority(&s.check));
+                }
+                // A check that keeps changing state is one "flapping" incident, not a stream.
+                let changes: i64 = tx
+                    .prepare_cached("SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2")?
+                    .query_row(params![s.check, s.timestamp_ms - policies.flap_window_ms], |r| r.get(0))?;
+                let flapping = crate::incident::is_flapping(changes, policies.flap_threshold);
+                if flapping {
+                    let open = Incident::prioritised(
+                        crate::incident::flapping_incident(&s.check, changes, policies.flap_window_ms, s.timestamp_ms),
+                        policies.priority(&s.check),
+                    );
                     if let Some(id) = insert_incident(&tx, &router, &open)? {
-                        state.open_incident = Some(id);
                         outcome.incidents_opened.push(id);
                     }
                 }
-                Some(Action::Resolve { event }) if state.open_incident.take().is_some() => {
-                    if let Some(id) =
-                        resolve_incident(&tx, &router, &IncidentKind::CheckDown.dedup_key(&s.check), &event)?
-                    {
-                        outcome.incidents_resolved.push(id);
+                match action_for(&s.check, &transition) {
+                    Some(Action::Open { .. }) if flapping => {}
+                    Some(open @ Action::Open { .. }) => {
+                        if state.open_incident.is_some() {
+                            continue;
+                        }
+                        let open = Incident::prioritised(open, policies.priority(&s.check));
+                        if let Some(id) = insert_incident(&tx, &router, &open)? {
+                            state.open_incident = Some(id);
+                            outcome.incidents_opened.push(id);
+                        }
                     }
+                    Some(Action::Resolve { event }) if state.open_incident.take().is_some() => {
+                        if let Some(id) =
+                            resolve_incident(&tx, &router, &IncidentKind::CheckDown.dedup_key(&s.check), &event)?
+                        {
+                            outcome.incidents_resolved.push(id);
+                        }
+                    }
+                    Some(Action::Resolve { .. }) => {}
+                    None => {}
                 }
-                Some(Action::Resolve { .. }) => {}
-                None => {}
             }
         }
         for (check, state) in &states {
