@@ -17,6 +17,8 @@ pub struct AgentMetrics {
     pub push_failures: IntCounter,
     pub samples_sent: IntCounter,
     pub dropped_samples: IntCounterVec,
+    pub spool_write_errors: IntCounter,
+    pub buffered_samples: IntGauge,
     /// Every probe run of this process, for the exit summary.
     pub probes_run: std::sync::atomic::AtomicU64,
 }
@@ -79,6 +81,19 @@ impl AgentMetrics {
             )
             .expect("valid metric"),
         );
+        let spool_write_errors = register(
+            &registry,
+            IntCounter::new(
+                "vakt_agent_spool_write_errors_total",
+                "Attempts to write the spool that failed (disk full, read-only); samples wait in memory",
+            )
+            .expect("valid metric"),
+        );
+        let buffered_samples = register(
+            &registry,
+            IntGauge::new("vakt_agent_buffered_samples", "Samples held in memory, not yet in the spool")
+                .expect("valid metric"),
+        );
         for reason in DROP_REASONS {
             dropped_samples.with_label_values(&[*reason]);
         }
@@ -88,6 +103,8 @@ impl AgentMetrics {
             probe_duration,
             spool_batches,
             spool_bytes,
+            spool_write_errors,
+            buffered_samples,
             push_failures,
             samples_sent,
             dropped_samples,

@@ -83,6 +83,7 @@ impl Pusher {
     }
 
     fn update_gauges(&self) {
+        self.metrics.buffered_samples.set(i64::try_from(self.buffer.len()).unwrap_or(i64::MAX));
         self.metrics.spool_batches.set(self.spool.len() as i64);
         self.metrics.spool_bytes.set(i64::try_from(self.spool.bytes()).unwrap_or(i64::MAX));
     }
@@ -149,6 +150,7 @@ impl Pusher {
 
     /// Logs a spool problem once per episode, not once per tick.
     fn spool_trouble(&mut self, error: &str) {
+        self.metrics.spool_write_errors.inc();
         if !self.spool_failing {
             tracing::error!(%error, buffered = self.buffer.len(), "cannot write the spool; holding samples in memory");
             self.spool_failing = true;

@@ -1,0 +1,114 @@
+//! The agent's disk fills up, with the real binaries: its spool lives on a 96 KiB tmpfs (in a
+//! mount namespace of its own) while the collector is away. The agent says so once, counts the
+//! failed writes, keeps probing and holds the samples in memory; when the collector is back the
+//! spool drains, space returns, and every sample arrives once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use vakt_tests::{metric, token_hash, wait_for, Collector, Proc, Target};
+
+const TOKEN: &str = "disk-full-agent-token-0123456789";
+
+fn mount_namespaces_allowed() -> bool {
+    let probe = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &format!("mount -t tmpfs -o size=64k tmpfs '{}'", probe.path().display())])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        // A kernel or container permission, not a package CI could install.
+        eprintln!("skipping: this machine does not allow a private tmpfs mount (unshare -m)");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_samples_in_memory_and_recovers_when_space_returns() {
+    if !mount_namespaces_allowed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let agent_metrics = vakt_tests::loopback_addr();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let mut checks = String::new();
+    for i in 0..10 {
+        checks.push_str(&format!(
+            "[checks.local-{i}]\nkind = \"http\"\ntarget = \"http://{}/{i}\"\ninterval = \"20ms\"\ntimeout = \"20ms\"\n",
+            target.addr
+        ));
+    }
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(
+        &atoml,
+        format!(
+            "name = \"edge\"\ncollector = \"http://{addr}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"{}\"\n\
+             push_interval = \"100ms\"\nmetrics_listen = \"{agent_metrics}\"\n{checks}",
+            spool.display()
+        ),
+    )
+    .unwrap();
+    // The agent in its own mount namespace, its spool on a tiny tmpfs; the collector not there yet.
+    let script = format!(
+        "mount -t tmpfs -o size=96k tmpfs '{}' && exec '{}' run --config '{}'",
+        spool.display(),
+        vakt_tests::bin("vakt-agent").display(),
+        atoml.display()
+    );
+    let log = dir.path().join("agent.log");
+    let child = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env("VAKT_LOG", "info,vakt_agent=debug")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut agent = Proc { child, log: log.clone() };
+
+    let agent_metric = |series: &'static str| async move {
+        let text = reqwest::get(format!("http://{agent_metrics}/metrics")).await.ok()?.text().await.ok()?;
+        metric(&text, series)
+    };
+
+    wait_for("the spool to fill the disk", Duration::from_secs(60), || async {
+        (agent_metric("vakt_agent_spool_write_errors_total").await.unwrap_or(0.0) >= 1.0).then_some(())
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("cannot write the spool; holding samples in memory"), "{text}");
+    assert!(text.contains("No space left on device"), "the reason, as the system gave it: {text}");
+    assert_eq!(text.matches("cannot write the spool").count(), 1, "said once per episode, not per tick");
+    wait_for("samples held in memory", Duration::from_secs(10), || async {
+        (agent_metric("vakt_agent_buffered_samples").await.unwrap_or(0.0) > 0.0).then_some(())
+    })
+    .await;
+    assert!(agent.child.try_wait().unwrap().is_none(), "the agent keeps running");
+
+    // The collector comes: the spool drains, space returns, the held samples follow.
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!("listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n", token_hash(TOKEN)),
+    )
+    .unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
+    wait_for("the spool writable again", Duration::from_secs(60), || async {
+        std::fs::read_to_string(&log).unwrap().contains("spool writable again").then_some(())
+    })
+    .await;
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("all samples delivered"), "{text}");
+    let probes: u64 = text
+        .lines()
+        .find(|l| l.contains("agent stopped"))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("probes_run=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let stored = collector.get_json("/api/v1/samples?limit=1000000").await.as_array().unwrap().len() as u64;
+    assert_eq!(stored, probes, "every probe result arrived once, none dropped");
+}
