@@ -76,9 +76,14 @@ async fn a_locked_database_delays_ingest_and_loses_nothing() {
 }
 
 /// Runs the collector as an unprivileged user when the tests run as root (root ignores file
-/// permissions), so an unwritable directory really is unwritable.
-fn collector_command() -> std::process::Command {
-    let exe = vakt_tests::bin("vakt-collector");
+/// permissions), so an unwritable directory really is unwritable. The binary is copied into
+/// `dir` first, so that user can run it wherever the build lives.
+fn collector_command(dir: &std::path::Path) -> std::process::Command {
+    let exe = dir.join("vakt-collector");
+    if !exe.exists() {
+        std::fs::copy(vakt_tests::bin("vakt-collector"), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let is_root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if is_root {
         let mut c = std::process::Command::new("setpriv");
@@ -99,7 +104,7 @@ fn an_unwritable_data_dir_is_refused_with_the_reason() {
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(&ctoml, format!("listen = \"{}\"\ndata_dir = \"data\"\n", vakt_tests::loopback_addr())).unwrap();
     std::fs::set_permissions(&ctoml, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = collector_command().args(["run", "--config", ctoml.to_str().unwrap()]).output().unwrap();
+    let out = collector_command(dir.path()).args(["run", "--config", ctoml.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "it must not start: {err}");
     assert!(err.contains(&data.display().to_string()), "names the place: {err}");
@@ -110,7 +115,7 @@ fn an_unwritable_data_dir_is_refused_with_the_reason() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::write(data.join("vakt.db"), "not a database, a note someone left").unwrap();
     std::fs::set_permissions(data.join("vakt.db"), std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = collector_command().args(["run", "--config", ctoml.to_str().unwrap()]).output().unwrap();
+    let out = collector_command(dir.path()).args(["run", "--config", ctoml.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("is not an SQLite database"), "{err}");
