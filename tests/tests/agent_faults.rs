@@ -112,3 +112,76 @@ async fn a_full_disk_holds_samples_in_memory_and_recovers_when_space_returns() {
     let stored = collector.get_json("/api/v1/samples?limit=1000000").await.as_array().unwrap().len() as u64;
     assert_eq!(stored, probes, "every probe result arrived once, none dropped");
 }
+
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// An agent whose wall clock jumps two hours ahead (as a bad NTP step would), then back: the
+/// collector refuses the impossible timestamps with the reason, the agent logs it and counts the
+/// dropped samples, the check's state is not disturbed, and once the clock is right samples flow
+/// again. The agent's schedule runs on the monotonic clock and does not stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_jump_on_the_agent_is_refused_with_the_reason_and_recovers() {
+    if !std::path::Path::new(FAKETIME_LIB).exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "libfaketime is missing: .ci/run must install faketime");
+        eprintln!("skipping: libfaketime is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let agent_metrics = vakt_tests::loopback_addr();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n\
+             [checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"100ms\"\nagents = [\"edge\"]\n",
+            token_hash(TOKEN),
+            target.addr
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
+    let atoml =
+        vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, &format!("metrics_listen = \"{agent_metrics}\"\n"));
+    let offset = dir.path().join("clock-offset");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let log = dir.path().join("agent.log");
+    let child = std::process::Command::new(vakt_tests::bin("vakt-agent"))
+        .args(["run", "--config", atoml.to_str().unwrap()])
+        .env("VAKT_LOG", "info,vakt_agent=debug")
+        .env("LD_PRELOAD", FAKETIME_LIB)
+        .env("FAKETIME_TIMESTAMP_FILE", &offset)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _agent = Proc { child, log: log.clone() };
+    collector.wait_up("web").await;
+
+    // Two hours ahead.
+    std::fs::write(&offset, "+2h\n").unwrap();
+    wait_for("the collector to refuse the future", Duration::from_secs(30), || async {
+        (collector.metric("vakt_ingest_rejected_total{reason=\"invalid\"}").await.unwrap_or(0.0) >= 1.0).then_some(())
+    })
+    .await;
+    wait_for("the agent to count what it dropped", Duration::from_secs(30), || async {
+        let text = reqwest::get(format!("http://{agent_metrics}/metrics")).await.ok()?.text().await.ok()?;
+        (metric(&text, "vakt_agent_dropped_samples_total{reason=\"rejected\"}").unwrap_or(0.0) >= 1.0).then_some(())
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("is the agent's clock right?"), "the reason reaches the agent's log:\n{text}");
+    assert_eq!(collector.metric("vakt_check_up{check=\"web\"}").await, Some(1.0), "the state is not disturbed");
+
+    // The clock is put right: samples are accepted again.
+    std::fs::write(&offset, "+0\n").unwrap();
+    let before = collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0);
+    wait_for("samples accepted again", Duration::from_secs(30), || async {
+        (collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0) >= before + 10.0).then_some(())
+    })
+    .await;
+    let incidents = collector.get_json("/api/v1/incidents").await;
+    assert_eq!(incidents.as_array().unwrap().len(), 0, "no incident from a clock: {incidents}");
+}
