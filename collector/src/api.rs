@@ -474,11 +474,6 @@ async fn list_agents(State(app): State<Arc<App>>) -> Response {
     Json(views).into_response()
 }
 
-/// The person or tool behind an API token, for write endpoints.
-fn api_caller(app: &App, headers: &HeaderMap) -> Result<String, &'static str> {
-    crate::access::caller(app, headers)
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManualBody {
@@ -495,7 +490,7 @@ async fn manual(
     body: Bytes,
     op: fn(String, ManualBody) -> Result<ManualOp, String>,
 ) -> Response {
-    let caller = match api_caller(&app, &headers) {
+    let caller = match crate::access::caller(&app, &headers) {
         Ok(c) => c,
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     };
@@ -647,11 +642,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
                     .map(|(w, r)| (crate::time::human_duration_ms(*w), *r))
                     .collect(),
                 latency_quantile_seconds: quantiles.get(&e.name).copied().flatten(),
-                alerts: v
-                    .alerts
-                    .iter()
-                    .map(|a| format!("{} {}x over {}", a.severity, a.factor, crate::time::human_duration_ms(a.long_ms)))
-                    .collect(),
+                alerts: v.alerts.iter().map(crate::slo::BurnAlert::describe).collect(),
                 name: e.name,
             })
         })
@@ -806,7 +797,7 @@ fn default_true() -> bool {
 }
 
 async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = match api_caller(&app, &headers) {
+    let caller = match crate::access::caller(&app, &headers) {
         Ok(c) => c,
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     };
@@ -913,7 +904,7 @@ struct SilenceView {
 }
 
 async fn create_silence(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = match api_caller(&app, &headers) {
+    let caller = match crate::access::caller(&app, &headers) {
         Ok(c) => c,
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     };
@@ -999,7 +990,7 @@ async fn list_silences(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn expire_silence(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(reason) = api_caller(&app, &headers) {
+    if let Err(reason) = crate::access::caller(&app, &headers) {
         return error(StatusCode::UNAUTHORIZED, reason);
     }
     let Ok(id) = id.parse::<i64>() else {

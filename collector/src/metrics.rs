@@ -334,10 +334,6 @@ impl Metrics {
         self.checks.set_state(check, up, state.degraded);
     }
 
-    pub fn observe_latency(&self, check: &str, seconds: f64) {
-        self.checks.observe(check, &[seconds]);
-    }
-
     /// Several latencies of one check at once.
     pub fn observe_latencies(&self, check: &str, seconds: &[f64]) {
         self.checks.observe(check, seconds);

@@ -8,6 +8,7 @@ use crate::slo::{Method, Slo, Unknown, Window, MINUTE_MS};
 use crate::state::Status;
 use crate::store::{IncidentFilter, Store, StoreError};
 use crate::time::rfc3339;
+use crate::views::esc;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -144,10 +145,6 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
     let maintenance =
         crate::maintenance::occurrences_in(Some(config), &config.maintenance, &created, now_ms, now_ms + 7 * DAY_MS);
     Ok(StatusPage { services, active, history, maintenance, generated_ms: now_ms })
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn state_label(state: &str) -> &'static str {

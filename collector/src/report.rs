@@ -120,11 +120,6 @@ pub struct Report {
     pub mttr_minutes: Option<f64>,
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values.fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / f64::from(n))
-}
-
 pub fn build(
     store: &dyn Store,
     config: &CollectorConfig,
@@ -194,10 +189,8 @@ pub fn build(
         })?);
     }
     incidents.sort_by_key(|i| (i.opened_ms, i.id));
-    let mtta_minutes =
-        mean(incidents.iter().filter_map(|i| i.acknowledged_ms.map(|a| (a - i.opened_ms) as f64 / 60_000.0)));
-    let mttr_minutes =
-        mean(incidents.iter().filter_map(|i| i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 60_000.0)));
+    let (mtta_ms, mttr_ms) = crate::incident::mean_times_ms(&incidents);
+    let (mtta_minutes, mttr_minutes) = (mtta_ms.map(|m| m / 60_000.0), mttr_ms.map(|m| m / 60_000.0));
     let incidents = incidents
         .into_iter()
         .map(|i| IncidentRow {

@@ -274,6 +274,13 @@ pub struct BurnAlert {
     pub short_rate: f64,
 }
 
+impl BurnAlert {
+    /// "page 14.4x over 1h": as the API and the SLA page show it.
+    pub fn describe(&self) -> String {
+        format!("{} {}x over {}", self.severity, self.factor, crate::time::human_duration_ms(self.long_ms))
+    }
+}
+
 /// How an SLO fared over a span of time. Error budget in the SLI's unit (ms or events);
 /// `budget_remaining_ratio` is 1 untouched, 0 spent, negative overspent; `achieved` is `None`
 /// without valid data.

@@ -188,11 +188,7 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                     crate::time::rfc3339(v.window_start_ms),
                     crate::time::rfc3339(v.window_end_ms)
                 ),
-                alerts: v
-                    .alerts
-                    .iter()
-                    .map(|a| format!("{} {}x over {}", a.severity, a.factor, crate::time::human_duration_ms(a.long_ms)))
-                    .collect(),
+                alerts: v.alerts.iter().map(crate::slo::BurnAlert::describe).collect(),
                 slo: e.name,
             })
         })

@@ -411,3 +411,14 @@ impl TestPki {
         }
     }
 }
+
+/// A numeric field of the agent's "agent stopped" log line (e.g. `probes_run`).
+pub fn exit_summary(log: &Path, field: &str) -> u64 {
+    let text = std::fs::read_to_string(log).unwrap();
+    let line =
+        text.lines().find(|l| l.contains("agent stopped")).unwrap_or_else(|| panic!("no exit summary in\n{text}"));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{field}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {line:?}"))
+}

@@ -103,12 +103,7 @@ async fn a_full_disk_holds_samples_in_memory_and_recovers_when_space_returns() {
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("all samples delivered"), "{text}");
-    let probes: u64 = text
-        .lines()
-        .find(|l| l.contains("agent stopped"))
-        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("probes_run=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let probes = vakt_tests::exit_summary(&log, "probes_run");
     let stored = collector.get_json("/api/v1/samples?limit=1000000").await.as_array().unwrap().len() as u64;
     assert_eq!(stored, probes, "every probe result arrived once, none dropped");
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{exit_summary, token_hash, wait_for, Collector, Proc, Target};
 
 const WAIT: Duration = Duration::from_secs(40);
 const CHECKS: usize = 5;
@@ -80,17 +80,6 @@ async fn stored(collector: &Collector) -> HashSet<(String, i64)> {
 
 async fn wait_for_spool_files(rig: &Rig, n: usize) {
     wait_for("the spool to fill", WAIT, || async { (rig.spool_files() >= n).then_some(()) }).await;
-}
-
-/// A field of the agent's "agent stopped" log line.
-fn exit_summary(log: &Path, field: &str) -> u64 {
-    let text = std::fs::read_to_string(log).unwrap();
-    let line =
-        text.lines().find(|l| l.contains("agent stopped")).unwrap_or_else(|| panic!("no exit summary in\n{text}"));
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{field}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {line:?}"))
 }
 
 fn assert_in_log(log: &Path, needle: &str) {

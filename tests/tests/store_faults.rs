@@ -65,12 +65,7 @@ async fn a_locked_database_delays_ingest_and_loses_nothing() {
     assert!(agent.wait_exit(Duration::from_secs(20)).success());
     let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
     assert!(log.contains("all samples delivered"), "{log}");
-    let probes: u64 = log
-        .lines()
-        .find(|l| l.contains("agent stopped"))
-        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("probes_run=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let probes = vakt_tests::exit_summary(&dir.path().join("a.log"), "probes_run");
     let stored = collector.get_json("/api/v1/samples?limit=100000").await.as_array().unwrap().len() as u64;
     assert_eq!(stored, probes, "every probe result stored once");
 }

@@ -30,7 +30,8 @@ pub struct Router {
     group_wait_ms: i64,
 }
 
-fn priority_rank(p: &str) -> u8 {
+/// 1 for P1 ... 5 for P5; anything else ranks last.
+pub(crate) fn priority_rank(p: &str) -> u8 {
     p.strip_prefix('P').and_then(|n| n.parse().ok()).unwrap_or(9)
 }
 

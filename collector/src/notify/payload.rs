@@ -160,7 +160,11 @@ impl Message {
             if self.resolved() {
                 return format!("[RESOLVED] {n} incidents: {}", subjects(&all));
             }
-            let top = all.iter().map(|g| g.incident.priority.as_str()).min_by_key(|p| priority_rank(p)).unwrap_or("P5");
+            let top = all
+                .iter()
+                .map(|g| g.incident.priority.as_str())
+                .min_by_key(|p| super::priority_rank(p))
+                .unwrap_or("P5");
             return format!("[{top}] {n} incidents: {}", subjects(&all));
         }
         let i = &self.incident;
@@ -199,10 +203,6 @@ fn impact(services: &[String], customers: &[String]) -> String {
     } else {
         parts.join("; ")
     }
-}
-
-fn priority_rank(p: &str) -> u8 {
-    p.strip_prefix('P').and_then(|n| n.parse().ok()).unwrap_or(9)
 }
 
 /// "web, db and 3 more": the subjects of a grouped message, shortened.
