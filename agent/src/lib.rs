@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use vakt_config::wire::{Assignments, CheckSpec};
+use vakt_config::wire::CheckSpec;
 use vakt_config::AgentConfig;
 
 use client::{ClientError, CollectorClient};
@@ -55,6 +55,32 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Logs to stderr, filtered by `VAKT_LOG` (`info` when unset): a default level and per-module
+/// levels, e.g. `VAKT_LOG=info,vakt_agent::pusher=debug`. A filter that does not parse is
+/// reported and `info` is used.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let (filter, problem) = match std::env::var("VAKT_LOG") {
+        Ok(spec) => match spec.parse::<tracing_subscriber::filter::Targets>() {
+            Ok(f) => (f, None),
+            Err(e) => (
+                tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
+                Some(format!("VAKT_LOG={spec:?}: {e}; logging at info")),
+            ),
+        },
+        Err(_) => (tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO), None),
+    };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr))
+        .with(filter)
+        .init();
+    if let Some(p) = problem {
+        tracing::warn!("{p}");
+    }
+}
+
 /// Runs one probe once, as the scheduler would (timeout guard, degraded latency), and returns
 /// its sample. For `vakt-agent probe` and for tests.
 pub async fn probe_once(spec: &CheckSpec) -> Result<vakt_config::wire::Sample, probe::BuildError> {
@@ -64,18 +90,28 @@ pub async fn probe_once(spec: &CheckSpec) -> Result<vakt_config::wire::Sample, p
 }
 
 /// Collector-assigned checks plus the agent's local ones; a local check wins over an assigned
-/// one of the same id.
-fn merge(local: &[CheckSpec], assigned: Option<&Assignments>) -> Vec<CheckSpec> {
-    let mut by_id: BTreeMap<String, CheckSpec> = BTreeMap::new();
-    for c in assigned.map(|a| a.checks.as_slice()).unwrap_or_default() {
-        by_id.insert(c.id.clone(), c.clone());
+/// one of the same id. Specs are shared, not copied: one copy of each check lives in the agent.
+fn merge(local: &[Arc<CheckSpec>], assigned: Option<&[Arc<CheckSpec>]>) -> Vec<Arc<CheckSpec>> {
+    let mut by_id: BTreeMap<&str, &Arc<CheckSpec>> = BTreeMap::new();
+    for c in assigned.unwrap_or_default() {
+        by_id.insert(c.id.as_str(), c);
     }
     for c in local {
-        if by_id.insert(c.id.clone(), c.clone()).is_some() {
+        if by_id.insert(c.id.as_str(), c).is_some() {
             tracing::warn!(check = %c.id, "local check overrides the assigned check of the same id");
         }
     }
-    by_id.into_values().collect()
+    by_id.into_values().cloned().collect()
+}
+
+/// The checks of an assignment, shared with the scheduler.
+fn shared(checks: Vec<CheckSpec>) -> Vec<Arc<CheckSpec>> {
+    checks.into_iter().map(Arc::new).collect()
+}
+
+/// The local checks of a configuration, shared with the scheduler.
+fn local_checks(config: &AgentConfig) -> Vec<Arc<CheckSpec>> {
+    config.checks.iter().map(|(id, c)| Arc::new(c.to_spec(id.as_str()))).collect()
 }
 
 /// Runs the agent until `shutdown` is cancelled; then stops probing, delivers what it can
@@ -87,7 +123,7 @@ pub struct Reload {
 }
 
 /// Re-reads the local checks from `reload.path`; on any problem keeps the old ones.
-fn reload_local(reload: &Reload, running: &AgentConfig) -> Option<Vec<CheckSpec>> {
+fn reload_local(reload: &Reload, running: &AgentConfig) -> Option<Vec<Arc<CheckSpec>>> {
     match AgentConfig::load(&reload.path) {
         Ok(new) => {
             if new.name.get_ref() != running.name.get_ref()
@@ -96,7 +132,7 @@ fn reload_local(reload: &Reload, running: &AgentConfig) -> Option<Vec<CheckSpec>
             {
                 tracing::warn!("name, collector and spool_dir changes take effect at the next restart");
             }
-            Some(new.checks.iter().map(|(id, c)| c.to_spec(id.as_str())).collect())
+            Some(local_checks(&new))
         }
         Err(e) => {
             tracing::error!(path = %reload.path.display(), error = %e, "reload refused; keeping the running configuration");
@@ -122,7 +158,7 @@ pub async fn run_with_reload(
     let state = StateDir::open(&config.spool_dir)?;
     let tls = client::CollectorTls::from_config(&config).map_err(AgentError::Tls)?;
     let client = CollectorClient::with_tls(config.collector.get_ref(), &name, &token, &tls)?;
-    let mut local: Vec<CheckSpec> = config.checks.iter().map(|(id, c)| c.to_spec(id.as_str())).collect();
+    let mut local = local_checks(&config);
 
     let metrics = Arc::new(AgentMetrics::new());
     if let Some(addr) = &config.metrics_listen {
@@ -152,11 +188,11 @@ pub async fn run_with_reload(
     let pusher_task = tokio::spawn(pusher.run(rx, pusher_stop.clone()));
 
     let mut scheduler = Scheduler::new(ProbeContext::new()?, tx, metrics.clone());
-    let mut current = state.load_assignments();
+    let mut current = state.load_assignments().map(|a| shared(a.checks));
     if current.is_some() {
         tracing::info!("running cached assignments until the collector answers");
     }
-    scheduler.apply(&merge(&local, current.as_ref()));
+    scheduler.apply(&merge(&local, current.as_deref()));
     tracing::info!(agent = %name, collector = %config.collector.get_ref(), checks = scheduler.len(), "agent started");
 
     let refresh = config.refresh_interval.get();
@@ -165,13 +201,15 @@ pub async fn run_with_reload(
         match client.fetch_assignments().await {
             Ok(assigned) => {
                 fetched_once = true;
-                if current.as_ref() != Some(&assigned) {
+                let unchanged = current.as_deref().is_some_and(|c| c.iter().map(|s| &**s).eq(&assigned.checks));
+                if !unchanged {
                     if let Err(e) = state.save_assignments(&assigned) {
                         tracing::warn!(error = %e, "cannot cache assignments");
                     }
-                    scheduler.apply(&merge(&local, Some(&assigned)));
+                    let checks = shared(assigned.checks);
+                    scheduler.apply(&merge(&local, Some(&checks)));
                     tracing::info!(checks = scheduler.len(), "assignments updated");
-                    current = Some(assigned);
+                    current = Some(checks);
                 }
             }
             Err(ClientError::Retryable(e) | ClientError::Rejected(e) | ClientError::Throttled { message: e, .. }) => {
@@ -191,7 +229,7 @@ pub async fn run_with_reload(
             _ = reload_requested => {
                 if let Some(new_local) = reload.as_ref().and_then(|r| reload_local(r, &config)) {
                     local = new_local;
-                    scheduler.apply(&merge(&local, current.as_ref()));
+                    scheduler.apply(&merge(&local, current.as_deref()));
                     tracing::info!(checks = scheduler.len(), "configuration reloaded");
                 }
             }

@@ -1,55 +1,27 @@
 //! `vakt-agent`: probes hosts and services and pushes the results to the Vakt collector.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use vakt_config::{AgentConfig, LoadError};
 
-#[derive(Parser)]
-#[command(
-    name = "vakt-agent",
-    version,
-    about = "Vakt agent: probes hosts and services, pushes samples to the collector"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the agent.
-    Run {
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-    /// Validate a config file: exit 0, or print every problem as file:line:col and exit 1.
-    CheckConfig { file: PathBuf },
-    /// Run one probe once and print what it found. Exit 0 up, 1 degraded, 2 down.
-    ///
-    /// Options are the check's TOML keys: --set 'expect_status=[200]' --set 'cert_min_days=14'.
-    Probe {
-        /// http, tcp, icmp, dns, host or exec.
-        #[arg(long)]
-        kind: String,
-        /// What to probe, as the check's `target`.
-        target: String,
-        #[arg(long, default_value = "10s")]
-        timeout: String,
-        /// A check option as key=value in TOML syntax (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Print the result as JSON (a wire sample).
-        #[arg(long)]
-        json: bool,
-    },
-}
+mod cli;
+use cli::Command;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(cli::Exit::Print(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(cli::Exit::Usage(message)) => {
+            eprintln!("vakt-agent: {message}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match command {
         Command::CheckConfig { file } => match AgentConfig::load(&file) {
             Ok(cfg) => {
                 println!("{}: ok ({} local checks)", file.display(), cfg.checks.len());
@@ -62,7 +34,7 @@ fn main() -> ExitCode {
         },
         Command::Probe { kind, target, timeout, set, json } => probe_once(&kind, &target, &timeout, &set, json),
         Command::Run { config } => {
-            init_tracing();
+            vakt_agent::init_logging();
             match run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -140,17 +112,6 @@ fn probe_once(kind: &str, target: &str, timeout: &str, set: &[String], json: boo
     } else {
         0
     })
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VAKT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn run(config_path: PathBuf) -> anyhow::Result<()> {

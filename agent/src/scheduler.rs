@@ -39,8 +39,8 @@ impl Scheduler {
 
     /// Makes the running set equal to `specs`: starts new checks, restarts changed ones, stops
     /// removed ones. Unchanged checks keep their rhythm.
-    pub fn apply(&mut self, specs: &[CheckSpec]) {
-        let wanted: HashMap<&str, &CheckSpec> = specs.iter().map(|s| (s.id.as_str(), s)).collect();
+    pub fn apply(&mut self, specs: &[Arc<CheckSpec>]) {
+        let wanted: HashMap<&str, &CheckSpec> = specs.iter().map(|s| (s.id.as_str(), &**s)).collect();
         self.running.retain(|id, r| {
             let keep = wanted.get(id.as_str()).is_some_and(|s| **s == *r.spec);
             if !keep {
@@ -55,7 +55,7 @@ impl Scheduler {
             }
             match probe::build(spec, &self.ctx) {
                 Ok(probe) => {
-                    let spec = Arc::new(spec.clone());
+                    let spec = spec.clone();
                     let cancel = CancellationToken::new();
                     let task = tokio::spawn(run_check(
                         spec.clone(),

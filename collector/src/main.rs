@@ -123,11 +123,11 @@ fn main() -> ExitCode {
             report_command(&config, service, customer, vendor, &period, &format, &timezone)
         }
         Command::Run { config } => {
-            init_tracing();
+            vakt_agent::init_logging();
             run(config)
         }
         Command::Quickstart { listen, data_dir } => {
-            init_tracing();
+            vakt_agent::init_logging();
             with_runtime(|shutdown| vakt_collector::quickstart::run(listen, data_dir, shutdown))
         }
     };
@@ -256,17 +256,6 @@ fn hash_token_command(stdin: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VAKT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// Builds the runtime, cancels the token on SIGTERM/SIGINT, runs `f` to completion.

@@ -300,12 +300,12 @@ impl CheckConfig {
             }
         }
         if let Some(re) = &self.body_regex {
-            if let Err(e) = regex::Regex::new(re.get_ref()) {
+            if let Err(e) = regex_lite::Regex::new(re.get_ref()) {
                 let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
                 r.span(
                     re.span(),
                     format!("check {id:?}: body_regex is not a valid regular expression: {first}"),
-                    "see https://docs.rs/regex for the syntax",
+                    "see https://docs.rs/regex-lite for the syntax (Perl-like, ASCII classes)",
                 );
             }
         }

@@ -345,15 +345,17 @@ pub fn proc_stats(pid: u32) -> ProcStats {
     }
 }
 
-/// The agent as shipped: built with the `agent` profile (size-optimised, LTO, panic=abort).
+/// The agent as shipped: `cargo build-agent` (see `.cargo/config.toml`): the `agent` profile
+/// (size-optimised, LTO, panic=abort), linked statically.
 pub fn shipped_agent() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--profile", "agent", "-p", "vakt-agent", "--quiet"])
+        .arg("build-agent")
+        .env("CARGO_TERM_QUIET", "true")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
-        .expect("running cargo build --profile agent");
-    assert!(status.success(), "cargo build --profile agent failed");
+        .expect("running cargo build-agent");
+    assert!(status.success(), "cargo build-agent failed");
     let target = bin_dir().parent().expect("target directory").to_path_buf();
     target.join("agent").join("vakt-agent")
 }

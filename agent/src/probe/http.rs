@@ -18,7 +18,7 @@ pub struct HttpProbe {
     body: Option<String>,
     expect_status: Vec<u16>,
     body_contains: Option<String>,
-    body_regex: Option<regex::Regex>,
+    body_regex: Option<regex_lite::Regex>,
     cert_min_days: Option<u32>,
     timeout: Duration,
 }
@@ -40,8 +40,12 @@ impl HttpProbe {
                 reqwest::header::HeaderValue::from_str(v).map_err(|_| bad(format!("bad value for header {k:?}")))?;
             headers.insert(name, value);
         }
-        let body_regex =
-            o.body_regex.as_deref().map(regex::Regex::new).transpose().map_err(|e| bad(format!("body_regex: {e}")))?;
+        let body_regex = o
+            .body_regex
+            .as_deref()
+            .map(regex_lite::Regex::new)
+            .transpose()
+            .map_err(|e| bad(format!("body_regex: {e}")))?;
         let client = ctx.http_client(HttpClientKey {
             verify: o.tls_verify.unwrap_or(true),
             ca_file: o.ca_file.clone(),
