@@ -22,6 +22,8 @@ Usage:
                                         --json: print the result as JSON (a wire sample)
   vakt-agent --help | --version
 
+Exit status 3 for a usage mistake.
+
 Environment: VAKT_LOG sets the log filter (default info; e.g. info,vakt_agent::pusher=debug).";
 
 #[derive(Debug, PartialEq)]

@@ -104,11 +104,6 @@ fn merge(local: &[Arc<CheckSpec>], assigned: Option<&[Arc<CheckSpec>]>) -> Vec<A
     by_id.into_values().cloned().collect()
 }
 
-/// The checks of an assignment, shared with the scheduler.
-fn shared(checks: Vec<CheckSpec>) -> Vec<Arc<CheckSpec>> {
-    checks.into_iter().map(Arc::new).collect()
-}
-
 /// The local checks of a configuration, shared with the scheduler.
 fn local_checks(config: &AgentConfig) -> Vec<Arc<CheckSpec>> {
     config.checks.iter().map(|(id, c)| Arc::new(c.to_spec(id.as_str()))).collect()
@@ -188,7 +183,7 @@ pub async fn run_with_reload(
     let pusher_task = tokio::spawn(pusher.run(rx, pusher_stop.clone()));
 
     let mut scheduler = Scheduler::new(ProbeContext::new()?, tx, metrics.clone());
-    let mut current = state.load_assignments().map(|a| shared(a.checks));
+    let mut current = state.load_assignments().map(|a| a.checks);
     if current.is_some() {
         tracing::info!("running cached assignments until the collector answers");
     }
@@ -201,12 +196,12 @@ pub async fn run_with_reload(
         match client.fetch_assignments().await {
             Ok(assigned) => {
                 fetched_once = true;
-                let unchanged = current.as_deref().is_some_and(|c| c.iter().map(|s| &**s).eq(&assigned.checks));
+                let unchanged = current.as_ref() == Some(&assigned.checks);
                 if !unchanged {
                     if let Err(e) = state.save_assignments(&assigned) {
                         tracing::warn!(error = %e, "cannot cache assignments");
                     }
-                    let checks = shared(assigned.checks);
+                    let checks = assigned.checks;
                     scheduler.apply(&merge(&local, Some(&checks)));
                     tracing::info!(checks = scheduler.len(), "assignments updated");
                     current = Some(checks);

@@ -17,8 +17,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(cli::Exit::Usage(message)) => {
+            // 3, not 2: for `probe`, 2 means "down".
             eprintln!("vakt-agent: {message}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
+            return ExitCode::from(3);
         }
     };
     match command {

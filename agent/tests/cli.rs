@@ -43,3 +43,15 @@ fn run_refuses_an_invalid_config_before_starting() {
     assert_eq!(code, 1);
     assert!(err.contains("neither `token` nor `token_file` is set"), "{err}");
 }
+
+#[test]
+fn a_usage_mistake_is_named_with_the_usage_and_exit_3() {
+    let (code, out, err) = agent(&["probe", "--kind", "http"]);
+    assert_eq!(code, 3, "3, not 2: for probe, 2 means down");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.starts_with("vakt-agent: probe needs the target to probe"), "{err}");
+    assert!(err.contains("vakt-agent probe --kind <KIND> <TARGET>"), "{err}");
+
+    let (code, out, _) = agent(&["--version"]);
+    assert_eq!((code, out.trim()), (0, concat!("vakt-agent ", env!("CARGO_PKG_VERSION"))));
+}

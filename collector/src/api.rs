@@ -175,7 +175,11 @@ async fn agent_checks(State(app): State<Arc<App>>, Path(name): Path<String>, hea
     if !app.tokens.verify(&name, token) {
         return error(StatusCode::UNAUTHORIZED, format!("token is not valid for agent {name:?}"));
     }
-    Json(Assignments { agent: name.clone(), checks: app.config.assignments_for(&name) }).into_response()
+    Json(Assignments {
+        agent: name.clone(),
+        checks: app.config.assignments_for(&name).into_iter().map(std::sync::Arc::new).collect(),
+    })
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -63,7 +63,8 @@ pub struct ErrorBody {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Assignments {
     pub agent: String,
-    pub checks: Vec<CheckSpec>,
+    /// Shared: an agent runs these very specs, without copying them.
+    pub checks: Vec<std::sync::Arc<CheckSpec>>,
 }
 
 /// A check as an agent runs it: durations resolved to milliseconds.

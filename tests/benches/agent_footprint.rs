@@ -6,7 +6,8 @@
 //! INTERVAL seconds) for DURATION seconds: vakt-agent by its own schedule (pushing to a real
 //! collector), blackbox_exporter by /probe requests this program sends, as Prometheus would.
 //! Printed: peak RSS and CPU seconds of each process and their ratios, plus the idle agent's
-//! RSS. The agent measured is the shipped build (`cargo build --profile agent -p vakt-agent`). Environment: BENCH_TARGETS (500), BENCH_INTERVAL (10), BENCH_SECONDS (60).
+//! RSS. The agent measured is the shipped build (`cargo build-agent`: the `agent` profile,
+//! linked statically). Environment: BENCH_TARGETS (500), BENCH_INTERVAL (10), BENCH_SECONDS (60).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
