@@ -126,6 +126,10 @@ impl CollectorClient {
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::CONTENT_ENCODING, "gzip")
+            .header(
+                vakt_config::wire::SENT_AT_HEADER,
+                crate::scheduler::unix_ms(std::time::SystemTime::now()).to_string(),
+            )
             .body(body)
             .send()
             .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use vakt_config::wire::{Batch, Sample, PROTOCOL_VERSION};
+use vakt_config::wire::{describe_clock_skew, Batch, IngestAck, Sample, CLOCK_SKEW_WARN_MS, PROTOCOL_VERSION};
 
 use crate::client::{ClientError, CollectorClient};
 use crate::metrics::AgentMetrics;
@@ -41,6 +41,8 @@ pub struct Pusher {
     retry_at: Option<Instant>,
     spool_failing: bool,
     last_contact: Instant,
+    /// Whether the collector last found this agent's clock off (beyond `CLOCK_SKEW_WARN_MS`).
+    clock_off: bool,
 }
 
 /// Doubles up to the cap.
@@ -77,6 +79,7 @@ impl Pusher {
             retry_at: None,
             spool_failing: false,
             last_contact: Instant::now(),
+            clock_off: false,
         };
         pusher.update_gauges();
         Ok(pusher)
@@ -176,6 +179,7 @@ impl Pusher {
             };
             match self.client.push(body).await {
                 Ok(ack) => {
+                    self.check_clock(&ack);
                     tracing::debug!(
                         sequence = ack.sequence,
                         accepted = ack.accepted,
@@ -221,6 +225,22 @@ impl Pusher {
         true
     }
 
+    /// Says so, once, when the collector finds this agent's clock off, and when it is right again.
+    fn check_clock(&mut self, ack: &IngestAck) {
+        let Some(skew) = ack.clock_skew_ms else { return };
+        let off = skew.abs() > CLOCK_SKEW_WARN_MS;
+        if off && !self.clock_off {
+            tracing::warn!(
+                skew_seconds = skew / 1000,
+                "this agent's clock is {} the collector's; samples carry the agent's time: check time sync (NTP)",
+                describe_clock_skew(skew)
+            );
+        } else if !off && self.clock_off {
+            tracing::info!(skew_seconds = skew / 1000, "this agent's clock is back in step with the collector's");
+        }
+        self.clock_off = off;
+    }
+
     /// Sends an empty batch when nothing else reached the collector for a heartbeat interval.
     async fn heartbeat(&mut self) {
         if !self.buffer.is_empty() || self.last_contact.elapsed() < self.settings.heartbeat_interval {
@@ -236,7 +256,8 @@ impl Pusher {
         };
         let Ok(body) = CollectorClient::encode(&batch) else { return };
         match self.client.push(body).await {
-            Ok(_) => {
+            Ok(ack) => {
+                self.check_clock(&ack);
                 tracing::debug!(sequence, "heartbeat acknowledged");
                 self.last_contact = Instant::now();
             }

@@ -91,7 +91,8 @@ impl Scheduler {
     }
 }
 
-fn unix_ms(t: SystemTime) -> i64 {
+/// Unix milliseconds of a wall-clock time.
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 

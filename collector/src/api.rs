@@ -95,6 +95,13 @@ async fn ingest_inner(
     app.rate_limiter
         .admit(agent, now_ms())
         .map_err(|retry_after_ms| IngestError::RateLimited { agent: agent.to_string(), retry_after_ms })?;
+    let skew_ms = headers
+        .get(vakt_config::wire::SENT_AT_HEADER)
+        .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
+        .map(|sent_ms| sent_ms.saturating_sub(now_ms()));
+    if let Some(skew) = skew_ms {
+        app.observe_clock_skew(agent, skew);
+    }
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let batch = ingest::decode(body, encoding, *app.config.max_body_bytes.get_ref())?;
     if batch.agent != agent {
@@ -104,7 +111,15 @@ async fn ingest_inner(
         )));
     }
     let now = now_ms();
-    ingest::validate(&batch, now, *app.config.max_batch_samples.get_ref())?;
+    ingest::validate(&batch, now, *app.config.max_batch_samples.get_ref()).map_err(|e| match (e, skew_ms) {
+        (IngestError::Invalid(why), Some(skew)) if skew.abs() > vakt_config::wire::CLOCK_SKEW_WARN_MS => {
+            IngestError::Invalid(format!(
+                "{why}; the agent's clock is {} the collector's",
+                vakt_config::wire::describe_clock_skew(skew)
+            ))
+        }
+        (e, _) => e,
+    })?;
     let store_app = app.clone();
     let (batch, outcome) = tokio::task::spawn_blocking(move || {
         let outcome = store_app.store.commit_batch(&batch, now, &store_app.policies);
@@ -113,7 +128,8 @@ async fn ingest_inner(
     .await
     .map_err(|e| IngestError::Store(e.to_string()))?;
     let outcome = outcome.map_err(|e| IngestError::Store(e.to_string()))?;
-    let ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
+    let mut ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
+    ack.clock_skew_ms = skew_ms;
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
     if let Some(v) = &batch.agent_version {
@@ -124,8 +140,6 @@ async fn ingest_inner(
         let _ =
             tokio::task::spawn_blocking(move || count_app.metrics.set_incidents_open_from(count_app.store.as_ref()))
                 .await;
-    }
-    if !outcome.incidents_opened.is_empty() || !outcome.incidents_resolved.is_empty() {
         // Root causes are linked before the notifications' group wait ends, then the outbox
         // worker is woken: alerts go out within the group wait, not at the next poll.
         if !outcome.incidents_opened.is_empty() {

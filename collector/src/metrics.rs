@@ -30,6 +30,7 @@ pub struct Metrics {
     ingest_batches: IntCounterVec,
     ingest_rejected: IntCounterVec,
     agent_last_seen: GaugeVec,
+    agent_clock_skew: GaugeVec,
     notifications: IntCounterVec,
     slo: SloMetrics,
     agent_info: GaugeVec,
@@ -154,6 +155,17 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let agent_clock_skew = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "vakt_agent_clock_skew_seconds",
+                    "The agent's clock minus the collector's at its last push (positive: the agent is ahead)",
+                ),
+                &["agent"],
+            )
+            .expect("valid metric"),
+        );
         let notifications = register(
             &registry,
             IntCounterVec::new(
@@ -268,6 +280,7 @@ impl Metrics {
             ingest_batches,
             ingest_rejected,
             agent_last_seen,
+            agent_clock_skew,
             notifications,
             slo,
             agent_info,
@@ -388,6 +401,10 @@ impl Metrics {
 
     pub fn agent_seen(&self, agent: &str, at_ms: i64) {
         self.agent_last_seen.with_label_values(&[agent]).set(at_ms as f64 / 1000.0);
+    }
+
+    pub fn agent_clock_skew(&self, agent: &str, seconds: f64) {
+        self.agent_clock_skew.with_label_values(&[agent]).set(seconds);
     }
 
     pub fn notification(&self, receiver: &str, outcome: &str) {

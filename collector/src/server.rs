@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use vakt_config::wire::{describe_clock_skew, CLOCK_SKEW_WARN_MS};
 use vakt_config::CollectorConfig;
 
 use crate::auth::TokenTable;
@@ -29,6 +30,8 @@ pub struct App {
     pub rate_limiter: crate::ratelimit::RateLimiter,
     /// Notification receivers with their secrets read.
     pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
+    /// Agents whose clock is off by more than [`CLOCK_SKEW_WARN_MS`], as last reported.
+    clock_off: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +128,26 @@ impl App {
             outbox_wakeup: tokio::sync::Notify::new(),
             rate_limiter,
             receivers,
+            clock_off: Default::default(),
         })
+    }
+
+    /// Records an agent's clock skew as its push arrived; logs when it goes beyond
+    /// [`CLOCK_SKEW_WARN_MS`] and when it is back in step, once each.
+    pub fn observe_clock_skew(&self, agent: &str, skew_ms: i64) {
+        self.metrics.agent_clock_skew(agent, skew_ms as f64 / 1000.0);
+        let off = skew_ms.abs() > CLOCK_SKEW_WARN_MS;
+        let mut known = self.clock_off.lock().unwrap_or_else(|p| p.into_inner());
+        if off && known.insert(agent.to_string()) {
+            tracing::warn!(
+                agent,
+                skew_seconds = skew_ms / 1000,
+                "the agent's clock is {} the collector's; its samples carry that time: check time sync (NTP) on the agent",
+                describe_clock_skew(skew_ms)
+            );
+        } else if !off && known.remove(agent) {
+            tracing::info!(agent, skew_seconds = skew_ms / 1000, "the agent's clock is back in step");
+        }
     }
 }
 

@@ -52,6 +52,30 @@ pub struct IngestAck {
     pub sequence: u64,
     pub accepted: usize,
     pub duplicate: bool,
+    /// The agent's clock minus the collector's when the batch arrived, from [`SENT_AT_HEADER`];
+    /// absent when the agent did not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// Header on every push: the agent's wall clock as it sends, in Unix milliseconds. The collector
+/// compares it with its own clock to measure the agent's clock skew.
+pub const SENT_AT_HEADER: &str = "x-vakt-sent-at";
+
+/// A skew beyond this is reported in both logs and by the `VaktAgentClockSkew` alert: samples
+/// carry the agent's time, so a wrong clock moves them in SLA windows and incident timelines.
+pub const CLOCK_SKEW_WARN_MS: i64 = 30_000;
+
+/// How the agent's clock stands to the collector's: "2h5m ahead of", "45s behind", "in step with"
+/// (within a second), to be followed by "the collector's".
+pub fn describe_clock_skew(skew_ms: i64) -> String {
+    // To the nearest second: a push takes a moment, and "1h59m59s" reads worse than "2h".
+    let size = crate::duration::format_duration(std::time::Duration::from_secs((skew_ms.unsigned_abs() + 500) / 1000));
+    match skew_ms {
+        -999..=999 => "in step with".to_string(),
+        s if s > 0 => format!("{size} ahead of"),
+        _ => format!("{size} behind"),
+    }
 }
 
 /// An error answer from the collector: `{"error": "..."}` with a 4xx/5xx status.
@@ -153,6 +177,21 @@ pub struct CheckOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_skew_is_described_from_the_agents_side() {
+        assert_eq!(describe_clock_skew(7_203_400), "2h3s ahead of");
+        assert_eq!(describe_clock_skew(-45_000), "45s behind");
+        assert_eq!(describe_clock_skew(7_199_950), "2h ahead of");
+        assert_eq!(describe_clock_skew(-800), "in step with");
+        assert_eq!(describe_clock_skew(0), "in step with");
+    }
+
+    #[test]
+    fn an_ack_from_an_older_collector_has_no_skew() {
+        let ack: IngestAck = serde_json::from_str(r#"{"sequence":3,"accepted":2,"duplicate":false}"#).unwrap();
+        assert_eq!(ack.clock_skew_ms, None);
+    }
 
     #[test]
     fn batch_round_trips_and_rejects_unknown_fields() {

@@ -110,12 +110,15 @@ async fn a_full_disk_holds_samples_in_memory_and_recovers_when_space_returns() {
 
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
-/// An agent whose wall clock jumps two hours ahead (as a bad NTP step would), then back: the
-/// collector refuses the impossible timestamps with the reason, the agent logs it and counts the
-/// dropped samples, the check's state is not disturbed, and once the clock is right samples flow
-/// again. The agent's schedule runs on the monotonic clock and does not stall.
+/// An agent whose wall clock drifts a minute ahead, then jumps two hours ahead (as a bad NTP
+/// step would), then is put right. A minute off: samples still accepted, the skew measured on
+/// every push (`vakt_agent_clock_skew_seconds`) and said once in both logs. Two hours off: the
+/// collector refuses the impossible timestamps with the reason and the measured skew, the agent
+/// logs it and counts the dropped samples, the check's state is not disturbed. Put right: both
+/// sides say the clock is back in step and samples flow again. The agent's schedule runs on the
+/// monotonic clock and does not stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clock_jump_on_the_agent_is_refused_with_the_reason_and_recovers() {
+async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_recovers() {
     if !std::path::Path::new(FAKETIME_LIB).exists() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "libfaketime is missing: .ci/run must install faketime");
         eprintln!("skipping: libfaketime is not installed");
@@ -154,6 +157,29 @@ async fn a_clock_jump_on_the_agent_is_refused_with_the_reason_and_recovers() {
         .unwrap();
     let _agent = Proc { child, log: log.clone() };
     collector.wait_up("web").await;
+    let skew = || collector.metric("vakt_agent_clock_skew_seconds{agent=\"edge\"}");
+    assert!(skew().await.is_some_and(|s| s.abs() < 5.0), "in step at first: {:?}", skew().await);
+
+    // A minute ahead: accepted, measured, said once on each side.
+    std::fs::write(&offset, "+1m\n").unwrap();
+    wait_for("the collector to measure the skew", Duration::from_secs(30), || async {
+        skew().await.filter(|s| (s - 60.0).abs() < 5.0)
+    })
+    .await;
+    wait_for("the agent to hear of it", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("this agent's clock is 1m ahead of the collector's")
+            .then_some(())
+    })
+    .await;
+    let collector_log = collector.proc.log_text();
+    assert_eq!(
+        collector_log.matches("the agent's clock is 1m ahead of the collector's").count(),
+        1,
+        "once per episode, not per push:\n{collector_log}"
+    );
+    assert_eq!(collector.metric("vakt_ingest_rejected_total{reason=\"invalid\"}").await.unwrap_or(0.0), 0.0);
 
     // Two hours ahead.
     std::fs::write(&offset, "+2h\n").unwrap();
@@ -167,7 +193,11 @@ async fn a_clock_jump_on_the_agent_is_refused_with_the_reason_and_recovers() {
     })
     .await;
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("is the agent's clock right?"), "the reason reaches the agent's log:\n{text}");
+    assert!(
+        text.contains("is the agent's clock right?); the agent's clock is 2h ahead of the collector's"),
+        "the reason and the measured skew reach the agent's log:\n{text}"
+    );
+    assert!(skew().await.is_some_and(|s| (s - 7200.0).abs() < 5.0), "{:?}", skew().await);
     assert_eq!(collector.metric("vakt_check_up{check=\"web\"}").await, Some(1.0), "the state is not disturbed");
 
     // The clock is put right: samples are accepted again.
@@ -177,6 +207,12 @@ async fn a_clock_jump_on_the_agent_is_refused_with_the_reason_and_recovers() {
         (collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0) >= before + 10.0).then_some(())
     })
     .await;
+    assert!(skew().await.is_some_and(|s| s.abs() < 5.0), "{:?}", skew().await);
+    wait_for("the agent to hear its clock is right", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&log).unwrap().contains("this agent's clock is back in step").then_some(())
+    })
+    .await;
+    assert!(collector.proc.log_text().contains("the agent's clock is back in step"));
     let incidents = collector.get_json("/api/v1/incidents").await;
     assert_eq!(incidents.as_array().unwrap().len(), 0, "no incident from a clock: {incidents}");
 }

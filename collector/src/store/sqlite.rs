@@ -536,7 +536,8 @@ impl Store for SqliteStore {
         }
         if inserted == 0 {
             tx.commit()?;
-            outcome.ack = Some(IngestAck { sequence: batch.sequence, accepted: 0, duplicate: true });
+            outcome.ack =
+                Some(IngestAck { sequence: batch.sequence, accepted: 0, duplicate: true, clock_skew_ms: None });
             return Ok(outcome);
         }
         {
@@ -688,7 +689,12 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         outcome.states = states.into_iter().collect();
-        outcome.ack = Some(IngestAck { sequence: batch.sequence, accepted: batch.samples.len(), duplicate: false });
+        outcome.ack = Some(IngestAck {
+            sequence: batch.sequence,
+            accepted: batch.samples.len(),
+            duplicate: false,
+            clock_skew_ms: None,
+        });
         Ok(outcome)
     }
 
@@ -1249,9 +1255,9 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         let p = Policies::default();
         let first = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 10, &p).unwrap();
-        assert_eq!(first.ack.unwrap(), IngestAck { sequence: 1, accepted: 2, duplicate: false });
+        assert_eq!(first.ack.unwrap(), IngestAck { sequence: 1, accepted: 2, duplicate: false, clock_skew_ms: None });
         let again = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 11, &p).unwrap();
-        assert_eq!(again.ack.unwrap(), IngestAck { sequence: 1, accepted: 0, duplicate: true });
+        assert_eq!(again.ack.unwrap(), IngestAck { sequence: 1, accepted: 0, duplicate: true, clock_skew_ms: None });
         assert_eq!(store.sample_count(Some("web")).unwrap(), 2);
     }
 
