@@ -15,7 +15,8 @@ use crate::store::{Policies, SqliteStore, Store, StoreError};
 
 /// Everything a request handler needs.
 pub struct App {
-    pub config: CollectorConfig,
+    /// Shared with the notification router: one copy, however many checks it holds.
+    pub config: Arc<CollectorConfig>,
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
     pub tokens: TokenTable,
@@ -52,7 +53,8 @@ impl App {
     pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
         let receivers = crate::notify::worker::receivers(&config).map_err(ServerError::Config)?;
         let sqlite = SqliteStore::open(&config.data_dir)?;
-        let router = crate::notify::Router::new(Arc::new(config.clone()));
+        let config = Arc::new(config);
+        let router = crate::notify::Router::new(config.clone());
         sqlite.set_router(router.clone());
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let metrics = Metrics::new();
