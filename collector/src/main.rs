@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use vakt_collector::auth::{generate_token, hash_token};
-use vakt_collector::server::Server;
 use vakt_config::{CollectorConfig, LoadError};
 
 #[derive(Parser)]
@@ -291,8 +290,8 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     with_runtime(|shutdown| async move {
-        let server = Server::bind(config).await?;
-        server.serve(shutdown).await?;
+        let server = vakt_collector::server::Server::bind(config).await?;
+        server.serve_reloading(Some(&config_path), shutdown).await?;
         Ok(())
     })
 }

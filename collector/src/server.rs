@@ -163,6 +163,12 @@ pub struct Server {
 impl Server {
     pub async fn bind(config: CollectorConfig) -> Result<Self, ServerError> {
         let addr = config.listen_addr();
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        Self::on(config, listener).await
+    }
+
+    /// The collector on a socket already listening: a reload keeps the socket it had.
+    pub async fn on(config: CollectorConfig, listener: std::net::TcpListener) -> Result<Self, ServerError> {
         let app = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
@@ -170,7 +176,8 @@ impl Server {
             Some(files) => Some(Arc::new(crate::tls::Certificates::load(files.clone()).map_err(ServerError::Config)?)),
             None => None,
         };
-        let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+        listener.set_nonblocking(true).map_err(ServerError::Serve)?;
+        let listener = TcpListener::from_std(listener).map_err(ServerError::Serve)?;
         Ok(Server { app: Arc::new(app), listener, certs })
     }
 
@@ -184,35 +191,160 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled, then finishes the requests in flight.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        self.serve_reloading(None, shutdown).await
+    }
+
+    /// [`Server::serve`], and with `reload_from`, SIGHUP re-reads that configuration file.
+    ///
+    /// A configuration that does not load (or whose secrets or TLS certificate cannot be read)
+    /// is refused with the reason, and the running one goes on. An accepted one takes over in
+    /// place: the socket and its connections stay (the HTTP front hands each request to the
+    /// router of the configuration in force), requests in flight finish with the old one, the
+    /// evaluator and the notification worker restart on the new one, and the metrics are primed
+    /// from the store as at a start (counters start again from zero). `listen`, `data_dir`
+    /// and switching TLS on or off need a restart.
+    pub async fn serve_reloading(
+        self,
+        reload_from: Option<&std::path::Path>,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
+        use tower::ServiceExt;
         let addr = self.local_addr();
-        tracing::info!(%addr, db = %self.app.config.data_dir.display(), "collector serving");
-        let router = crate::api::router(self.app.clone());
-        let evaluator_stop = shutdown.child_token();
-        let outbox = tokio::spawn(crate::notify::worker::run(
-            self.app.clone(),
-            self.app.receivers.clone(),
-            evaluator_stop.clone(),
-        ));
-        let evaluator = tokio::spawn(crate::evaluator::run(
-            self.app.clone(),
-            std::sync::Arc::new(crate::time::SystemClock),
-            evaluator_stop.clone(),
-        ));
-        match self.certs {
-            Some(certs) => {
-                let mutual = self.app.config.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
-                tracing::info!(%addr, mutual, "serving HTTPS");
-                crate::tls::serve(self.listener, router, certs, shutdown).await;
+        let mut app = self.app;
+        tracing::info!(%addr, db = %app.config.data_dir.display(), "collector serving");
+        let current = Arc::new(std::sync::RwLock::new(crate::api::router(app.clone())));
+        let front = axum::Router::new().fallback({
+            let current = current.clone();
+            move |request: axum::extract::Request| {
+                let router = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+                async move { router.oneshot(request).await.unwrap_or_else(|never| match never {}) }
             }
-            None => axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-                .map_err(ServerError::Serve)?,
+        });
+        let http = match self.certs.clone() {
+            Some(certs) => {
+                let mutual = app.config.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+                tracing::info!(%addr, mutual, "serving HTTPS");
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    crate::tls::serve(self.listener, front, certs, stop).await;
+                    Ok(())
+                })
+            }
+            None => {
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    axum::serve(self.listener, front)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                        .map_err(ServerError::Serve)
+                })
+            }
+        };
+        let mut hangup = match reload_from {
+            Some(_) => Some(
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServerError::Serve)?,
+            ),
+            None => None,
+        };
+        loop {
+            let tasks_stop = shutdown.child_token();
+            let outbox =
+                tokio::spawn(crate::notify::worker::run(app.clone(), app.receivers.clone(), tasks_stop.clone()));
+            let evaluator = tokio::spawn(crate::evaluator::run(
+                app.clone(),
+                Arc::new(crate::time::SystemClock),
+                tasks_stop.clone(),
+            ));
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                new = next_config(&mut hangup, reload_from, &app.config) => Some(new),
+            };
+            tasks_stop.cancel();
+            let _ = evaluator.await;
+            let _ = outbox.await;
+            let Some(new) = next else { break };
+            let opened = tokio::task::spawn_blocking(move || App::open(new)).await;
+            let new_app = match opened {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
+                    continue;
+                }
+            };
+            if let (Some(certs), Some(files)) = (&self.certs, &new_app.config.tls) {
+                if let Err(e) = certs.replace(files) {
+                    tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
+                    continue;
+                }
+            }
+            app = Arc::new(new_app);
+            *current.write().unwrap_or_else(|p| p.into_inner()) = crate::api::router(app.clone());
+            let checks = app.config.checks.len();
+            if app.config.tls.is_some() {
+                tracing::info!(checks, "SIGHUP: configuration and TLS certificate reloaded");
+            } else {
+                tracing::info!(checks, "SIGHUP: configuration reloaded");
+            }
         }
-        evaluator_stop.cancel();
-        let _ = evaluator.await;
-        let _ = outbox.await;
+        http.await.map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
         tracing::info!("collector stopped");
         Ok(())
     }
+}
+
+/// Waits for SIGHUP and returns the configuration at `path` once one can replace `running`;
+/// refusals are logged with their reasons. Never returns without a reload source.
+async fn next_config(
+    hangup: &mut Option<tokio::signal::unix::Signal>,
+    path: Option<&std::path::Path>,
+    running: &Arc<CollectorConfig>,
+) -> CollectorConfig {
+    let (Some(hangup), Some(path)) = (hangup.as_mut(), path) else {
+        return std::future::pending().await;
+    };
+    loop {
+        hangup.recv().await;
+        let (path, running) = (path.to_path_buf(), running.clone());
+        match tokio::task::spawn_blocking(move || reloadable(&path, &running)).await {
+            Ok(Ok(new)) => return new,
+            Ok(Err(why)) => tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {why}"),
+            Err(e) => tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}"),
+        }
+    }
+}
+
+/// The configuration at `path` if the running collector can switch to it without a restart.
+fn reloadable(path: &std::path::Path, running: &CollectorConfig) -> Result<CollectorConfig, String> {
+    let new = match CollectorConfig::load(path) {
+        Ok(c) => c,
+        Err(vakt_config::LoadError::Invalid(errors)) => return Err(format!("invalid configuration:\n{errors}")),
+        Err(e) => return Err(e.to_string()),
+    };
+    if new.listen_addr() != running.listen_addr() {
+        return Err(format!(
+            "listen changed from {} to {}; restart the collector to move it",
+            running.listen_addr(),
+            new.listen_addr()
+        ));
+    }
+    if new.tls.is_some() != running.tls.is_some() {
+        return Err("TLS switched on or off; restart the collector for that".into());
+    }
+    if new.data_dir != running.data_dir {
+        return Err(format!(
+            "data_dir changed from {} to {}; restart the collector to move it",
+            running.data_dir.display(),
+            new.data_dir.display()
+        ));
+    }
+    crate::notify::worker::receivers(&new)?;
+    if let Some(files) = &new.tls {
+        crate::tls::Certificates::load(files.clone())
+            .map_err(|e| format!("TLS certificate not reloaded; the old one stays in use: {e}"))?;
+    }
+    Ok(new)
 }

@@ -60,34 +60,31 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// The TLS configuration in use; `reload` swaps it for new connections.
+/// The TLS configuration in use; `replace` swaps it for new connections.
 pub struct Certificates {
-    files: TlsConfig,
     current: RwLock<Arc<ServerConfig>>,
 }
 
 impl Certificates {
     pub fn load(files: TlsConfig) -> Result<Self, String> {
-        let current = RwLock::new(server_config(&files)?);
-        Ok(Certificates { files, current })
+        Ok(Certificates { current: RwLock::new(server_config(&files)?) })
     }
 
     pub fn current(&self) -> Arc<ServerConfig> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Re-reads the files; on a problem keeps the certificate in use and says why.
-    pub fn reload(&self) -> Result<(), String> {
-        let fresh = server_config(&self.files)?;
+    /// Reads `files` and serves new connections with them; on a problem keeps the ones in use.
+    pub fn replace(&self, files: &TlsConfig) -> Result<(), String> {
+        let fresh = server_config(files)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }
 }
 
 /// Serves `router` over TLS until `shutdown`, then lets requests in flight finish (up to
-/// [`DRAIN`]). SIGHUP reloads the certificate.
+/// [`DRAIN`]). A SIGHUP reload (`Server::serve_reloading`) swaps the certificate in `certs`.
 pub async fn serve(listener: TcpListener, router: Router, certs: Arc<Certificates>, shutdown: CancellationToken) {
-    let reload = tokio::spawn(reload_on_sighup(certs.clone(), shutdown.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -124,29 +121,7 @@ pub async fn serve(listener: TcpListener, router: Router, certs: Arc<Certificate
             }
         });
     }
-    reload.abort();
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still in flight after the drain period; closing them");
-    }
-}
-
-async fn reload_on_sighup(certs: Arc<Certificates>, shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; certificates will not be reloaded");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = hup.recv() => {
-                let c = certs.clone();
-                match tokio::task::spawn_blocking(move || c.reload()).await {
-                    Ok(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-                    Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays in use"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
-                }
-            }
-        }
     }
 }
