@@ -167,6 +167,8 @@ pub async fn run_with_reload(
 
     let (tx, rx) = mpsc::channel(10_000);
     let spool = Spool::open(&config.spool_dir.join("spool"), *config.spool_max_bytes.get_ref())?;
+    // The pusher hears of a new collector configuration first (in an ack): fetch at once then.
+    let assignments_stale = Arc::new(tokio::sync::Notify::new());
     let pusher = Pusher::new(
         client.clone(),
         StateDir::open(&config.spool_dir)?,
@@ -178,6 +180,7 @@ pub async fn run_with_reload(
             heartbeat_interval: config.heartbeat_interval.get(),
         },
         metrics.clone(),
+        assignments_stale.clone(),
     )?;
     let pusher_stop = CancellationToken::new();
     let pusher_task = tokio::spawn(pusher.run(rx, pusher_stop.clone()));
@@ -221,6 +224,7 @@ pub async fn run_with_reload(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
+            _ = assignments_stale.notified() => tracing::debug!("the collector's configuration changed; fetching assignments"),
             _ = reload_requested => {
                 if let Some(new_local) = reload.as_ref().and_then(|r| reload_local(r, &config)) {
                     local = new_local;

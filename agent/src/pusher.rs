@@ -43,6 +43,9 @@ pub struct Pusher {
     last_contact: Instant,
     /// Whether the collector last found this agent's clock off (beyond `CLOCK_SKEW_WARN_MS`).
     clock_off: bool,
+    /// The collector's configuration generation in the last ack, and whom to tell of a new one.
+    config_generation: Option<String>,
+    assignments_stale: Arc<tokio::sync::Notify>,
 }
 
 /// Doubles up to the cap.
@@ -62,6 +65,7 @@ impl Pusher {
         spool: Spool,
         settings: PusherSettings,
         metrics: Arc<AgentMetrics>,
+        assignments_stale: Arc<tokio::sync::Notify>,
     ) -> Result<Self, crate::state_dir::StateError> {
         let mut sequence = state.sequence()?;
         if let Some(last) = spool.last_sequence() {
@@ -80,6 +84,8 @@ impl Pusher {
             spool_failing: false,
             last_contact: Instant::now(),
             clock_off: false,
+            config_generation: None,
+            assignments_stale,
         };
         pusher.update_gauges();
         Ok(pusher)
@@ -179,7 +185,7 @@ impl Pusher {
             };
             match self.client.push(body).await {
                 Ok(ack) => {
-                    self.check_clock(&ack);
+                    self.on_ack(&ack);
                     tracing::debug!(
                         sequence = ack.sequence,
                         accepted = ack.accepted,
@@ -225,6 +231,16 @@ impl Pusher {
         true
     }
 
+    /// What an ack says beyond the batch: a new configuration on the collector (fetch the
+    /// assignments now), and this agent's clock skew.
+    fn on_ack(&mut self, ack: &IngestAck) {
+        if ack.config_generation.is_some() && ack.config_generation != self.config_generation {
+            self.config_generation.clone_from(&ack.config_generation);
+            self.assignments_stale.notify_one();
+        }
+        self.check_clock(ack);
+    }
+
     /// Says so, once, when the collector finds this agent's clock off, and when it is right again.
     fn check_clock(&mut self, ack: &IngestAck) {
         let Some(skew) = ack.clock_skew_ms else { return };
@@ -257,7 +273,7 @@ impl Pusher {
         let Ok(body) = CollectorClient::encode(&batch) else { return };
         match self.client.push(body).await {
             Ok(ack) => {
-                self.check_clock(&ack);
+                self.on_ack(&ack);
                 tracing::debug!(sequence, "heartbeat acknowledged");
                 self.last_contact = Instant::now();
             }

@@ -130,6 +130,7 @@ async fn ingest_inner(
     let outcome = outcome.map_err(|e| IngestError::Store(e.to_string()))?;
     let mut ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
     ack.clock_skew_ms = skew_ms;
+    ack.config_generation = Some(app.generation.clone());
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
     if let Some(v) = &batch.agent_version {

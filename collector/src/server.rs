@@ -31,6 +31,8 @@ pub struct App {
     pub rate_limiter: crate::ratelimit::RateLimiter,
     /// Notification receivers with their secrets read.
     pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
+    /// Names this configuration in acks (see `IngestAck::config_generation`).
+    pub generation: String,
     /// Agents whose clock is off by more than [`CLOCK_SKEW_WARN_MS`], as last reported.
     clock_off: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -130,6 +132,10 @@ impl App {
             outbox_wakeup: tokio::sync::Notify::new(),
             rate_limiter,
             receivers,
+            generation: format!(
+                "{:x}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+            ),
             clock_off: Default::default(),
         })
     }

@@ -56,6 +56,10 @@ pub struct IngestAck {
     /// absent when the agent did not send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_skew_ms: Option<i64>,
+    /// Changes whenever the collector's configuration does (a start, a reload): an agent that
+    /// sees a new value fetches its assignments at once rather than at its next refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_generation: Option<String>,
 }
 
 /// Header on every push: the agent's wall clock as it sends, in Unix milliseconds. The collector
@@ -190,7 +194,7 @@ mod tests {
     #[test]
     fn an_ack_from_an_older_collector_has_no_skew() {
         let ack: IngestAck = serde_json::from_str(r#"{"sequence":3,"accepted":2,"duplicate":false}"#).unwrap();
-        assert_eq!(ack.clock_skew_ms, None);
+        assert_eq!((ack.clock_skew_ms, ack.config_generation), (None, None));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `collector.toml` re-read on SIGHUP, with the real binaries: a broken file is refused with its
 //! file:line and the collector goes on; a good one adds a check that the agent then runs, with
-//! the listening socket kept open throughout (no request refused) and no sample lost.
+//! the listening socket kept open throughout (no request refused), the agent running the new
+//! check within moments (not at its next refresh), and no sample lost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,7 +32,8 @@ async fn sighup_reloads_the_configuration_in_place_and_refuses_a_broken_one() {
     let ctoml = dir.path().join("collector.toml");
     std::fs::write(&ctoml, collector_toml(addr, &[("web", web.addr)])).unwrap();
     let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
-    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, "refresh_interval = \"200ms\"\n");
+    // The default refresh_interval (60 s): the new check reaches the agent through the next ack.
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, "");
     let agent_log = dir.path().join("agent.log");
     let mut agent = Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &agent_log);
     collector.wait_up("web").await;
@@ -69,7 +71,8 @@ async fn sighup_reloads_the_configuration_in_place_and_refuses_a_broken_one() {
     assert!(log.contains("htp"), "{log}");
     assert_eq!(collector.metric("vakt_check_up{check=\"web\"}").await, Some(1.0));
 
-    // A check added: the collector takes it in place, the agent is assigned it and runs it.
+    // A check added: the collector takes it in place; the agent hears of the new configuration
+    // in its next ack, fetches its assignments at once and runs the check.
     std::fs::write(&ctoml, collector_toml(addr, &[("web", web.addr), ("api", api.addr)])).unwrap();
     vakt_tests::grant_reader(&ctoml);
     collector.proc.signal("HUP");

@@ -536,8 +536,13 @@ impl Store for SqliteStore {
         }
         if inserted == 0 {
             tx.commit()?;
-            outcome.ack =
-                Some(IngestAck { sequence: batch.sequence, accepted: 0, duplicate: true, clock_skew_ms: None });
+            outcome.ack = Some(IngestAck {
+                sequence: batch.sequence,
+                accepted: 0,
+                duplicate: true,
+                clock_skew_ms: None,
+                config_generation: None,
+            });
             return Ok(outcome);
         }
         {
@@ -694,6 +699,7 @@ impl Store for SqliteStore {
             accepted: batch.samples.len(),
             duplicate: false,
             clock_skew_ms: None,
+            config_generation: None,
         });
         Ok(outcome)
     }
@@ -1255,9 +1261,15 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         let p = Policies::default();
         let first = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 10, &p).unwrap();
-        assert_eq!(first.ack.unwrap(), IngestAck { sequence: 1, accepted: 2, duplicate: false, clock_skew_ms: None });
+        assert_eq!(
+            first.ack.unwrap(),
+            IngestAck { sequence: 1, accepted: 2, duplicate: false, clock_skew_ms: None, config_generation: None }
+        );
         let again = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 11, &p).unwrap();
-        assert_eq!(again.ack.unwrap(), IngestAck { sequence: 1, accepted: 0, duplicate: true, clock_skew_ms: None });
+        assert_eq!(
+            again.ack.unwrap(),
+            IngestAck { sequence: 1, accepted: 0, duplicate: true, clock_skew_ms: None, config_generation: None }
+        );
         assert_eq!(store.sample_count(Some("web")).unwrap(), 2);
     }
 
