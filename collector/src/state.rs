@@ -2,8 +2,11 @@
 //!
 //! A check is `Unknown` until its first result. It goes `Down` after `fail_after` consecutive
 //! failures and back `Up` after `recover_after` consecutive successes (flap protection). A
-//! sample older than the last one seen is stored but does not move the state: replays after an
-//! outage must not flip a check that has since moved on.
+//! sample older than the last one seen, from another agent or an unknown one, is stored but does
+//! not move the state: it arrived late and the check has since moved on. From the same agent it
+//! does count, at the last time seen: one agent's results arrive in the order it made them (its
+//! spool replays in order), so an older one there means its clock was stepped back, and the
+//! check must not go blind until that clock catches up.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +66,8 @@ pub struct CheckState {
     pub degraded: bool,
     /// The open incident of this check, if any.
     pub open_incident: Option<i64>,
+    /// The agent the last result came from, when known.
+    pub last_agent: Option<String>,
 }
 
 impl Default for CheckState {
@@ -77,6 +82,7 @@ impl Default for CheckState {
             last_error: None,
             degraded: false,
             open_incident: None,
+            last_agent: None,
         }
     }
 }
@@ -94,6 +100,28 @@ impl CheckState {
     /// Feeds one result in; returns the transition it caused, if any.
     pub fn observe(&mut self, success: bool, at_ms: i64, error: Option<&str>, policy: Policy) -> Option<Transition> {
         self.observe_result(success, false, at_ms, error, policy)
+    }
+
+    /// [`CheckState::observe_result`] for a result from `agent`: one older than the last result
+    /// of the same agent counts at the time of that last result (its clock was stepped back).
+    pub fn observe_from(
+        &mut self,
+        agent: &str,
+        success: bool,
+        degraded: bool,
+        at_ms: i64,
+        error: Option<&str>,
+        policy: Policy,
+    ) -> Option<Transition> {
+        let at_ms = match self.last_sample_ms {
+            Some(last) if at_ms < last && self.last_agent.as_deref() == Some(agent) => last,
+            _ => at_ms,
+        };
+        let transition = self.observe_result(success, degraded, at_ms, error, policy);
+        if self.last_sample_ms == Some(at_ms) && self.last_agent.as_deref() != Some(agent) {
+            self.last_agent = Some(agent.to_string());
+        }
+        transition
     }
 
     /// Like [`CheckState::observe`], for a result that may be degraded: a degraded success
@@ -191,6 +219,19 @@ mod tests {
     use super::*;
 
     const P: Policy = Policy { fail_after: 3, recover_after: 2 };
+
+    #[test]
+    fn an_older_result_counts_from_the_same_agent_only() {
+        let mut s = CheckState::default();
+        assert!(s.observe_from("a", true, false, 10_000, None, P).is_some(), "first result: up");
+        // Agent b's late result changes nothing.
+        s.observe_from("b", false, false, 5_000, Some("late"), P);
+        assert_eq!((s.consecutive_failures, s.last_agent.as_deref()), (0, Some("a")));
+        // Agent a's clock was stepped back: its results still count, at the last time seen.
+        let t: Vec<_> = (0..3).filter_map(|i| s.observe_from("a", false, false, 4_000 + i, Some("boom"), P)).collect();
+        assert_eq!(t, vec![Transition::Down { at_ms: 10_000, since_ms: 10_000, error: Some("boom".into()) }]);
+        assert_eq!(s.last_sample_ms, Some(10_000));
+    }
 
     fn feed(state: &mut CheckState, results: &[bool]) -> Vec<Transition> {
         results

@@ -67,6 +67,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// One agent's results always count, whatever its clock does: with steps back they move the
+    /// state exactly as the same results would on a clock that never goes back (each at the
+    /// latest time seen so far), so a stepped-back clock never leaves a check blind.
+    #[test]
+    fn one_agents_results_count_through_clock_steps(
+        steps in results(),
+        fail_after in 1u32..6,
+        recover_after in 1u32..6,
+    ) {
+        let policy = Policy { fail_after, recover_after };
+        let (mut stepped, mut steady) = (CheckState::default(), CheckState::default());
+        let (mut t, mut latest) = (1_000_000i64, i64::MIN);
+        for (success, dt) in steps {
+            t += dt;
+            latest = latest.max(t);
+            let error = (!success).then_some("boom");
+            let a = stepped.observe_from("edge", success, false, t, error, policy);
+            let b = steady.observe(success, latest, error, policy);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(stepped.last_agent.as_deref(), Some("edge"));
+            stepped.last_agent = None;
+            prop_assert_eq!(&stepped, &steady);
+            stepped.last_agent = Some("edge".into());
+        }
+    }
+}
+
 fn minutes() -> impl Strategy<Value = Vec<Counts>> {
     prop::collection::vec(
         (0u64..20, 0u64..20, 0u64..=60_000, 0u64..=60_000).prop_map(|(events, bad, down, unknown)| {

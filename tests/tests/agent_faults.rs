@@ -115,8 +115,8 @@ const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.
 /// every push (`vakt_agent_clock_skew_seconds`) and said once in both logs. Two hours off: the
 /// collector refuses the impossible timestamps with the reason and the measured skew, the agent
 /// logs it and counts the dropped samples, the check's state is not disturbed. Put right: both
-/// sides say the clock is back in step and samples flow again. The agent's schedule runs on the
-/// monotonic clock and does not stall.
+/// sides say the clock is back in step and samples flow again, and a failure right after the
+/// step back is seen at once. The agent's schedule runs on the monotonic clock and does not stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_recovers() {
     if !std::path::Path::new(FAKETIME_LIB).exists() {
@@ -180,6 +180,13 @@ async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_reco
         "once per episode, not per push:\n{collector_log}"
     );
     assert_eq!(collector.metric("vakt_ingest_rejected_total{reason=\"invalid\"}").await.unwrap_or(0.0), 0.0);
+    // The check's state has moved on to the agent's time, a minute ahead.
+    wait_for("results stamped a minute ahead in the check's state", Duration::from_secs(30), || async {
+        let checks = collector.get_json("/api/v1/checks").await;
+        let last: jiff::Timestamp = checks[0]["last_sample"].as_str()?.parse().ok()?;
+        (last > jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30)).then_some(())
+    })
+    .await;
 
     // Two hours ahead.
     std::fs::write(&offset, "+2h\n").unwrap();
@@ -215,4 +222,14 @@ async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_reco
     assert!(collector.proc.log_text().contains("the agent's clock is back in step"));
     let incidents = collector.get_json("/api/v1/incidents").await;
     assert_eq!(incidents.as_array().unwrap().len(), 0, "no incident from a clock: {incidents}");
+
+    // Its clock went back a minute, so its results are older than the last one accepted: they
+    // must still move the check, not wait until the clock catches up.
+    target.set_status(500);
+    wait_for("the check down while the clock catches up", Duration::from_secs(20), || async {
+        (collector.metric("vakt_check_up{check=\"web\"}").await == Some(0.0)).then_some(())
+    })
+    .await;
+    let incidents = collector.get_json("/api/v1/incidents?status=open").await;
+    assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
 }

@@ -164,6 +164,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE agents ADD COLUMN version TEXT;
     "#,
+    // 11: which agent the last result of a state came from (see `CheckState::observe_from`).
+    r#"
+    ALTER TABLE check_state ADD COLUMN last_agent TEXT;
+    "#,
 ];
 
 /// Says why the database cannot be opened, and what to do about it.
@@ -264,7 +268,7 @@ fn load_state(tx: &Transaction<'_>, check: &str) -> Result<CheckState, StoreErro
     let state = tx
         .query_row(
             "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
-                    last_sample_ms, last_error, open_incident, degraded FROM check_state WHERE check_id = ?1",
+                    last_sample_ms, last_error, open_incident, degraded, last_agent FROM check_state WHERE check_id = ?1",
             [check],
             row_to_state,
         )
@@ -284,20 +288,21 @@ fn row_to_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckState> {
         last_error: r.get(6)?,
         open_incident: r.get(7)?,
         degraded: r.get(8)?,
+        last_agent: r.get(9)?,
     })
 }
 
 fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO check_state (check_id, status, since_ms, consecutive_failures, consecutive_successes,
-                                  first_failure_ms, last_sample_ms, last_error, open_incident, degraded)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                  first_failure_ms, last_sample_ms, last_error, open_incident, degraded, last_agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, since_ms = excluded.since_ms,
             consecutive_failures = excluded.consecutive_failures,
             consecutive_successes = excluded.consecutive_successes,
             first_failure_ms = excluded.first_failure_ms, last_sample_ms = excluded.last_sample_ms,
             last_error = excluded.last_error, open_incident = excluded.open_incident,
-            degraded = excluded.degraded",
+            degraded = excluded.degraded, last_agent = excluded.last_agent",
     )?
     .execute(params![
         check,
@@ -309,7 +314,8 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
         s.last_sample_ms,
         s.last_error,
         s.open_incident,
-        s.degraded
+        s.degraded,
+        s.last_agent
     ])?;
     Ok(())
 }
@@ -616,7 +622,8 @@ impl Store for SqliteStore {
                     // Several agents vote: each has its own state; the check is down when `q` agree.
                     Some(q) => {
                         let voter_key = format!("{}@{}", s.check, batch.agent);
-                        state_entry(&mut states, &tx, &voter_key)?.observe_result(
+                        state_entry(&mut states, &tx, &voter_key)?.observe_from(
+                            &batch.agent,
                             s.success,
                             s.degraded,
                             s.timestamp_ms,
@@ -633,7 +640,8 @@ impl Store for SqliteStore {
                             s.error.as_deref(),
                         )
                     }
-                    None => state_entry(&mut states, &tx, &s.check)?.observe_result(
+                    None => state_entry(&mut states, &tx, &s.check)?.observe_from(
+                        &batch.agent,
                         s.success,
                         s.degraded,
                         s.timestamp_ms,
@@ -1134,9 +1142,10 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
-                    last_sample_ms, last_error, open_incident, degraded, check_id FROM check_state ORDER BY check_id",
+                    last_sample_ms, last_error, open_incident, degraded, last_agent, check_id FROM check_state
+             ORDER BY check_id",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(9)?, row_to_state(r)?)))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(10)?, row_to_state(r)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
