@@ -178,10 +178,12 @@ async fn gzip_batches_are_accepted_and_a_replay_is_stored_once() {
     let gz = gz.finish().unwrap();
     let (status, ack) = s.post(Some(TOKEN_A), gz.clone(), true).await;
     assert_eq!(status, 200, "{ack}");
-    assert_eq!(ack, serde_json::json!({"sequence": 42, "accepted": 5, "duplicate": false}));
+    let generation = ack["config_generation"].as_str().expect("the configuration's generation").to_string();
+    let expected = |accepted: u64, duplicate: bool| serde_json::json!({"sequence": 42, "accepted": accepted, "duplicate": duplicate, "config_generation": generation});
+    assert_eq!(ack, expected(5, false));
     let (status, ack) = s.post(Some(TOKEN_A), gz, true).await;
     assert_eq!(status, 200);
-    assert_eq!(ack, serde_json::json!({"sequence": 42, "accepted": 0, "duplicate": true}));
+    assert_eq!(ack, expected(0, true), "the same configuration, the replay recognised");
     assert_eq!(s.collector.metric("vakt_ingest_samples_total").await, Some(5.0));
     assert_eq!(s.collector.metric("vakt_ingest_batches_total{outcome=\"duplicate\"}").await, Some(1.0));
     assert_eq!(s.collector.metric("vakt_check_up{check=\"web\"}").await, Some(1.0));
