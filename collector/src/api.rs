@@ -449,48 +449,13 @@ async fn list_samples(
     }
 }
 
-#[derive(Serialize)]
-struct AgentView {
-    name: String,
-    configured: bool,
-    last_seen: Option<String>,
-    batches: u64,
-    samples: u64,
-    last_sequence: u64,
-}
-
 async fn list_agents(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
-    let known = match tokio::task::spawn_blocking(move || store_app.store.agents()).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let mut views: Vec<AgentView> = known
-        .into_iter()
-        .map(|a| AgentView {
-            configured: app.config.agents.contains_key(a.name.as_str()),
-            last_seen: Some(rfc3339(a.last_seen_ms)),
-            batches: a.batches,
-            samples: a.samples,
-            last_sequence: a.last_sequence,
-            name: a.name,
-        })
-        .collect();
-    for name in app.config.agents.keys() {
-        if !views.iter().any(|v| v.name == name.as_str()) {
-            views.push(AgentView {
-                name: name.to_string(),
-                configured: true,
-                last_seen: None,
-                batches: 0,
-                samples: 0,
-                last_sequence: 0,
-            });
-        }
+    match tokio::task::spawn_blocking(move || store_app.store.agents()).await {
+        Ok(Ok(known)) => Json(crate::agents::overview(&app, known, now_ms())).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-    views.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(views).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]

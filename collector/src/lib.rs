@@ -5,6 +5,7 @@
 //! and the HTTP layer are the edges.
 
 pub mod access;
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod catalog;

@@ -33,8 +33,8 @@ pub struct App {
     pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
     /// Names this configuration in acks (see `IngestAck::config_generation`).
     pub generation: String,
-    /// Agents whose clock is off by more than [`CLOCK_SKEW_WARN_MS`], as last reported.
-    clock_off: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Each agent's clock skew at its last push (ms), since this configuration took over.
+    clock_skew: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ impl App {
                 "{:x}",
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
             ),
-            clock_off: Default::default(),
+            clock_skew: Default::default(),
         })
     }
 
@@ -145,17 +145,27 @@ impl App {
     pub fn observe_clock_skew(&self, agent: &str, skew_ms: i64) {
         self.metrics.agent_clock_skew(agent, skew_ms as f64 / 1000.0);
         let off = skew_ms.abs() > CLOCK_SKEW_WARN_MS;
-        let mut known = self.clock_off.lock().unwrap_or_else(|p| p.into_inner());
-        if off && known.insert(agent.to_string()) {
+        let was_off = self
+            .clock_skew
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agent.to_string(), skew_ms)
+            .is_some_and(|before| before.abs() > CLOCK_SKEW_WARN_MS);
+        if off && !was_off {
             tracing::warn!(
                 agent,
                 skew_seconds = skew_ms / 1000,
                 "the agent's clock is {} the collector's; its samples carry that time: check time sync (NTP) on the agent",
                 describe_clock_skew(skew_ms)
             );
-        } else if !off && known.remove(agent) {
+        } else if !off && was_off {
             tracing::info!(agent, skew_seconds = skew_ms / 1000, "the agent's clock is back in step");
         }
+    }
+
+    /// The agent's clock skew at its last push, if it has pushed since this configuration.
+    pub fn clock_skew_ms(&self, agent: &str) -> Option<i64> {
+        self.clock_skew.lock().unwrap_or_else(|p| p.into_inner()).get(agent).copied()
     }
 }
 

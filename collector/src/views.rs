@@ -1,6 +1,6 @@
 //! The on-call engineer's pages, rendered on the server (no JavaScript): the incident list, one
 //! incident with its timeline and the acknowledge / note / resolve forms, and the SLA view with
-//! report downloads. Pure: data in, HTML out; `web.rs` serves them.
+//! report downloads, and the agents. Pure: data in, HTML out; `web.rs` serves them.
 
 use crate::incident::{Incident, IncidentStatus};
 use crate::time::{human_duration_ms, rfc3339};
@@ -56,9 +56,10 @@ form {{ margin: .6rem 0; }} textarea {{ width: 100%; max-width: 40rem; min-heigh
 button {{ padding: .35rem .9rem; border-radius: .3rem; border: 1px solid #0b5cad; background: #0b5cad; color: #fff; cursor: pointer; }}
 button.secondary {{ background: #fff; color: #0b5cad; }}
 .timeline li {{ margin: .25rem 0; }} .muted {{ color: #6b7785; font-size: .9rem; }}
+.silent, .clock.off {{ color: #b3261e; font-weight: 600; }} .reporting {{ color: #17702f; }}
 </style></head>
 <body>
-<nav><strong>Vakt</strong><a href="/incidents">Incidents</a><a href="/sla">SLA</a><a href="/">Status page</a><span class="who">{who}</span></nav>
+<nav><strong>Vakt</strong><a href="/incidents">Incidents</a><a href="/sla">SLA</a><a href="/agents">Agents</a><a href="/">Status page</a><span class="who">{who}</span></nav>
 <h1>{title}</h1>
 {body}
 </body></html>
@@ -176,6 +177,47 @@ pub fn incident(r: &IncidentRow, who: &str) -> String {
     layout(&format!("Incident {}: {}", i.id, i.title), who, &body)
 }
 
+/// The agents: who reports, who is silent, which version, whose clock is off.
+pub fn agents(rows: &[crate::agents::AgentOverview], now_ms: i64, who: &str) -> String {
+    use vakt_config::wire::{describe_clock_skew, CLOCK_SKEW_WARN_MS};
+    if rows.is_empty() {
+        return layout("Agents", who, "<p class=\"muted\">No agents are configured.</p>");
+    }
+    let silent = rows.iter().filter(|a| a.silent).count();
+    let noun = if rows.len() == 1 { "agent" } else { "agents" };
+    let mut body = format!(
+        "<p>{} {noun}, {silent} silent.</p>\n<table><thead><tr><th>Agent</th><th>State</th><th>Last heard</th><th>Version</th><th>Clock</th><th>Samples</th></tr></thead><tbody>\n",
+        rows.len()
+    );
+    for a in rows {
+        let (state, class) = match (a.last_seen_ms, a.silent) {
+            (None, _) => ("never heard from", "silent"),
+            (Some(_), true) => ("silent", "silent"),
+            (Some(_), false) => ("reporting", "reporting"),
+        };
+        let heard = a.last_seen_ms.map_or("—".to_string(), |t| {
+            format!("{} ago<div class=\"muted\">{}</div>", human_duration_ms((now_ms - t).max(0)), esc(&rfc3339(t)))
+        });
+        let clock = match a.clock_skew_seconds {
+            None => "<td class=\"clock\">—</td>".to_string(),
+            Some(s) => {
+                let ms = (s * 1000.0) as i64;
+                let off = if ms.abs() > CLOCK_SKEW_WARN_MS { " off" } else { "" };
+                format!("<td class=\"clock{off}\">{} the collector's</td>", esc(&describe_clock_skew(ms)))
+            }
+        };
+        let configured = if a.configured { "" } else { "<div class=\"muted\">not in collector.toml</div>" };
+        body.push_str(&format!(
+            "<tr class=\"agent\" data-agent=\"{name}\"><td>{name}{configured}</td><td class=\"{class}\">{state}</td><td>{heard}</td><td>{version}</td>{clock}<td>{samples}</td></tr>\n",
+            name = esc(&a.name),
+            version = esc(a.version.as_deref().unwrap_or("—")),
+            samples = a.samples,
+        ));
+    }
+    body.push_str("</tbody></table>");
+    layout("Agents", who, &body)
+}
+
 fn or_dash(s: &str) -> String {
     if s.is_empty() {
         "—".into()
@@ -245,6 +287,39 @@ pub fn sla(rows: &[SlaRow], periods: &[String], who: &str) -> String {
 mod tests {
     use super::*;
     use crate::incident::{IncidentKind, TimelineEvent};
+
+    #[test]
+    fn the_agents_page_marks_silent_agents_and_wrong_clocks() {
+        let agent = |name: &str, last: Option<i64>, silent: bool, skew: Option<f64>| crate::agents::AgentOverview {
+            name: name.into(),
+            configured: true,
+            last_seen: None,
+            last_seen_ms: last,
+            silent,
+            version: Some("0.1.0".into()),
+            clock_skew_seconds: skew,
+            batches: 1,
+            samples: 5,
+            last_sequence: 1,
+        };
+        let now = 10 * 60_000;
+        let html = agents(
+            &[
+                agent("edge", Some(now - 2_000), false, Some(0.2)),
+                agent("<db>", Some(0), true, Some(-95.0)),
+                agent("new", None, true, None),
+            ],
+            now,
+            "ops",
+        );
+        assert!(html.contains("<p>3 agents, 2 silent.</p>"), "{html}");
+        assert!(html.contains("class=\"reporting\">reporting</td><td>2s ago"), "{html}");
+        assert!(html.contains("<td class=\"clock\">in step with the collector's</td>"), "{html}");
+        assert!(html.contains("data-agent=\"&lt;db&gt;\""), "names escaped: {html}");
+        assert!(html.contains("class=\"silent\">silent</td><td>10m ago"), "{html}");
+        assert!(html.contains("<td class=\"clock off\">1m35s behind the collector's</td>"), "{html}");
+        assert!(html.contains("class=\"silent\">never heard from</td><td>—</td>"), "{html}");
+    }
 
     fn row(status: IncidentStatus) -> IncidentRow {
         IncidentRow {

@@ -26,6 +26,18 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/incidents/{id}/notes", post(note))
         .route("/incidents/{id}/resolve", post(resolve))
         .route("/sla", get(sla))
+        .route("/agents", get(agent_list))
+}
+
+async fn agent_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let who = who(&app, &headers);
+    match blocking(&app, |a| a.store.agents()).await {
+        Ok(known) => {
+            let now = now_ms();
+            html(StatusCode::OK, views::agents(&crate::agents::overview(&app, known, now), now, &who))
+        }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
+    }
 }
 
 fn html(status: StatusCode, body: String) -> Response {

@@ -1,6 +1,6 @@
 //! Vakt's own pages in a real browser (headless Chromium): the public status page shows the
 //! states a scripted outage leaves; the on-call pages (incident list, incident with its forms
-//! and timeline, SLA view) need a login and show the same outage, the acknowledgement made
+//! and timeline, SLA view, agents) need a login and show the same outage, the acknowledgement made
 //! through the form, and the SLO. Each loads without console errors and is saved as a screenshot
 //! in `target/test-artifacts/`. The SVG badges say the same.
 
@@ -195,6 +195,14 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     assert_eq!(csv.status(), 200);
     assert!(csv.text().await.unwrap().contains("shop"), "the report names the service");
     screenshot(&profile, &login("/sla"), "sla.png");
+
+    // The agents: the one agent reporting, with its version and its clock in step.
+    let agents = browse(&profile, &login("/agents"));
+    assert!(agents.contains("<tr class=\"agent\" data-agent=\"edge\">"), "{agents}");
+    assert!(agents.contains("class=\"reporting\">reporting<"), "{agents}");
+    assert!(agents.contains(&format!("<td>{}</td>", env!("CARGO_PKG_VERSION"))), "its version: {agents}");
+    assert!(agents.contains("in step with the collector's"), "{agents}");
+    screenshot(&profile, &login("/agents"), "agents.png");
 
     // Badges.
     let status = collector.get_text("/badge/shop/status.svg").await;
