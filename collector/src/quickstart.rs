@@ -88,6 +88,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, shutdown: CancellationTo
     println!("  Status      http://{addr}/");
     println!("  Incidents   http://{addr}/incidents");
     println!("  SLA         http://{addr}/sla");
+    println!("  Agents      http://{addr}/agents");
     println!("  Checks      http://{addr}/api/v1/checks");
     println!("  API         http://{addr}/api/v1/incidents");
     println!("  Metrics     http://{addr}/metrics");

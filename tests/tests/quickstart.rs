@@ -28,7 +28,7 @@ async fn quickstart_watches_itself_and_stops_on_ctrl_c() {
         s.contains("Press Ctrl-C").then_some(s)
     })
     .await;
-    for path in ["/", "/incidents", "/sla", "/api/v1/checks", "/api/v1/incidents", "/metrics", "/healthz"] {
+    for path in ["/", "/incidents", "/sla", "/agents", "/api/v1/checks", "/api/v1/incidents", "/metrics", "/healthz"] {
         assert!(printed.contains(&format!("{base}{path}\n")), "{path} missing from:\n{printed}");
     }
     assert!(printed.contains(&dir.path().join("vakt-data").display().to_string()), "{printed}");
@@ -52,6 +52,9 @@ async fn quickstart_watches_itself_and_stops_on_ctrl_c() {
     })
     .await;
     assert!(dir.path().join("vakt-data/vakt.db").exists());
+    // The quickstart's own agent is on the agents page, reporting.
+    let agents = http.get(format!("{base}/agents")).basic_auth("admin", Some(&token)).send().await.unwrap();
+    assert!(agents.text().await.unwrap().contains("class=\"reporting\">reporting<"));
 
     proc.signal("INT");
     let status = proc.wait_exit(Duration::from_secs(20));
