@@ -78,6 +78,14 @@ enum Command {
         #[arg(long)]
         keep_in_sla: bool,
     },
+    /// Copy the collector's database to FILE, safely while it runs (a consistent, checked
+    /// snapshot). Restore: stop the collector, put FILE in data_dir as vakt.db, start it.
+    Backup {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A new file; an existing one is never overwritten.
+        file: PathBuf,
+    },
     /// Send a test message to a receiver and report the outcome.
     NotifyTest {
         #[arg(long, short)]
@@ -114,6 +122,7 @@ fn main() -> ExitCode {
             }
         },
         Command::HashToken { stdin } => hash_token_command(stdin),
+        Command::Backup { config, file } => backup_command(&config, &file),
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver),
         Command::Maintenance { config, name, start, end, services, change_id, keep_in_sla } => {
             plan_maintenance(&config, name, &start, &end, services, change_id, !keep_in_sla)
@@ -207,6 +216,23 @@ fn plan_maintenance(
         "maintenance window {id} planned: {} to {}",
         vakt_collector::time::rfc3339(start_ms),
         vakt_collector::time::rfc3339(end_ms)
+    );
+    Ok(())
+}
+
+fn backup_command(config_path: &std::path::Path, file: &std::path::Path) -> anyhow::Result<()> {
+    let config = match CollectorConfig::load(config_path) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
+        Err(e) => return Err(e.into()),
+    };
+    let done = vakt_collector::store::backup(&config.data_dir, file)?;
+    println!(
+        "{}: backup of {} written and checked ({} bytes, schema version {})",
+        file.display(),
+        config.data_dir.join("vakt.db").display(),
+        done.bytes,
+        done.schema_version
     );
     Ok(())
 }

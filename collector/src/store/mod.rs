@@ -3,7 +3,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{backup, Backup, SqliteStore};
 
 use std::collections::HashMap;
 use vakt_config::wire::{Batch, IngestAck};

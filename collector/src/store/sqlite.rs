@@ -248,6 +248,53 @@ impl SqliteStore {
     }
 }
 
+/// What [`backup`] wrote.
+#[derive(Debug)]
+pub struct Backup {
+    pub bytes: u64,
+    pub schema_version: i64,
+}
+
+/// Copies the database in `data_dir` to `to` while a collector may be running: one consistent
+/// snapshot (`VACUUM INTO` in a read transaction, so writers carry on), compacted, and checked
+/// (`PRAGMA quick_check`) before it is reported good. Restore by stopping the collector and
+/// putting the copy in place as `vakt.db` (without the old `-wal` and `-shm` files).
+pub fn backup(data_dir: &Path, to: &Path) -> Result<Backup, StoreError> {
+    let path = data_dir.join("vakt.db");
+    let open_err = |source| open_error(&path, source);
+    if !path.exists() {
+        return Err(StoreError::Open {
+            path: path.display().to_string(),
+            reason: "no database here to back up".into(),
+        });
+    }
+    if to.exists() {
+        return Err(StoreError::Open {
+            path: to.display().to_string(),
+            reason: "already exists; a backup never overwrites: choose a new file name".into(),
+        });
+    }
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(open_err)?;
+    let target = to.to_str().ok_or_else(|| StoreError::Open {
+        path: to.display().to_string(),
+        reason: "the path is not valid UTF-8".into(),
+    })?;
+    conn.execute("VACUUM INTO ?1", [target])?;
+    let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|source| open_error(to, source))?;
+    let verdict: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if verdict != "ok" {
+        return Err(StoreError::Open {
+            path: to.display().to_string(),
+            reason: format!("the copy fails its check: {verdict}"),
+        });
+    }
+    let schema_version = copy.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    Ok(Backup { bytes, schema_version })
+}
+
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
