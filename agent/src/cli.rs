@@ -20,6 +20,10 @@ Usage:
                                         --set: a check option in TOML syntax (repeatable),
                                         e.g. --set 'expect_status=[200]' --set cert_min_days=14
                                         --json: print the result as JSON (a wire sample)
+  vakt-agent status --config <FILE> [--behind-after <DURATION>]
+                                        What waits in the spool and which checks are cached;
+                                        safe beside the running agent. Exit 0, or 1 when a
+                                        batch has waited longer than --behind-after (default 5m)
   vakt-agent --help | --version
 
 Exit status 3 for a usage mistake.
@@ -30,6 +34,7 @@ Environment: VAKT_LOG sets the log filter (default info; e.g. info,vakt_agent::p
 pub enum Command {
     Run { config: PathBuf },
     CheckConfig { file: PathBuf },
+    Status { config: PathBuf, behind_after: String },
     Probe { kind: String, target: String, timeout: String, set: Vec<String>, json: bool },
 }
 
@@ -44,7 +49,7 @@ pub enum Exit {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Exit> {
     let mut args = Args { rest: args.into_iter().collect::<Vec<_>>().into_iter() };
     let Some(sub) = args.next_str("a subcommand: run, check-config or probe")? else {
-        return Err(Exit::Usage("a subcommand is needed: run, check-config or probe".into()));
+        return Err(Exit::Usage("a subcommand is needed: run, check-config, probe or status".into()));
     };
     match sub.as_str() {
         "-h" | "--help" | "help" => Err(Exit::Print(USAGE.into())),
@@ -60,6 +65,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Exit> 
             }
             let config = config.ok_or_else(|| Exit::Usage("run needs --config <FILE>".into()))?;
             Ok(Command::Run { config })
+        }
+        "status" => {
+            let (mut config, mut behind_after) = (None, None);
+            while let Some(arg) = args.next_str("an option")? {
+                match flag(&arg) {
+                    ("-c" | "--config", inline) => config = Some(PathBuf::from(args.value(&arg, inline)?)),
+                    ("--behind-after", inline) => behind_after = Some(args.value(&arg, inline)?),
+                    ("-h" | "--help", _) => return Err(Exit::Print(USAGE.into())),
+                    _ => return Err(unexpected(&arg, "status")),
+                }
+            }
+            let config = config.ok_or_else(|| Exit::Usage("status needs --config <FILE>".into()))?;
+            Ok(Command::Status { config, behind_after: behind_after.unwrap_or_else(|| "5m".into()) })
         }
         "check-config" => {
             let mut file = None;
@@ -98,7 +116,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Exit> 
                 json,
             })
         }
-        other => Err(Exit::Usage(format!("unknown subcommand {other:?}; use run, check-config or probe"))),
+        other => Err(Exit::Usage(format!("unknown subcommand {other:?}; use run, check-config, probe or status"))),
     }
 }
 
@@ -197,6 +215,11 @@ mod tests {
         assert!(usage(&["probe", "--kid", "http", "a"]).contains("\"--kid\""));
         assert!(usage(&["check-config"]).contains("config file"));
         assert_eq!(parse_strs(&["check-config", "a.toml"]), Ok(Command::CheckConfig { file: "a.toml".into() }));
+        assert_eq!(
+            parse_strs(&["status", "-c", "a.toml"]),
+            Ok(Command::Status { config: "a.toml".into(), behind_after: "5m".into() })
+        );
+        assert!(usage(&["status"]).contains("--config"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Probe { kind, target, timeout, set, json } => probe_once(&kind, &target, &timeout, &set, json),
+        Command::Status { config, behind_after } => status(&config, &behind_after),
         Command::Run { config } => {
             vakt_agent::init_logging();
             match run(config) {
@@ -45,6 +46,50 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// What waits in the spool and which checks are cached, read beside a running agent without
+/// touching its files. Exit 0, 1 when delivery is behind (Nagios WARNING), 3 when it cannot tell.
+fn status(config_path: &std::path::Path, behind_after: &str) -> ExitCode {
+    let behind_after = match vakt_config::duration::parse_duration(behind_after) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("vakt-agent: --behind-after {behind_after:?}: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let config = match AgentConfig::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(3);
+        }
+    };
+    let spool = match vakt_agent::spool::summary(&config.spool_dir.join("spool")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vakt-agent: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    println!("vakt-agent {} -> {}", config.name.get_ref(), config.collector.get_ref());
+    let waited = spool.oldest.and_then(|t| t.elapsed().ok()).unwrap_or_default();
+    let behind = spool.batches > 0 && waited > behind_after;
+    if spool.batches == 0 {
+        println!("  spool     nothing waiting: everything was delivered");
+    } else {
+        let age = vakt_config::duration::format_duration(std::time::Duration::from_secs(waited.as_secs()));
+        println!(
+            "  spool     {} batches, {} samples, {} bytes waiting; the oldest for {age}{}",
+            spool.batches,
+            spool.samples,
+            spool.bytes,
+            if behind { " (behind: is the collector reachable? see the agent's log)" } else { "" }
+        );
+    }
+    let assigned = vakt_agent::state_dir::cached_assignments(&config.spool_dir).map_or(0, |a| a.checks.len());
+    println!("  checks    {assigned} assigned by the collector (cached), {} local", config.checks.len());
+    ExitCode::from(u8::from(behind))
 }
 
 fn probe_once(kind: &str, target: &str, timeout: &str, set: &[String], json: bool) -> ExitCode {

@@ -58,6 +58,39 @@ fn parse_name(name: &str) -> Option<(u64, u64)> {
     Some((seq.parse().ok()?, samples.parse().ok()?))
 }
 
+/// What waits in a spool, read without touching it (safe while the agent runs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub batches: u64,
+    pub samples: u64,
+    pub bytes: u64,
+    /// When the oldest waiting batch was written.
+    pub oldest: Option<std::time::SystemTime>,
+}
+
+/// Reads what waits in the spool in `dir`; an absent directory is an empty spool.
+pub fn summary(dir: &Path) -> Result<Summary, SpoolError> {
+    let mut out = Summary::default();
+    let items = match std::fs::read_dir(dir) {
+        Ok(items) => items,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for item in items {
+        let item = item.map_err(io(dir))?;
+        let Some((_, samples)) = parse_name(&item.file_name().to_string_lossy()) else { continue };
+        // A batch delivered meanwhile is simply gone.
+        let Ok(meta) = item.metadata() else { continue };
+        out.batches += 1;
+        out.samples += samples;
+        out.bytes += meta.len();
+        if let Ok(written) = meta.modified() {
+            out.oldest = Some(out.oldest.map_or(written, |o| o.min(written)));
+        }
+    }
+    Ok(out)
+}
+
 impl Spool {
     /// Opens the spool in `dir`, removing temporary files an interrupted write left behind.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {

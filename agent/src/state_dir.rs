@@ -21,6 +21,21 @@ pub struct StateDir {
     dir: PathBuf,
 }
 
+/// The assignments cached in the state directory `dir`, read without creating anything (for
+/// `vakt-agent status` beside a running agent too).
+pub fn cached_assignments(dir: &Path) -> Option<Assignments> {
+    let path = dir.join("assignments.json");
+
+    let text = std::fs::read(&path).ok()?;
+    match serde_json::from_slice(&text) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable assignment cache");
+            None
+        }
+    }
+}
+
 impl StateDir {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir).map_err(|source| StateError { path: dir.to_path_buf(), source })?;
@@ -42,15 +57,7 @@ impl StateDir {
     }
 
     pub fn load_assignments(&self) -> Option<Assignments> {
-        let path = self.dir.join("assignments.json");
-        let text = std::fs::read(&path).ok()?;
-        match serde_json::from_slice(&text) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable assignment cache");
-                None
-            }
-        }
+        cached_assignments(&self.dir)
     }
 
     pub fn save_assignments(&self, a: &Assignments) -> Result<(), StateError> {
