@@ -60,15 +60,13 @@ pub fn install_crypto_provider() {
 /// reported and `info` is used.
 pub fn init_logging() {
     use std::io::IsTerminal;
+    let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
     let (filter, problem) = match std::env::var("VAKT_LOG") {
-        Ok(spec) => match spec.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(spec) => match spec.parse() {
             Ok(f) => (f, None),
-            Err(e) => (
-                tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
-                Some(format!("VAKT_LOG={spec:?}: {e}; logging at info")),
-            ),
+            Err(e) => (info(), Some(format!("VAKT_LOG={spec:?}: {e}; logging at info"))),
         },
-        Err(_) => (tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO), None),
+        Err(_) => (info(), None),
     };
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -166,7 +164,7 @@ pub async fn run_with_reload(
     }
 
     let (tx, rx) = mpsc::channel(10_000);
-    let spool = Spool::open(&config.spool_dir.join("spool"), *config.spool_max_bytes.get_ref())?;
+    let spool = Spool::open(&config.spool_dir.join(spool::DIR), *config.spool_max_bytes.get_ref())?;
     // The pusher hears of a new collector configuration first (in an ack): fetch at once then.
     let assignments_stale = Arc::new(tokio::sync::Notify::new());
     let pusher = Pusher::new(

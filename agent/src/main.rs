@@ -65,7 +65,7 @@ fn status(config_path: &std::path::Path, behind_after: &str) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let spool = match vakt_agent::spool::summary(&config.spool_dir.join("spool")) {
+    let spool = match vakt_agent::spool::summary(&config.spool_dir.join(vakt_agent::spool::DIR)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("vakt-agent: {e}");

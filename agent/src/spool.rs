@@ -14,6 +14,9 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The spool's directory within the agent's `spool_dir` (beside its state files).
+pub const DIR: &str = "spool";
+
 const MAGIC: &[u8; 4] = b"VKS1";
 const HEADER: usize = 12;
 

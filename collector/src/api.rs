@@ -91,14 +91,16 @@ async fn ingest_inner(
         .tokens
         .agent_for(token)
         .ok_or_else(|| IngestError::Unauthorized("token is not valid for any agent".into()))?;
+    // The batch's receipt time: for the rate limit, the agent's clock skew, validation, the store.
+    let now = now_ms();
     // Before decompressing and parsing: a flood costs little.
     app.rate_limiter
-        .admit(agent, now_ms())
+        .admit(agent, now)
         .map_err(|retry_after_ms| IngestError::RateLimited { agent: agent.to_string(), retry_after_ms })?;
     let skew_ms = headers
         .get(vakt_config::wire::SENT_AT_HEADER)
         .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
-        .map(|sent_ms| sent_ms.saturating_sub(now_ms()));
+        .map(|sent_ms| sent_ms.saturating_sub(now));
     if let Some(skew) = skew_ms {
         app.observe_clock_skew(agent, skew);
     }
@@ -110,7 +112,6 @@ async fn ingest_inner(
             batch.agent
         )));
     }
-    let now = now_ms();
     ingest::validate(&batch, now, *app.config.max_batch_samples.get_ref()).map_err(|e| match (e, skew_ms) {
         (IngestError::Invalid(why), Some(skew)) if skew.abs() > vakt_config::wire::CLOCK_SKEW_WARN_MS => {
             IngestError::Invalid(format!(

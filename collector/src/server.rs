@@ -278,24 +278,17 @@ impl Server {
             tasks_stop.cancel();
             let _ = evaluator.await;
             let _ = outbox.await;
-            let Some(new) = next else { break };
-            let opened = tokio::task::spawn_blocking(move || App::open(new)).await;
-            let new_app = match opened {
-                Ok(Ok(a)) => a,
-                Ok(Err(e)) => {
-                    tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
-                    continue;
-                }
+            let Some(Reloadable { config, certs: fresh_certs }) = next else { break };
+            let opened = tokio::task::spawn_blocking(move || App::open(config)).await;
+            let new_app = match opened.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                Ok(a) => a,
                 Err(e) => {
                     tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
                     continue;
                 }
             };
-            if let (Some(certs), Some(files)) = (&self.certs, &new_app.config.tls) {
-                if let Err(e) = certs.replace(files) {
-                    tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
-                    continue;
-                }
+            if let (Some(certs), Some(fresh)) = (&self.certs, fresh_certs) {
+                certs.adopt(fresh);
             }
             app = Arc::new(new_app);
             *current.write().unwrap_or_else(|p| p.into_inner()) = crate::api::router(app.clone());
@@ -312,13 +305,19 @@ impl Server {
     }
 }
 
+/// A configuration checked to replace the running one, with its TLS certificate read.
+struct Reloadable {
+    config: CollectorConfig,
+    certs: Option<crate::tls::Certificates>,
+}
+
 /// Waits for SIGHUP and returns the configuration at `path` once one can replace `running`;
 /// refusals are logged with their reasons. Never returns without a reload source.
 async fn next_config(
     hangup: &mut Option<tokio::signal::unix::Signal>,
     path: Option<&std::path::Path>,
     running: &Arc<CollectorConfig>,
-) -> CollectorConfig {
+) -> Reloadable {
     let (Some(hangup), Some(path)) = (hangup.as_mut(), path) else {
         return std::future::pending().await;
     };
@@ -334,7 +333,7 @@ async fn next_config(
 }
 
 /// The configuration at `path` if the running collector can switch to it without a restart.
-fn reloadable(path: &std::path::Path, running: &CollectorConfig) -> Result<CollectorConfig, String> {
+fn reloadable(path: &std::path::Path, running: &CollectorConfig) -> Result<Reloadable, String> {
     let new = match CollectorConfig::load(path) {
         Ok(c) => c,
         Err(vakt_config::LoadError::Invalid(errors)) => return Err(format!("invalid configuration:\n{errors}")),
@@ -358,9 +357,12 @@ fn reloadable(path: &std::path::Path, running: &CollectorConfig) -> Result<Colle
         ));
     }
     crate::notify::worker::receivers(&new)?;
-    if let Some(files) = &new.tls {
-        crate::tls::Certificates::load(files.clone())
-            .map_err(|e| format!("TLS certificate not reloaded; the old one stays in use: {e}"))?;
-    }
-    Ok(new)
+    let certs = match &new.tls {
+        Some(files) => Some(
+            crate::tls::Certificates::load(files.clone())
+                .map_err(|e| format!("TLS certificate not reloaded; the old one stays in use: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Reloadable { config: new, certs })
 }

@@ -74,11 +74,9 @@ impl Certificates {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Reads `files` and serves new connections with them; on a problem keeps the ones in use.
-    pub fn replace(&self, files: &TlsConfig) -> Result<(), String> {
-        let fresh = server_config(files)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-        Ok(())
+    /// Serves new connections with `fresh` (read and checked by a reload).
+    pub fn adopt(&self, fresh: Certificates) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh.current();
     }
 }
 

@@ -62,6 +62,13 @@ pub struct IngestAck {
     pub config_generation: Option<String>,
 }
 
+impl IngestAck {
+    /// The store's acknowledgement; the API adds the clock skew and configuration generation.
+    pub fn new(sequence: u64, accepted: usize, duplicate: bool) -> Self {
+        IngestAck { sequence, accepted, duplicate, clock_skew_ms: None, config_generation: None }
+    }
+}
+
 /// Header on every push: the agent's wall clock as it sends, in Unix milliseconds. The collector
 /// compares it with its own clock to measure the agent's clock skew.
 pub const SENT_AT_HEADER: &str = "x-vakt-sent-at";

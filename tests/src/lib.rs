@@ -360,6 +360,28 @@ pub fn shipped_agent() -> PathBuf {
     target.join("agent").join("vakt-agent")
 }
 
+/// A collector.toml for the usual end-to-end scenario: listening on `addr` with its data in
+/// `data_dir`, the agent `edge` holding `token`, and for each `(id, target)` an HTTP check of
+/// `http://target/` that `edge` runs every 100 ms, each with the `check_extra` lines.
+pub fn edge_collector_toml(
+    addr: SocketAddr,
+    data_dir: &str,
+    token: &str,
+    checks: &[(&str, SocketAddr)],
+    check_extra: &str,
+) -> String {
+    let mut text = format!(
+        "listen = \"{addr}\"\ndata_dir = \"{data_dir}\"\n[agents.edge]\ntoken_hash = \"{}\"\n",
+        token_hash(token)
+    );
+    for (id, target) in checks {
+        text.push_str(&format!(
+            "[checks.{id}]\nkind = \"http\"\ntarget = \"http://{target}/\"\ninterval = \"100ms\"\nagents = [\"edge\"]\n{check_extra}"
+        ));
+    }
+    text
+}
+
 /// Writes `agent.toml` in `dir` for an agent pushing to `collector` every 100 ms, with `extra`
 /// lines appended; returns its path.
 pub fn agent_toml(dir: &Path, name: &str, collector: SocketAddr, token: &str, extra: &str) -> PathBuf {

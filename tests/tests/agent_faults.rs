@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use vakt_tests::{metric, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{metric, wait_for, Collector, Proc, Target};
 
 const TOKEN: &str = "disk-full-agent-token-0123456789";
 
@@ -89,11 +89,7 @@ async fn a_full_disk_holds_samples_in_memory_and_recovers_when_space_returns() {
 
     // The collector comes: the spool drains, space returns, the held samples follow.
     let ctoml = dir.path().join("collector.toml");
-    std::fs::write(
-        &ctoml,
-        format!("listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n", token_hash(TOKEN)),
-    )
-    .unwrap();
+    std::fs::write(&ctoml, vakt_tests::edge_collector_toml(addr, "data", TOKEN, &[], "")).unwrap();
     let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
     wait_for("the spool writable again", Duration::from_secs(60), || async {
         std::fs::read_to_string(&log).unwrap().contains("spool writable again").then_some(())
@@ -129,16 +125,7 @@ async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_reco
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let agent_metrics = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
-    std::fs::write(
-        &ctoml,
-        format!(
-            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n\
-             [checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"100ms\"\nagents = [\"edge\"]\n",
-            token_hash(TOKEN),
-            target.addr
-        ),
-    )
-    .unwrap();
+    std::fs::write(&ctoml, vakt_tests::edge_collector_toml(addr, "data", TOKEN, &[("web", target.addr)], "")).unwrap();
     let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
     let atoml =
         vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, &format!("metrics_listen = \"{agent_metrics}\"\n"));

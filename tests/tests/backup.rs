@@ -6,16 +6,12 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use vakt_tests::{run_bin, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{run_bin, wait_for, Collector, Proc, Target};
 
 const TOKEN: &str = "backup-agent-token-0123456789abcdef";
 
 fn collector_toml(addr: SocketAddr, data_dir: &str, target: SocketAddr) -> String {
-    format!(
-        "listen = \"{addr}\"\ndata_dir = \"{data_dir}\"\n[agents.edge]\ntoken_hash = \"{}\"\n\
-         [checks.web]\nkind = \"http\"\ntarget = \"http://{target}/\"\ninterval = \"100ms\"\nfail_after = 2\nagents = [\"edge\"]\n",
-        token_hash(TOKEN)
-    )
+    vakt_tests::edge_collector_toml(addr, data_dir, TOKEN, &[("web", target)], "fail_after = 2\n")
 }
 
 fn sample_count(samples: &serde_json::Value) -> usize {

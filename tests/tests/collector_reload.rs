@@ -9,19 +9,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use vakt_tests::{exit_summary, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{exit_summary, wait_for, Collector, Proc, Target};
 
 const TOKEN: &str = "reload-agent-token-0123456789abcdef";
 
-fn collector_toml(addr: SocketAddr, targets: &[(&str, SocketAddr)]) -> String {
-    let mut text =
-        format!("listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n", token_hash(TOKEN));
-    for (id, target) in targets {
-        text.push_str(&format!(
-            "[checks.{id}]\nkind = \"http\"\ntarget = \"http://{target}/\"\ninterval = \"100ms\"\nagents = [\"edge\"]\n"
-        ));
-    }
-    text
+fn collector_toml(addr: SocketAddr, checks: &[(&str, SocketAddr)]) -> String {
+    vakt_tests::edge_collector_toml(addr, "data", TOKEN, checks, "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
-use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{wait_for, Collector, Proc, Target};
 
 const TOKEN: &str = "store-faults-token-0123456789";
 
@@ -18,16 +18,7 @@ async fn a_locked_database_delays_ingest_and_loses_nothing() {
     let target = Target::start().await;
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
-    std::fs::write(
-        &ctoml,
-        format!(
-            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n\
-             [checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"100ms\"\nagents = [\"edge\"]\n",
-            token_hash(TOKEN),
-            target.addr
-        ),
-    )
-    .unwrap();
+    std::fs::write(&ctoml, vakt_tests::edge_collector_toml(addr, "data", TOKEN, &[("web", target.addr)], "")).unwrap();
     let atoml = dir.path().join("agent.toml");
     std::fs::write(
         &atoml,

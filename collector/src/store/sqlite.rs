@@ -589,13 +589,7 @@ impl Store for SqliteStore {
         }
         if inserted == 0 {
             tx.commit()?;
-            outcome.ack = Some(IngestAck {
-                sequence: batch.sequence,
-                accepted: 0,
-                duplicate: true,
-                clock_skew_ms: None,
-                config_generation: None,
-            });
+            outcome.ack = Some(IngestAck::new(batch.sequence, 0, true));
             return Ok(outcome);
         }
         {
@@ -665,18 +659,22 @@ impl Store for SqliteStore {
             let quorum = policies.quorum.get(*check).copied();
             for &i in idxs {
                 let s = &batch.samples[i];
+                // What this agent saw: the check's own state, or with a quorum this agent's vote.
+                let seen_by: std::borrow::Cow<'_, str> = match quorum {
+                    Some(_) => format!("{}@{}", s.check, batch.agent).into(),
+                    None => s.check.as_str().into(),
+                };
+                let seen = state_entry(&mut states, &tx, &seen_by)?.observe_from(
+                    &batch.agent,
+                    s.success,
+                    s.degraded,
+                    s.timestamp_ms,
+                    s.error.as_deref(),
+                    policy,
+                );
                 let transition = match quorum {
                     // Several agents vote: each has its own state; the check is down when `q` agree.
                     Some(q) => {
-                        let voter_key = format!("{}@{}", s.check, batch.agent);
-                        state_entry(&mut states, &tx, &voter_key)?.observe_from(
-                            &batch.agent,
-                            s.success,
-                            s.degraded,
-                            s.timestamp_ms,
-                            s.error.as_deref(),
-                            policy,
-                        );
                         let (down, up) =
                             count_votes(&tx, &states, &s.check, s.timestamp_ms - policies.stale_ms(&s.check))?;
                         state_entry(&mut states, &tx, &s.check)?.apply_votes(
@@ -687,14 +685,7 @@ impl Store for SqliteStore {
                             s.error.as_deref(),
                         )
                     }
-                    None => state_entry(&mut states, &tx, &s.check)?.observe_from(
-                        &batch.agent,
-                        s.success,
-                        s.degraded,
-                        s.timestamp_ms,
-                        s.error.as_deref(),
-                        policy,
-                    ),
+                    None => seen,
                 };
                 let Some(transition) = transition else {
                     continue;
@@ -749,13 +740,7 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         outcome.states = states.into_iter().collect();
-        outcome.ack = Some(IngestAck {
-            sequence: batch.sequence,
-            accepted: batch.samples.len(),
-            duplicate: false,
-            clock_skew_ms: None,
-            config_generation: None,
-        });
+        outcome.ack = Some(IngestAck::new(batch.sequence, batch.samples.len(), false));
         Ok(outcome)
     }
 
@@ -1317,15 +1302,9 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         let p = Policies::default();
         let first = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 10, &p).unwrap();
-        assert_eq!(
-            first.ack.unwrap(),
-            IngestAck { sequence: 1, accepted: 2, duplicate: false, clock_skew_ms: None, config_generation: None }
-        );
+        assert_eq!(first.ack.unwrap(), IngestAck::new(1, 2, false));
         let again = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 11, &p).unwrap();
-        assert_eq!(
-            again.ack.unwrap(),
-            IngestAck { sequence: 1, accepted: 0, duplicate: true, clock_skew_ms: None, config_generation: None }
-        );
+        assert_eq!(again.ack.unwrap(), IngestAck::new(1, 0, true));
         assert_eq!(store.sample_count(Some("web")).unwrap(), 2);
     }
 
