@@ -2,8 +2,9 @@
 
 use flate2::write::GzEncoder;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
-use vakt_config::wire::{Assignments, Batch, ErrorBody, IngestAck};
+use vakt_config::wire::{Assignments, Batch, CheckSpec, ErrorBody, IngestAck, LocalChecks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -92,21 +93,33 @@ impl CollectorClient {
         &self.agent
     }
 
-    pub async fn fetch_assignments(&self) -> Result<Assignments, ClientError> {
+    /// Announces the agent's local checks and fetches its assignments, in one request. A
+    /// collector from before announcements (405) is asked with a plain GET.
+    pub async fn fetch_assignments(&self, local: &[Arc<CheckSpec>]) -> Result<Assignments, ClientError> {
         let url = format!("{}/api/v1/agents/{}/checks", self.base, self.agent);
-        let response = self
+        let body = serde_json::to_vec(&LocalChecks { checks: local.to_vec() })
+            .map_err(|e| ClientError::Rejected(format!("cannot encode the local checks: {e}")))?;
+        let sent = self
             .http
-            .get(&url)
+            .post(&url)
             .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
-            .await
-            .map_err(|e| ClientError::Retryable(format!("GET {url}: {}", chain(&e))))?;
+            .await;
+        let response = match sent {
+            Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                self.http.get(&url).bearer_auth(&self.token).send().await
+            }
+            other => other,
+        }
+        .map_err(|e| ClientError::Retryable(format!("POST {url}: {}", chain(&e))))?;
         let status = response.status();
         if !status.is_success() {
             let reason = reason(response).await;
-            return Err(ClientError::Retryable(format!("GET {url}: {status}: {reason}")));
+            return Err(ClientError::Retryable(format!("POST {url}: {status}: {reason}")));
         }
-        response.json().await.map_err(|e| ClientError::Retryable(format!("GET {url}: bad answer: {e}")))
+        response.json().await.map_err(|e| ClientError::Retryable(format!("POST {url}: bad answer: {e}")))
     }
 
     /// The body of a push: the batch as gzip-compressed JSON. Spooled exactly like this.

@@ -82,7 +82,8 @@ pub fn init_logging() {
 /// Runs one probe once, as the scheduler would (timeout guard, degraded latency), and returns
 /// its sample. For `vakt-agent probe` and for tests.
 pub async fn probe_once(spec: &CheckSpec) -> Result<vakt_config::wire::Sample, probe::BuildError> {
-    let ctx = ProbeContext::new()?;
+    // A person asked for this probe: it runs whatever they typed.
+    let ctx = ProbeContext::new(probe::ExecPolicy::trust_all())?;
     let probe = probe::build(spec, &ctx)?;
     Ok(scheduler::run_once(spec, probe.as_ref(), &AgentMetrics::new()).await)
 }
@@ -100,6 +101,16 @@ fn merge(local: &[Arc<CheckSpec>], assigned: Option<&[Arc<CheckSpec>]>) -> Vec<A
         }
     }
     by_id.into_values().cloned().collect()
+}
+
+/// What this agent may execute: its `exec_allow` patterns and its own exec checks.
+fn exec_policy(config: &AgentConfig) -> probe::ExecPolicy {
+    let own = local_checks(config)
+        .iter()
+        .filter(|c| c.kind == vakt_config::CheckKind::Exec)
+        .map(|c| (c.target.clone(), c.options.args.clone()))
+        .collect();
+    probe::ExecPolicy::new(config.exec_allow.iter().map(|p| p.get_ref().clone()).collect(), own)
 }
 
 /// The local checks of a configuration, shared with the scheduler.
@@ -180,10 +191,14 @@ pub async fn run_with_reload(
         metrics.clone(),
         assignments_stale.clone(),
     )?;
+    // Samples of local checks are pushed only once the collector has heard of those checks
+    // (it refuses samples of checks it does not know this agent reports).
+    let (announced, announced_rx) = tokio::sync::watch::channel(local.is_empty());
+    let pusher = pusher.gated(announced_rx);
     let pusher_stop = CancellationToken::new();
     let pusher_task = tokio::spawn(pusher.run(rx, pusher_stop.clone()));
 
-    let mut scheduler = Scheduler::new(ProbeContext::new()?, tx, metrics.clone());
+    let mut scheduler = Scheduler::new(ProbeContext::new(exec_policy(&config))?, tx, metrics.clone());
     let mut current = state.load_assignments().map(|a| a.checks);
     if current.is_some() {
         tracing::info!("running cached assignments until the collector answers");
@@ -194,9 +209,13 @@ pub async fn run_with_reload(
     let refresh = config.refresh_interval.get();
     let mut fetched_once = false;
     loop {
-        match client.fetch_assignments().await {
+        match client.fetch_assignments(&local).await {
             Ok(assigned) => {
                 fetched_once = true;
+                announced.send_if_modified(|a| !std::mem::replace(a, true));
+                for r in &assigned.refused_local {
+                    tracing::error!(check = %r.check, "the collector refuses this local check's results: {}", r.reason);
+                }
                 let unchanged = current.as_ref() == Some(&assigned.checks);
                 if !unchanged {
                     if let Err(e) = state.save_assignments(&assigned) {
@@ -225,6 +244,10 @@ pub async fn run_with_reload(
             _ = assignments_stale.notified() => tracing::debug!("the collector's configuration changed; fetching assignments"),
             _ = reload_requested => {
                 if let Some(new_local) = reload.as_ref().and_then(|r| reload_local(r, &config)) {
+                    if new_local != local {
+                        // Announced at the top of the loop, right away; pushes wait for it.
+                        announced.send_replace(false);
+                    }
                     local = new_local;
                     scheduler.apply(&merge(&local, current.as_deref()));
                     tracing::info!(checks = scheduler.len(), "configuration reloaded");

@@ -32,6 +32,8 @@ pub struct PusherSettings {
 pub struct Pusher {
     client: CollectorClient,
     state: StateDir,
+    /// This state directory's instance id, in every batch.
+    instance: String,
     sequence: Sequence,
     spool: Spool,
     settings: PusherSettings,
@@ -46,6 +48,10 @@ pub struct Pusher {
     /// The collector's configuration generation in the last ack, and whom to tell of a new one.
     config_generation: Option<String>,
     assignments_stale: Arc<tokio::sync::Notify>,
+    /// Pushes wait while this is false (local checks not yet announced to the collector).
+    announced: Option<tokio::sync::watch::Receiver<bool>>,
+    /// (check, reason) of samples the collector refused, logged once each.
+    refusals_logged: std::collections::HashSet<(String, String)>,
 }
 
 /// Doubles up to the cap.
@@ -67,6 +73,7 @@ impl Pusher {
         metrics: Arc<AgentMetrics>,
         assignments_stale: Arc<tokio::sync::Notify>,
     ) -> Result<Self, crate::state_dir::StateError> {
+        let instance = state.instance()?;
         let mut sequence = state.sequence()?;
         if let Some(last) = spool.last_sequence() {
             sequence.continue_after(last);
@@ -74,6 +81,7 @@ impl Pusher {
         let pusher = Self {
             client,
             state,
+            instance,
             sequence,
             spool,
             settings,
@@ -86,9 +94,21 @@ impl Pusher {
             clock_off: false,
             config_generation: None,
             assignments_stale,
+            announced: None,
+            refusals_logged: Default::default(),
         };
         pusher.update_gauges();
         Ok(pusher)
+    }
+
+    /// Pushes only while `announced` holds true.
+    pub fn gated(mut self, announced: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.announced = Some(announced);
+        self
+    }
+
+    fn may_push(&self) -> bool {
+        self.announced.as_ref().is_none_or(|a| *a.borrow())
     }
 
     fn update_gauges(&self) {
@@ -113,6 +133,7 @@ impl Pusher {
             let batch = Batch {
                 version: PROTOCOL_VERSION,
                 agent: self.client.agent().to_string(),
+                instance: Some(self.instance.clone()),
                 sequence,
                 samples: self.buffer[..take].to_vec(),
                 agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
@@ -239,6 +260,12 @@ impl Pusher {
             self.assignments_stale.notify_one();
         }
         self.check_clock(ack);
+        for r in &ack.refused {
+            self.metrics.dropped("rejected", r.samples as u64);
+            if self.refusals_logged.insert((r.check.clone(), r.reason.clone())) {
+                tracing::error!(check = %r.check, reason = %r.reason, samples = r.samples, "the collector refused samples: {}", r.message);
+            }
+        }
     }
 
     /// Says so, once, when the collector finds this agent's clock off, and when it is right again.
@@ -266,6 +293,7 @@ impl Pusher {
         let batch = Batch {
             version: PROTOCOL_VERSION,
             agent: self.client.agent().to_string(),
+            instance: Some(self.instance.clone()),
             sequence,
             samples: Vec::new(),
             agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
@@ -304,7 +332,7 @@ impl Pusher {
                 _ = tokio::time::sleep_until(next_push) => {}
             }
             self.seal();
-            if self.retry_at.is_none_or(|t| Instant::now() >= t) && self.send_spooled().await {
+            if self.may_push() && self.retry_at.is_none_or(|t| Instant::now() >= t) && self.send_spooled().await {
                 self.heartbeat().await;
             }
             next_push = Instant::now() + self.settings.push_interval;
@@ -315,7 +343,7 @@ impl Pusher {
         }
         self.seal();
         let deadline = Instant::now() + self.settings.shutdown_grace;
-        while !self.spool.is_empty() && Instant::now() < deadline {
+        while self.may_push() && !self.spool.is_empty() && Instant::now() < deadline {
             if self.send_spooled().await {
                 break;
             }

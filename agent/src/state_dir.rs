@@ -66,6 +66,21 @@ impl StateDir {
         self.write_atomic("assignments.json", &json)
     }
 
+    /// This state directory's instance id: made (random) the first time, then kept. Every
+    /// batch carries it, so the collector tells the sequence numbers of a new state directory
+    /// (starting at 1 again) from replays of the old one.
+    pub fn instance(&self) -> Result<String, StateError> {
+        let path = self.dir.join("instance");
+        if let Some(id) =
+            std::fs::read_to_string(&path).ok().map(|s| s.trim().to_string()).filter(|s| valid_instance(s))
+        {
+            return Ok(id);
+        }
+        let id = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        self.write_atomic("instance", id.as_bytes())?;
+        Ok(id)
+    }
+
     /// A sequence counter continuing after everything used before.
     pub fn sequence(&self) -> Result<Sequence, StateError> {
         let path = self.dir.join("sequence");
@@ -83,6 +98,11 @@ impl StateDir {
         seq.next += 1;
         Ok(n)
     }
+}
+
+/// An instance id as the agent makes it: 32 lowercase hex digits.
+fn valid_instance(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[derive(Debug)]
@@ -119,11 +139,20 @@ mod tests {
     }
 
     #[test]
+    fn the_instance_is_made_once_and_a_new_directory_gets_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateDir::open(dir.path()).unwrap().instance().unwrap();
+        assert_eq!(StateDir::open(dir.path()).unwrap().instance().unwrap(), first);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(StateDir::open(other.path()).unwrap().instance().unwrap(), first);
+    }
+
+    #[test]
     fn assignments_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
         assert!(state.load_assignments().is_none());
-        let a = Assignments { agent: "a".into(), checks: vec![] };
+        let a = Assignments { agent: "a".into(), checks: vec![], refused_local: vec![] };
         state.save_assignments(&a).unwrap();
         assert_eq!(state.load_assignments(), Some(a));
     }

@@ -88,7 +88,11 @@ fn status_reports_what_waits_and_says_when_delivery_is_behind() {
     };
     vakt_agent::state_dir::StateDir::open(&state)
         .unwrap()
-        .save_assignments(&vakt_config::wire::Assignments { agent: "edge".into(), checks: vec![spec("a"), spec("b")] })
+        .save_assignments(&vakt_config::wire::Assignments {
+            agent: "edge".into(),
+            checks: vec![spec("a"), spec("b")],
+            refused_local: vec![],
+        })
         .unwrap();
     let (code, out, _) = status(&[]);
     assert_eq!(code, 0, "just written: not behind yet\n{out}");

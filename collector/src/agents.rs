@@ -24,6 +24,11 @@ pub struct AgentOverview {
     pub batches: u64,
     pub samples: u64,
     pub last_sequence: u64,
+    /// The run of sequence numbers it pushes under (a new one: its state directory is new).
+    pub instance: Option<String>,
+    pub instance_since: Option<String>,
+    #[serde(skip)]
+    pub instance_since_ms: Option<i64>,
 }
 
 /// Every agent the store knows or the configuration names, by name.
@@ -41,6 +46,9 @@ pub fn overview(app: &App, known: Vec<AgentSummary>, now_ms: i64) -> Vec<AgentOv
             batches: a.batches,
             samples: a.samples,
             last_sequence: a.last_sequence,
+            instance_since: a.instance_since_ms.map(rfc3339),
+            instance_since_ms: a.instance_since_ms,
+            instance: a.instance.filter(|i| !i.is_empty()),
             name: a.name,
         })
         .collect();
@@ -57,6 +65,9 @@ pub fn overview(app: &App, known: Vec<AgentSummary>, now_ms: i64) -> Vec<AgentOv
                 batches: 0,
                 samples: 0,
                 last_sequence: 0,
+                instance: None,
+                instance_since: None,
+                instance_since_ms: None,
             });
         }
     }

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use vakt_config::wire::{Assignments, ErrorBody};
+use vakt_config::wire::{Assignments, ErrorBody, LocalChecks};
 
 use crate::auth::bearer;
 use crate::incident::{Incident, IncidentKind, IncidentStatus, ManualError, ManualOp};
@@ -17,11 +17,13 @@ use crate::server::App;
 use crate::store::{IncidentFilter, SampleFilter};
 use crate::time::{now_ms, rfc3339};
 
+/// Largest body of any request but a push.
+pub const API_BODY_LIMIT: usize = 1 << 20;
+
 pub fn router(app: Arc<App>) -> Router {
-    let body_limit = *app.config.max_body_bytes.get_ref();
     Router::new()
         .route("/api/v1/ingest", post(ingest_batch))
-        .route("/api/v1/agents/{name}/checks", get(agent_checks))
+        .route("/api/v1/agents/{name}/checks", get(agent_checks).post(agent_checks))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/incidents/{id}/ack", post(ack_incident))
@@ -42,7 +44,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/badge/{service}/{kind}", get(badge))
         .merge(crate::web::routes())
         .layer(axum::middleware::from_fn_with_state(app.clone(), crate::access::guard))
-        .layer(DefaultBodyLimit::max(body_limit))
+        // Ingest reads its body itself (after the token, within `ingest_memory_bytes`); what
+        // people post (notes, silences, maintenance) is small.
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .with_state(app)
 }
 
@@ -60,12 +64,27 @@ impl IntoResponse for IngestError {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if matches!(self, IngestError::Overloaded) {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        // Refused before its body was read (or while): the connection cannot carry another.
+        if matches!(
+            self,
+            IngestError::Unauthorized(_)
+                | IngestError::RateLimited { .. }
+                | IngestError::TooLarge(_)
+                | IngestError::Overloaded
+                | IngestError::BodyTimeout(_)
+        ) {
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
         response
     }
 }
 
-async fn ingest_batch(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    match ingest_inner(&app, &headers, &body).await {
+async fn ingest_batch(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    match ingest_inner(&app, &parts.headers, body).await {
         Ok(ack) => (StatusCode::OK, Json(ack)).into_response(),
         Err(e) => {
             app.metrics.rejected(e.reason());
@@ -82,9 +101,9 @@ async fn ingest_batch(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
 async fn ingest_inner(
     app: &Arc<App>,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: axum::body::Body,
 ) -> Result<vakt_config::wire::IngestAck, IngestError> {
-    // Authenticate before decompressing anything.
+    // Authenticate from the headers, before reading (let alone decompressing) the body.
     let token = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
         .ok_or_else(|| IngestError::Unauthorized("missing bearer token (Authorization: Bearer <token>)".into()))?;
     let agent = app
@@ -97,15 +116,18 @@ async fn ingest_inner(
     app.rate_limiter
         .admit(agent, now)
         .map_err(|retry_after_ms| IngestError::RateLimited { agent: agent.to_string(), retry_after_ms })?;
-    let skew_ms = headers
-        .get(vakt_config::wire::SENT_AT_HEADER)
-        .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
-        .map(|sent_ms| sent_ms.saturating_sub(now));
+    let sent_at_ms = headers.get(vakt_config::wire::SENT_AT_HEADER).and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
+    let skew_ms = sent_at_ms.map(|sent_ms| sent_ms.saturating_sub(now));
     if let Some(skew) = skew_ms {
         app.observe_clock_skew(agent, skew);
     }
+    let max_body = *app.config.max_body_bytes.get_ref();
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let (body, _held) =
+        ingest::read_body(body, length, max_body, &app.ingest_budget, app.config.request_body_timeout.get()).await?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-    let batch = ingest::decode(body, encoding, *app.config.max_body_bytes.get_ref())?;
+    let batch = ingest::decode(&body, encoding, max_body)?;
+    let batch_agent = agent.to_string();
     if batch.agent != agent {
         return Err(IngestError::Forbidden(format!(
             "this token belongs to agent {agent:?}; it cannot push for {:?}",
@@ -122,16 +144,43 @@ async fn ingest_inner(
         (e, _) => e,
     })?;
     let store_app = app.clone();
-    let (batch, outcome) = tokio::task::spawn_blocking(move || {
+    let (batch, refused, outcome) = tokio::task::spawn_blocking(move || {
+        let mut batch = batch;
+        // Only what this agent may report: its assigned and announced checks, nothing before
+        // its last results (beyond what its spool holds back).
+        let floor = match store_app.store.agent_high_water(&batch.agent) {
+            Ok(hw) => crate::admission::backfill_floor(hw, sent_at_ms),
+            Err(e) => return (batch, Vec::new(), Err(e)),
+        };
+        let refused = crate::admission::admit(&mut batch, |check| store_app.may_report(&batch_agent, check), floor);
         let outcome = store_app.store.commit_batch(&batch, now, &store_app.policies);
-        (batch, outcome)
+        (batch, refused, outcome)
     })
     .await
     .map_err(|e| IngestError::Store(e.to_string()))?;
     let outcome = outcome.map_err(|e| IngestError::Store(e.to_string()))?;
+    for r in &refused {
+        app.refused_samples(&batch.agent, r);
+    }
+    if let Some(before) = &outcome.new_instance {
+        tracing::warn!(
+            agent = %batch.agent,
+            instance = batch.instance.as_deref().unwrap_or(""),
+            before = %before,
+            "the agent pushes under a new instance: its state directory is new, its sequence numbers start again"
+        );
+    }
+    if outcome.sequence_reused {
+        tracing::warn!(
+            agent = %batch.agent,
+            sequence = batch.sequence,
+            "the agent reused a sequence number with other content (was its state directory restored from a copy?); stored as a new batch"
+        );
+    }
     let mut ack = outcome.ack.clone().ok_or_else(|| IngestError::Store("no acknowledgement".into()))?;
     ack.clock_skew_ms = skew_ms;
     ack.config_generation = Some(app.generation.clone());
+    ack.refused = refused;
     // Committed: now the metrics may show it.
     app.metrics.agent_seen(&batch.agent, now);
     if let Some(v) = &batch.agent_version {
@@ -184,16 +233,43 @@ async fn ingest_inner(
     Ok(ack)
 }
 
-async fn agent_checks(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+/// `GET`: the agent's assignments. `POST` with [`LocalChecks`]: the same, after taking the
+/// agent's announcement of its local checks (which replaces the one before).
+async fn agent_checks(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(token) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else {
         return error(StatusCode::UNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)");
     };
     if !app.tokens.verify(&name, token) {
         return error(StatusCode::UNAUTHORIZED, format!("token is not valid for agent {name:?}"));
     }
+    let mut refused_local = Vec::new();
+    if method == axum::http::Method::POST {
+        let local: LocalChecks = match serde_json::from_slice(&body) {
+            Ok(l) => l,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not a list of local checks: {e}")),
+        };
+        let announce_app = app.clone();
+        let agent = name.clone();
+        match tokio::task::spawn_blocking(move || announce_app.announce_local_checks(&agent, &local.checks, now_ms()))
+            .await
+        {
+            Ok(Ok(refused)) => refused_local = refused,
+            Ok(Err(e)) => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, format!("storing the local checks failed: {e}"))
+            }
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
     Json(Assignments {
         agent: name.clone(),
         checks: app.config.assignments_for(&name).into_iter().map(std::sync::Arc::new).collect(),
+        refused_local,
     })
     .into_response()
 }

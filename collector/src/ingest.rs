@@ -37,6 +37,10 @@ pub enum IngestError {
     Store(String),
     #[error("agent {agent:?} pushes faster than agent_push_rate allows; retry in {retry_after_ms} ms")]
     RateLimited { agent: String, retry_after_ms: i64 },
+    #[error("the collector holds as many pushed bodies as ingest_memory_bytes allows; retry shortly")]
+    Overloaded,
+    #[error("the body did not arrive within {0}")]
+    BodyTimeout(String),
 }
 
 impl IngestError {
@@ -50,6 +54,8 @@ impl IngestError {
             }
             IngestError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -64,7 +70,62 @@ impl IngestError {
             IngestError::Invalid(_) => "invalid",
             IngestError::Store(_) => "store_error",
             IngestError::RateLimited { .. } => "rate_limited",
+            IngestError::Overloaded => "overloaded",
+            IngestError::BodyTimeout(_) => "body_timeout",
         }
+    }
+}
+
+/// Reads a pushed body of at most `max_bytes`, within `timeout`, holding its size in `budget`
+/// (bytes, shared by all pushes) while it is in memory: the permits come back when the
+/// returned guard is dropped. A declared length is reserved before anything is read.
+pub async fn read_body(
+    mut body: axum::body::Body,
+    declared: Option<u64>,
+    max_bytes: usize,
+    budget: &std::sync::Arc<tokio::sync::Semaphore>,
+    timeout: std::time::Duration,
+) -> Result<(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>), IngestError> {
+    use http_body_util::BodyExt;
+    let too_large = || IngestError::TooLarge(format!("body exceeds {max_bytes} bytes"));
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(too_large());
+    }
+    let permits = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let mut held = match declared {
+        Some(n) => {
+            Some(budget.clone().try_acquire_many_owned(permits(n as usize)).map_err(|_| IngestError::Overloaded)?)
+        }
+        None => None,
+    };
+    let read = async {
+        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| IngestError::Malformed(format!("reading the body failed: {e}")))?;
+            let Ok(chunk) = frame.into_data() else { continue };
+            if out.len() + chunk.len() > max_bytes {
+                return Err(too_large());
+            }
+            // Beyond what was reserved (no or a wrong length declared): reserve as it comes.
+            let reserved = held.as_ref().map_or(0, |p| p.num_permits());
+            if out.len() + chunk.len() > reserved {
+                let more = budget
+                    .clone()
+                    .try_acquire_many_owned(permits(out.len() + chunk.len() - reserved))
+                    .map_err(|_| IngestError::Overloaded)?;
+                match held.as_mut() {
+                    Some(p) => p.merge(more),
+                    None => held = Some(more),
+                }
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(out)) => Ok((out, held)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(IngestError::BodyTimeout(vakt_config::duration::format_duration(timeout))),
     }
 }
 
@@ -119,6 +180,13 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
     }
     if batch.agent_version.as_ref().is_some_and(|v| v.len() > MAX_VERSION_LEN) {
         return Err(IngestError::Invalid(format!("agent_version is longer than {MAX_VERSION_LEN} bytes")));
+    }
+    if batch
+        .instance
+        .as_ref()
+        .is_some_and(|i| i.len() > 64 || !i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    {
+        return Err(IngestError::Invalid("instance must be up to 64 letters, digits and '-'".into()));
     }
     for (i, s) in batch.samples.iter().enumerate() {
         let bad = |what: String| IngestError::Invalid(format!("sample {i} (check {:?}): {what}", s.check));
@@ -193,12 +261,17 @@ mod tests {
             IngestError::Invalid(String::new()),
             IngestError::Store(String::new()),
             IngestError::RateLimited { agent: String::new(), retry_after_ms: 1 },
+            IngestError::Overloaded,
+            IngestError::BodyTimeout(String::new()),
         ];
         for e in &all {
             assert!(crate::metrics::REJECT_REASONS.contains(&e.reason()), "{}", e.reason());
             assert!(e.status().is_client_error() || e.status().is_server_error());
         }
-        assert_eq!(all.len(), crate::metrics::REJECT_REASONS.len());
+        // The rest are counted per sample (see `crate::admission`).
+        let per_sample = [crate::admission::NOT_ASSIGNED, crate::admission::BACKFILL];
+        assert_eq!(all.len() + per_sample.len(), crate::metrics::REJECT_REASONS.len());
+        assert!(per_sample.iter().all(|r| crate::metrics::REJECT_REASONS.contains(r)));
     }
 
     #[test]

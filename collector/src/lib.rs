@@ -5,12 +5,14 @@
 //! and the HTTP layer are the edges.
 
 pub mod access;
+pub mod admission;
 pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod check_series;
 pub mod evaluator;
+pub mod front;
 pub mod incident;
 pub mod ingest;
 pub mod latency;

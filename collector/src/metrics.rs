@@ -17,6 +17,10 @@ pub const REJECT_REASONS: &[&str] = &[
     "invalid",
     "store_error",
     "rate_limited",
+    "overloaded",
+    "body_timeout",
+    "not_assigned",
+    "backfill",
 ];
 
 pub struct Metrics {
@@ -31,6 +35,8 @@ pub struct Metrics {
     ingest_rejected: IntCounterVec,
     agent_last_seen: GaugeVec,
     agent_clock_skew: GaugeVec,
+    connections_open: prometheus::IntGauge,
+    connections_refused: prometheus::IntCounter,
     notifications: IntCounterVec,
     slo: SloMetrics,
     agent_info: GaugeVec,
@@ -166,6 +172,18 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let connections_open = register(
+            &registry,
+            prometheus::IntGauge::new("vakt_http_connections_open", "HTTP connections open now").expect("valid metric"),
+        );
+        let connections_refused = register(
+            &registry,
+            prometheus::IntCounter::new(
+                "vakt_http_connections_refused_total",
+                "Connections closed at once because max_connections were open",
+            )
+            .expect("valid metric"),
+        );
         let notifications = register(
             &registry,
             IntCounterVec::new(
@@ -281,6 +299,8 @@ impl Metrics {
             ingest_rejected,
             agent_last_seen,
             agent_clock_skew,
+            connections_open,
+            connections_refused,
             notifications,
             slo,
             agent_info,
@@ -399,6 +419,13 @@ impl Metrics {
         self.ingest_rejected.with_label_values(&[reason]).inc();
     }
 
+    /// Samples refused one by one inside an accepted request (`not_assigned`, `backfill`).
+    pub fn rejected_samples(&self, reason: &str, samples: u64) {
+        if REJECT_REASONS.contains(&reason) {
+            self.ingest_rejected.with_label_values(&[reason]).inc_by(samples);
+        }
+    }
+
     pub fn agent_seen(&self, agent: &str, at_ms: i64) {
         self.agent_last_seen.with_label_values(&[agent]).set(at_ms as f64 / 1000.0);
     }
@@ -467,6 +494,10 @@ impl Metrics {
 
     /// The Prometheus text exposition format.
     pub fn render(&self) -> String {
+        let front = &crate::front::CONNECTIONS;
+        self.connections_open.set(i64::try_from(front.open.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0));
+        let refused = front.refused.load(std::sync::atomic::Ordering::Relaxed);
+        self.connections_refused.inc_by(refused.saturating_sub(self.connections_refused.get()));
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "encoding metrics failed");

@@ -35,7 +35,16 @@ pub struct App {
     pub generation: String,
     /// Each agent's clock skew at its last push (ms), since this configuration took over.
     clock_skew: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Bytes of pushed bodies that may be in memory at once (`ingest_memory_bytes`).
+    pub ingest_budget: Arc<tokio::sync::Semaphore>,
+    /// The local checks agents announced: check → agent (kept in the store too).
+    local_checks: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    /// (agent, check, reason) refusals already logged, so each is logged once.
+    refusals_logged: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
 }
+
+/// At most this many distinct refusals are logged one by one (the metric counts them all).
+const MAX_REFUSALS_LOGGED: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -73,6 +82,7 @@ impl App {
             }
         }
         metrics.set_incidents_open_from(store.as_ref());
+        let local_checks = store.local_checks()?.into_iter().collect();
         for name in config.receivers.keys() {
             for outcome in ["delivered", "retried", "failed", "suppressed"] {
                 metrics.notification_reset(name.as_str(), outcome);
@@ -121,6 +131,9 @@ impl App {
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),
         );
+        let ingest_budget = Arc::new(tokio::sync::Semaphore::new(
+            (*config.ingest_memory_bytes.get_ref()).min(tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         Ok(App {
             config,
             store,
@@ -137,7 +150,55 @@ impl App {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
             ),
             clock_skew: Default::default(),
+            ingest_budget,
+            local_checks: std::sync::RwLock::new(local_checks),
+            refusals_logged: Default::default(),
         })
+    }
+
+    /// True when `agent` may report results of `check`: assigned to it by the configuration,
+    /// or announced by it as one of its local checks.
+    pub fn may_report(&self, agent: &str, check: &str) -> bool {
+        self.config.is_assigned(agent, check)
+            || self.local_checks.read().unwrap_or_else(|p| p.into_inner()).get(check).is_some_and(|a| a == agent)
+    }
+
+    /// Takes an agent's announcement of its local checks (see [`crate::admission::announce`]):
+    /// stores the accepted ones in place of those it announced before; returns the refused.
+    pub fn announce_local_checks(
+        &self,
+        agent: &str,
+        checks: &[Arc<vakt_config::wire::CheckSpec>],
+        now_ms: i64,
+    ) -> Result<Vec<vakt_config::wire::RefusedLocalCheck>, StoreError> {
+        // Held while deciding and writing: two agents announcing the same id get one owner.
+        let mut owners = self.local_checks.write().unwrap_or_else(|p| p.into_inner());
+        let verdict = crate::admission::announce(&self.config, agent, checks, &owners);
+        let unchanged = owners.iter().filter(|(_, a)| a.as_str() == agent).count() == verdict.accepted.len()
+            && verdict.accepted.iter().all(|c| owners.get(&c.id).is_some_and(|a| a == agent));
+        if !unchanged {
+            self.store.replace_local_checks(agent, &verdict.accepted, now_ms)?;
+            owners.retain(|_, a| a != agent);
+            for c in &verdict.accepted {
+                owners.insert(c.id.clone(), agent.to_string());
+            }
+            tracing::info!(agent, local_checks = verdict.accepted.len(), "agent announced its local checks");
+        }
+        for r in &verdict.refused {
+            tracing::warn!(agent, check = %r.check, "local check refused: {}", r.reason);
+        }
+        Ok(verdict.refused)
+    }
+
+    /// Counts samples refused at ingest and logs each (agent, check, reason) once.
+    pub fn refused_samples(&self, agent: &str, refused: &vakt_config::wire::RefusedSamples) {
+        self.metrics.rejected_samples(&refused.reason, refused.samples as u64);
+        let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if logged.len() < MAX_REFUSALS_LOGGED
+            && logged.insert((agent.to_string(), refused.check.clone(), refused.reason.clone()))
+        {
+            tracing::warn!(agent, check = %refused.check, reason = %refused.reason, samples = refused.samples, "samples refused: {}", refused.message);
+        }
     }
 
     /// Records an agent's clock skew as its push arrived; logs when it goes beyond
@@ -178,6 +239,7 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(config: CollectorConfig) -> Result<Self, ServerError> {
+        crate::front::raise_open_file_limit();
         let addr = config.listen_addr();
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         Self::on(config, listener).await
@@ -236,26 +298,16 @@ impl Server {
                 async move { router.oneshot(request).await.unwrap_or_else(|never| match never {}) }
             }
         });
-        let http = match self.certs.clone() {
-            Some(certs) => {
-                let mutual = app.config.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
-                tracing::info!(%addr, mutual, "serving HTTPS");
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    crate::tls::serve(self.listener, front, certs, stop).await;
-                    Ok(())
-                })
-            }
-            None => {
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    axum::serve(self.listener, front)
-                        .with_graceful_shutdown(async move { stop.cancelled().await })
-                        .await
-                        .map_err(ServerError::Serve)
-                })
-            }
+        if self.certs.is_some() {
+            let mutual = app.config.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+            tracing::info!(%addr, mutual, "serving HTTPS");
+        }
+        let limits = crate::front::Limits {
+            max_connections: app.config.max_connections,
+            header_timeout: app.config.request_header_timeout.get(),
         };
+        let http =
+            tokio::spawn(crate::front::serve(self.listener, front, self.certs.clone(), limits, shutdown.clone()));
         let mut hangup = match reload_from {
             Some(_) => Some(
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServerError::Serve)?,
@@ -299,7 +351,7 @@ impl Server {
                 tracing::info!(checks, "SIGHUP: configuration reloaded");
             }
         }
-        http.await.map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+        http.await.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
         tracing::info!("collector stopped");
         Ok(())
     }

@@ -2,22 +2,13 @@
 //! file is refused and the old certificate kept), and optionally mutual TLS — only clients with
 //! a certificate from `client_ca_file` get through the handshake.
 
-use axum::Router;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use vakt_config::collector::TlsConfig;
-
-/// How long requests in flight get to finish after shutdown begins.
-const DRAIN: Duration = Duration::from_secs(10);
-/// A client that has not finished its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
@@ -77,49 +68,5 @@ impl Certificates {
     /// Serves new connections with `fresh` (read and checked by a reload).
     pub fn adopt(&self, fresh: Certificates) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh.current();
-    }
-}
-
-/// Serves `router` over TLS until `shutdown`, then lets requests in flight finish (up to
-/// [`DRAIN`]). A SIGHUP reload (`Server::serve_reloading`) swaps the certificate in `certs`.
-pub async fn serve(listener: TcpListener, router: Router, certs: Arc<Certificates>, shutdown: CancellationToken) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    // A client without an acceptable certificate, or not speaking TLS at all.
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still in flight after the drain period; closing them");
     }
 }

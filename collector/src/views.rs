@@ -186,7 +186,7 @@ pub fn agents(rows: &[crate::agents::AgentOverview], now_ms: i64, who: &str) -> 
     let silent = rows.iter().filter(|a| a.silent).count();
     let noun = if rows.len() == 1 { "agent" } else { "agents" };
     let mut body = format!(
-        "<p>{} {noun}, {silent} silent.</p>\n<table><thead><tr><th>Agent</th><th>State</th><th>Last heard</th><th>Version</th><th>Clock</th><th>Samples</th></tr></thead><tbody>\n",
+        "<p>{} {noun}, {silent} silent.</p>\n<table><thead><tr><th>Agent</th><th>State</th><th>Last heard</th><th>Version</th><th>Clock</th><th>Instance</th><th>Samples</th></tr></thead><tbody>\n",
         rows.len()
     );
     for a in rows {
@@ -207,8 +207,18 @@ pub fn agents(rows: &[crate::agents::AgentOverview], now_ms: i64, who: &str) -> 
             }
         };
         let configured = if a.configured { "" } else { "<div class=\"muted\">not in collector.toml</div>" };
+        // A new instance: the agent's state directory was made anew (its sequence restarted).
+        let instance = match (&a.instance, a.instance_since_ms) {
+            (Some(id), Some(since)) => format!(
+                "<td class=\"instance\" title=\"{id}\">{short}<div class=\"muted\">since {ago} ago</div></td>",
+                id = esc(id),
+                short = esc(&id.chars().take(8).collect::<String>()),
+                ago = human_duration_ms((now_ms - since).max(0))
+            ),
+            _ => "<td class=\"instance\">—</td>".to_string(),
+        };
         body.push_str(&format!(
-            "<tr class=\"agent\" data-agent=\"{name}\"><td>{name}{configured}</td><td class=\"{class}\">{state}</td><td>{heard}</td><td>{version}</td>{clock}<td>{samples}</td></tr>\n",
+            "<tr class=\"agent\" data-agent=\"{name}\"><td>{name}{configured}</td><td class=\"{class}\">{state}</td><td>{heard}</td><td>{version}</td>{clock}{instance}<td>{samples}</td></tr>\n",
             name = esc(&a.name),
             version = esc(a.version.as_deref().unwrap_or("—")),
             samples = a.samples,
@@ -301,6 +311,9 @@ mod tests {
             batches: 1,
             samples: 5,
             last_sequence: 1,
+            instance: last.map(|_| "5f0c1d2e3a4b5c6d5f0c1d2e3a4b5c6d".into()),
+            instance_since: None,
+            instance_since_ms: last,
         };
         let now = 10 * 60_000;
         let html = agents(
@@ -319,6 +332,10 @@ mod tests {
         assert!(html.contains("class=\"silent\">silent</td><td>10m ago"), "{html}");
         assert!(html.contains("<td class=\"clock off\">1m35s behind the collector's</td>"), "{html}");
         assert!(html.contains("class=\"silent\">never heard from</td><td>—</td>"), "{html}");
+        assert!(
+            html.contains("<td class=\"instance\" title=\"5f0c1d2e3a4b5c6d5f0c1d2e3a4b5c6d\">5f0c1d2e<div class=\"muted\">since 2s ago</div></td>"),
+            "{html}"
+        );
     }
 
     fn row(status: IncidentStatus) -> IncidentRow {

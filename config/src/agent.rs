@@ -60,9 +60,34 @@ pub struct AgentConfig {
     /// collector's `[agents.NAME]` labels are authoritative).
     #[serde(default, deserialize_with = "deserialize_labels")]
     pub labels: BTreeMap<String, String>,
+    /// Programs exec checks may run, as path patterns (`*` within one path segment), e.g.
+    /// `["/usr/lib/nagios/plugins/*"]`. Empty by default: exec checks the collector assigns are
+    /// refused (reported as failing with the reason) until the server's owner allows them here.
+    /// The exec checks of this file run without being listed.
+    #[serde(default)]
+    pub exec_allow: Vec<Spanned<String>>,
+    /// Allow an `http://` collector URL to a host other than loopback: the token, the results
+    /// and the assignments then cross the network readable and alterable by anyone on the path.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
     /// Checks this agent runs on its own, besides those the collector assigns.
     #[serde(default)]
     pub checks: BTreeMap<Id, CheckConfig>,
+}
+
+/// The host of what follows a URL's scheme: "host:port/path" → "host", "[::1]:80/" → "::1".
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    authority.split(':').next().unwrap_or("")
+}
+
+/// Loopback: `localhost`, 127.0.0.0/8, ::1. Plain http there never leaves the machine.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_spool_dir() -> PathBuf {
@@ -118,6 +143,25 @@ impl AgentConfig {
                 format!("collector {url:?} is not an http(s) URL"),
                 "e.g. \"https://vakt.example.com:8427\"",
             );
+        }
+        if let Some(host) = url.strip_prefix("http://").map(url_host) {
+            if !self.insecure_plaintext && !is_loopback_host(host) {
+                r.span(
+                    self.collector.span(),
+                    format!("collector {url:?} is plain http to {host:?}: the token, the results and the checks this agent is told to run would cross the network unencrypted"),
+                    "use https:// (the collector's [tls]), or set insecure_plaintext = true on a network you trust",
+                );
+            }
+        }
+        for p in &self.exec_allow {
+            let pattern = p.get_ref();
+            if !pattern.starts_with('/') || pattern.split('/').any(|seg| seg == ".." || seg == ".") {
+                r.span(
+                    p.span(),
+                    format!("exec_allow pattern {pattern:?} is not an absolute path"),
+                    "e.g. \"/usr/lib/nagios/plugins/*\" (`*` stays within one directory)",
+                );
+            }
         }
         match (&self.token, &self.token_file) {
             (Some(t), Some(_)) => r.span(
@@ -215,5 +259,39 @@ impl AgentConfig {
             return Err(LoadError::Token(format!("token_file {} is empty", file.get_ref().display())));
         }
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str, collector: &str) -> Result<AgentConfig, String> {
+        let text = format!("name = \"web-1\"\ncollector = \"{collector}\"\ntoken = \"t\"\n{extra}");
+        AgentConfig::parse(&text, Path::new("agent.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn plain_http_beyond_loopback_is_refused_unless_asked_for() {
+        let err = parse("", "http://vakt.example.com:8427").unwrap_err();
+        assert!(
+            err.contains(
+                "agent.toml:2:13: collector \"http://vakt.example.com:8427\" is plain http to \"vakt.example.com\""
+            ),
+            "{err}"
+        );
+        assert!(err.contains("set insecure_plaintext = true"), "{err}");
+        assert!(parse("insecure_plaintext = true", "http://vakt.example.com:8427").is_ok());
+        for ok in ["http://127.0.0.1:8427", "http://localhost:8427/", "http://[::1]:8427", "https://vakt.example.com"] {
+            assert!(parse("", ok).is_ok(), "{ok}");
+        }
+        assert!(parse("", "http://user@10.0.0.1:80").is_err(), "the host, not the user part");
+    }
+
+    #[test]
+    fn exec_allow_patterns_are_absolute_paths() {
+        let err = parse("exec_allow = [\"plugins/*\", \"/usr/lib/../bin/*\"]", "http://127.0.0.1:1").unwrap_err();
+        assert_eq!(err.matches("is not an absolute path").count(), 2, "{err}");
+        assert!(parse("exec_allow = [\"/usr/lib/nagios/plugins/*\"]", "http://127.0.0.1:1").is_ok());
     }
 }

@@ -401,6 +401,16 @@ impl CheckConfig {
         }
     }
 
+    /// True when the collector assigns this check to `agent` (with its `labels`), by name or
+    /// by selector.
+    pub fn runs_on(&self, agent: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.agents.iter().any(|a| a.get_ref() == agent)
+            || match (&self.selector, labels) {
+                (Some(sel), Some(labels)) => sel.get_ref().matches(labels),
+                _ => false,
+            }
+    }
+
     /// The form sent to agents.
     pub fn to_spec(&self, id: &str) -> CheckSpec {
         fn v<T: Clone>(o: &Option<Spanned<T>>) -> Option<T> {

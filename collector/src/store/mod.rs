@@ -77,6 +77,12 @@ pub struct IngestOutcome {
     pub states: Vec<(String, CheckState)>,
     pub incidents_opened: Vec<i64>,
     pub incidents_resolved: Vec<i64>,
+    /// The agent pushed under a new instance (its state directory is new): the instance it had
+    /// before ("" before instances were sent).
+    pub new_instance: Option<String>,
+    /// The batch reused a sequence number of its instance with other content (a state
+    /// directory restored from a copy): stored as a new batch.
+    pub sequence_reused: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -162,6 +168,9 @@ pub struct AgentSummary {
     pub last_sequence: u64,
     /// The version the agent last reported.
     pub version: Option<String>,
+    /// The instance (run of sequence numbers) it pushes under, and since when.
+    pub instance: Option<String>,
+    pub instance_since_ms: Option<i64>,
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -237,6 +246,17 @@ pub trait Store: Send + Sync + 'static {
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;
     /// Every agent that ever pushed, with what it pushed.
     fn agents(&self) -> Result<Vec<AgentSummary>, StoreError>;
+    /// The newest sample time stored from `agent` (its clock), for the backfill floor.
+    fn agent_high_water(&self, agent: &str) -> Result<Option<i64>, StoreError>;
+    /// Every announced local check: (check, agent).
+    fn local_checks(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Replaces the local checks `agent` announced with `checks`.
+    fn replace_local_checks(
+        &self,
+        agent: &str,
+        checks: &[std::sync::Arc<vakt_config::wire::CheckSpec>],
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
     /// Raw samples, oldest first.
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError>;
     /// Number of stored samples, for one check or all.

@@ -168,7 +168,55 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE check_state ADD COLUMN last_agent TEXT;
     "#,
+    // 12: who may report what. Local checks the agents announced; each agent's instance (one
+    // run of its sequence numbers) and newest stored result; a batch is a duplicate only when
+    // agent, instance, sequence and content agree (older rows: any content).
+    r#"
+    CREATE TABLE local_checks (
+        check_id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        announced_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE agents ADD COLUMN instance TEXT;
+    ALTER TABLE agents ADD COLUMN instance_since_ms INTEGER;
+    ALTER TABLE agents ADD COLUMN high_water_ms INTEGER;
+    CREATE TABLE batches_by_instance (
+        agent TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        PRIMARY KEY (agent, instance, sequence, content_hash)
+    ) WITHOUT ROWID;
+    INSERT INTO batches_by_instance SELECT agent, '', sequence, '', received_ms, samples FROM batches;
+    DROP TABLE batches;
+    ALTER TABLE batches_by_instance RENAME TO batches;
+    "#,
 ];
+
+/// A batch's content, for telling a replay from a different batch under a reused sequence
+/// number: CRC-32 of each sample's fields in order, stable across releases.
+pub fn content_hash(samples: &[vakt_config::wire::Sample]) -> String {
+    let mut h = crc32fast::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    for s in samples {
+        field(s.check.as_bytes());
+        field(&s.timestamp_ms.to_le_bytes());
+        field(&[u8::from(s.success), u8::from(s.degraded)]);
+        field(&s.latency_seconds.map_or(u64::MAX, f64::to_bits).to_le_bytes());
+        for (k, v) in &s.values {
+            field(k.as_bytes());
+            field(&v.to_bits().to_le_bytes());
+        }
+        field(s.error.as_deref().unwrap_or("\u{0}").as_bytes());
+    }
+    format!("{:08x}{:04x}", h.finalize(), samples.len() & 0xffff)
+}
 
 /// Says why the database cannot be opened, and what to do about it.
 fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -567,18 +615,60 @@ impl Store for SqliteStore {
         let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT INTO batches (agent, sequence, received_ms, samples) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT DO NOTHING",
-            params![batch.agent, batch.sequence as i64, received_ms, batch.samples.len() as i64],
-        )?;
-        tx.execute(
-            "INSERT INTO agents (name, last_seen_ms, version) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
-                 version = coalesce(excluded.version, version)",
-            params![batch.agent, received_ms, batch.agent_version],
-        )?;
+        let instance = batch.instance.as_deref().unwrap_or("");
+        let hash = content_hash(&batch.samples);
         let mut outcome = IngestOutcome::default();
+        // A replay is the same agent, instance and sequence with the same content (or a row
+        // from before contents were kept); another content under a used number is a new batch.
+        let stored: Vec<String> = tx
+            .prepare_cached("SELECT content_hash FROM batches WHERE agent = ?1 AND instance = ?2 AND sequence = ?3")?
+            .query_map(params![batch.agent, instance, batch.sequence as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let duplicate = stored.iter().any(|h| h.is_empty() || *h == hash);
+        outcome.sequence_reused = !duplicate && !stored.is_empty();
+        if !duplicate {
+            tx.prepare_cached(
+                "INSERT INTO batches (agent, instance, sequence, content_hash, received_ms, samples)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                batch.agent,
+                instance,
+                batch.sequence as i64,
+                hash,
+                received_ms,
+                batch.samples.len() as i64
+            ])?;
+        }
+        let newest = if duplicate { None } else { batch.samples.iter().map(|s| s.timestamp_ms).max() };
+        let previous: Option<Option<String>> = tx
+            .prepare_cached("SELECT instance FROM agents WHERE name = ?1")?
+            .query_row([&batch.agent], |r| r.get(0))
+            .optional()?;
+        // An agent heard of before under another instance (or before instances existed, with
+        // a sequence this one does not continue) started afresh: its state directory is new.
+        if let Some(before) = &previous {
+            if !duplicate && before.as_deref().unwrap_or("") != instance {
+                outcome.new_instance = Some(before.clone().unwrap_or_default());
+            }
+        }
+        tx.prepare_cached(
+            "INSERT INTO agents (name, last_seen_ms, version, instance, instance_since_ms, high_water_ms)
+             VALUES (?1, ?2, ?3, ?4, ?2, ?5)
+             ON CONFLICT (name) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+                 version = coalesce(excluded.version, version),
+                 instance_since_ms = CASE WHEN ?6 THEN excluded.instance_since_ms ELSE instance_since_ms END,
+                 instance = CASE WHEN ?6 THEN excluded.instance ELSE instance END,
+                 high_water_ms = max(coalesce(high_water_ms, excluded.high_water_ms), coalesce(excluded.high_water_ms, high_water_ms))",
+        )?
+        .execute(params![
+            batch.agent,
+            received_ms,
+            batch.agent_version,
+            instance,
+            newest,
+            outcome.new_instance.is_some()
+        ])?;
         let back = TimelineEvent {
             at_ms: received_ms,
             kind: "resolved".into(),
@@ -587,7 +677,7 @@ impl Store for SqliteStore {
         if let Some(id) = resolve_incident(&tx, &router, &IncidentKind::AgentSilent.dedup_key(&batch.agent), &back)? {
             outcome.incidents_resolved.push(id);
         }
-        if inserted == 0 {
+        if duplicate {
             tx.commit()?;
             outcome.ack = Some(IngestAck::new(batch.sequence, 0, true));
             return Ok(outcome);
@@ -1184,8 +1274,9 @@ impl Store for SqliteStore {
     fn agents(&self) -> Result<Vec<AgentSummary>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT a.name, a.last_seen_ms, count(b.sequence), coalesce(sum(b.samples), 0), coalesce(max(b.sequence), 0),
-                 a.version
+            "SELECT a.name, a.last_seen_ms, count(b.sequence), coalesce(sum(b.samples), 0),
+                 coalesce(max(CASE WHEN b.instance = coalesce(a.instance, '') THEN b.sequence END), 0),
+                 a.version, a.instance, a.instance_since_ms
              FROM agents a LEFT JOIN batches b ON b.agent = a.name GROUP BY a.name ORDER BY a.name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -1196,9 +1287,49 @@ impl Store for SqliteStore {
                 samples: r.get::<_, i64>(3)?.try_into().unwrap_or(0),
                 last_sequence: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
                 version: r.get(5)?,
+                instance: r.get(6)?,
+                instance_since_ms: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn agent_high_water(&self, agent: &str) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        let hw = conn
+            .prepare_cached("SELECT high_water_ms FROM agents WHERE name = ?1")?
+            .query_row([agent], |r| r.get::<_, Option<i64>>(0))
+            .optional()?;
+        Ok(hw.flatten())
+    }
+
+    fn local_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT check_id, agent FROM local_checks ORDER BY check_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn replace_local_checks(
+        &self,
+        agent: &str,
+        checks: &[std::sync::Arc<vakt_config::wire::CheckSpec>],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM local_checks WHERE agent = ?1", [agent])?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO local_checks (check_id, agent, spec_json, announced_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for spec in checks {
+                let json = serde_json::to_string(spec.as_ref()).unwrap_or_default();
+                insert.execute(params![spec.id, agent, json, at_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError> {
@@ -1280,6 +1411,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             agent: "a".into(),
             agent_version: None,
+            instance: None,
             sequence: seq,
             samples: results
                 .iter()

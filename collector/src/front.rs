@@ -1,0 +1,137 @@
+//! The HTTP front: accepts connections (HTTP or HTTPS) and hands each request to the router. It
+//! bounds what a client can hold before it has said who it is: a cap on open connections, a
+//! TLS handshake timeout, a deadline for request headers (which also ends idle keep-alive
+//! connections), and graceful drain on shutdown.
+
+use axum::Router;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long requests in flight get to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(10);
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the front allows each client.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections open at once; beyond, new ones are closed at once (and counted).
+    pub max_connections: usize,
+    /// A request's headers must arrive within this, counted from the connection's start or the
+    /// end of its previous response (so it is also the idle keep-alive timeout).
+    pub header_timeout: Duration,
+}
+
+/// Connections of this process's front, for `/metrics` (one front per process, whatever the
+/// reloads of the configuration).
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+pub static CONNECTIONS: ConnectionStats = ConnectionStats { open: AtomicU64::new(0), refused: AtomicU64::new(0) };
+
+/// Counts a connection open while it lives.
+struct OpenGuard(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl OpenGuard {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        CONNECTIONS.open.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(permit)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        CONNECTIONS.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves `router` on `listener` (over TLS with `certs`) until `shutdown`, then lets requests
+/// in flight finish (up to [`DRAIN`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    certs: Option<Arc<crate::tls::Certificates>>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut refusals_logged = false;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, typically: wait for some to close.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            CONNECTIONS.refused.fetch_add(1, Ordering::Relaxed);
+            if !std::mem::replace(&mut refusals_logged, true) {
+                tracing::warn!(max_connections = limits.max_connections, "connection limit reached: closing new connections (logged once; see vakt_http_connections_refused_total)");
+            }
+            drop(tcp);
+            continue;
+        };
+        let guard = OpenGuard::new(permit);
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        let certs = certs.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+            let result = match certs {
+                None => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)).await,
+                Some(certs) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            // A client without an acceptable certificate, or not speaking TLS.
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after the drain period; closing them");
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit, so that many connections do not
+/// run it out of descriptors (systemd's `LimitNOFILE` sets the hard limit).
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
+}

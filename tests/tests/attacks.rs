@@ -1,0 +1,326 @@
+//! The trust rules, attacked with the real binaries on loopback: each test performs an attack a
+//! leaked agent token, a compromised collector or a careless operator could make, and shows
+//! that it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use vakt_tests::{token_hash, wait_for, Collector, Proc};
+
+const TOKEN_A: &str = "attack-token-agent-a-0123456789";
+const TOKEN_B: &str = "attack-token-agent-b-0123456789";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    collector: Collector,
+    http: reqwest::Client,
+}
+
+/// Agent `a` (label role=web) probes `web` (by selector) and `db` (by name); agent `b` is
+/// assigned nothing. Both fail at the first failure.
+async fn setup(extra: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n{extra}\n\
+             [agents.a]\ntoken_hash = \"{}\"\nlabels = {{ role = \"web\" }}\n\
+             [agents.b]\ntoken_hash = \"{}\"\n\
+             [checks.web]\nkind = \"tcp\"\ntarget = \"127.0.0.1:9\"\nselector = \"role=web\"\nfail_after = 1\nrecover_after = 1\n\
+             [checks.db]\nkind = \"tcp\"\ntarget = \"127.0.0.1:9\"\nagents = [\"a\"]\nfail_after = 1\nrecover_after = 1\n",
+            token_hash(TOKEN_A),
+            token_hash(TOKEN_B)
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&cfg, addr, &dir.path().join("collector.log")).await;
+    Setup { dir, collector, http: reqwest::Client::new() }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn sample(check: &str, ts: i64, success: bool) -> serde_json::Value {
+    serde_json::json!({"check": check, "timestamp_ms": ts, "success": success, "latency_seconds": 0.01})
+}
+
+impl Setup {
+    async fn push(&self, token: &str, agent: &str, seq: u64, samples: Vec<serde_json::Value>) -> serde_json::Value {
+        let body = serde_json::json!({"version": 1, "agent": agent, "sequence": seq, "samples": samples});
+        let resp = self
+            .http
+            .post(self.collector.url("/api/v1/ingest"))
+            .bearer_auth(token)
+            .header("x-vakt-sent-at", now_ms().to_string())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "the batch itself is well formed");
+        resp.json().await.unwrap()
+    }
+
+    async fn rejected(&self, reason: &str) -> f64 {
+        self.collector.metric(&format!("vakt_ingest_rejected_total{{reason=\"{reason}\"}}")).await.unwrap_or(0.0)
+    }
+
+    async fn open_incidents(&self) -> Vec<String> {
+        let list = self.collector.get_json("/api/v1/incidents?status=open").await;
+        list.as_array().unwrap().iter().map(|i| i["dedup_key"].as_str().unwrap().to_string()).collect()
+    }
+
+    async fn stored(&self, check: &str) -> usize {
+        self.collector.get_json(&format!("/api/v1/samples?check={check}")).await.as_array().unwrap().len()
+    }
+}
+
+#[tokio::test]
+async fn forge_an_agent_cannot_open_incidents_on_checks_it_was_not_given() {
+    let s = setup("").await;
+    // b's token, b's own name in the batch: authenticated, but `db` is a's check.
+    let ack = s.push(TOKEN_B, "b", 1, vec![sample("db", now_ms() - 500, false)]).await;
+    assert_eq!(ack["accepted"], 0, "{ack}");
+    assert_eq!(ack["refused"][0]["check"], "db");
+    assert_eq!(ack["refused"][0]["reason"], "not_assigned");
+    assert_eq!(ack["refused"][0]["samples"], 1);
+    assert!(s.open_incidents().await.is_empty(), "nobody paged for another team's database");
+    assert_eq!(s.stored("db").await, 0, "never stored");
+    assert_eq!(s.rejected("not_assigned").await, 1.0);
+    // Logged once per agent and check, however often it is tried.
+    s.push(TOKEN_B, "b", 2, vec![sample("db", now_ms() - 400, false)]).await;
+    let log = s.collector.proc.log_text();
+    assert_eq!(log.matches("samples refused").count(), 1, "{log}");
+    assert!(log.contains("check \"db\" is neither assigned to agent \"b\""), "{log}");
+}
+
+#[tokio::test]
+async fn hide_an_agent_cannot_resolve_a_real_incident_by_pushing_successes() {
+    let s = setup("").await;
+    s.push(TOKEN_A, "a", 1, vec![sample("db", now_ms() - 500, false)]).await;
+    assert_eq!(s.open_incidents().await, vec!["check:db"]);
+    let ack = s.push(TOKEN_B, "b", 1, vec![sample("db", now_ms() - 100, true)]).await;
+    assert_eq!(ack["refused"][0]["reason"], "not_assigned", "{ack}");
+    assert_eq!(s.open_incidents().await, vec!["check:db"], "the outage stays visible");
+    assert_eq!(s.collector.metric("vakt_check_up{check=\"db\"}").await, Some(0.0));
+    // The agent the check belongs to still resolves it.
+    s.push(TOKEN_A, "a", 2, vec![sample("db", now_ms(), true)]).await;
+    assert!(s.open_incidents().await.is_empty());
+}
+
+#[tokio::test]
+async fn invent_new_check_ids_become_no_series_no_incidents_and_no_rows() {
+    let s = setup("").await;
+    let samples: Vec<_> = (0..2000).map(|i| sample(&format!("invented-{i}"), now_ms() - 1000, false)).collect();
+    let ack = s.push(TOKEN_A, "a", 1, samples).await;
+    assert_eq!(ack["accepted"], 0);
+    assert_eq!(ack["refused"].as_array().unwrap().len(), 2000, "one entry per check");
+    let metrics = s.collector.get_text("/metrics").await;
+    assert!(!metrics.contains("invented-"), "no metric series for invented checks");
+    assert!(s.open_incidents().await.is_empty());
+    assert_eq!(s.stored("invented-7").await, 0);
+    assert_eq!(s.rejected("not_assigned").await, 2000.0);
+    let log = s.collector.proc.log_text();
+    assert_eq!(log.matches("samples refused").count(), 2000, "each agent and check once");
+}
+
+#[tokio::test]
+async fn backfill_an_agent_cannot_write_downtime_into_last_months_sla() {
+    let s = setup("").await;
+    let now = now_ms();
+    s.push(TOKEN_A, "a", 1, vec![sample("web", now - 1000, true)]).await;
+    // Twenty days back: a failure that would cost the SLA 20 days ago.
+    let ack =
+        s.push(TOKEN_A, "a", 2, vec![sample("web", now - 20 * 86_400_000, false), sample("web", now, true)]).await;
+    assert_eq!(ack["accepted"], 1, "{ack}");
+    assert_eq!(ack["refused"][0]["reason"], "backfill");
+    assert!(ack["refused"][0]["message"].as_str().unwrap().contains("older than agent \"a\"'s last results"));
+    let from = now - 21 * 86_400_000;
+    let old = s.collector.get_json(&format!("/api/v1/samples?check=web&from={from}&to={}", now - 86_400_000)).await;
+    assert!(old.as_array().unwrap().is_empty(), "{old}");
+    assert_eq!(s.rejected("backfill").await, 1.0);
+    // What the spool legitimately holds back is not backfill: a probe started 5 minutes before
+    // the newest stored result (a long timeout) still counts.
+    let ack = s.push(TOKEN_A, "a", 3, vec![sample("web", now - 5 * 60_000, true)]).await;
+    assert_eq!(ack["accepted"], 1, "{ack}");
+}
+
+#[tokio::test]
+async fn a_new_instance_is_never_taken_for_a_replay_of_the_old_one() {
+    let s = setup("").await;
+    let push = |instance: &str, seq: u64, ts: i64| {
+        let body = serde_json::json!({"version": 1, "agent": "a", "instance": instance, "sequence": seq,
+            "samples": [sample("web", ts, true)]});
+        s.http.post(s.collector.url("/api/v1/ingest")).bearer_auth(TOKEN_A).json(&body).send()
+    };
+    let t = now_ms() - 60_000;
+    for seq in 1..=5 {
+        let ack: serde_json::Value = push("aaaa0000aaaa0000", seq, t + seq as i64).await.unwrap().json().await.unwrap();
+        assert_eq!(ack["duplicate"], false);
+    }
+    // The same instance sending sequence 3 again with the same content: a replay.
+    let ack: serde_json::Value = push("aaaa0000aaaa0000", 3, t + 3).await.unwrap().json().await.unwrap();
+    assert_eq!(ack["duplicate"], true);
+    // A wiped state directory: a new instance, counting from 1 again. Stored, not a duplicate.
+    let ack: serde_json::Value = push("bbbb1111bbbb1111", 1, t + 10_000).await.unwrap().json().await.unwrap();
+    assert_eq!((ack["duplicate"].clone(), ack["accepted"].clone()), (false.into(), 1.into()), "{ack}");
+    // A state directory restored from a copy reuses a number with other content: stored too.
+    let ack: serde_json::Value = push("bbbb1111bbbb1111", 1, t + 20_000).await.unwrap().json().await.unwrap();
+    assert_eq!(ack["duplicate"], false, "{ack}");
+    assert_eq!(s.stored("web").await, 7);
+    let log = s.collector.proc.log_text();
+    assert!(log.contains("the agent pushes under a new instance"), "{log}");
+    assert!(log.contains("reused a sequence number with other content"), "{log}");
+    let agents = s.collector.get_json("/api/v1/agents").await;
+    let a = agents.as_array().unwrap().iter().find(|a| a["name"] == "a").unwrap().clone();
+    assert_eq!(a["instance"], "bbbb1111bbbb1111", "{a}");
+}
+
+/// The real agent: a state directory wiped between two runs. The second run numbers its
+/// batches from 1 again, below the first run's; every one of its samples is stored.
+#[tokio::test]
+async fn wiped_agent_state_its_samples_are_stored_at_once() {
+    let target = vakt_tests::Target::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let addr = vakt_tests::loopback_addr();
+    let token = "wiped-agent-token-0123456789";
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(&cfg, vakt_tests::edge_collector_toml(addr, "data", token, &[("home", target.addr)], "")).unwrap();
+    let collector = Collector::start(&cfg, addr, &dir.path().join("collector.log")).await;
+    let agent_cfg = vakt_tests::agent_toml(dir.path(), "edge", addr, token, "");
+    let args = ["run", "--config", agent_cfg.to_str().unwrap()];
+    let edge = || async {
+        let agents = collector.get_json("/api/v1/agents").await;
+        agents.as_array().unwrap().iter().find(|a| a["name"] == "edge").cloned()
+    };
+    let mut first = Proc::spawn("vakt-agent", &args, &dir.path().join("agent1.log"));
+    let first_run = wait_for("the first run to push 40 batches", Duration::from_secs(30), || async {
+        edge().await.filter(|a| a["last_sequence"].as_u64().unwrap() >= 40)
+    })
+    .await;
+    first.signal("TERM");
+    first.wait_exit(Duration::from_secs(15));
+    let first_last = edge().await.unwrap()["last_sequence"].as_u64().unwrap();
+    let stored_before = collector.get_json("/api/v1/samples?check=home").await.as_array().unwrap().len();
+    std::fs::remove_dir_all(dir.path().join("agent")).unwrap();
+
+    let mut second = Proc::spawn("vakt-agent", &args, &dir.path().join("agent2.log"));
+    wait_for("the second run's samples stored", Duration::from_secs(20), || async {
+        let n = collector.get_json("/api/v1/samples?check=home").await.as_array().unwrap().len();
+        (n > stored_before).then_some(())
+    })
+    .await;
+    second.signal("TERM");
+    second.wait_exit(Duration::from_secs(15));
+    let after = edge().await.unwrap();
+    assert!(
+        after["last_sequence"].as_u64().unwrap() < first_last,
+        "the second run's numbers lie below the first's ({after} vs {first_run})"
+    );
+    assert_ne!(after["instance"], first_run["instance"]);
+    let delivered = vakt_tests::exit_summary(&second.log, "samples_delivered");
+    let stored = collector.get_json("/api/v1/samples?check=home").await.as_array().unwrap().len();
+    assert_eq!(stored - stored_before, delivered as usize, "every sample of the second run stored");
+    assert!(collector.proc.log_text().contains("the agent pushes under a new instance"));
+    let page = collector.get_text("/agents").await;
+    assert!(page.contains("class=\"instance\""), "{page}");
+}
+
+/// An agent's own checks are announced and reported; another agent cannot report them, and the
+/// number an agent may announce is bounded.
+#[tokio::test]
+async fn local_checks_are_announced_owned_and_bounded() {
+    let target = vakt_tests::Target::start().await;
+    let s = setup("max_local_checks = 1").await;
+    let extra = format!(
+        "[checks.own-home]\nkind = \"http\"\ntarget = \"http://{t}/\"\ninterval = \"100ms\"\n\
+         [checks.own-extra]\nkind = \"http\"\ntarget = \"http://{t}/\"\ninterval = \"100ms\"\n",
+        t = target.addr
+    );
+    let agent_dir = s.dir.path().join("b");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let agent_cfg = vakt_tests::agent_toml(&agent_dir, "b", s.collector.addr, TOKEN_B, &extra);
+    let agent =
+        Proc::spawn("vakt-agent", &["run", "--config", agent_cfg.to_str().unwrap()], &agent_dir.join("agent.log"));
+    // Ids are announced in order: own-extra is the first, own-home is beyond the bound of 1.
+    wait_for("own-extra samples stored", Duration::from_secs(20), || async {
+        (s.stored("own-extra").await > 0).then_some(())
+    })
+    .await;
+    wait_for("own-home refused", Duration::from_secs(20), || async {
+        (s.rejected("not_assigned").await > 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(s.stored("own-home").await, 0);
+    let log = agent.log_text();
+    assert!(log.contains("the collector refuses this local check's results"), "{log}");
+    assert!(log.contains("may announce at most 1 local checks"), "{log}");
+    // Agent a cannot report b's local check.
+    let ack = s.push(TOKEN_A, "a", 1, vec![sample("own-extra", now_ms(), false)]).await;
+    assert_eq!(ack["refused"][0]["reason"], "not_assigned", "{ack}");
+    // Nor announce it for itself.
+    let resp: serde_json::Value = s
+        .http
+        .post(s.collector.url("/api/v1/agents/a/checks"))
+        .bearer_auth(TOKEN_A)
+        .json(&serde_json::json!({"checks": [{"id": "own-extra", "kind": "tcp", "target": "127.0.0.1:9", "interval_ms": 1000, "timeout_ms": 1000}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(resp["refused_local"][0]["reason"].as_str().unwrap().contains("agent \"b\" already reports"), "{resp}");
+}
+
+/// A collector (or whoever can change its configuration) assigns a shell command as an exec
+/// check: the agent refuses to run it and reports the refusal as the check's result. A plugin
+/// its own `exec_allow` names runs.
+#[tokio::test]
+async fn exec_from_the_collector_runs_only_what_the_agents_own_config_allows() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let plugin = plugins.join("check_ok");
+    std::fs::write(&plugin, "#!/bin/sh\necho 'OK: fine|x=1'\nexit 0\n").unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pwned = dir.path().join("pwned");
+    let addr = vakt_tests::loopback_addr();
+    let token = "exec-agent-token-0123456789";
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n\
+             [checks.evil]\nkind = \"exec\"\ntarget = \"/bin/sh\"\nargs = [\"-c\", \"touch {}\"]\ninterval = \"100ms\"\nfail_after = 1\nagents = [\"edge\"]\n\
+             [checks.allowed]\nkind = \"exec\"\ntarget = \"{}\"\ninterval = \"100ms\"\nagents = [\"edge\"]\n",
+            token_hash(token),
+            pwned.display(),
+            plugin.display()
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&cfg, addr, &dir.path().join("collector.log")).await;
+    let allow = format!("exec_allow = [\"{}/*\"]\n", plugins.display());
+    let agent_cfg = vakt_tests::agent_toml(dir.path(), "edge", addr, token, &allow);
+    let agent =
+        Proc::spawn("vakt-agent", &["run", "--config", agent_cfg.to_str().unwrap()], &dir.path().join("agent.log"));
+    collector.wait_up("allowed").await;
+    let evil = wait_for("the refusal reported as evil's result", Duration::from_secs(20), || async {
+        let s = collector.get_json("/api/v1/samples?check=evil&limit=1").await;
+        s.as_array().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(evil["success"], false);
+    assert!(
+        evil["error"].as_str().unwrap().contains("refused to run \"/bin/sh\": not in this agent's exec_allow"),
+        "{evil}"
+    );
+    assert_eq!(collector.metric("vakt_check_up{check=\"evil\"}").await, Some(0.0), "shown as failing, not silent");
+    assert!(!pwned.exists(), "the command never ran");
+    assert!(agent.log_text().contains("refused to run \"/bin/sh\""), "logged on the agent");
+}
