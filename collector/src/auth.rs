@@ -4,9 +4,10 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// The form kept in `collector.toml`.
+/// The form kept in `collector.toml`. The token is hashed exactly as given: a presented token
+/// with a space or a newline more is another token.
 pub fn hash_token(token: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(token.trim().as_bytes())))
+    format!("sha256:{}", hex::encode(Sha256::digest(token.as_bytes())))
 }
 
 /// A new token: 32 random bytes, hex.
@@ -55,12 +56,22 @@ impl TokenTable {
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let value = header?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then_some(token).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_compared_exactly() {
+        let t = TokenTable::new([("a".to_string(), hash_token("secret-a"))]);
+        assert_eq!(t.agent_for("secret-a"), Some("a"));
+        for near in ["secret-a ", " secret-a", "secret-a\n", "secret-A", "secret-"] {
+            assert_eq!(t.agent_for(near), None, "{near:?}");
+        }
+        assert_eq!(bearer(Some("Bearer  secret-a")), Some(" secret-a"), "no trimming inside the header");
+    }
 
     #[test]
     fn hash_matches_the_documented_form() {
@@ -83,7 +94,7 @@ mod tests {
     #[test]
     fn bearer_header_parsing() {
         assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("bearer abc")), Some("abc"), "the scheme in any case");
         assert_eq!(bearer(Some("Basic abc")), None);
         assert_eq!(bearer(Some("Bearer ")), None);
         assert_eq!(bearer(None), None);

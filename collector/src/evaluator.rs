@@ -91,15 +91,25 @@ pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
 
 /// Checks whose results stopped coming (their agent is silent or lost them) become unknown:
 /// no data is not "up", and not "down" either.
+/// Whether results are overdue is judged by the collector's clock (when they last arrived), so
+/// an agent whose clock stands behind is not taken for a silent one; the unknown period is
+/// placed in the results' own time, after the last one.
 pub fn expire_stale_checks(app: &App, now_ms: i64) -> Result<(), StoreError> {
-    let stale: Vec<(String, i64)> = app
+    let stale: Vec<crate::store::StaleCheck> = app
         .store
         .check_states()?
         .into_iter()
         .filter(|(c, s)| !c.contains('@') && s.status != crate::state::Status::Unknown)
         .filter_map(|(c, s)| {
-            let at = s.last_sample_ms? + app.policies.stale_ms(&c);
-            (at < now_ms).then_some((c, at))
+            let stale_ms = app.policies.stale_ms(&c);
+            let last_sample = s.last_sample_ms?;
+            // States written before receipt times were kept: the sample time stands in.
+            let heard = s.last_received_ms.unwrap_or(last_sample);
+            (heard + stale_ms < now_ms).then(|| crate::store::StaleCheck {
+                unknown_from_ms: last_sample + stale_ms,
+                check: c,
+                last_received_ms: s.last_received_ms,
+            })
         })
         .collect();
     if stale.is_empty() {

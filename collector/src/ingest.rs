@@ -2,7 +2,7 @@
 //! act on; none of them takes the collector down.
 
 use axum::http::StatusCode;
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use std::io::Read;
 use vakt_config::check::valid_id;
 use vakt_config::wire::{Batch, PROTOCOL_VERSION};
@@ -16,6 +16,8 @@ pub const MAX_ERROR_LEN: usize = 4096;
 pub const MAX_VALUES_PER_SAMPLE: usize = 64;
 /// Longest name of a sample's value (a label of the series it becomes).
 pub const MAX_VALUE_NAME_LEN: usize = 128;
+/// Longest plausible probe latency: no probe waits a day.
+pub const MAX_LATENCY_SECONDS: f64 = 86_400.0;
 /// Longest agent version string.
 pub const MAX_VERSION_LEN: usize = 64;
 
@@ -138,12 +140,18 @@ pub fn decode(body: &[u8], content_encoding: Option<&str>, max_bytes: usize) -> 
         Some(e) if e.is_empty() || e == "identity" => body,
         Some(e) if e == "gzip" || e == "x-gzip" => {
             let mut out = Vec::new();
-            GzDecoder::new(body)
+            let mut gz = GzDecoder::new(body);
+            (&mut gz)
                 .take(max_bytes as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| IngestError::Malformed(format!("body is not valid gzip: {e}")))?;
             if out.len() > max_bytes {
                 return Err(IngestError::TooLarge(format!("decompressed body exceeds {max_bytes} bytes")));
+            }
+            // One gzip member and nothing after it: bytes smuggled behind it are refused.
+            let rest = gz.into_inner().len();
+            if rest > 0 {
+                return Err(IngestError::Malformed(format!("{rest} bytes follow the gzip stream")));
             }
             owned = out;
             &owned
@@ -178,6 +186,9 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
             batch.samples.len()
         )));
     }
+    if i64::try_from(batch.sequence).is_err() {
+        return Err(IngestError::Invalid(format!("sequence {} is beyond {}", batch.sequence, i64::MAX)));
+    }
     if batch.agent_version.as_ref().is_some_and(|v| v.len() > MAX_VERSION_LEN) {
         return Err(IngestError::Invalid(format!("agent_version is longer than {MAX_VERSION_LEN} bytes")));
     }
@@ -203,8 +214,8 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
             return Err(bad(format!("timestamp {} is older than 30 days", crate::time::rfc3339(s.timestamp_ms))));
         }
         if let Some(l) = s.latency_seconds {
-            if !l.is_finite() || l < 0.0 {
-                return Err(bad(format!("latency_seconds {l} is not a non-negative number")));
+            if !(l.is_finite() && (0.0..=MAX_LATENCY_SECONDS).contains(&l)) {
+                return Err(bad(format!("latency_seconds {l} is not between 0 and {MAX_LATENCY_SECONDS}")));
             }
         }
         if s.values.len() > MAX_VALUES_PER_SAMPLE {
@@ -272,6 +283,35 @@ mod tests {
         let per_sample = [crate::admission::NOT_ASSIGNED, crate::admission::BACKFILL];
         assert_eq!(all.len() + per_sample.len(), crate::metrics::REJECT_REASONS.len());
         assert!(per_sample.iter().all(|r| crate::metrics::REJECT_REASONS.contains(r)));
+    }
+
+    #[test]
+    fn gzip_with_trailing_bytes_is_refused() {
+        let json = br#"{"version":1,"agent":"a","sequence":1,"samples":[]}"#;
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json).unwrap();
+        let mut body = gz.finish().unwrap();
+        body.extend_from_slice(b"smuggled");
+        let err = decode(&body, Some("gzip"), 1 << 20).unwrap_err();
+        assert_eq!(err.to_string(), "8 bytes follow the gzip stream");
+    }
+
+    #[test]
+    fn numbers_from_the_wire_are_bounded() {
+        let now = 1_700_000_000_000;
+        let with = |f: &dyn Fn(&mut Batch)| {
+            let mut b: Batch = serde_json::from_str(&format!(
+                r#"{{"version":1,"agent":"a","sequence":1,"samples":[{{"check":"c","timestamp_ms":{now},"success":true}}]}}"#
+            ))
+            .unwrap();
+            f(&mut b);
+            validate(&b, now, 10).map_err(|e| e.to_string())
+        };
+        assert!(with(&|_| {}).is_ok());
+        assert!(with(&|b| b.sequence = u64::MAX).unwrap_err().contains("sequence"));
+        assert!(with(&|b| b.samples[0].latency_seconds = Some(1e300)).unwrap_err().contains("latency_seconds"));
+        assert!(with(&|b| b.samples[0].timestamp_ms = i64::MAX).unwrap_err().contains("future"));
+        assert!(with(&|b| b.samples[0].timestamp_ms = i64::MIN).unwrap_err().contains("older than 30 days"));
     }
 
     #[test]

@@ -270,8 +270,10 @@ fn hash_token_command(stdin: bool) -> anyhow::Result<()> {
     if stdin {
         let mut token = String::new();
         std::io::stdin().read_to_string(&mut token).context("reading the token from stdin")?;
-        anyhow::ensure!(!token.trim().is_empty(), "no token on stdin");
-        println!("{}", hash_token(&token));
+        // What surrounds the token on stdin (a newline) is not part of it, as in a token_file.
+        let token = token.trim();
+        anyhow::ensure!(!token.is_empty(), "no token on stdin");
+        println!("{}", hash_token(token));
     } else {
         let token = generate_token();
         println!("token      = {token}");

@@ -68,6 +68,9 @@ pub struct CheckState {
     pub open_incident: Option<i64>,
     /// The agent the last result came from, when known.
     pub last_agent: Option<String>,
+    /// When the collector last received a result of this check (its own clock): staleness is
+    /// judged from this, so an agent whose clock stands behind is not taken for a silent one.
+    pub last_received_ms: Option<i64>,
 }
 
 impl Default for CheckState {
@@ -83,6 +86,7 @@ impl Default for CheckState {
             degraded: false,
             open_incident: None,
             last_agent: None,
+            last_received_ms: None,
         }
     }
 }

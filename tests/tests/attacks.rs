@@ -455,3 +455,64 @@ async fn connections_beyond_the_cap_are_closed_and_counted() {
     let log = s.collector.proc.log_text();
     assert!(log.contains("connection limit reached"), "{log}");
 }
+
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// An agent whose clock stands an hour behind: its results look an hour old, but they keep
+/// arriving. Its check stays up (not flipping to unknown on every evaluation into a false
+/// "flapping" incident), and a real outage is detected and opened as one incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stepped_back_clock_neither_flaps_nor_hides_an_outage() {
+    if !std::path::Path::new(FAKETIME_LIB).exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "libfaketime is missing: .ci/run must install faketime");
+        eprintln!("skipping: libfaketime is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = vakt_tests::Target::start().await;
+    let addr = vakt_tests::loopback_addr();
+    let token = "behind-agent-token-0123456789";
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "flap_threshold = 4\nflap_window = \"10m\"\n{}",
+            vakt_tests::edge_collector_toml(addr, "data", token, &[("web", target.addr)], "")
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&cfg, addr, &dir.path().join("collector.log")).await;
+    let agent_cfg = vakt_tests::agent_toml(dir.path(), "edge", addr, token, "");
+    let offset = dir.path().join("clock-offset");
+    std::fs::write(&offset, "-1h\n").unwrap();
+    let log = dir.path().join("agent.log");
+    let child = std::process::Command::new(vakt_tests::bin("vakt-agent"))
+        .args(["run", "--config", agent_cfg.to_str().unwrap()])
+        .env("LD_PRELOAD", FAKETIME_LIB)
+        .env("FAKETIME_TIMESTAMP_FILE", &offset)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _agent = Proc { child, log };
+    collector.wait_up("web").await;
+    // The evaluator runs every second; its stale rule (30 s for this check) would have fired on
+    // results stamped an hour ago within the first tick.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(collector.metric("vakt_check_up{check=\"web\"}").await, Some(1.0));
+    let text = collector.proc.log_text();
+    assert!(!text.contains("no recent results"), "never taken for silent:\n{text}");
+
+    target.set_status(503);
+    wait_for("the outage detected", Duration::from_secs(20), || async {
+        let open = collector.get_json("/api/v1/incidents?status=open").await;
+        let keys: Vec<String> =
+            open.as_array()?.iter().map(|i| i["dedup_key"].as_str().unwrap_or("").to_string()).collect();
+        (!keys.is_empty()).then_some(keys)
+    })
+    .await;
+    let all = collector.get_json("/api/v1/incidents").await;
+    let keys: Vec<&str> = all.as_array().unwrap().iter().map(|i| i["dedup_key"].as_str().unwrap()).collect();
+    assert_eq!(keys, vec!["check:web"], "one incident for the outage, no flapping: {all}");
+}

@@ -69,6 +69,16 @@ impl Policies {
     }
 }
 
+/// A check whose results stopped coming, as the evaluator read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleCheck {
+    pub check: String,
+    /// Where its state period ends and "unknown" begins.
+    pub unknown_from_ms: i64,
+    /// The receipt time the evaluator read: expired only if still the same.
+    pub last_received_ms: Option<i64>,
+}
+
 /// What committing a batch changed.
 #[derive(Clone, Debug, Default)]
 pub struct IngestOutcome {
@@ -194,8 +204,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<crate::slo::MinuteEvents>, StoreError>;
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
     /// Marks checks whose results stopped coming as unknown from the given time (their open
-    /// state period ends there). Returns the checks changed.
-    fn expire_checks(&self, checks: &[(String, i64)]) -> Result<Vec<String>, StoreError>;
+    /// state period ends there), each only if no result arrived since the evaluator read it.
+    /// Returns the checks changed.
+    fn expire_checks(&self, checks: &[StaleCheck]) -> Result<Vec<String>, StoreError>;
     /// Stores a maintenance window created through the API or CLI; returns its id.
     fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.

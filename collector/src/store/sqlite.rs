@@ -9,7 +9,7 @@ use vakt_config::wire::{Batch, IngestAck};
 
 use super::{
     AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification, Policies,
-    SampleFilter, Store, StoreError, StoredSample,
+    SampleFilter, StaleCheck, Store, StoreError, StoredSample,
 };
 use crate::incident::{
     action_for, Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent,
@@ -194,6 +194,10 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE batches;
     ALTER TABLE batches_by_instance RENAME TO batches;
     "#,
+    // 13: when the collector last received each check's result (staleness by its own clock).
+    r#"
+    ALTER TABLE check_state ADD COLUMN last_received_ms INTEGER;
+    "#,
 ];
 
 /// A batch's content, for telling a replay from a different batch under a reused sequence
@@ -363,7 +367,8 @@ fn load_state(tx: &Transaction<'_>, check: &str) -> Result<CheckState, StoreErro
     let state = tx
         .query_row(
             "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
-                    last_sample_ms, last_error, open_incident, degraded, last_agent FROM check_state WHERE check_id = ?1",
+                    last_sample_ms, last_error, open_incident, degraded, last_agent, last_received_ms
+             FROM check_state WHERE check_id = ?1",
             [check],
             row_to_state,
         )
@@ -384,20 +389,23 @@ fn row_to_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckState> {
         open_incident: r.get(7)?,
         degraded: r.get(8)?,
         last_agent: r.get(9)?,
+        last_received_ms: r.get(10)?,
     })
 }
 
 fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO check_state (check_id, status, since_ms, consecutive_failures, consecutive_successes,
-                                  first_failure_ms, last_sample_ms, last_error, open_incident, degraded, last_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                  first_failure_ms, last_sample_ms, last_error, open_incident, degraded, last_agent,
+                                  last_received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, since_ms = excluded.since_ms,
             consecutive_failures = excluded.consecutive_failures,
             consecutive_successes = excluded.consecutive_successes,
             first_failure_ms = excluded.first_failure_ms, last_sample_ms = excluded.last_sample_ms,
             last_error = excluded.last_error, open_incident = excluded.open_incident,
-            degraded = excluded.degraded, last_agent = excluded.last_agent",
+            degraded = excluded.degraded, last_agent = excluded.last_agent,
+            last_received_ms = excluded.last_received_ms",
     )?
     .execute(params![
         check,
@@ -410,7 +418,8 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
         s.last_error,
         s.open_incident,
         s.degraded,
-        s.last_agent
+        s.last_agent,
+        s.last_received_ms
     ])?;
     Ok(())
 }
@@ -825,7 +834,9 @@ impl Store for SqliteStore {
                 }
             }
         }
-        for (check, state) in &states {
+        for (check, state) in &mut states {
+            // Every state loaded here was touched by a result of this batch.
+            state.last_received_ms = Some(received_ms);
             save_state(&tx, check, state)?;
         }
         tx.commit()?;
@@ -905,16 +916,17 @@ impl Store for SqliteStore {
         Ok(opened)
     }
 
-    fn expire_checks(&self, checks: &[(String, i64)]) -> Result<Vec<String>, StoreError> {
+    fn expire_checks(&self, checks: &[StaleCheck]) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut changed = Vec::new();
-        for (check, at_ms) in checks {
+        for StaleCheck { check, unknown_from_ms: at_ms, last_received_ms } in checks {
+            // Only the state the evaluator read: a batch committed since then is fresher.
             let n = tx.execute(
                 "UPDATE check_state SET status = 'unknown', consecutive_failures = 0, consecutive_successes = 0,
                         degraded = 0, since_ms = ?2
-                 WHERE check_id = ?1 AND status != 'unknown'",
-                params![check, at_ms],
+                 WHERE check_id = ?1 AND status != 'unknown' AND last_received_ms IS ?3",
+                params![check, at_ms, last_received_ms],
             )?;
             if n > 0 {
                 start_period(&tx, check, None, *at_ms)?;
@@ -1264,10 +1276,10 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
-                    last_sample_ms, last_error, open_incident, degraded, last_agent, check_id FROM check_state
-             ORDER BY check_id",
+                    last_sample_ms, last_error, open_incident, degraded, last_agent, last_received_ms, check_id
+             FROM check_state ORDER BY check_id",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(10)?, row_to_state(r)?)))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(11)?, row_to_state(r)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1523,8 +1535,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let p = Policies::default();
-        store.commit_batch(&batch(1, &[(1_000, true), (2_000, false), (3_000, false), (4_000, false)]), 0, &p).unwrap();
-        assert_eq!(store.expire_checks(&[("web".into(), 60_000)]).unwrap(), ["web"]);
+        store
+            .commit_batch(&batch(1, &[(1_000, true), (2_000, false), (3_000, false), (4_000, false)]), 5_000, &p)
+            .unwrap();
+        let stale = |received: i64| StaleCheck {
+            check: "web".into(),
+            unknown_from_ms: 60_000,
+            last_received_ms: Some(received),
+        };
+        // The evaluator read the state before a batch that arrived at 5,000: it must not
+        // overwrite the fresher state.
+        assert!(store.expire_checks(&[stale(4_500)]).unwrap().is_empty(), "expiry is conditional on what it read");
+        assert_eq!(store.expire_checks(&[stale(5_000)]).unwrap(), ["web"]);
         let web = store.check_states().unwrap().remove(0).1;
         assert_eq!(web.status, Status::Unknown);
         let periods = store.periods(&["web".into()], 0, 100_000).unwrap().remove(0);
