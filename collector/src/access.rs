@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use std::sync::Arc;
-use vakt_config::collector::AccessConfig;
+use vakt_config::collector::{AccessConfig, Scope};
 
 use crate::auth::{bearer, constant_time_eq};
 use crate::server::App;
@@ -41,6 +41,24 @@ pub fn need(path: &str, access: &AccessConfig) -> Need {
         return public(access.public_metrics);
     }
     Need::ApiToken
+}
+
+/// The scope a request needs of its API token. Pure. Reading needs `read`; acknowledging,
+/// notes, resolving and silences need `oncall`; maintenance windows and anything else that
+/// writes need `admin`.
+pub fn required_scope(method: &Method, path: &str) -> Scope {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Scope::Read;
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let incident_action =
+        |s: &[&str]| matches!(s, ["incidents", id, "ack" | "notes" | "resolve"] if id.parse::<i64>().is_ok());
+    match segments.as_slice() {
+        ["api", "v1", rest @ ..] if incident_action(rest) => Scope::Oncall,
+        ["api", "v1", "silences", ..] => Scope::Oncall,
+        s if incident_action(s) => Scope::Oncall,
+        _ => Scope::Admin,
+    }
 }
 
 /// The API token's name behind a request: `Authorization: Bearer <token>`, or `Basic` with the
@@ -104,8 +122,26 @@ fn unauthorized(reason: &str) -> Response {
 /// The middleware: serves what needs nothing, asks for a token otherwise.
 pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if need(req.uri().path(), &app.config.access) == Need::ApiToken {
-        if let Err(reason) = caller(&app, req.headers()) {
-            return unauthorized(reason);
+        let name = match caller(&app, req.headers()) {
+            Ok(name) => name,
+            Err(reason) => return unauthorized(reason),
+        };
+        let needed = required_scope(req.method(), req.uri().path());
+        let has = app.scope_of(&name);
+        if has < needed {
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(vakt_config::wire::ErrorBody {
+                    error: format!(
+                        "token {name:?} has scope {}; {} {} needs scope {}",
+                        has.as_str(),
+                        req.method(),
+                        req.uri().path(),
+                        needed.as_str()
+                    ),
+                }),
+            )
+                .into_response();
         }
         if req.method() == Method::POST && cross_site(req.headers()) {
             return (
@@ -139,6 +175,22 @@ mod tests {
         assert_eq!(need("/", &closed), Need::ApiToken);
         assert_eq!(need("/badge/shop/status.svg", &closed), Need::ApiToken);
         assert_eq!(need("/metrics", &closed), Need::Nothing);
+    }
+
+    #[test]
+    fn each_write_needs_its_scope() {
+        let post = Method::POST;
+        assert_eq!(required_scope(&Method::GET, "/api/v1/maintenance"), Scope::Read);
+        assert_eq!(required_scope(&Method::GET, "/incidents/3"), Scope::Read);
+        assert_eq!(required_scope(&post, "/api/v1/incidents/3/ack"), Scope::Oncall);
+        assert_eq!(required_scope(&post, "/api/v1/incidents/3/notes"), Scope::Oncall);
+        assert_eq!(required_scope(&post, "/incidents/3/resolve"), Scope::Oncall, "the page's form");
+        assert_eq!(required_scope(&post, "/api/v1/silences"), Scope::Oncall);
+        assert_eq!(required_scope(&Method::DELETE, "/api/v1/silences/4"), Scope::Oncall);
+        assert_eq!(required_scope(&post, "/api/v1/maintenance"), Scope::Admin);
+        assert_eq!(required_scope(&post, "/api/v1/incidents/x/ack"), Scope::Admin, "anything unforeseen: admin");
+        assert_eq!(required_scope(&post, "/api/v1/anything-new"), Scope::Admin);
+        assert!(Scope::Read < Scope::Oncall && Scope::Oncall < Scope::Admin);
     }
 
     #[test]

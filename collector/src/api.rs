@@ -566,7 +566,12 @@ async fn manual(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not valid JSON: {e}")),
         }
     };
-    let by = body.by.clone().unwrap_or(caller);
+    if let Err(r) = bounded("by", body.by.as_deref().unwrap_or(""), MAX_NAME_BYTES)
+        .and_then(|()| bounded("the note", body.note.as_deref().or(body.text.as_deref()).unwrap_or(""), MAX_TEXT_BYTES))
+    {
+        return r;
+    }
+    let by = acting(caller, body.by.as_deref());
     let op = match op(by, body) {
         Ok(op) => op,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -775,6 +780,16 @@ struct MaintenanceView {
     active: bool,
     /// Minutes the covered services stayed down past the end (ended windows only).
     overran_minutes: f64,
+    /// Who made it through the API or CLI, when, and whether after its start on purpose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<CreatedView>,
+}
+
+#[derive(Serialize)]
+struct CreatedView {
+    by: String,
+    at: Option<String>,
+    retroactive: bool,
 }
 
 async fn list_maintenance(
@@ -826,6 +841,11 @@ async fn list_maintenance(
                 change_id: o.change_id,
                 exclude_from_sla: o.exclude_from_sla,
                 source: o.source,
+                created: o.created.map(|c| CreatedView {
+                    by: c.by,
+                    at: (c.at_ms > 0).then(|| rfc3339(c.at_ms)),
+                    retroactive: c.retroactive,
+                }),
             });
         }
         Ok::<_, crate::store::StoreError>(views)
@@ -851,10 +871,36 @@ struct NewMaintenance {
     change_id: Option<String>,
     #[serde(default = "default_true")]
     exclude_from_sla: bool,
+    /// The window starts in the past on purpose (an admin token's decision): it takes recorded
+    /// downtime out of the SLA.
+    #[serde(default)]
+    retroactive: bool,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// Longest free text a person may post: a note, a silence's comment.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Longest name: a maintenance window's, a change id, an "on behalf of".
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// Refuses `text` longer than `max` bytes, naming `what`.
+fn bounded(what: &str, text: &str, max: usize) -> Result<(), Response> {
+    if text.len() > max {
+        return Err(error(StatusCode::BAD_REQUEST, format!("{what} is longer than {max} bytes")));
+    }
+    Ok(())
+}
+
+/// Who acted, for the audit: always the API token's name; a name the request gives is shown as
+/// on whose behalf, never in its place.
+fn acting(caller: String, on_behalf_of: Option<&str>) -> String {
+    match on_behalf_of.map(str::trim).filter(|b| !b.is_empty() && *b != caller) {
+        Some(person) => format!("{caller} on behalf of {person}"),
+        None => caller,
+    }
 }
 
 async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -878,8 +924,20 @@ async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, bod
     if end <= start {
         return error(StatusCode::BAD_REQUEST, "end must be after start");
     }
+    if let Err(r) = bounded("name", &new.name, MAX_NAME_BYTES)
+        .and_then(|()| bounded("change_id", new.change_id.as_deref().unwrap_or(""), MAX_NAME_BYTES))
+    {
+        return r;
+    }
+    let now = now_ms();
+    if let Err(why) = crate::maintenance::check_start(start, now, new.retroactive) {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     if let Some(s) = new.services.iter().find(|s| !app.config.services.contains_key(s.as_str())) {
         return error(StatusCode::BAD_REQUEST, format!("unknown service {s:?}"));
+    }
+    if new.retroactive {
+        tracing::warn!(by = %caller, name = %new.name, start = %rfc3339(start), "a retroactive maintenance window takes recorded downtime out of the SLA");
     }
     let occurrence = crate::maintenance::Occurrence {
         name: new.name,
@@ -889,10 +947,11 @@ async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, bod
         change_id: new.change_id,
         exclude_from_sla: new.exclude_from_sla,
         source: "api",
+        created: Some(crate::maintenance::Created { by: caller, at_ms: now, retroactive: new.retroactive }),
     };
     let store_app = app.clone();
     let saved = occurrence.clone();
-    match tokio::task::spawn_blocking(move || store_app.store.add_maintenance(&saved, &caller)).await {
+    match tokio::task::spawn_blocking(move || store_app.store.add_maintenance(&saved)).await {
         Ok(Ok(id)) => (
             StatusCode::CREATED,
             Json(serde_json::json!({"id": id, "name": occurrence.name, "start": rfc3339(start), "end": rfc3339(end)})),
@@ -988,6 +1047,11 @@ async fn create_silence(State(app): State<Arc<App>>, headers: HeaderMap, body: B
     if new.comment.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "a silence needs a comment saying why");
     }
+    if let Err(r) = bounded("comment", &new.comment, MAX_TEXT_BYTES)
+        .and_then(|()| bounded("author", new.author.as_deref().unwrap_or(""), MAX_NAME_BYTES))
+    {
+        return r;
+    }
     let m = new.matchers;
     let (kind, subject) = match (m.check, m.agent, m.slo) {
         (Some(c), None, None) => (m.kind.or(Some("check_down".into())), Some(c)),
@@ -1013,7 +1077,7 @@ async fn create_silence(State(app): State<Arc<App>>, headers: HeaderMap, body: B
         severity: m.severity,
         starts_ms: starts,
         ends_ms: ends,
-        author: new.author.unwrap_or(caller),
+        author: acting(caller, new.author.as_deref()),
         comment: new.comment,
     };
     let store_app = app.clone();

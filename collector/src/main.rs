@@ -77,6 +77,9 @@ enum Command {
         /// Count its time in the SLA anyway.
         #[arg(long)]
         keep_in_sla: bool,
+        /// The window starts in the past: take recorded downtime out of the SLA on purpose.
+        #[arg(long)]
+        retroactive: bool,
     },
     /// Copy the collector's database to FILE, safely while it runs (a consistent, checked
     /// snapshot). Restore: stop the collector, put FILE in data_dir as vakt.db, start it.
@@ -124,8 +127,8 @@ fn main() -> ExitCode {
         Command::HashToken { stdin } => hash_token_command(stdin),
         Command::Backup { config, file } => backup_command(&config, &file),
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver),
-        Command::Maintenance { config, name, start, end, services, change_id, keep_in_sla } => {
-            plan_maintenance(&config, name, &start, &end, services, change_id, !keep_in_sla)
+        Command::Maintenance { config, name, start, end, services, change_id, keep_in_sla, retroactive } => {
+            plan_maintenance(&config, name, &start, &end, services, change_id, !keep_in_sla, retroactive)
         }
         Command::Report { config, service, customer, vendor, period, format, timezone } => {
             report_command(&config, service, customer, vendor, &period, &format, &timezone)
@@ -184,6 +187,7 @@ fn plan_maintenance(
     services: Vec<String>,
     change_id: Option<String>,
     exclude_from_sla: bool,
+    retroactive: bool,
 ) -> anyhow::Result<()> {
     use vakt_collector::store::Store;
     let config = match CollectorConfig::load(config_path) {
@@ -198,6 +202,9 @@ fn plan_maintenance(
     };
     let (start_ms, end_ms) = (parse("start", start)?, parse("end", end)?);
     anyhow::ensure!(end_ms > start_ms, "--end must be after --start");
+    let now = vakt_collector::time::now_ms();
+    vakt_collector::maintenance::check_start(start_ms, now, retroactive)
+        .map_err(|e| anyhow::anyhow!("{}", e.replace("retroactive = true (needs an admin token)", "--retroactive")))?;
     if let Some(s) = services.iter().find(|s| !config.services.contains_key(s.as_str())) {
         anyhow::bail!("unknown service {s:?}");
     }
@@ -210,8 +217,9 @@ fn plan_maintenance(
         change_id,
         exclude_from_sla,
         source: "api",
+        created: Some(vakt_collector::maintenance::Created { by: "cli".into(), at_ms: now, retroactive }),
     };
-    let id = store.add_maintenance(&window, "cli")?;
+    let id = store.add_maintenance(&window)?;
     println!(
         "maintenance window {id} planned: {} to {}",
         vakt_collector::time::rfc3339(start_ms),

@@ -62,6 +62,35 @@ pub struct Occurrence {
     pub exclude_from_sla: bool,
     /// "config" or "api".
     pub source: &'static str,
+    /// Who made a window through the API or CLI, and when; none for windows of the config.
+    pub created: Option<Created>,
+}
+
+/// The audit record of a window created through the API or CLI.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Created {
+    /// The API token's name ("cli" from the command line).
+    pub by: String,
+    pub at_ms: i64,
+    /// Made after its start, on purpose: it takes recorded downtime out of the SLA.
+    pub retroactive: bool,
+}
+
+/// A window may start this long before it is created without being retroactive: a window
+/// that starts "now" reaches the collector a moment later.
+pub const RETROACTIVE_GRACE_MS: i64 = 60_000;
+
+/// Refuses a window that starts in the past unless it is `retroactive` on purpose: created
+/// afterwards, it would erase recorded downtime from the SLA.
+pub fn check_start(start_ms: i64, now_ms: i64, retroactive: bool) -> Result<(), String> {
+    if start_ms < now_ms - RETROACTIVE_GRACE_MS && !retroactive {
+        return Err(format!(
+            "the window starts {} ago: created now it would take recorded downtime out of the SLA; \
+             if the contract allows that, say so with retroactive = true (needs an admin token)",
+            crate::time::human_duration_ms((now_ms - start_ms) / 60_000 * 60_000)
+        ));
+    }
+    Ok(())
 }
 
 impl Occurrence {
@@ -118,6 +147,7 @@ pub fn occurrences_in(
                 change_id: m.change_id.clone(),
                 exclude_from_sla: m.exclude_from_sla,
                 source: "config",
+                created: None,
             })
         })
         .chain(created.iter().filter(|o| o.start_ms < to_ms && o.end_ms > from_ms).cloned())
@@ -165,6 +195,22 @@ pub fn active<'a>(windows: &'a [MaintenanceConfig], service: &str, t_ms: i64) ->
     windows
         .iter()
         .find(|m| covers(m, service) && intervals(m, t_ms, t_ms + 1).iter().any(|(a, b)| *a <= t_ms && t_ms < *b))
+}
+
+#[cfg(test)]
+mod retroactive_tests {
+    use super::*;
+
+    #[test]
+    fn a_window_in_the_past_must_say_it_is_retroactive() {
+        let now = 1_000_000_000;
+        assert!(check_start(now + 60_000, now, false).is_ok(), "ahead of time");
+        assert!(check_start(now - 30_000, now, false).is_ok(), "\"now\", as it arrives a moment later");
+        assert!(check_start(now - 2 * 60_000, now, false).is_err(), "two minutes of downtime are not erased unasked");
+        let err = check_start(now - 3 * 3_600_000, now, false).unwrap_err();
+        assert!(err.starts_with("the window starts 3h ago"), "{err}");
+        assert!(check_start(now - 3 * 3_600_000, now, true).is_ok());
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +296,7 @@ mod tests {
             change_id: None,
             exclude_from_sla: true,
             source: "api",
+            created: None,
         };
         let all = occurrences(&[a, b], &[created], 0, i64::MAX / 2);
         assert_eq!(all.len(), 3);

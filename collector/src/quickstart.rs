@@ -32,6 +32,7 @@ data_dir = {data}
 
 [api_tokens.{ADMIN}]
 token_hash = {admin_hash}
+scope = "admin"
 
 [agents.{AGENT}]
 token_hash = {hash}

@@ -100,6 +100,12 @@ pub struct MaintenanceRow {
     pub excluded_from_sla: bool,
     /// Minutes the covered services stayed down past the window's end (counted as downtime).
     pub overran_minutes: f64,
+    /// "config" for windows of collector.toml; otherwise the API token (or "cli") that made it.
+    pub created_by: String,
+    /// When it was made through the API or CLI.
+    pub created_at: Option<String>,
+    /// Made after its start on purpose: it took recorded downtime out of the SLA.
+    pub retroactive: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -227,6 +233,9 @@ pub fn build(
             change_id: o.change_id,
             excluded_from_sla: o.exclude_from_sla,
             overran_minutes: overrun as f64 / 60_000.0,
+            created_by: o.created.as_ref().map_or_else(|| "config".to_string(), |c| c.by.clone()),
+            created_at: o.created.as_ref().filter(|c| c.at_ms > 0).map(|c| rfc3339(c.at_ms)),
+            retroactive: o.created.as_ref().is_some_and(|c| c.retroactive),
         });
     }
     Ok(Report {
@@ -317,13 +326,16 @@ pub fn render(report: &Report, format: Format) -> String {
             let mut maintenance = String::new();
             for m in &report.maintenance {
                 maintenance.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}{}</td></tr>\n",
                     html_escape(&m.name),
                     html_escape(&m.start),
                     html_escape(&m.end),
                     html_escape(m.change_id.as_deref().unwrap_or("—")),
                     if m.excluded_from_sla { "yes" } else { "no" },
                     if m.overran_minutes > 0.0 { format!("{:.1} min", m.overran_minutes) } else { "no".into() },
+                    html_escape(&m.created_by),
+                    m.created_at.as_deref().map(|t| format!(" at {}", html_escape(t))).unwrap_or_default(),
+                    if m.retroactive { " <strong>(retroactive)</strong>" } else { "" },
                 ));
             }
             format!(
@@ -344,7 +356,7 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 <tbody>
 {rows}</tbody></table>
 <h2>Planned maintenance</h2>
-<table><thead><tr><th>Window</th><th>Start</th><th>End</th><th>Change</th><th>Excluded from SLA</th><th>Overran</th></tr></thead>
+<table><thead><tr><th>Window</th><th>Start</th><th>End</th><th>Change</th><th>Excluded from SLA</th><th>Overran</th><th>Created by</th></tr></thead>
 <tbody>
 {maintenance}</tbody></table>
 <h2>Incidents</h2>

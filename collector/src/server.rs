@@ -22,6 +22,8 @@ pub struct App {
     pub tokens: TokenTable,
     /// API tokens of people and tools, by name.
     pub api_tokens: TokenTable,
+    /// What each API token may do, by name.
+    api_scopes: std::collections::HashMap<String, vakt_config::collector::Scope>,
     pub policies: Policies,
     /// Notification routing (the store writes the outbox with it too).
     pub router: crate::notify::Router,
@@ -134,7 +136,9 @@ impl App {
         let ingest_budget = Arc::new(tokio::sync::Semaphore::new(
             (*config.ingest_memory_bytes.get_ref()).min(tokio::sync::Semaphore::MAX_PERMITS),
         ));
+        let api_scopes = config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.scope)).collect();
         Ok(App {
+            api_scopes,
             config,
             store,
             metrics,
@@ -154,6 +158,11 @@ impl App {
             local_checks: std::sync::RwLock::new(local_checks),
             refusals_logged: Default::default(),
         })
+    }
+
+    /// What the API token `name` may do (nothing beyond reading if unknown).
+    pub fn scope_of(&self, name: &str) -> vakt_config::collector::Scope {
+        self.api_scopes.get(name).copied().unwrap_or(vakt_config::collector::Scope::Read)
     }
 
     /// True when `agent` may report results of `check`: assigned to it by the configuration,

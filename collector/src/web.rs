@@ -118,12 +118,22 @@ fn non_empty(s: String) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-async fn act(app: Arc<App>, headers: HeaderMap, id: String, op: impl FnOnce(String) -> Option<ManualOp>) -> Response {
+async fn act(
+    app: Arc<App>,
+    headers: HeaderMap,
+    id: String,
+    form: ActionForm,
+    op: impl FnOnce(String, ActionForm) -> Option<ManualOp>,
+) -> Response {
     let who = who(&app, &headers);
     let Ok(id) = id.parse::<i64>() else {
         return problem(StatusCode::BAD_REQUEST, &who, &format!("incident id {id:?} is not a number"));
     };
-    let Some(op) = op(who.clone()) else {
+    if form.note.len().max(form.text.len()) > crate::api::MAX_TEXT_BYTES {
+        let limit = crate::api::MAX_TEXT_BYTES;
+        return problem(StatusCode::BAD_REQUEST, &who, &format!("A note may be at most {limit} bytes long."));
+    }
+    let Some(op) = op(who.clone(), form) else {
         return problem(StatusCode::BAD_REQUEST, &who, "A note needs some text.");
     };
     match blocking(&app, move |a| a.store.manual(id, &op, now_ms())).await {
@@ -143,7 +153,7 @@ async fn ack(
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    act(app, headers, id, |by| Some(ManualOp::Acknowledge { by, note: non_empty(f.note) })).await
+    act(app, headers, id, f, |by, f| Some(ManualOp::Acknowledge { by, note: non_empty(f.note) })).await
 }
 
 async fn note(
@@ -152,7 +162,7 @@ async fn note(
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    act(app, headers, id, |by| non_empty(f.text).map(|text| ManualOp::Note { by, text })).await
+    act(app, headers, id, f, |by, f| non_empty(f.text).map(|text| ManualOp::Note { by, text })).await
 }
 
 async fn resolve(
@@ -161,7 +171,7 @@ async fn resolve(
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    act(app, headers, id, |by| Some(ManualOp::Resolve { by, note: non_empty(f.note) })).await
+    act(app, headers, id, f, |by, f| Some(ManualOp::Resolve { by, note: non_empty(f.note) })).await
 }
 
 /// The months offered for download: this one and the two before, in UTC.

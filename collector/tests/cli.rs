@@ -135,16 +135,16 @@ fn maintenance_can_be_planned_from_the_command_line() {
         "--name",
         "db upgrade",
         "--start",
-        "2026-12-01T22:00:00+01:00",
+        "2036-12-01T22:00:00+01:00",
         "--end",
-        "2026-12-02T01:00:00+01:00",
+        "2036-12-02T01:00:00+01:00",
         "--service",
         "shop",
         "--change-id",
         "CHG-9",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "maintenance window 1 planned: 2026-12-01T21:00:00Z to 2026-12-02T00:00:00Z");
+    assert_eq!(out.trim(), "maintenance window 1 planned: 2036-12-01T21:00:00Z to 2036-12-02T00:00:00Z");
     let (code, _, err) =
         collector(&["maintenance", "--config", c, "--name", "x", "--start", "tomorrow", "--end", "later"]);
     assert_eq!(code, 1);
@@ -156,12 +156,30 @@ fn maintenance_can_be_planned_from_the_command_line() {
         "--name",
         "x",
         "--start",
-        "2026-12-01T22:00:00Z",
+        "2036-12-01T22:00:00Z",
         "--end",
-        "2026-12-01T23:00:00Z",
+        "2036-12-01T23:00:00Z",
         "--service",
         "nope",
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown service \"nope\""), "{err}");
+    // A window that already began would take recorded downtime out of the SLA: only on purpose.
+    let past = [
+        "maintenance",
+        "--config",
+        c,
+        "--name",
+        "late",
+        "--start",
+        "2020-01-01T00:00:00Z",
+        "--end",
+        "2020-01-01T01:00:00Z",
+    ];
+    let (code, _, err) = collector(&past);
+    assert_eq!(code, 1);
+    assert!(err.contains("say so with --retroactive"), "{err}");
+    let (code, out, err) = collector(&[&past[..], &["--retroactive"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("maintenance window 2 planned"), "{out}");
 }

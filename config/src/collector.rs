@@ -178,6 +178,31 @@ pub enum GroupBy {
 pub struct ApiToken {
     /// `sha256:<64 hex digits>`, as printed by `vakt-collector hash-token`.
     pub token_hash: Spanned<String>,
+    /// What the token may do: `read` (the API and pages), `oncall` (also acknowledge, notes,
+    /// resolve, silences; the default) or `admin` (also maintenance windows, retroactive ones
+    /// included).
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// What an API token may do; each scope includes those before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    #[default]
+    Oncall,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Oncall => "oncall",
+            Scope::Admin => "admin",
+        }
+    }
 }
 
 /// An agent allowed to push, with the hash of its token.

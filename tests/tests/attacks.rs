@@ -516,3 +516,116 @@ async fn a_stepped_back_clock_neither_flaps_nor_hides_an_outage() {
     let keys: Vec<&str> = all.as_array().unwrap().iter().map(|i| i["dedup_key"].as_str().unwrap()).collect();
     assert_eq!(keys, vec!["check:web"], "one incident for the outage, no flapping: {all}");
 }
+
+const READER: &str = "scoped-reader-token-0123456789";
+const ONCALL: &str = "scoped-oncall-token-0123456789";
+const ADMIN: &str = "scoped-admin-token-0123456789";
+
+fn scoped_tokens() -> String {
+    format!(
+        "[api_tokens.reader]\ntoken_hash = \"{}\"\nscope = \"read\"\n\
+         [api_tokens.oncall]\ntoken_hash = \"{}\"\n\
+         [api_tokens.admin]\ntoken_hash = \"{}\"\nscope = \"admin\"\n\
+         [services.shop]\nchecks = [\"web\"]\n",
+        token_hash(READER),
+        token_hash(ONCALL),
+        token_hash(ADMIN)
+    )
+}
+
+/// Each write needs its scope, and every write records the token that made it; a name given in
+/// the request is shown as on whose behalf, never in its place.
+#[tokio::test]
+async fn tokens_act_within_their_scope_and_every_write_names_the_token() {
+    let s = setup(&scoped_tokens()).await;
+    s.push(TOKEN_A, "a", 1, vec![sample("web", now_ms(), false)]).await;
+    let id = s.collector.get_json("/api/v1/incidents?status=open").await[0]["id"].as_i64().unwrap();
+    let post = |token: &'static str, path: String, body: serde_json::Value| {
+        let req = s.http.post(s.collector.url(&path)).bearer_auth(token).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    // A read-only token reads but cannot act.
+    let read = s.http.get(s.collector.url("/api/v1/incidents")).bearer_auth(READER).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let (status, err) = post(READER, format!("/api/v1/incidents/{id}/ack"), serde_json::json!({})).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        err["error"],
+        format!("token \"reader\" has scope read; POST /api/v1/incidents/{id}/ack needs scope oncall")
+    );
+    // On-call acknowledges, notes and silences, as itself, whatever name it gives.
+    let (status, acked) =
+        post(ONCALL, format!("/api/v1/incidents/{id}/ack"), serde_json::json!({"by": "mallory"})).await;
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["acknowledged_by"], "oncall on behalf of mallory");
+    let (status, noted) =
+        post(ONCALL, format!("/api/v1/incidents/{id}/notes"), serde_json::json!({"text": "looking"})).await;
+    assert_eq!(status, 200);
+    let last = noted["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["message"].as_str().unwrap().contains("oncall"), "{last}");
+    let long = "x".repeat(5000);
+    let (status, err) = post(ONCALL, format!("/api/v1/incidents/{id}/notes"), serde_json::json!({"text": long})).await;
+    assert_eq!((status, err["error"].as_str()), (400, Some("the note is longer than 4096 bytes")));
+    let ends = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let (status, _) = post(
+        ONCALL,
+        "/api/v1/silences".into(),
+        serde_json::json!({"ends_at": ends, "comment": "db work", "author": "root"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let silences = s.collector.get_json("/api/v1/silences").await;
+    assert_eq!(silences[0]["author"], "oncall on behalf of root");
+    // Maintenance is an admin's.
+    let start = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let end = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let window = serde_json::json!({"name": "db", "start": start, "end": end});
+    let (status, _) = post(ONCALL, "/api/v1/maintenance".into(), window.clone()).await;
+    assert_eq!(status, 403);
+    let (status, _) = post(ADMIN, "/api/v1/maintenance".into(), window).await;
+    assert_eq!(status, 201);
+    let listed = s.collector.get_json("/api/v1/maintenance").await;
+    assert_eq!(listed[0]["created"]["by"], "admin");
+    // Resolving by hand is recorded too.
+    let (status, resolved) = post(ONCALL, format!("/api/v1/incidents/{id}/resolve"), serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    let last = resolved["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["message"].as_str().unwrap().contains("oncall"), "{last}");
+}
+
+/// A maintenance window made after an outage would erase it from the SLA: refused unless an
+/// admin says it is retroactive on purpose; the report then names who made it, when, and that
+/// it was retroactive.
+#[tokio::test]
+async fn retroactive_maintenance_is_refused_unless_an_admin_says_so_and_the_report_shows_it() {
+    let s =
+        setup(&format!("{}[slos.shop-up]\nservice = \"shop\"\nobjective = 99.9\nwindow = \"30d\"\n", scoped_tokens()))
+            .await;
+    let now = jiff::Timestamp::now();
+    let window = serde_json::json!({
+        "name": "cover-up",
+        "start": (now - jiff::SignedDuration::from_hours(3)).to_string(),
+        "end": (now - jiff::SignedDuration::from_hours(1)).to_string(),
+    });
+    let post = |token: &str, body: &serde_json::Value| {
+        s.http.post(s.collector.url("/api/v1/maintenance")).bearer_auth(token).json(body).send()
+    };
+    let refused = post(ADMIN, &window).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let why: serde_json::Value = refused.json().await.unwrap();
+    assert!(why["error"].as_str().unwrap().starts_with("the window starts 3h ago"), "{why}");
+    let mut on_purpose = window.clone();
+    on_purpose["retroactive"] = true.into();
+    assert_eq!(post(ONCALL, &on_purpose).await.unwrap().status(), 403, "not an on-call token's decision");
+    assert_eq!(post(ADMIN, &on_purpose).await.unwrap().status(), 201);
+    let month = now.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m").to_string();
+    let report = s.collector.get_json(&format!("/api/v1/reports/sla?service=shop&period={month}")).await;
+    let m = &report["maintenance"][0];
+    assert_eq!((m["created_by"].as_str(), m["retroactive"].as_bool()), (Some("admin"), Some(true)), "{report}");
+    assert!(m["created_at"].as_str().is_some());
+    let html = s.collector.get_text(&format!("/api/v1/reports/sla?service=shop&period={month}&format=html")).await;
+    assert!(html.contains("(retroactive)"), "{html}");
+}

@@ -28,6 +28,7 @@ sloth_metrics = true
 
 [api_tokens.alice]
 token_hash = "{alice}"
+scope = "admin"
 
 [agents.edge]
 token_hash = "{agent}"
@@ -158,11 +159,20 @@ window = "7d"
     });
     let created = http.post(collector.url("/api/v1/maintenance")).json(&window).send().await.unwrap();
     assert_eq!(created.status(), 401, "creating a window needs an API token");
+    // Made after the fact, it would erase recorded downtime: refused unless said on purpose.
+    let refused =
+        http.post(collector.url("/api/v1/maintenance")).bearer_auth(ALICE).json(&window).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("retroactive = true"));
+    let mut window = window;
+    window["retroactive"] = true.into();
     let created =
         http.post(collector.url("/api/v1/maintenance")).bearer_auth(ALICE).json(&window).send().await.unwrap();
     assert_eq!(created.status(), 201);
     let listed = collector.get_json("/api/v1/maintenance").await;
-    assert!(listed.as_array().unwrap().iter().any(|m| m["change_id"] == "CHG-42" && m["source"] == "api"), "{listed}");
+    let made = listed.as_array().unwrap().iter().find(|m| m["change_id"] == "CHG-42" && m["source"] == "api");
+    let made = made.unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!((made["created"]["by"].as_str(), made["created"]["retroactive"].as_bool()), (Some("alice"), Some(true)));
     let slo_after = availability(collector.get_json("/api/v1/slos").await);
     assert!(slo_after["excluded_minutes"].as_f64().unwrap() > 0.0, "{slo_after}");
     assert!(

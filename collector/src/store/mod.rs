@@ -208,7 +208,8 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the checks changed.
     fn expire_checks(&self, checks: &[StaleCheck]) -> Result<Vec<String>, StoreError>;
     /// Stores a maintenance window created through the API or CLI; returns its id.
-    fn add_maintenance(&self, window: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError>;
+    /// The window's `created` says who made it, when, and whether retroactively.
+    fn add_maintenance(&self, window: &crate::maintenance::Occurrence) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
     fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
     /// Bytes the store takes on disk.

@@ -194,9 +194,12 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE batches;
     ALTER TABLE batches_by_instance RENAME TO batches;
     "#,
-    // 13: when the collector last received each check's result (staleness by its own clock).
+    // 13: when the collector last received each check's result (staleness by its own clock);
+    // when each maintenance window was made, and whether after its start on purpose.
     r#"
     ALTER TABLE check_state ADD COLUMN last_received_ms INTEGER;
+    ALTER TABLE maintenance_windows ADD COLUMN created_ms INTEGER;
+    ALTER TABLE maintenance_windows ADD COLUMN retroactive INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
@@ -937,11 +940,13 @@ impl Store for SqliteStore {
         Ok(changed)
     }
 
-    fn add_maintenance(&self, w: &crate::maintenance::Occurrence, created_by: &str) -> Result<i64, StoreError> {
+    fn add_maintenance(&self, w: &crate::maintenance::Occurrence) -> Result<i64, StoreError> {
         let conn = self.conn();
+        let created = w.created.as_ref();
         conn.execute(
-            "INSERT INTO maintenance_windows (name, start_ms, end_ms, services, change_id, exclude_from_sla, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO maintenance_windows (name, start_ms, end_ms, services, change_id, exclude_from_sla, created_by,
+                                              created_ms, retroactive)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 w.name,
                 w.start_ms,
@@ -949,7 +954,9 @@ impl Store for SqliteStore {
                 serde_json::to_string(&w.services).unwrap_or_else(|_| "[]".into()),
                 w.change_id,
                 w.exclude_from_sla,
-                created_by
+                created.map_or("", |c| c.by.as_str()),
+                created.map(|c| c.at_ms),
+                created.is_some_and(|c| c.retroactive)
             ],
         )?;
         Ok(conn.last_insert_rowid())
@@ -958,8 +965,8 @@ impl Store for SqliteStore {
     fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT name, start_ms, end_ms, services, change_id, exclude_from_sla FROM maintenance_windows
-             WHERE start_ms < ?2 AND end_ms > ?1 ORDER BY start_ms",
+            "SELECT name, start_ms, end_ms, services, change_id, exclude_from_sla, created_by, created_ms, retroactive
+             FROM maintenance_windows WHERE start_ms < ?2 AND end_ms > ?1 ORDER BY start_ms",
         )?;
         let rows = stmt.query_map(params![from_ms, to_ms], |r| {
             Ok(crate::maintenance::Occurrence {
@@ -970,6 +977,11 @@ impl Store for SqliteStore {
                 change_id: r.get(4)?,
                 exclude_from_sla: r.get(5)?,
                 source: "api",
+                created: Some(crate::maintenance::Created {
+                    by: r.get(6)?,
+                    at_ms: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                    retroactive: r.get(8)?,
+                }),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
