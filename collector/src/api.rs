@@ -566,10 +566,10 @@ async fn manual(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not valid JSON: {e}")),
         }
     };
-    if let Err(r) = bounded("by", body.by.as_deref().unwrap_or(""), MAX_NAME_BYTES)
+    if let Err(why) = bounded("by", body.by.as_deref().unwrap_or(""), MAX_NAME_BYTES)
         .and_then(|()| bounded("the note", body.note.as_deref().or(body.text.as_deref()).unwrap_or(""), MAX_TEXT_BYTES))
     {
-        return r;
+        return error(StatusCode::BAD_REQUEST, why);
     }
     let by = acting(caller, body.by.as_deref());
     let op = match op(by, body) {
@@ -887,9 +887,9 @@ pub const MAX_TEXT_BYTES: usize = 4096;
 pub const MAX_NAME_BYTES: usize = 200;
 
 /// Refuses `text` longer than `max` bytes, naming `what`.
-fn bounded(what: &str, text: &str, max: usize) -> Result<(), Response> {
+fn bounded(what: &str, text: &str, max: usize) -> Result<(), String> {
     if text.len() > max {
-        return Err(error(StatusCode::BAD_REQUEST, format!("{what} is longer than {max} bytes")));
+        return Err(format!("{what} is longer than {max} bytes"));
     }
     Ok(())
 }
@@ -924,10 +924,10 @@ async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, bod
     if end <= start {
         return error(StatusCode::BAD_REQUEST, "end must be after start");
     }
-    if let Err(r) = bounded("name", &new.name, MAX_NAME_BYTES)
+    if let Err(why) = bounded("name", &new.name, MAX_NAME_BYTES)
         .and_then(|()| bounded("change_id", new.change_id.as_deref().unwrap_or(""), MAX_NAME_BYTES))
     {
-        return r;
+        return error(StatusCode::BAD_REQUEST, why);
     }
     let now = now_ms();
     if let Err(why) = crate::maintenance::check_start(start, now, new.retroactive) {
@@ -1047,10 +1047,10 @@ async fn create_silence(State(app): State<Arc<App>>, headers: HeaderMap, body: B
     if new.comment.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "a silence needs a comment saying why");
     }
-    if let Err(r) = bounded("comment", &new.comment, MAX_TEXT_BYTES)
+    if let Err(why) = bounded("comment", &new.comment, MAX_TEXT_BYTES)
         .and_then(|()| bounded("author", new.author.as_deref().unwrap_or(""), MAX_NAME_BYTES))
     {
-        return r;
+        return error(StatusCode::BAD_REQUEST, why);
     }
     let m = new.matchers;
     let (kind, subject) = match (m.check, m.agent, m.slo) {
