@@ -59,28 +59,7 @@ enum Command {
     },
     /// Plan a one-off maintenance window (written to the collector's database; a running
     /// collector sees it at once).
-    Maintenance {
-        #[arg(long, short)]
-        config: PathBuf,
-        #[arg(long)]
-        name: String,
-        /// RFC 3339 with an offset, e.g. 2026-12-01T22:00:00+01:00.
-        #[arg(long)]
-        start: String,
-        #[arg(long)]
-        end: String,
-        /// Services it covers (repeatable); none means all.
-        #[arg(long = "service")]
-        services: Vec<String>,
-        #[arg(long)]
-        change_id: Option<String>,
-        /// Count its time in the SLA anyway.
-        #[arg(long)]
-        keep_in_sla: bool,
-        /// The window starts in the past: take recorded downtime out of the SLA on purpose.
-        #[arg(long)]
-        retroactive: bool,
-    },
+    Maintenance(MaintenanceArgs),
     /// Copy the collector's database to FILE, safely while it runs (a consistent, checked
     /// snapshot). Restore: stop the collector, put FILE in data_dir as vakt.db, start it.
     Backup {
@@ -127,9 +106,7 @@ fn main() -> ExitCode {
         Command::HashToken { stdin } => hash_token_command(stdin),
         Command::Backup { config, file } => backup_command(&config, &file),
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver),
-        Command::Maintenance { config, name, start, end, services, change_id, keep_in_sla, retroactive } => {
-            plan_maintenance(&config, name, &start, &end, services, change_id, !keep_in_sla, retroactive)
-        }
+        Command::Maintenance(args) => plan_maintenance(args),
         Command::Report { config, service, customer, vendor, period, format, timezone } => {
             report_command(&config, service, customer, vendor, &period, &format, &timezone)
         }
@@ -179,18 +156,35 @@ fn report_command(
     Ok(())
 }
 
-fn plan_maintenance(
-    config_path: &std::path::Path,
+#[derive(clap::Args)]
+struct MaintenanceArgs {
+    #[arg(long, short)]
+    config: PathBuf,
+    #[arg(long)]
     name: String,
-    start: &str,
-    end: &str,
+    /// RFC 3339 with an offset, e.g. 2026-12-01T22:00:00+01:00.
+    #[arg(long)]
+    start: String,
+    #[arg(long)]
+    end: String,
+    /// Services it covers (repeatable); none means all.
+    #[arg(long = "service")]
     services: Vec<String>,
+    #[arg(long)]
     change_id: Option<String>,
-    exclude_from_sla: bool,
+    /// Count its time in the SLA anyway.
+    #[arg(long)]
+    keep_in_sla: bool,
+    /// The window starts in the past: take recorded downtime out of the SLA on purpose.
+    #[arg(long)]
     retroactive: bool,
-) -> anyhow::Result<()> {
+}
+
+fn plan_maintenance(args: MaintenanceArgs) -> anyhow::Result<()> {
     use vakt_collector::store::Store;
-    let config = match CollectorConfig::load(config_path) {
+    let MaintenanceArgs { config: config_path, name, start, end, services, change_id, keep_in_sla, retroactive } = args;
+    let (start, end, exclude_from_sla) = (start.as_str(), end.as_str(), !keep_in_sla);
+    let config = match CollectorConfig::load(&config_path) {
         Ok(c) => c,
         Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
         Err(e) => return Err(e.into()),
