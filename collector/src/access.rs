@@ -28,7 +28,7 @@ pub enum Need {
 /// What `path` needs, as `access` says. Pure.
 pub fn need(path: &str, access: &AccessConfig) -> Need {
     let public = |yes: bool| if yes { Need::Nothing } else { Need::ApiToken };
-    if path == "/healthz" {
+    if path == "/healthz" || path == "/readyz" {
         return Need::Nothing;
     }
     if path == "/api/v1/ingest" || (path.starts_with("/api/v1/agents/") && path.ends_with("/checks")) {

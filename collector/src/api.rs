@@ -39,6 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/agents", get(list_agents))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(status_page))
         .route("/badge/{service}/{kind}", get(badge))
@@ -47,7 +48,22 @@ pub fn router(app: Arc<App>) -> Router {
         // Ingest reads its body itself (after the token, within `ingest_memory_bytes`); what
         // people post (notes, silences, maintenance) is small.
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
+}
+
+/// What every answer says to a browser: no framing (clickjacking), no content sniffing, no
+/// script or outside source at all (the pages have none), forms only back to the collector.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
+    response
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -158,7 +174,11 @@ async fn ingest_inner(
     })
     .await
     .map_err(|e| IngestError::Store(e.to_string()))?;
-    let outcome = outcome.map_err(|e| IngestError::Store(e.to_string()))?;
+    let outcome = outcome.map_err(|e| {
+        app.batch_written(Err(&e.to_string()));
+        IngestError::Store(e.to_string())
+    })?;
+    app.batch_written(Ok(()));
     for r in &refused {
         app.refused_samples(&batch.agent, r);
     }
@@ -1130,11 +1150,13 @@ async fn expire_silence(State(app): State<Arc<App>>, Path(id): Path<String>, hea
     }
 }
 
+/// `/healthz` and `/readyz`: 200 while the store takes writes (probed with a real write at most
+/// every few seconds), 503 with the reason otherwise: a full disk, a damaged or read-only file.
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
-    match tokio::task::spawn_blocking(move || store_app.store.sample_count(Some(""))).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
+    match tokio::task::spawn_blocking(move || store_app.store_health(now_ms())).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }

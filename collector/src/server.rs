@@ -41,9 +41,16 @@ pub struct App {
     pub ingest_budget: Arc<tokio::sync::Semaphore>,
     /// The local checks agents announced: check → agent (kept in the store too).
     local_checks: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    /// The last write probe of the store: when, and what it found (see [`App::store_health`]).
+    store_health: std::sync::Mutex<Option<(i64, Result<(), String>)>>,
+    /// Why the last batch could not be committed, until one is again.
+    write_failure: std::sync::Mutex<Option<String>>,
     /// (agent, check, reason) refusals already logged, so each is logged once.
     refusals_logged: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
 }
+
+/// How long a store write probe's answer is reused by `/healthz` and `/readyz`.
+pub const HEALTH_PROBE_EVERY_MS: i64 = 5_000;
 
 /// At most this many distinct refusals are logged one by one (the metric counts them all).
 const MAX_REFUSALS_LOGGED: usize = 10_000;
@@ -157,12 +164,41 @@ impl App {
             ingest_budget,
             local_checks: std::sync::RwLock::new(local_checks),
             refusals_logged: Default::default(),
+            store_health: Default::default(),
+            write_failure: Default::default(),
         })
+    }
+
+    /// Whether the store takes writes: a real write, made at most every
+    /// [`HEALTH_PROBE_EVERY_MS`] however often a load balancer asks. Blocking.
+    pub fn store_health(&self, now_ms: i64) -> Result<(), String> {
+        // A small write may still fit where a batch no longer does (a full disk): the last
+        // batch's failure counts until a batch is stored again.
+        if let Some(e) = self.write_failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Err(format!("the store cannot write: {e}"));
+        }
+        let mut last = self.store_health.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, result)) = last.as_ref() {
+            if now_ms - at < HEALTH_PROBE_EVERY_MS && now_ms >= *at {
+                return result.clone();
+            }
+        }
+        let result = self.store.probe_write(now_ms).map_err(|e| format!("the store cannot write: {e}"));
+        if let Err(e) = &result {
+            tracing::error!("{e}");
+        }
+        *last = Some((now_ms, result.clone()));
+        result
     }
 
     /// What the API token `name` may do (nothing beyond reading if unknown).
     pub fn scope_of(&self, name: &str) -> vakt_config::collector::Scope {
         self.api_scopes.get(name).copied().unwrap_or(vakt_config::collector::Scope::Read)
+    }
+
+    /// Records the outcome of committing a batch, for [`App::store_health`].
+    pub fn batch_written(&self, outcome: Result<(), &str>) {
+        *self.write_failure.lock().unwrap_or_else(|p| p.into_inner()) = outcome.err().map(str::to_string);
     }
 
     /// True when `agent` may report results of `check`: assigned to it by the configuration,

@@ -629,3 +629,22 @@ async fn retroactive_maintenance_is_refused_unless_an_admin_says_so_and_the_repo
     let html = s.collector.get_text(&format!("/api/v1/reports/sla?service=shop&period={month}&format=html")).await;
     assert!(html.contains("(retroactive)"), "{html}");
 }
+
+/// Pages cannot be framed by another site (clickjacking the acknowledge button), sniffed into
+/// another type, or made to run or load anything from elsewhere.
+#[tokio::test]
+async fn every_answer_forbids_framing_sniffing_and_foreign_content() {
+    let s = setup("").await;
+    for (path, token) in [("/", None), ("/incidents", Some(vakt_tests::READ_TOKEN)), ("/api/v1/ingest", None)] {
+        let mut req = s.http.get(s.collector.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.starts_with("default-src 'none'"), "{path}: {csp}");
+    }
+}

@@ -106,3 +106,139 @@ fn an_unwritable_data_dir_is_refused_with_the_reason() {
     assert!(!out.status.success());
     assert!(err.contains("is not an SQLite database"), "{err}");
 }
+
+/// A database damaged in the middle of the file (a bad disk, a copy torn in half) is found at
+/// start, and the collector refuses to run on it with what to do, rather than failing some
+/// night on the page a query happens to touch.
+#[tokio::test]
+async fn a_database_damaged_mid_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = vakt_tests::loopback_addr();
+    let token = "damage-agent-token-0123456789";
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.a]\ntoken_hash = \"{}\"\n\
+             [checks.web]\nkind = \"tcp\"\ntarget = \"127.0.0.1:9\"\nagents = [\"a\"]\n",
+            vakt_tests::token_hash(token)
+        ),
+    )
+    .unwrap();
+    let mut collector = vakt_tests::Collector::start(&ctoml, addr, &dir.path().join("c1.log")).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let samples: Vec<_> = (0..5000)
+        .map(|i| serde_json::json!({"check": "web", "timestamp_ms": now - 5000 + i, "success": true, "error": "x".repeat(40)}))
+        .collect();
+    let body = serde_json::json!({"version": 1, "agent": "a", "sequence": 1, "samples": samples});
+    let resp = reqwest::Client::new()
+        .post(collector.url("/api/v1/ingest"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    collector.proc.signal("TERM");
+    collector.proc.wait_exit(std::time::Duration::from_secs(15));
+    // Overwrite one page in the middle of the file with garbage.
+    let db = dir.path().join("data").join("vakt.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 40 * 4096, "{} bytes", bytes.len());
+    let page = bytes.len() / 4096 / 2 * 4096;
+    for (i, b) in bytes[page..page + 4096].iter_mut().enumerate() {
+        *b = (i * 31 % 251) as u8;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let out = std::process::Command::new(vakt_tests::bin("vakt-collector"))
+        .args(["run", "--config", ctoml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it must not run on a damaged file: {err}");
+    assert!(err.contains("is damaged"), "{err}");
+    assert!(err.contains("restore the last backup"), "says what to do: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn mount_namespaces_allowed() -> bool {
+    let probe = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &format!("mount -t tmpfs -o size=64k tmpfs '{}'", probe.path().display())])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        // A kernel or container permission, not a package CI could install.
+        eprintln!("skipping: this machine does not allow a private tmpfs mount (unshare -m)");
+    }
+    ok
+}
+
+/// The collector's disk fills up: pushes are refused with 503 (never acknowledged unstored),
+/// and `/healthz` and `/readyz` say the store cannot write, so a load balancer or a monitor
+/// of the monitor sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_makes_health_fail_and_ingest_refuse() {
+    if !mount_namespaces_allowed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr = vakt_tests::loopback_addr();
+    let token = "full-disk-collector-token-0123456789";
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"{}\"\n[agents.a]\ntoken_hash = \"{}\"\n\
+             [checks.web]\nkind = \"tcp\"\ntarget = \"127.0.0.1:9\"\nagents = [\"a\"]\n",
+            data.display(),
+            vakt_tests::token_hash(token)
+        ),
+    )
+    .unwrap();
+    vakt_tests::grant_reader(&ctoml);
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{}' && exec '{}' run --config '{}'",
+        data.display(),
+        vakt_tests::bin("vakt-collector").display(),
+        ctoml.display()
+    );
+    let log = dir.path().join("collector.log");
+    let child = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let collector = Collector::adopt(Proc { child, log }, &ctoml, addr).await;
+    let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut refused = None;
+    for seq in 1..=200u64 {
+        let samples: Vec<_> = (0..2000)
+            .map(|i| serde_json::json!({"check": "web", "timestamp_ms": now - 60_000 + i, "success": true, "error": "y".repeat(200)}))
+            .collect();
+        let body = serde_json::json!({"version": 1, "agent": "a", "sequence": seq, "samples": samples});
+        let resp = http.post(collector.url("/api/v1/ingest")).bearer_auth(token).json(&body).send().await.unwrap();
+        if resp.status() != 200 {
+            refused = Some((resp.status().as_u16(), resp.text().await.unwrap()));
+            break;
+        }
+    }
+    let (status, why) = refused.expect("a 1 MiB disk fills within 200 pushes of 2000 samples");
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("storing the batch failed"), "{why}");
+    for path in ["/healthz", "/readyz"] {
+        let text = wait_for(&format!("{path} to say the store cannot write"), Duration::from_secs(15), || {
+            let url = collector.url(path);
+            let http = http.clone();
+            async move {
+                let r = http.get(url).send().await.ok()?;
+                (r.status() == 503).then_some(r.text().await.ok()?)
+            }
+        })
+        .await;
+        assert!(text.contains("the store cannot write"), "{text}");
+    }
+}

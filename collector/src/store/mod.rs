@@ -24,6 +24,10 @@ pub enum StoreError {
     TooNew { path: String, found: i64, known: i64 },
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error(
+        "database {path} is damaged ({detail}): restore the last backup (vakt-collector backup) into the data_dir as vakt.db, or move the file away to start empty"
+    )]
+    Damaged { path: String, detail: String },
 }
 
 /// What ingest needs to know of each check: its flap protection and the ITIL priority of its
@@ -258,6 +262,9 @@ pub trait Store: Send + Sync + 'static {
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;
     /// Every agent that ever pushed, with what it pushed.
     fn agents(&self) -> Result<Vec<AgentSummary>, StoreError>;
+    /// Writes (and syncs) a small record: whether the store can take writes at all (a full
+    /// disk, a damaged or read-only file say no).
+    fn probe_write(&self, at_ms: i64) -> Result<(), StoreError>;
     /// The newest sample time stored from `agent` (its clock), for the backfill floor.
     fn agent_high_water(&self, agent: &str) -> Result<Option<i64>, StoreError>;
     /// Every announced local check: (check, agent).

@@ -200,6 +200,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE check_state ADD COLUMN last_received_ms INTEGER;
     ALTER TABLE maintenance_windows ADD COLUMN created_ms INTEGER;
     ALTER TABLE maintenance_windows ADD COLUMN retroactive INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), probed_ms INTEGER NOT NULL);
     "#,
 ];
 
@@ -249,6 +250,9 @@ fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
         (Some(ErrorCode::NotADatabase), _) => {
             "the file is not an SQLite database: point data_dir elsewhere, or move the file away".into()
         }
+        (Some(ErrorCode::DatabaseCorrupt), _) => {
+            return StoreError::Damaged { path: path.display().to_string(), detail: e.to_string() }
+        }
         _ => e.to_string(),
     };
     StoreError::Open { path: path.display().to_string(), reason }
@@ -280,6 +284,12 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         migrate(&mut conn, &path)?;
+        // A file damaged mid-way (a bad disk, a copy torn in half) is found now, not by a
+        // query some night.
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(open_err)?;
+        if check != "ok" {
+            return Err(StoreError::Damaged { path: path.display().to_string(), detail: check });
+        }
         Ok(Self { conn: Mutex::new(conn), path, router: std::sync::RwLock::new(Router::default()) })
     }
 
@@ -1316,6 +1326,15 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn probe_write(&self, at_ms: i64) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO health (id, probed_ms) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET probed_ms = excluded.probed_ms",
+            [at_ms],
+        )?;
+        Ok(())
     }
 
     fn agent_high_water(&self, agent: &str) -> Result<Option<i64>, StoreError> {
