@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(need("/api/v1/ingest", &default), Need::AgentToken);
         assert_eq!(need("/api/v1/agents/edge/checks", &default), Need::AgentToken);
         assert_eq!(need("/api/v1/agents", &default), Need::ApiToken);
-        let closed = AccessConfig { public_status_page: false, public_metrics: true };
+        let closed = AccessConfig { public_status_page: false, public_metrics: true, status_page_details: false };
         assert_eq!(need("/", &closed), Need::ApiToken);
         assert_eq!(need("/badge/shop/status.svg", &closed), Need::ApiToken);
         assert_eq!(need("/metrics", &closed), Need::Nothing);

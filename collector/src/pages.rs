@@ -157,6 +157,18 @@ fn state_label(state: &str) -> &'static str {
     }
 }
 
+/// An incident as customers read it: what is affected, without the probe's own words
+/// (addresses, error text) unless `status_page_details` is set.
+pub fn public_title(i: &Incident) -> String {
+    use crate::incident::IncidentKind;
+    match i.kind {
+        IncidentKind::CheckDown => format!("{} is down", i.subject),
+        IncidentKind::Flapping => format!("{} is unstable", i.subject),
+        IncidentKind::SloBurn => format!("{}: service level at risk", i.subject),
+        IncidentKind::AgentSilent => "monitoring is interrupted for some services".to_string(),
+    }
+}
+
 pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
     let overall = if page.services.iter().any(|s| s.state == "down") {
         ("down", "Some services are down")
@@ -190,10 +202,11 @@ pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
     }
     let incident_row = |i: &Incident| {
         let services = crate::catalog::services_of(config, i.kind, &i.subject).join(", ");
+        let title = if config.access.status_page_details { i.title.clone() } else { public_title(i) };
         format!(
             "<li class=\"incident\" data-id=\"{}\"><strong>{}</strong> <span class=\"muted\">{} · since {}{}</span></li>\n",
             i.id,
-            esc(&i.title),
+            esc(&title),
             esc(&services),
             esc(&rfc3339(i.opened_ms)),
             i.resolved_ms.map(|r| format!(" · resolved {} after {}", esc(&rfc3339(r)), crate::time::human_duration_ms(r - i.opened_ms))).unwrap_or_default()

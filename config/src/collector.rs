@@ -151,11 +151,16 @@ pub struct AccessConfig {
     /// network).
     #[serde(default)]
     pub public_metrics: bool,
+    /// Show incidents on the status page with the probes' own words ("connection refused to
+    /// 10.0.0.5:5432"). Off by default: customers read "shop-db is down", and addresses and
+    /// error text stay inside.
+    #[serde(default)]
+    pub status_page_details: bool,
 }
 
 impl Default for AccessConfig {
     fn default() -> Self {
-        AccessConfig { public_status_page: true, public_metrics: false }
+        AccessConfig { public_status_page: true, public_metrics: false, status_page_details: false }
     }
 }
 

@@ -129,7 +129,8 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     assert!(dom.contains("data-service=\"shop\" data-state=\"down\""), "{dom}");
     assert!(dom.contains("data-service=\"docs\" data-state=\"operational\""), "{dom}");
     assert!(dom.contains("Some services are down"), "{dom}");
-    assert!(dom.contains("shop-web is down: status 503"), "the active incident is listed: {dom}");
+    assert!(dom.contains("<strong>shop-web is down</strong>"), "the active incident is listed: {dom}");
+    assert!(!dom.contains("status 503"), "the probe's own words stay on the on-call pages: {dom}");
     assert_eq!(dom.matches("class=\"bar ").count(), 2 * 90, "90 daily bars per service");
 
     screenshot(&profile, &url, "status-page.png");

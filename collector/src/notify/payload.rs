@@ -42,7 +42,48 @@ pub struct Grouped {
 /// the rest counted.
 const CHAT_ITEMS: usize = 10;
 
+/// The markup of a chat product, in which text from probes and plugins (incident titles carry
+/// their error text) must not act as markup: no mentions, no links, no formatting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Markup {
+    /// Slack's mrkdwn: `&`, `<` and `>` escaped (as Slack documents), so `<!channel>` or
+    /// `<https://x|click>` stay text.
+    SlackMrkdwn,
+    /// Markdown (Teams, Discord): every markdown character escaped with a backslash.
+    Markdown,
+}
+
+impl Markup {
+    pub fn escape(self, text: &str) -> String {
+        match self {
+            Markup::SlackMrkdwn => text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"),
+            Markup::Markdown => {
+                let mut out = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if "\\`*_[]()<>|~@".contains(c) {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out
+            }
+        }
+    }
+}
+
 impl Message {
+    /// The message with the text that came from probes (incident titles carry their error
+    /// text) made inert in `markup`; templates and the defaults are then rendered from it.
+    /// Subjects are ids (letters, digits, '-', '_', '.') and stay as they are.
+    pub fn escaped_for(mut self, markup: Markup) -> Message {
+        let esc = |i: &mut Incident| i.title = markup.escape(&i.title);
+        esc(&mut self.incident);
+        for g in &mut self.more {
+            esc(&mut g.incident);
+        }
+        self
+    }
+
     /// Every incident of the message, the first one first.
     pub fn all(&self) -> Vec<Grouped> {
         let first = Grouped {
@@ -453,9 +494,11 @@ pub fn discord(m: &Message) -> Value {
                 e
             })
             .collect();
-        return json!({"content": truncate(&format!("{}\n{}", m.title, m.text), 2000), "embeds": embeds});
+        return json!({"content": truncate(&format!("{}\n{}", m.title, m.text), 2000), "embeds": embeds,
+            "allowed_mentions": {"parse": []}});
     }
-    json!({"content": truncate(&m.title, 2000), "embeds": [embed]})
+    // No @everyone, @here or role mention from whatever text a probe reported.
+    json!({"content": truncate(&m.title, 2000), "embeds": [embed], "allowed_mentions": {"parse": []}})
 }
 
 /// An email: subject, plain text and HTML bodies.
@@ -578,6 +621,26 @@ mod tests {
         assert_eq!(a["groupKey"], "{}:{alertname=\"vakt_check_down\", service=\"shop\", subject=\"web\"}");
         assert_eq!(a["commonAnnotations"]["description"], json!(m.text));
         assert_eq!(webhook(&m)["incidents"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn probe_text_cannot_act_as_chat_markup() {
+        assert_eq!(
+            Markup::SlackMrkdwn.escape("down: <!channel> <https://evil.example|click> & more"),
+            "down: &lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; more"
+        );
+        assert_eq!(
+            Markup::Markdown.escape("[click](https://e.x) *now* @everyone"),
+            "\\[click\\]\\(https://e.x\\) \\*now\\* \\@everyone"
+        );
+        let mut m = message();
+        m.incident.title = "web is down: <!channel> [x](https://e.x)".into();
+        let slack =
+            serde_json::to_string(&slack(&m.clone().escaped_for(Markup::SlackMrkdwn).with_texts(None, None))).unwrap();
+        assert!(!slack.contains("<!channel>") && slack.contains("&lt;!channel&gt;"), "{slack}");
+        let discord = discord(&m.clone().escaped_for(Markup::Markdown).with_texts(None, None));
+        assert_eq!(discord["allowed_mentions"], json!({"parse": []}));
+        assert!(!discord.to_string().contains("[x](https"), "{discord}");
     }
 
     #[test]

@@ -236,7 +236,12 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
 
 /// Sends one message to one receiver, in the receiver's format.
 pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), String> {
-    let message = &message.clone().with_texts(r.title_template.as_deref(), r.text_template.as_deref());
+    let message = match r.kind {
+        ReceiverKind::Slack => message.clone().escaped_for(payload::Markup::SlackMrkdwn),
+        ReceiverKind::Teams | ReceiverKind::Discord => message.clone().escaped_for(payload::Markup::Markdown),
+        ReceiverKind::Email | ReceiverKind::Webhook | ReceiverKind::Alertmanager => message.clone(),
+    };
+    let message = &message.with_texts(r.title_template.as_deref(), r.text_template.as_deref());
     match (r.kind, &r.email) {
         (ReceiverKind::Email, Some(email)) => send_email(r, email, message).await,
         (kind, _) => {
