@@ -106,7 +106,9 @@ pub fn expire_stale_checks(app: &App, now_ms: i64) -> Result<(), StoreError> {
             // States written before receipt times were kept: the sample time stands in.
             let heard = s.last_received_ms.unwrap_or(last_sample);
             (heard + stale_ms < now_ms).then(|| crate::store::StaleCheck {
-                unknown_from_ms: last_sample + stale_ms,
+                // Declared later to avoid noise, but unknown from where the last result
+                // stopped vouching.
+                unknown_from_ms: crate::state::vouched_until(last_sample, app.policies.interval_ms(&c), stale_ms),
                 check: c,
                 last_received_ms: s.last_received_ms,
             })

@@ -134,6 +134,13 @@ impl App {
                     (id.to_string(), (3 * interval).max(30_000))
                 })
                 .collect(),
+            interval: config
+                .checks
+                .iter()
+                .map(|(id, c)| {
+                    (id.to_string(), i64::try_from(c.interval.get_ref().get().as_millis()).unwrap_or(i64::MAX / 4))
+                })
+                .collect(),
             flap_threshold: config.flap_threshold,
             flap_window_ms: i64::try_from(config.flap_window.get().as_millis()).unwrap_or(i64::MAX),
         };

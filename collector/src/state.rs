@@ -73,6 +73,23 @@ pub struct CheckState {
     pub last_received_ms: Option<i64>,
 }
 
+/// Until when a check's last result vouches for it: one probe interval after it, when the
+/// interval is known (the time until the next result was due); beyond that the time is
+/// unknown. Without a known interval (a local check), until `stale_ms` after it.
+pub fn vouched_until(last_sample_ms: i64, interval_ms: Option<i64>, stale_ms: i64) -> i64 {
+    last_sample_ms.saturating_add(interval_ms.unwrap_or(stale_ms))
+}
+
+/// A silence before a result at `at_ms`: where the unknown time began, when the previous result
+/// stopped vouching before `at_ms` by more than a scheduler's jitter (a tenth of the interval,
+/// at least a second). `None`: no gap, or no known interval.
+pub fn gap_before(last_sample_ms: Option<i64>, at_ms: i64, interval_ms: Option<i64>) -> Option<i64> {
+    let (last, interval) = (last_sample_ms?, interval_ms?);
+    let until = last.saturating_add(interval);
+    let jitter = (interval / 10).max(1000);
+    (at_ms > until.saturating_add(jitter)).then_some(until)
+}
+
 impl Default for CheckState {
     fn default() -> Self {
         CheckState {
@@ -223,6 +240,27 @@ mod tests {
     use super::*;
 
     const P: Policy = Policy { fail_after: 3, recover_after: 2 };
+
+    /// Silence is not uptime: results at T and at T + interval + 30 min leave 30 unknown
+    /// minutes, whatever the interval: the first result vouches for one interval only.
+    #[test]
+    fn a_result_vouches_for_one_interval() {
+        const MIN: i64 = 60_000;
+        let t = 1_700_000_000_000;
+        for interval in [10_000, MIN, 5 * MIN] {
+            let next = t + interval + 30 * MIN;
+            let from = gap_before(Some(t), next, Some(interval)).unwrap();
+            assert_eq!(from, t + interval, "interval {interval}");
+            assert_eq!(next - from, 30 * MIN, "30 unknown minutes at interval {interval}");
+            // The evaluator, declaring it stale later, places the start at the same instant.
+            assert_eq!(vouched_until(t, Some(interval), 3 * interval), from);
+            // The next result on time, or a little late: no gap.
+            assert_eq!(gap_before(Some(t), t + interval, Some(interval)), None);
+            assert_eq!(gap_before(Some(t), t + interval + 900, Some(interval)), None, "jitter");
+        }
+        assert_eq!(gap_before(Some(t), t + 10 * MIN, None), None, "no interval known: no gap judged");
+        assert_eq!(vouched_until(t, None, 5 * MIN), t + 5 * MIN);
+    }
 
     #[test]
     fn an_older_result_counts_from_the_same_agent_only() {

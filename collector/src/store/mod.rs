@@ -43,6 +43,8 @@ pub struct Policies {
     pub quorum: HashMap<String, u32>,
     /// How long a check's (or an agent's vote's) last result stays fresh.
     pub stale: HashMap<String, i64>,
+    /// Each configured check's probe interval: how long one result vouches for it.
+    pub interval: HashMap<String, i64>,
 }
 
 impl Default for Policies {
@@ -54,6 +56,7 @@ impl Default for Policies {
             flap_window_ms: 3_600_000,
             quorum: HashMap::new(),
             stale: HashMap::new(),
+            interval: HashMap::new(),
         }
     }
 }
@@ -66,6 +69,11 @@ impl Policies {
     /// Default: five minutes.
     pub fn stale_ms(&self, check: &str) -> i64 {
         self.stale.get(check).copied().unwrap_or(300_000)
+    }
+
+    /// The check's probe interval, when it is configured.
+    pub fn interval_ms(&self, check: &str) -> Option<i64> {
+        self.interval.get(check).copied()
     }
 
     pub fn priority(&self, check: &str) -> String {

@@ -195,12 +195,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE batches_by_instance RENAME TO batches;
     "#,
     // 13: when the collector last received each check's result (staleness by its own clock);
-    // when each maintenance window was made, and whether after its start on purpose.
+    // when each maintenance window was made, and whether after its start on purpose; the
+    // store's write probe; state periods that resume the same state after a silence (not a
+    // state change, for flapping).
     r#"
     ALTER TABLE check_state ADD COLUMN last_received_ms INTEGER;
     ALTER TABLE maintenance_windows ADD COLUMN created_ms INTEGER;
     ALTER TABLE maintenance_windows ADD COLUMN retroactive INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), probed_ms INTEGER NOT NULL);
+    ALTER TABLE check_periods ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
@@ -492,6 +495,23 @@ fn start_period(tx: &Transaction<'_>, check: &str, status: Option<&str>, at_ms: 
     Ok(())
 }
 
+/// Ends the check's open period where its last result stopped vouching (`unknown_from_ms`)
+/// and resumes `status` at `at_ms`: the time between is unknown. A resumption is not a change
+/// of state (flapping does not count it).
+fn resume_after_silence(
+    tx: &Transaction<'_>,
+    check: &str,
+    status: &str,
+    unknown_from_ms: i64,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE check_periods SET end_ms = ?2 WHERE check_id = ?1 AND end_ms IS NULL")?
+        .execute(params![check, unknown_from_ms])?;
+    tx.prepare_cached("INSERT INTO check_periods (check_id, status, start_ms, resumed) VALUES (?1, ?2, ?3, 1)")?
+        .execute(params![check, status, at_ms])?;
+    Ok(())
+}
+
 /// One check-minute of probe results.
 struct MinuteRollup {
     events: i64,
@@ -776,6 +796,17 @@ impl Store for SqliteStore {
                     Some(_) => format!("{}@{}", s.check, batch.agent).into(),
                     None => s.check.as_str().into(),
                 };
+                // Silence is not uptime: a result vouches for one interval; a later one after a
+                // gap leaves the time between unknown.
+                if quorum.is_none() {
+                    let state = state_entry(&mut states, &tx, &s.check)?;
+                    if state.status != Status::Unknown {
+                        let interval = policies.interval_ms(&s.check);
+                        if let Some(from) = crate::state::gap_before(state.last_sample_ms, s.timestamp_ms, interval) {
+                            resume_after_silence(&tx, &s.check, state.status.as_str(), from, s.timestamp_ms)?;
+                        }
+                    }
+                }
                 let seen = state_entry(&mut states, &tx, &seen_by)?.observe_from(
                     &batch.agent,
                     s.success,
@@ -811,7 +842,9 @@ impl Store for SqliteStore {
                 }
                 // A check that keeps changing state is one "flapping" incident, not a stream.
                 let changes: i64 = tx
-                    .prepare_cached("SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2")?
+                    .prepare_cached(
+                        "SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2 AND resumed = 0",
+                    )?
                     .query_row(params![s.check, s.timestamp_ms - policies.flap_window_ms], |r| r.get(0))?;
                 let flapping = crate::incident::is_flapping(changes, policies.flap_threshold);
                 if flapping {
@@ -1184,7 +1217,7 @@ impl Store for SqliteStore {
     fn state_changes(&self, check: &str, since_ms: i64) -> Result<i64, StoreError> {
         let conn = self.conn();
         let n = conn
-            .prepare_cached("SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2")?
+            .prepare_cached("SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2 AND resumed = 0")?
             .query_row(params![check, since_ms], |r| r.get(0))?;
         Ok(n)
     }
@@ -1468,6 +1501,54 @@ mod tests {
                     error: (!ok).then(|| "status 500".into()),
                 })
                 .collect(),
+        }
+    }
+
+    /// Silence is not uptime, figures by hand: results every interval up to T, then nothing for
+    /// 30 minutes after the last result's interval, then results again. The report counts
+    /// exactly 30 unknown minutes and no more up time than the results vouch for, at a 10 s, a
+    /// 1 min and a 5 min interval, whether or not the evaluator declared the check stale in
+    /// between (it does so only after 3 intervals, at least 30 s).
+    #[test]
+    fn a_silence_is_unknown_from_where_the_last_result_stopped_vouching() {
+        const MIN: i64 = 60_000;
+        let t0 = 1_700_000_000_000 - 1_700_000_000_000 % MIN;
+        for interval in [10_000, MIN, 5 * MIN] {
+            for evaluator_declared_it in [false, true] {
+                let dir = tempfile::tempdir().unwrap();
+                let store = SqliteStore::open(dir.path()).unwrap();
+                let mut p = Policies::default();
+                p.interval.insert("web".into(), interval);
+                // Up from t0: results at t0, t0 + i, ..., up to t (an hour of them).
+                let t = t0 + 60 * MIN;
+                let before: Vec<(i64, bool)> = (0..=60 * MIN / interval).map(|k| (t0 + k * interval, true)).collect();
+                store.commit_batch(&batch(1, &before), t, &p).unwrap();
+                let silence_end = t + interval + 30 * MIN;
+                if evaluator_declared_it {
+                    let stale = crate::store::StaleCheck {
+                        check: "web".into(),
+                        unknown_from_ms: crate::state::vouched_until(t, Some(interval), 3 * interval),
+                        last_received_ms: Some(t),
+                    };
+                    assert_eq!(store.expire_checks(&[stale]).unwrap(), ["web"]);
+                }
+                let after: Vec<(i64, bool)> = (0..=10).map(|k| (silence_end + k * interval, true)).collect();
+                store.commit_batch(&batch(2, &after), silence_end, &p).unwrap();
+                let to = silence_end + 10 * interval;
+                let periods = store.periods(&["web".into()], t0, to).unwrap();
+                let minutes = crate::slo::build_minutes(t0, to, &periods, &[], &[]);
+                let unknown: u64 = minutes.iter().map(|m| m.unknown_ms).sum();
+                let down: u64 = minutes.iter().map(|m| m.down_ms).sum();
+                assert_eq!(
+                    (unknown, down),
+                    (30 * MIN as u64, 0),
+                    "interval {interval} ms, declared stale: {evaluator_declared_it}"
+                );
+                // Unknown to up is a change the state machine made; a resumption after a gap it
+                // never declared is not.
+                let changes = if evaluator_declared_it { 2 } else { 1 };
+                assert_eq!(store.state_changes("web", t0 - 1).unwrap(), changes, "declared: {evaluator_declared_it}");
+            }
         }
     }
 
