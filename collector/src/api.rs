@@ -649,6 +649,12 @@ struct SloView {
     window_end: String,
     achieved: Option<f64>,
     met: bool,
+    /// no_data, met, on_track, at_risk or breached (a calendar window still running is judged
+    /// against the whole period).
+    status: crate::slo::Status,
+    /// When the budget runs out at the burn rate so far (a calendar window still running).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forecast_exhausted_at: Option<String>,
     /// "ms" for time-based SLOs, "events" otherwise.
     unit: &'static str,
     valid: f64,
@@ -711,6 +717,8 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
                 window_end: rfc3339(v.window_end_ms),
                 achieved: v.achieved,
                 met: v.met,
+                status: v.status,
+                forecast_exhausted_at: v.forecast_exhausted_ms.map(rfc3339),
                 unit: if time_based { "ms" } else { "events" },
                 valid: v.sli.valid,
                 bad: v.sli.bad,

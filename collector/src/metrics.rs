@@ -465,7 +465,12 @@ impl Metrics {
                 let _ = m.sli.remove_label_values(&[slo, service]);
             }
         }
-        m.budget_remaining.with_label_values(&[slo, service]).set(v.budget_remaining_ratio);
+        // No data: no budget figure either (absent, not "untouched").
+        if v.status == crate::slo::Status::NoData {
+            let _ = m.budget_remaining.remove_label_values(&[slo, service]);
+        } else {
+            m.budget_remaining.with_label_values(&[slo, service]).set(v.budget_remaining_ratio);
+        }
         for (w, rate) in &v.burn_rates {
             let label = crate::time::human_duration_ms(*w);
             m.burn_rate.with_label_values(&[slo, service, &label]).set(*rate);

@@ -68,6 +68,10 @@ pub struct SloRow {
     pub objective_percent: f64,
     pub achieved_percent: Option<f64>,
     pub met: bool,
+    /// "no data", "met", "breached"; for a period still running "on track" or "at risk".
+    pub status: &'static str,
+    /// A running period: when its budget runs out at the burn rate so far.
+    pub forecast_exhausted_at: Option<String>,
     pub downtime_minutes: f64,
     pub excluded_maintenance_minutes: f64,
     pub unknown_minutes: f64,
@@ -154,7 +158,8 @@ pub fn build(
     for (name, c) in config.slos.iter().filter(|(_, c)| services.contains(c.service.get_ref())) {
         let slo = spec(name.as_str(), c);
         let s = series(store, config, c, from, upto)?;
-        let a = slo.assess(&s, from, upto);
+        // A period still running is judged against the whole period.
+        let a = slo.assess_period(&s, from, to, now_ms);
         let minutes = |ms: u64| ms as f64 / 60_000.0;
         slos.push(SloRow {
             service: c.service.get_ref().clone(),
@@ -162,6 +167,8 @@ pub fn build(
             objective_percent: *c.objective.get_ref(),
             achieved_percent: a.achieved.map(|x| x * 100.0),
             met: a.met,
+            status: a.status.as_str(),
+            forecast_exhausted_at: a.forecast_exhausted_ms.map(rfc3339),
             downtime_minutes: minutes(a.counts.down_ms),
             excluded_maintenance_minutes: minutes(a.counts.excluded_ms),
             unknown_minutes: minutes(a.counts.unknown_ms),
@@ -275,7 +282,7 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
         Format::Csv => {
             let mut out = String::from(
-                "period,service,slo,objective_percent,achieved_percent,met,downtime_minutes,excluded_maintenance_minutes,unknown_minutes,error_budget_spent_percent\n",
+                "period,service,slo,objective_percent,achieved_percent,status,downtime_minutes,excluded_maintenance_minutes,unknown_minutes,error_budget_spent_percent\n",
             );
             for r in &report.slos {
                 out.push_str(&format!(
@@ -285,7 +292,7 @@ pub fn render(report: &Report, format: Format) -> String {
                     csv_field(&r.slo),
                     r.objective_percent,
                     num(r.achieved_percent),
-                    if r.met { "met" } else { "breached" },
+                    r.status,
                     r.downtime_minutes,
                     r.excluded_maintenance_minutes,
                     r.unknown_minutes,
@@ -303,12 +310,12 @@ pub fn render(report: &Report, format: Format) -> String {
                     html_escape(&r.slo),
                     r.objective_percent,
                     r.achieved_percent.map(|a| format!("{a:.3}%")).unwrap_or_else(|| "no data".into()),
-                    if r.met { "met" } else { "breached" },
+                    r.status,
                     r.downtime_minutes,
                     r.excluded_maintenance_minutes,
                     r.unknown_minutes,
                     r.error_budget_spent_percent,
-                    cls = if r.met { "met" } else { "breached" },
+                    cls = r.status.replace(' ', "-"),
                 ));
             }
             let mut incidents = String::new();
@@ -345,7 +352,8 @@ pub fn render(report: &Report, format: Format) -> String {
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #1d2630; }}
 table {{ border-collapse: collapse; margin: 1rem 0; }}
 th, td {{ border: 1px solid #c8d0d8; padding: .35rem .6rem; text-align: left; }}
-tr.met td:nth-child(5) {{ color: #17702f; font-weight: 600; }}
+tr.met td:nth-child(5), tr.on-track td:nth-child(5) {{ color: #17702f; font-weight: 600; }}
+tr.at-risk td:nth-child(5) {{ color: #9a5b00; font-weight: 600; }}
 tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 </style></head>
 <body>

@@ -281,6 +281,35 @@ impl BurnAlert {
     }
 }
 
+/// How an SLO stands over a period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// No valid data in the period: neither met nor breached.
+    NoData,
+    /// A finished period within its budget.
+    Met,
+    /// A running period within its budget, and at today's burn rate it will stay so.
+    OnTrack,
+    /// A running period within its budget, but at today's burn rate the budget runs out before
+    /// the period ends.
+    AtRisk,
+    /// More spent than the whole period's budget.
+    Breached,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NoData => "no data",
+            Status::Met => "met",
+            Status::OnTrack => "on track",
+            Status::AtRisk => "at risk",
+            Status::Breached => "breached",
+        }
+    }
+}
+
 /// How an SLO fared over a span of time. Error budget in the SLI's unit (ms or events);
 /// `budget_remaining_ratio` is 1 untouched, 0 spent, negative overspent; `achieved` is `None`
 /// without valid data.
@@ -289,10 +318,14 @@ pub struct Assessment {
     pub counts: Counts,
     pub sli: Sli,
     pub achieved: Option<f64>,
+    /// Within budget with data (met, on track or at risk).
     pub met: bool,
+    pub status: Status,
     pub budget_allowed: f64,
     pub budget_spent: f64,
     pub budget_remaining_ratio: f64,
+    /// A running period: when the budget runs out at the burn rate so far (if it is burning).
+    pub forecast_exhausted_ms: Option<i64>,
 }
 
 /// Everything about an SLO at a moment: how it fares over its window (`Assessment`, reachable
@@ -349,26 +382,84 @@ impl Slo {
         sli.bad_ratio() / allowed
     }
 
-    /// How the SLO fared over `[from_ms, to_ms)` (a report period, or the part of a window that
-    /// has passed).
+    /// How the SLO fared over the finished span `[from_ms, to_ms)` (a report period, or a
+    /// rolling window): its budget is the objective applied to the span's valid time.
     pub fn assess(&self, series: &Series, from_ms: i64, to_ms: i64) -> Assessment {
         let counts = series.range(from_ms, to_ms);
         let sli = self.sli(&counts, from_ms, to_ms);
-        let achieved = (sli.valid > 0.0).then(|| 1.0 - sli.bad_ratio());
         let budget_allowed = (1.0 - self.objective) * sli.valid;
+        let mut a = Self::judged(counts, sli, budget_allowed);
+        if a.status == Status::OnTrack {
+            a.status = Status::Met;
+        }
+        a
+    }
+
+    /// How the SLO stands in the period `[from_ms, end_ms)` at `now_ms`. A finished period is
+    /// [`Slo::assess`]ed; a running one is judged against the whole period: its budget is the
+    /// objective applied to the valid time so far plus the time still to come (time-based), or
+    /// to the events so far scaled to the whole period (event-based), as Sloth and Zabbix
+    /// report it. Breached only when more is spent than that; at risk when the burn rate so far
+    /// would spend it before the period ends.
+    pub fn assess_period(&self, series: &Series, from_ms: i64, end_ms: i64, now_ms: i64) -> Assessment {
+        if now_ms >= end_ms {
+            return self.assess(series, from_ms, end_ms);
+        }
+        let upto = now_ms.max(from_ms);
+        let counts = series.range(from_ms, upto);
+        let sli = self.sli(&counts, from_ms, upto);
+        let (elapsed, rest) = ((upto - from_ms) as f64, (end_ms - upto) as f64);
+        let whole_valid = match self.method {
+            Method::Time => sli.valid + rest,
+            Method::Events if elapsed > 0.0 => sli.valid * (elapsed + rest) / elapsed,
+            Method::Events => 0.0,
+        };
+        let mut a = Self::judged(counts, sli, (1.0 - self.objective) * whole_valid);
+        if a.status == Status::OnTrack && a.budget_spent > 0.0 && elapsed > 0.0 {
+            let per_ms = a.budget_spent / elapsed;
+            let left_ms = (a.budget_allowed - a.budget_spent) / per_ms;
+            let exhausted = upto.saturating_add(left_ms.min(i64::MAX as f64 / 2.0) as i64);
+            a.forecast_exhausted_ms = Some(exhausted);
+            if exhausted < end_ms {
+                a.status = Status::AtRisk;
+            }
+        }
+        a
+    }
+
+    /// The figures and the status (no data, breached, or on track) of spent against allowed.
+    fn judged(counts: Counts, sli: Sli, budget_allowed: f64) -> Assessment {
+        let achieved = (sli.valid > 0.0).then(|| 1.0 - sli.bad_ratio());
         let budget_spent = sli.bad;
         let budget_remaining_ratio = if budget_allowed > 0.0 { 1.0 - budget_spent / budget_allowed } else { 1.0 };
         // Exact at the boundary: 43.2 minutes down in 30 days is 99.9% met.
-        let met = budget_spent <= budget_allowed * (1.0 + 1e-12);
-        Assessment { counts, sli, achieved, met, budget_allowed, budget_spent, budget_remaining_ratio }
+        let within = budget_spent <= budget_allowed * (1.0 + 1e-12);
+        let status = match (achieved, within) {
+            (None, _) => Status::NoData,
+            (Some(_), false) => Status::Breached,
+            (Some(_), true) => Status::OnTrack,
+        };
+        Assessment {
+            counts,
+            sli,
+            achieved,
+            met: achieved.is_some() && within,
+            status,
+            budget_allowed,
+            budget_spent,
+            budget_remaining_ratio,
+            forecast_exhausted_ms: None,
+        }
     }
 
     /// Everything about this SLO at `now_ms`.
     pub fn evaluate(&self, series: &Series, now_ms: i64) -> Verdict {
         let (start, end) = self.window_at(now_ms);
-        // A calendar window is judged on the part that has passed.
-        let upto = end.min(now_ms);
-        let assessment = self.assess(series, start, upto);
+        let assessment = match self.window {
+            // A calendar window is judged against the whole period, the part still to come too.
+            Window::Calendar { .. } => self.assess_period(series, start, end, now_ms),
+            Window::Rolling { .. } => self.assess(series, start, end.min(now_ms)),
+        };
         let now = now_ms;
         let mut burn_rates: Vec<(i64, f64)> = Vec::new();
         let mut rate = |w: i64| -> f64 {
@@ -493,6 +584,65 @@ mod tests {
         periods.push(up(t, None));
         let minutes = build_minutes(from, now, &[periods], excluded, &[]);
         (Series::new(from, &minutes), now)
+    }
+
+    fn calendar_month(objective: f64) -> Slo {
+        Slo { window: Window::Calendar { months: 1, tz: TimeZone::UTC }, ..slo(Method::Time, objective) }
+    }
+
+    /// A month still running is judged against the whole month. November 2026 has 30 days: a
+    /// 99.9 % budget of 0.001 × 30 × 1440 = 43.2 minutes. A 42-minute outage on the 29th, seen at
+    /// 12:00 that day: 1.2 minutes left, not breached. At the burn rate so far (42 minutes in
+    /// 28.5 days) the 1.2 minutes last 1.2 / 42 × 28.5 days = 0.8143 days = 19 h 32 min 34 s,
+    /// so they run out on the 30th at 07:32:34, before the month ends: at risk.
+    #[test]
+    fn a_running_month_is_judged_against_the_whole_month() {
+        const MIN: i64 = 60_000;
+        let outage = (T0 + 28 * DAY + 10 * 60 * MIN, T0 + 28 * DAY + 10 * 60 * MIN + 42 * MIN);
+        let (series, _) = series_with_outages(&[outage], &[]);
+        let now = T0 + 28 * DAY + 12 * 60 * MIN;
+        let v = calendar_month(0.999).evaluate(&series, now);
+        assert_eq!((v.window_start_ms, v.window_end_ms), (T0, T0 + 30 * DAY));
+        assert!((v.budget_allowed / MIN as f64 - 43.2).abs() < 1e-9, "{}", v.budget_allowed / MIN as f64);
+        assert_eq!(v.budget_spent, (42 * MIN) as f64);
+        let left_minutes = (v.budget_allowed - v.budget_spent) / MIN as f64;
+        assert!((left_minutes - 1.2).abs() < 1e-9, "{left_minutes}");
+        assert_eq!(v.status, Status::AtRisk);
+        assert!(v.met, "not breached");
+        let forecast = v.forecast_exhausted_ms.unwrap();
+        let by_hand = now + (19 * 3600 + 32 * 60 + 34) * 1000;
+        assert!((forecast - by_hand).abs() < 1000, "{} vs {}", forecast, by_hand);
+        // Two more minutes of outage breach the whole month's budget.
+        let (series, _) = series_with_outages(&[(outage.0, outage.1 + 2 * MIN)], &[]);
+        let v = calendar_month(0.999).evaluate(&series, now);
+        assert_eq!((v.status, v.met), (Status::Breached, false));
+        // A quiet month so far: on track, nothing forecast.
+        let (series, _) = series_with_outages(&[], &[]);
+        let v = calendar_month(0.999).evaluate(&series, now);
+        assert_eq!((v.status, v.forecast_exhausted_ms), (Status::OnTrack, None));
+        // Ten minutes on the 1st, seen on the 2nd: 10 minutes a day would spend 43.2 minutes in
+        // 4.32 days: at risk. The same ten minutes seen on the 29th (10 in 28.5 days): on track.
+        let early = (T0 + 3_600_000, T0 + 3_600_000 + 10 * MIN);
+        let (series, _) = series_with_outages(&[early], &[]);
+        assert_eq!(calendar_month(0.999).evaluate(&series, T0 + DAY).status, Status::AtRisk);
+        assert_eq!(calendar_month(0.999).evaluate(&series, now).status, Status::OnTrack);
+        // Once the month is over the same figures are plain met or breached.
+        let v = calendar_month(0.999).evaluate(&series, T0 + 30 * DAY - 1);
+        assert_eq!(v.status, Status::OnTrack, "the last millisecond is still running");
+        let whole = calendar_month(0.999).assess(&series, T0, T0 + 30 * DAY);
+        assert_eq!(whole.status, Status::Met);
+    }
+
+    /// A period without any data is "no data": neither met nor breached.
+    #[test]
+    fn a_period_without_data_is_no_data_never_met() {
+        let nothing = Series::new(T0, &build_minutes(T0, T0 + 30 * DAY, &[vec![]], &[], &[]));
+        let a = calendar_month(0.999).assess(&nothing, T0, T0 + 30 * DAY);
+        assert_eq!((a.status, a.met, a.achieved), (Status::NoData, false, None));
+        let running = calendar_month(0.999).evaluate(&nothing, T0 + 10 * DAY);
+        assert_eq!((running.status, running.met), (Status::NoData, false));
+        let events = slo(Method::Events, 0.999).assess(&nothing, T0, T0 + 30 * DAY);
+        assert_eq!(events.status, Status::NoData);
     }
 
     #[test]

@@ -203,6 +203,7 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                 objective: *cfg.objective.get_ref() / 100.0,
                 achieved: v.achieved,
                 met: v.met,
+                status: v.status.as_str(),
                 budget_remaining_ratio: v.budget_remaining_ratio,
                 downtime_minutes: time_based.then(|| v.counts.down_ms as f64 / 60_000.0),
                 window: format!(
