@@ -170,6 +170,7 @@ pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
         .iter()
         .map(|i| crate::priority::Open {
             id: i.id,
+            kind: i.kind,
             services: services_of(&app.config, i.kind, &i.subject),
             parent: i.parent_id,
             opened_ms: i.opened_ms,
@@ -183,7 +184,15 @@ pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
         .into_iter()
         .map(|(child, root)| {
             let root_services = view.iter().find(|o| o.id == root).map(|o| o.services.join(", ")).unwrap_or_default();
-            (child, root, format!("linked under incident {root}: it depends on {root_services}, which is down"))
+            let own = view.iter().find(|o| o.id == child).is_some_and(|o| {
+                o.kind == IncidentKind::SloBurn && o.services.iter().any(|s| root_services.split(", ").any(|r| r == s))
+            });
+            let reason = if own {
+                format!("linked under incident {root}: the budget burns because {root_services} is down (one problem, one page)")
+            } else {
+                format!("linked under incident {root}: it depends on {root_services}, which is down")
+            };
+            (child, root, reason)
         })
         .collect();
     for (child, root, _) in &with_reasons {
@@ -231,6 +240,11 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
     }
     for id in &opened {
         tracing::warn!(incident = id, "incident opened: SLO burn rate");
+    }
+    if !opened.is_empty() {
+        // Linked before the notifications' group wait ends: a burn caused by its service's own
+        // outage is not paged again.
+        link_root_causes(app, now_ms)?;
     }
     Ok(evaluations)
 }

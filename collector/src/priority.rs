@@ -55,6 +55,7 @@ pub fn priority(matrix: &Matrix, impact: Level, urgency: Level) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Open {
     pub id: i64,
+    pub kind: crate::incident::IncidentKind,
     pub services: Vec<String>,
     pub parent: Option<i64>,
     pub opened_ms: i64,
@@ -78,7 +79,21 @@ pub fn root_causes(open: &[Open], needs: impl Fn(&str, &str) -> bool) -> Vec<(i6
         open.iter().any(|o| o.id != r.id && r.services.iter().any(|s| o.services.iter().any(|d| d != s && needs(s, d))))
     };
     let mut links = Vec::new();
-    for child in open.iter().filter(|o| o.parent.is_none()) {
+    // One problem, one page: an SLO burning while its own service's checks are down is that
+    // outage, seen from the budget. It is shown under the check's incident, not paged again.
+    use crate::incident::IncidentKind;
+    for child in open.iter().filter(|o| o.parent.is_none() && o.kind == IncidentKind::SloBurn) {
+        let own_outage = open
+            .iter()
+            .filter(|r| r.id != child.id && matches!(r.kind, IncidentKind::CheckDown | IncidentKind::Flapping))
+            .filter(|r| r.services.iter().any(|s| child.services.contains(s)))
+            .min_by_key(|r| (r.opened_ms, r.id));
+        if let Some(r) = own_outage {
+            links.push((child.id, root_of(r.id)));
+        }
+    }
+    let linked: Vec<i64> = links.iter().map(|(c, _)| *c).collect();
+    for child in open.iter().filter(|o| o.parent.is_none() && !linked.contains(&o.id)) {
         let cause = open
             .iter()
             .filter(|r| r.id != child.id)
@@ -114,7 +129,31 @@ mod tests {
     }
 
     fn open(id: i64, service: &str, at: i64) -> Open {
-        Open { id, services: vec![service.into()], parent: None, opened_ms: at }
+        Open {
+            id,
+            kind: crate::incident::IncidentKind::CheckDown,
+            services: vec![service.into()],
+            parent: None,
+            opened_ms: at,
+        }
+    }
+
+    /// The page on a fresh install: a failing check and the SLO burn it causes are one problem.
+    #[test]
+    fn an_slo_burning_with_its_own_checks_down_links_under_their_incident() {
+        use crate::incident::IncidentKind;
+        let no_deps = |_: &str, _: &str| false;
+        let burn = Open { kind: IncidentKind::SloBurn, ..open(2, "shop", 20) };
+        assert_eq!(root_causes(&[open(1, "shop", 10), burn.clone()], no_deps), vec![(2, 1)]);
+        // Alone (the checks look fine but the SLI degrades: latency, partial errors), it pages.
+        assert!(root_causes(&[burn.clone(), open(3, "mail", 5)], no_deps).is_empty());
+        // Under the root of the check's incident when that one is linked itself.
+        let mut shop = open(1, "shop", 10);
+        shop.parent = Some(4);
+        let needs = |a: &str, b: &str| (a, b) == ("shop", "db");
+        let mut links = root_causes(&[shop, burn, open(4, "db", 5)], needs);
+        links.sort();
+        assert_eq!(links, vec![(2, 4)]);
     }
 
     #[test]

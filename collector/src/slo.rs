@@ -372,6 +372,23 @@ impl Slo {
         }
     }
 
+    /// Whether `[from_ms, to_ms)` is fully covered by observed data: no unknown time in it
+    /// (time-based), or probes counted from its first minute on (event-based). A burn rate over
+    /// a window mostly without data says nothing: 30 seconds of failures on a fresh install
+    /// are not a 5-minute burn.
+    pub fn observed(&self, series: &Series, from_ms: i64, to_ms: i64) -> bool {
+        let minute = floor_minute(from_ms);
+        if minute < series.start_ms() {
+            return false;
+        }
+        match self.method {
+            // Minutes are the grain: unknown time may only be in the part of the first minute
+            // before the window starts.
+            Method::Time => series.range(minute, to_ms).unknown_ms <= (from_ms - minute) as u64,
+            Method::Events => series.range(minute, (minute + MINUTE_MS).min(to_ms)).events > 0,
+        }
+    }
+
     pub fn burn_rate(&self, series: &Series, from_ms: i64, to_ms: i64) -> f64 {
         let from_ms = floor_minute(from_ms);
         let sli = self.sli(&series.range(from_ms, to_ms), from_ms, to_ms);
@@ -476,7 +493,9 @@ impl Slo {
             // At the factor counts: 0.6% errors against a 99.9% objective is a 6x burn, even
             // though 0.006 / 0.001 is 5.999999999999995 in floating point.
             let reaches = |rate: f64| rate >= rule.factor * (1.0 - 1e-9);
-            if reaches(long_rate) && reaches(short_rate) {
+            // The short window must be covered by observed data (see `observed`).
+            let covered = self.observed(series, now - rule.short_ms, now);
+            if covered && reaches(long_rate) && reaches(short_rate) {
                 alerts.push(BurnAlert {
                     severity: rule.severity.clone(),
                     long_ms: rule.long_ms,
@@ -631,6 +650,38 @@ mod tests {
         assert_eq!(v.status, Status::OnTrack, "the last millisecond is still running");
         let whole = calendar_month(0.999).assess(&series, T0, T0 + 30 * DAY);
         assert_eq!(whole.status, Status::Met);
+    }
+
+    /// One problem, one page: 30 seconds of a failing check on a fresh install (nothing known
+    /// before) are no 5-minute burn; once the 5 minutes are observed, the same failure rate
+    /// alerts.
+    #[test]
+    fn a_burn_alert_needs_its_short_window_observed() {
+        let now = T0 + 10 * DAY;
+        let s = slo(Method::Time, 0.999);
+        let young = |since: i64| {
+            let periods = vec![up(since, Some(now - 30_000)), down(now - 30_000, now)];
+            Series::new(now - 30 * DAY, &build_minutes(now - 30 * DAY, now, &[periods], &[], &[]))
+        };
+        // Installed 90 s ago: 60 s up, 30 s down.
+        let v = s.evaluate(&young(now - 90_000), now);
+        assert!(
+            v.burn_rates.iter().any(|(w, r)| *w == 5 * MINUTE_MS && *r > 14.4),
+            "the rate is high: {:?}",
+            v.burn_rates
+        );
+        assert!(v.alerts.is_empty(), "but 5 minutes were not observed: {:?}", v.alerts);
+        // Up for ten hours before the same 30 s: the windows are observed. 30 s down is, over
+        // 1 h, 30 / 3,600 = 0.83 % errors, 8.3x a 0.1 % budget (below 14.4); over 6 h
+        // 30 / 21,600 = 0.14 %, 1.4x (below 6); over the 10 observed hours of 1 d and 3 d,
+        // 30 / 36,000 = 0.083 %, 0.83x (below 3 and 1): no alert. A blip is not a page.
+        let v = s.evaluate(&young(now - 10 * 3_600_000), now);
+        assert!(v.alerts.is_empty(), "{:?}", v.alerts);
+        // Failing for the whole last 5 minutes and an hour observed: 1h rate 5/60 / 0.001 = 83x.
+        let periods = vec![up(now - 2 * 3_600_000, Some(now - 5 * MINUTE_MS)), down(now - 5 * MINUTE_MS, now)];
+        let series = Series::new(now - 30 * DAY, &build_minutes(now - 30 * DAY, now, &[periods], &[], &[]));
+        let v = s.evaluate(&series, now);
+        assert!(v.alerts.iter().any(|a| a.factor == 14.4), "{:?}", v.alerts);
     }
 
     /// A period without any data is "no data": neither met nor breached.

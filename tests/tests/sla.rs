@@ -51,6 +51,8 @@ checks = ["shop-home"]
 service = "shop"
 objective = 99.9
 window = "30d"
+# A short window this test can observe in seconds (the defaults need 5 minutes of data).
+burn_alerts = [{{ severity = "page", long = "1m", short = "5s", factor = 14.4 }}]
 
 [slos.shop-latency]
 service = "shop"
@@ -83,8 +85,17 @@ window = "7d"
     })
     .await;
     assert_eq!(burn["subject"], "shop-availability");
-    assert_eq!(burn["severity"], "page", "a fast burn pages: {burn}");
+    assert_eq!(burn["severity"], "page", "a fast burn: {burn}");
     assert_eq!(burn["services"], serde_json::json!(["shop"]));
+    // One problem, one page: the budget burns because the shop's own check is down, so the
+    // burn is shown under the check's incident, not paged again.
+    let burn = wait_for("the burn linked under the check's incident", WAIT, || async {
+        let b = collector.get_json(&format!("/api/v1/incidents/{}", burn["id"])).await;
+        (b["parent_id"] == check_incident["id"]).then_some(b)
+    })
+    .await;
+    let timeline = burn["timeline"].to_string();
+    assert!(timeline.contains("one problem, one page"), "{timeline}");
     let slos = collector.get_json("/api/v1/slos").await;
     let slo = slos.as_array().unwrap().iter().find(|s| s["name"] == "shop-availability").unwrap();
     let latency = slos.as_array().unwrap().iter().find(|s| s["name"] == "shop-latency").unwrap();
@@ -97,7 +108,7 @@ window = "7d"
     assert!(slo["error_budget_spent_minutes"].as_f64().unwrap() > 0.0, "{slo}");
     assert!(slo["error_budget_allowed_minutes"].as_f64().unwrap() >= 0.0, "{slo}");
     assert!(
-        collector.metric("vakt_slo_burn_rate{service=\"shop\",slo=\"shop-availability\",window=\"5m\"}").await.unwrap()
+        collector.metric("vakt_slo_burn_rate{service=\"shop\",slo=\"shop-availability\",window=\"5s\"}").await.unwrap()
             >= 14.4
     );
     assert!(collector.metric("slo:sli_error:ratio_rate5m{sloth_id=\"shop-shop-availability\",sloth_service=\"shop\",sloth_slo=\"shop-availability\"}").await.unwrap() > 0.0);
