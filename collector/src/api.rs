@@ -772,11 +772,12 @@ async fn sla_report(
     let Some(format) = crate::report::Format::parse(q.format.as_deref().unwrap_or("json")) else {
         return error(StatusCode::BAD_REQUEST, "format is one of json, csv, html");
     };
-    let tz = q.timezone.unwrap_or_else(|| "UTC".into());
     let store_app = app.clone();
     let now = now_ms();
     let built = tokio::task::spawn_blocking(move || {
-        crate::report::build(store_app.store.as_ref(), &store_app.config, &scope, &q.period, &tz, now)
+        // Default: the SLOs' own time zone.
+        let tz = q.timezone.as_deref();
+        crate::report::build(store_app.store.as_ref(), &store_app.config, &scope, &q.period, tz, now)
     })
     .await;
     match built {

@@ -53,9 +53,9 @@ enum Command {
         /// json, csv or html.
         #[arg(long, default_value = "json")]
         format: String,
-        /// IANA time zone the period is in.
-        #[arg(long, default_value = "UTC")]
-        timezone: String,
+        /// IANA time zone the period is in (default: the SLOs' own).
+        #[arg(long)]
+        timezone: Option<String>,
     },
     /// Plan a one-off maintenance window (written to the collector's database; a running
     /// collector sees it at once).
@@ -108,7 +108,7 @@ fn main() -> ExitCode {
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver),
         Command::Maintenance(args) => plan_maintenance(args),
         Command::Report { config, service, customer, vendor, period, format, timezone } => {
-            report_command(&config, service, customer, vendor, &period, &format, &timezone)
+            report_command(&config, service, customer, vendor, &period, &format, timezone.as_deref())
         }
         Command::Run { config } => {
             vakt_agent::init_logging();
@@ -135,7 +135,7 @@ fn report_command(
     vendor: Option<String>,
     period: &str,
     format: &str,
-    timezone: &str,
+    timezone: Option<&str>,
 ) -> anyhow::Result<()> {
     use vakt_collector::report::{build, render, Format, Scope};
     let config = match CollectorConfig::load(config_path) {

@@ -75,6 +75,12 @@ pub struct SloRow {
     pub downtime_minutes: f64,
     pub excluded_maintenance_minutes: f64,
     pub unknown_minutes: f64,
+    /// Time-based SLOs: the period's valid minutes (less maintenance and, by the unknown
+    /// policy, unknown time) and the error budget in minutes: allowed, spent, remaining.
+    pub valid_minutes: Option<f64>,
+    pub error_budget_allowed_minutes: Option<f64>,
+    pub error_budget_spent_minutes: Option<f64>,
+    pub error_budget_remaining_minutes: Option<f64>,
     pub error_budget_spent_percent: f64,
     /// Latency SLOs: the latency at the objective's quantile over the period (p99 for 99).
     pub latency_quantile_seconds: Option<f64>,
@@ -92,6 +98,8 @@ pub struct IncidentRow {
     pub acknowledged_by: Option<String>,
     pub resolved_at: Option<String>,
     pub duration_minutes: Option<f64>,
+    /// Its duration inside the report's period (up to now while it is open).
+    pub minutes_in_period: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -116,7 +124,13 @@ pub struct MaintenanceRow {
 pub struct Report {
     pub scope: String,
     pub period: String,
+    /// The zone the period is taken in: the SLOs' own unless the request named another.
     pub timezone: String,
+    /// Said when the request's zone differs from the SLOs' own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone_note: Option<String>,
+    /// The period's length in that zone (a month with a DST change has an hour more or less).
+    pub period_minutes: f64,
     pub from: String,
     pub to: String,
     pub generated_at: String,
@@ -135,11 +149,9 @@ pub fn build(
     config: &CollectorConfig,
     scope: &Scope,
     period: &str,
-    tz: &str,
+    tz: Option<&str>,
     now_ms: i64,
 ) -> Result<Report, ReportError> {
-    let zone = TimeZone::get(tz).map_err(|_| ReportError::Invalid(format!("unknown time zone {tz:?}")))?;
-    let (from, to) = named_period(period, &zone).map_err(ReportError::Invalid)?;
     let services: Vec<String> = config
         .services
         .iter()
@@ -153,6 +165,13 @@ pub fn build(
     if services.is_empty() {
         return Err(ReportError::Invalid(format!("no service matches {}", scope.label())));
     }
+    // The contract's time zone: that of the report's SLOs (an Oslo contract's October has
+    // 44,700 minutes). An explicit zone that differs is said on the report.
+    let contract = contract_zone(config, &services);
+    let tz = tz.unwrap_or(&contract);
+    let timezone_note = (tz != contract).then(|| format!("the SLOs of this report are defined in {contract}"));
+    let zone = TimeZone::get(tz).map_err(|_| ReportError::Invalid(format!("unknown time zone {tz:?}")))?;
+    let (from, to) = named_period(period, &zone).map_err(ReportError::Invalid)?;
     let upto = to.min(now_ms).max(from);
     let mut slos = Vec::new();
     for (name, c) in config.slos.iter().filter(|(_, c)| services.contains(c.service.get_ref())) {
@@ -161,7 +180,13 @@ pub fn build(
         // A period still running is judged against the whole period.
         let a = slo.assess_period(&s, from, to, now_ms);
         let minutes = |ms: u64| ms as f64 / 60_000.0;
+        let time_based = slo.method == crate::slo::Method::Time;
+        let in_minutes = |v: f64| time_based.then_some(v / 60_000.0);
         slos.push(SloRow {
+            valid_minutes: in_minutes(a.sli.valid),
+            error_budget_allowed_minutes: in_minutes(a.budget_allowed),
+            error_budget_spent_minutes: in_minutes(a.budget_spent),
+            error_budget_remaining_minutes: in_minutes(a.budget_allowed - a.budget_spent),
             service: c.service.get_ref().clone(),
             slo: name.to_string(),
             objective_percent: *c.objective.get_ref(),
@@ -208,6 +233,9 @@ pub fn build(
         .into_iter()
         .map(|i| IncidentRow {
             duration_minutes: i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 60_000.0),
+            // Up to now for one still open; only the part inside the period.
+            minutes_in_period: (i.resolved_ms.unwrap_or(now_ms).min(to) - i.opened_ms.max(from)).max(0) as f64
+                / 60_000.0,
             opened_at: rfc3339(i.opened_ms),
             acknowledged_at: i.acknowledged_ms.map(rfc3339),
             acknowledged_by: i.acknowledged_by,
@@ -250,6 +278,8 @@ pub fn build(
         scope: scope.label(),
         period: period.to_string(),
         timezone: tz.to_string(),
+        timezone_note,
+        period_minutes: (to - from) as f64 / 60_000.0,
         from: rfc3339(from),
         to: rfc3339(to),
         generated_at: rfc3339(now_ms),
@@ -259,6 +289,23 @@ pub fn build(
         mtta_minutes,
         mttr_minutes,
     })
+}
+
+/// The time zone of the SLOs of `services` when they share one (an SLO without one is in
+/// UTC); UTC when they differ or there are none.
+fn contract_zone(config: &CollectorConfig, services: &[String]) -> String {
+    let mut zones: Vec<String> = config
+        .slos
+        .values()
+        .filter(|c| services.contains(c.service.get_ref()))
+        .map(|c| c.timezone.as_ref().map_or_else(|| "UTC".to_string(), |t| t.get_ref().clone()))
+        .collect();
+    zones.sort();
+    zones.dedup();
+    match zones.as_slice() {
+        [one] => one.clone(),
+        _ => "UTC".to_string(),
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -305,7 +352,7 @@ pub fn render(report: &Report, format: Format) -> String {
             let mut rows = String::new();
             for r in &report.slos {
                 rows.push_str(&format!(
-                    "<tr class=\"{cls}\"><td>{}</td><td>{}</td><td>{}%</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}%</td></tr>\n",
+                    "<tr class=\"{cls}\"><td>{}</td><td>{}</td><td>{}%</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}%</td><td>{budget}</td></tr>\n",
                     html_escape(&r.service),
                     html_escape(&r.slo),
                     r.objective_percent,
@@ -316,6 +363,10 @@ pub fn render(report: &Report, format: Format) -> String {
                     r.unknown_minutes,
                     r.error_budget_spent_percent,
                     cls = r.status.replace(' ', "-"),
+                    budget = match (r.error_budget_allowed_minutes, r.error_budget_spent_minutes, r.error_budget_remaining_minutes) {
+                        (Some(a), Some(s), Some(l)) => format!("{a:.1} / {s:.1} / {l:.1}"),
+                        _ => "—".into(),
+                    },
                 ));
             }
             let mut incidents = String::new();
@@ -358,9 +409,9 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 </style></head>
 <body>
 <h1>SLA report {period}</h1>
-<p>{scope} · {from} to {to} ({tz}) · generated {generated}</p>
+<p>{scope} · {from} to {to} ({tz}, {minutes} minutes{note}) · generated {generated}</p>
 <h2>Service levels</h2>
-<table><thead><tr><th>Service</th><th>SLO</th><th>Target</th><th>Achieved</th><th>Result</th><th>Downtime (min)</th><th>Planned maintenance excluded (min)</th><th>No data (min)</th><th>Error budget spent</th></tr></thead>
+<table><thead><tr><th>Service</th><th>SLO</th><th>Target</th><th>Achieved</th><th>Result</th><th>Downtime (min)</th><th>Planned maintenance excluded (min)</th><th>No data (min)</th><th>Error budget spent</th><th>Budget allowed / spent / left (min)</th></tr></thead>
 <tbody>
 {rows}</tbody></table>
 <h2>Planned maintenance</h2>
@@ -379,10 +430,50 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
                 from = html_escape(&report.from),
                 to = html_escape(&report.to),
                 tz = html_escape(&report.timezone),
+                minutes = report.period_minutes,
+                note = report.timezone_note.as_deref().map(|n| format!("; {}", html_escape(n))).unwrap_or_default(),
                 generated = html_escape(&report.generated_at),
                 mtta = report.mtta_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
                 mttr = report.mttr_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(timezone: &str) -> CollectorConfig {
+        let text = format!(
+            "[services.shop]\nchecks = []\n\
+             [slos.shop-month]\nservice = \"shop\"\nobjective = 99.9\ncalendar = \"month\"\ntimezone = \"{timezone}\"\n"
+        );
+        CollectorConfig::parse(&text, std::path::Path::new("collector.toml")).unwrap()
+    }
+
+    /// A report speaks in the contract's terms: an Oslo contract's October 2026 runs from
+    /// 1 October 00:00 CEST to 1 November 00:00 CET, 31 days and the hour the clocks go back:
+    /// 31 × 1,440 + 60 = 44,700 minutes. Its budget at 99.9 % is 44.7 minutes; with no data at
+    /// all the period is "no data". Asked in UTC, the month has 44,640 minutes and the report
+    /// says the SLOs are Oslo's.
+    #[test]
+    fn a_report_takes_the_slos_time_zone_and_says_when_asked_for_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::open(dir.path()).unwrap();
+        let cfg = config("Europe/Oslo");
+        let now = 1_800_000_000_000; // 2027-01-15: October 2026 is over
+        let scope = Scope::Service("shop".into());
+        let oslo = build(&store, &cfg, &scope, "2026-10", None, now).unwrap();
+        assert_eq!((oslo.timezone.as_str(), oslo.period_minutes), ("Europe/Oslo", 44_700.0));
+        assert_eq!(oslo.from, "2026-09-30T22:00:00Z");
+        assert_eq!(oslo.timezone_note, None);
+        let row = &oslo.slos[0];
+        assert_eq!((row.status, row.met, row.achieved_percent), ("no data", false, None));
+        let utc = build(&store, &cfg, &scope, "2026-10", Some("UTC"), now).unwrap();
+        assert_eq!(utc.period_minutes, 44_640.0);
+        assert_eq!(utc.timezone_note.as_deref(), Some("the SLOs of this report are defined in Europe/Oslo"));
+        let html = render(&utc, Format::Html);
+        assert!(html.contains("UTC, 44640 minutes; the SLOs of this report are defined in Europe/Oslo"), "{html}");
     }
 }
