@@ -124,8 +124,9 @@ pub fn expire_stale_checks(app: &App, now_ms: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Resolves "flapping" incidents of checks that are up and have settled: fewer state changes
-/// than the threshold within the flap window.
+/// Resolves "flapping" incidents of checks that are up and have been quiet: no state change for
+/// half their flap window (a low threshold, as Nagios has one, so that a check at the edge of
+/// the threshold does not enter and leave flapping by turns).
 pub fn settle_flapping(app: &App, now_ms: i64) -> Result<(), StoreError> {
     let open = app.store.incidents(&IncidentFilter {
         status: Some(IncidentStatus::Open),
@@ -136,19 +137,18 @@ pub fn settle_flapping(app: &App, now_ms: i64) -> Result<(), StoreError> {
         return Ok(());
     }
     let states = app.store.check_states()?;
-    let window_ms = i64::try_from(app.config.flap_window.get().as_millis()).unwrap_or(i64::MAX);
     let mut settled = Vec::new();
     for i in open {
+        let quiet_ms = crate::incident::flap_quiet_ms(app.policies.flap_window_ms_of(&i.subject));
         let up = states.iter().any(|(c, s)| *c == i.subject && s.status == crate::state::Status::Up);
-        let changes = app.store.state_changes(&i.subject, now_ms - window_ms)?;
-        if up && !crate::incident::is_flapping(changes, app.config.flap_threshold) {
+        if up && app.store.state_changes(&i.subject, now_ms - quiet_ms)? == 0 {
             let event = crate::incident::TimelineEvent {
                 at_ms: now_ms,
                 kind: "resolved".into(),
                 message: format!(
-                    "check {} settled: {changes} state changes in the last {}",
+                    "check {} settled: up, and no state change for {}",
                     i.subject,
-                    crate::time::human_duration_ms(window_ms)
+                    crate::time::human_duration_ms(quiet_ms)
                 ),
             };
             settled.push((IncidentKind::Flapping.dedup_key(&i.subject), event));

@@ -242,6 +242,12 @@ pub fn is_flapping(changes_in_window: i64, threshold: u32) -> bool {
     threshold > 0 && changes_in_window >= i64::from(threshold)
 }
 
+/// How long a flapping check must stay quiet (no state change) to be settled: half its flap
+/// window.
+pub fn flap_quiet_ms(window_ms: i64) -> i64 {
+    window_ms / 2
+}
+
 /// The "flapping" incident of a check.
 pub fn flapping_incident(check: &str, changes: i64, window_ms: i64, at_ms: i64) -> Action {
     let window = crate::time::human_duration_ms(window_ms);

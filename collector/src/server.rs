@@ -141,6 +141,21 @@ impl App {
                     (id.to_string(), i64::try_from(c.interval.get_ref().get().as_millis()).unwrap_or(i64::MAX / 4))
                 })
                 .collect(),
+            flap_of: config
+                .checks
+                .iter()
+                .filter(|(_, c)| c.flap_threshold.is_some() || c.flap_window.is_some())
+                .map(|(id, c)| {
+                    let window = c.flap_window.unwrap_or(config.flap_window).get();
+                    (
+                        id.to_string(),
+                        (
+                            c.flap_threshold.unwrap_or(config.flap_threshold),
+                            i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+                        ),
+                    )
+                })
+                .collect(),
             flap_threshold: config.flap_threshold,
             flap_window_ms: i64::try_from(config.flap_window.get().as_millis()).unwrap_or(i64::MAX),
         };

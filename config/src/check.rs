@@ -82,6 +82,13 @@ pub struct CheckConfig {
     /// only). Agents that have gone quiet do not vote.
     #[serde(default)]
     pub quorum: Option<Spanned<u32>>,
+    /// This many state changes within `flap_window` make the check flapping (collector only;
+    /// default the collector's `flap_threshold`, 0 turns it off for this check).
+    #[serde(default)]
+    pub flap_threshold: Option<u32>,
+    /// The window `flap_threshold` counts in (default the collector's `flap_window`).
+    #[serde(default)]
+    pub flap_window: Option<HumanDuration>,
     /// Slower than this, the check still succeeds but is degraded (any kind).
     #[serde(default)]
     pub degraded_latency: Option<Spanned<HumanDuration>>,

@@ -45,6 +45,8 @@ pub struct Policies {
     pub stale: HashMap<String, i64>,
     /// Each configured check's probe interval: how long one result vouches for it.
     pub interval: HashMap<String, i64>,
+    /// Checks with flap detection of their own: (threshold, window ms).
+    pub flap_of: HashMap<String, (u32, i64)>,
 }
 
 impl Default for Policies {
@@ -57,6 +59,7 @@ impl Default for Policies {
             quorum: HashMap::new(),
             stale: HashMap::new(),
             interval: HashMap::new(),
+            flap_of: HashMap::new(),
         }
     }
 }
@@ -69,6 +72,16 @@ impl Policies {
     /// Default: five minutes.
     pub fn stale_ms(&self, check: &str) -> i64 {
         self.stale.get(check).copied().unwrap_or(300_000)
+    }
+
+    /// The check's flap threshold (its own, or the collector's).
+    pub fn flap_threshold_of(&self, check: &str) -> u32 {
+        self.flap_of.get(check).map_or(self.flap_threshold, |(t, _)| *t)
+    }
+
+    /// The check's flap window (its own, or the collector's).
+    pub fn flap_window_ms_of(&self, check: &str) -> i64 {
+        self.flap_of.get(check).map_or(self.flap_window_ms, |(_, w)| *w)
     }
 
     /// The check's probe interval, when it is configured.

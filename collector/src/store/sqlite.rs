@@ -204,6 +204,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE maintenance_windows ADD COLUMN retroactive INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), probed_ms INTEGER NOT NULL);
     ALTER TABLE check_periods ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN reopened_ms INTEGER;
     "#,
 ];
 
@@ -628,22 +629,105 @@ fn resolve_incident(
     dedup_key: &str,
     event: &TimelineEvent,
 ) -> Result<Option<i64>, StoreError> {
-    let open: Option<(i64, i64)> = tx
+    let open: Option<(i64, i64, Option<i64>)> = tx
         .query_row(
-            "SELECT id, opened_ms FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'",
+            "SELECT id, opened_ms, reopened_ms FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'",
             [dedup_key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((id, opened)) = open else { return Ok(None) };
+    let Some((id, opened, reopened)) = open else { return Ok(None) };
     tx.execute("UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1", params![id, event.at_ms])?;
     let event = TimelineEvent {
         message: format!("{} after {}", event.message, crate::time::human_duration_ms(event.at_ms - opened)),
         ..event.clone()
     };
     add_event(tx, id, &event)?;
-    enqueue_resolution(tx, router, id, event.at_ms)?;
+    // Reopened within a flap window: its return was not announced, nor is this recovery.
+    if reopened.is_none() {
+        enqueue_resolution(tx, router, id, event.at_ms)?;
+    }
     Ok(Some(id))
+}
+
+/// A check that goes down again within `since_ms` of its last incident's resolution is that
+/// incident again, not a new one: it is reopened, unannounced (the people paged for it were
+/// told it recovered; the flapping incident will tell them more). Returns its id.
+fn reopen_recent(
+    tx: &Transaction<'_>,
+    check: &str,
+    since_ms: i64,
+    event: &TimelineEvent,
+) -> Result<Option<i64>, StoreError> {
+    let recent: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT id, resolved_ms FROM incidents WHERE kind = 'check_down' AND subject = ?1 AND status = 'resolved'
+                 AND resolved_ms >= ?2 AND parent_id IS NULL ORDER BY resolved_ms DESC, id DESC LIMIT 1",
+            params![check, since_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, resolved)) = recent else { return Ok(None) };
+    // The unique open-incident index: nothing else is open under this key (the caller knows).
+    tx.execute(
+        "UPDATE incidents SET status = 'open', resolved_ms = NULL, reopened_ms = ?2 WHERE id = ?1",
+        params![id, event.at_ms],
+    )?;
+    let message = format!(
+        "{} again {} after it recovered: reopened, not paged again (the check may be flapping)",
+        check,
+        crate::time::human_duration_ms(event.at_ms - resolved)
+    );
+    add_event(tx, id, &TimelineEvent { at_ms: event.at_ms, kind: "reopened".into(), message })?;
+    Ok(Some(id))
+}
+
+/// Folds a check's incidents of the flap window into its flapping incident `flapping`: linked
+/// under it (one timeline), an open one resolved as folded, unannounced.
+fn fold_into_flapping(
+    tx: &Transaction<'_>,
+    check: &str,
+    flapping: i64,
+    since_ms: i64,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let folded: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT id, status FROM incidents WHERE kind = 'check_down' AND subject = ?1 AND parent_id IS NULL
+                 AND (status != 'resolved' OR resolved_ms >= ?2) ORDER BY id",
+        )?
+        .query_map(params![check, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, status) in &folded {
+        tx.execute(
+            "UPDATE incidents SET parent_id = ?2, status = 'resolved', resolved_ms = coalesce(resolved_ms, ?3)
+             WHERE id = ?1",
+            params![id, flapping, at_ms],
+        )?;
+        let how = if status == "resolved" { "" } else { " and closed" };
+        add_event(
+            tx,
+            *id,
+            &TimelineEvent {
+                at_ms,
+                kind: "linked".into(),
+                message: format!("folded{how} into the flapping incident {flapping}: one problem, one incident"),
+            },
+        )?;
+    }
+    if !folded.is_empty() {
+        let ids: Vec<String> = folded.iter().map(|(id, _)| id.to_string()).collect();
+        add_event(
+            tx,
+            flapping,
+            &TimelineEvent {
+                at_ms,
+                kind: "note".into(),
+                message: format!("folds incident(s) {} of {check} from the flap window", ids.join(", ")),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn add_event(tx: &Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
@@ -841,18 +925,22 @@ impl Store for SqliteStore {
                     }
                 }
                 // A check that keeps changing state is one "flapping" incident, not a stream.
+                let (threshold, window_ms) =
+                    (policies.flap_threshold_of(&s.check), policies.flap_window_ms_of(&s.check));
                 let changes: i64 = tx
                     .prepare_cached(
                         "SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2 AND resumed = 0",
                     )?
-                    .query_row(params![s.check, s.timestamp_ms - policies.flap_window_ms], |r| r.get(0))?;
-                let flapping = crate::incident::is_flapping(changes, policies.flap_threshold);
+                    .query_row(params![s.check, s.timestamp_ms - window_ms], |r| r.get(0))?;
+                let flapping = crate::incident::is_flapping(changes, threshold);
                 if flapping {
                     let open = Incident::prioritised(
-                        crate::incident::flapping_incident(&s.check, changes, policies.flap_window_ms, s.timestamp_ms),
+                        crate::incident::flapping_incident(&s.check, changes, window_ms, s.timestamp_ms),
                         policies.priority(&s.check),
                     );
                     if let Some(id) = insert_incident(&tx, &router, &open)? {
+                        fold_into_flapping(&tx, &s.check, id, s.timestamp_ms - window_ms, s.timestamp_ms)?;
+                        state.open_incident = None;
                         outcome.incidents_opened.push(id);
                     }
                 }
@@ -860,6 +948,15 @@ impl Store for SqliteStore {
                     Some(Action::Open { .. }) if flapping => {}
                     Some(open @ Action::Open { .. }) => {
                         if state.open_incident.is_some() {
+                            continue;
+                        }
+                        let event = match &open {
+                            Action::Open { event, .. } => event.clone(),
+                            Action::Resolve { event } => event.clone(),
+                        };
+                        // Down again soon after it recovered: the same incident, not a new page.
+                        if let Some(id) = reopen_recent(&tx, &s.check, s.timestamp_ms - window_ms, &event)? {
+                            state.open_incident = Some(id);
                             continue;
                         }
                         let open = Incident::prioritised(open, policies.priority(&s.check));
@@ -1603,9 +1700,62 @@ mod tests {
             store.commit_batch(&batch(i + 1, &[(ts, i % 2 == 1)]), ts, &p).unwrap();
         }
         let all = store.incidents(&IncidentFilter::default()).unwrap();
-        let kinds: Vec<IncidentKind> = all.iter().rev().map(|i| i.kind).collect();
-        assert_eq!(kinds, [IncidentKind::CheckDown, IncidentKind::CheckDown, IncidentKind::Flapping], "{all:#?}");
+        let roots: Vec<IncidentKind> = all.iter().filter(|i| i.parent_id.is_none()).map(|i| i.kind).collect();
+        assert_eq!(roots, [IncidentKind::Flapping], "{all:#?}");
+        assert_eq!(all.len(), 2, "the first down incident, folded under the flapping one: {all:#?}");
         assert_eq!(store.state_changes("web", 0).unwrap(), 40);
+    }
+
+    /// Flapping is one incident from the first flap. `flap_threshold = 5` in 10 minutes, six
+    /// state changes a minute apart (fail_after = recover_after = 1):
+    ///   1 down  → incident 1 opens: paged (firing)
+    ///   2 up    → incident 1 resolves: told (resolved)
+    ///   3 down  → incident 1 reopens, unannounced (down again 1 min after it recovered)
+    ///   4 up    → incident 1 resolves again, unannounced
+    ///   5 down  → 5 changes in 10 min: flapping. The flapping incident opens (the one "now
+    ///             flapping" update) and incident 1 folds under it (linked, closed)
+    ///   6 up    → nothing new while flapping
+    /// Two incidents in all, one of them under the other; three notifications: firing and
+    /// resolved for the first down, firing for "flapping". Today's behaviour would be three
+    /// incidents and five notifications.
+    #[test]
+    fn six_flaps_in_ten_minutes_are_one_incident_and_one_flapping_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let config = vakt_config::CollectorConfig::parse(
+            "[receivers.pager]\nkind = \"webhook\"\nurl = { value = \"http://127.0.0.1:9\" }\n\
+             [[routes]]\nreceivers = [\"pager\"]\n",
+            Path::new("collector.toml"),
+        )
+        .unwrap();
+        store.set_router(Router::new(std::sync::Arc::new(config)));
+        let mut p = Policies { flap_threshold: 5, flap_window_ms: 600_000, ..Policies::default() };
+        p.flap.insert("web".into(), crate::state::Policy { fail_after: 1, recover_after: 1 });
+        let t0 = 1_700_000_000_000;
+        for (i, ok) in [false, true, false, true, false, true].into_iter().enumerate() {
+            let ts = t0 + 60_000 * i as i64;
+            store.commit_batch(&batch(i as u64 + 1, &[(ts, ok)]), ts, &p).unwrap();
+        }
+        let all = store.incidents(&IncidentFilter::default()).unwrap();
+        assert_eq!(all.len(), 2, "{all:#?}");
+        let flapping = all.iter().find(|i| i.kind == IncidentKind::Flapping).unwrap();
+        let first = all.iter().find(|i| i.kind == IncidentKind::CheckDown).unwrap();
+        assert_eq!((first.parent_id, first.status), (Some(flapping.id), IncidentStatus::Resolved));
+        assert_eq!(flapping.status, IncidentStatus::Open);
+        let mut sent: Vec<(i64, String)> =
+            store.notifications(None).unwrap().into_iter().map(|n| (n.incident_id, n.event)).collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![(first.id, "firing".into()), (first.id, "resolved".into()), (flapping.id, "firing".into())]
+        );
+        let kinds: Vec<&str> = first.timeline.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["opened", "resolved", "reopened", "resolved", "linked"],
+            "one timeline: {:#?}",
+            first.timeline
+        );
     }
 
     #[test]
