@@ -120,6 +120,12 @@ pub struct CollectorConfig {
     /// per service), or "incident" (no grouping).
     #[serde(default)]
     pub group_by: GroupBy,
+    /// How long an incident of a service that depends on others waits before it is announced,
+    /// so that a dependency failing a moment later is found to be the root cause and only it
+    /// pages (default: the longest probe interval among the dependencies' checks, plus a second
+    /// for that result to arrive).
+    #[serde(default)]
+    pub dependency_wait: Option<HumanDuration>,
     /// Unacknowledged open incidents are announced again this often (default "4h").
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
@@ -554,6 +560,44 @@ impl CollectorConfig {
     /// How many local checks `agent` may announce.
     pub fn max_local_checks(&self, agent: &str) -> usize {
         self.agents.get(agent).and_then(|a| a.max_local_checks).unwrap_or(self.max_local_checks)
+    }
+
+    /// Every service `service` depends on, directly or through others.
+    pub fn dependencies_of(&self, service: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let mut stack: Vec<&str> = vec![service];
+        while let Some(s) = stack.pop() {
+            for d in self.services.get(s).map(|x| x.depends_on.as_slice()).unwrap_or_default() {
+                let d = d.get_ref().as_str();
+                if d != service && !out.contains(&d) {
+                    out.push(d);
+                    stack.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    /// How long to hold the announcement of an incident of `services` for their dependencies
+    /// to show whether they are the root cause: `dependency_wait`, or the longest probe
+    /// interval among the dependencies' checks plus a second (the agents push every second);
+    /// zero without dependencies.
+    pub fn dependency_wait_ms(&self, services: &[String]) -> i64 {
+        let deps: Vec<&str> = services.iter().flat_map(|s| self.dependencies_of(s)).collect();
+        if deps.is_empty() {
+            return 0;
+        }
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        if let Some(w) = self.dependency_wait {
+            return ms(w.get());
+        }
+        deps.iter()
+            .filter_map(|d| self.services.get(*d))
+            .flat_map(|s| s.checks.iter())
+            .filter_map(|c| self.checks.get(c.get_ref().as_str()))
+            .map(|c| ms(c.interval.get_ref().get()))
+            .max()
+            .map_or(0, |interval| interval.saturating_add(1_000))
     }
 
     /// The services a check belongs to.

@@ -238,27 +238,51 @@ async fn a_dependency_outage_is_one_root_incident_with_linked_children_and_itil_
     let shop = Target::start().await;
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
+    // A webhook receiver on loopback: who gets paged.
+    let pages: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let sink = pages.clone();
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let sink = sink.clone();
+        async move {
+            sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
+            axum::http::StatusCode::OK
+        }
+    });
+    tokio::spawn(async move { axum::serve(hook, app).await.unwrap() });
     std::fs::write(
         &ctoml,
         format!(
             r#"listen = "{addr}"
 data_dir = "data"
+# Almost no grouping: only the dependency wait holds the dependant's page back.
+group_wait = "10ms"
+
+[receivers.pager]
+kind = "webhook"
+url = {{ value = "http://{hook_addr}/" }}
+
+[[routes]]
+receivers = ["pager"]
 
 [agents.edge]
 token_hash = "{agent}"
 
+# The database is probed every second, the shop five times as often: the shop notices the
+# outage first. Its page waits for the database's next result (1 s + 1 s to arrive).
 [checks.db-http]
 kind = "http"
 target = "http://{db}/"
-interval = "200ms"
-fail_after = 2
+interval = "1s"
+fail_after = 1
 agents = ["edge"]
 
 [checks.shop-http]
 kind = "http"
 target = "http://{shop}/"
 interval = "200ms"
-fail_after = 2
+fail_after = 1
 agents = ["edge"]
 
 [services.database]
@@ -304,6 +328,23 @@ checks = ["shop-http"]
     assert_eq!(child["priority"], "P1", "criticality 1, critical: {child}");
     assert_eq!(root["priority"], "P2", "criticality 2, critical: {root}");
     assert_eq!(child["customers"], serde_json::json!(["acme"]));
+    // Only the root cause pages: the shop's page, held for the database's next result, is held
+    // back for good once it is linked under the database's incident.
+    let root_id = root["id"].as_i64().unwrap();
+    let paged = wait_for("the database's page", WAIT, || async {
+        let p = pages.lock().unwrap().clone();
+        (!p.is_empty()).then_some(p)
+    })
+    .await;
+    let child_id = child["id"].as_i64().unwrap();
+    wait_for("the shop's page held back", WAIT, || async {
+        let outbox = collector.get_json(&format!("/api/v1/notifications?incident={child_id}")).await;
+        outbox.as_array()?.iter().all(|n| n["status"] == "suppressed").then_some(())
+    })
+    .await;
+    let paged = serde_json::to_string(&paged).unwrap();
+    assert!(paged.contains(&format!("\"id\":{root_id}")), "{paged}");
+    assert!(!paged.contains(&format!("\"id\":{child_id}")), "the dependant was not paged: {paged}");
 
     // Both recover; both resolutions are kept.
     db.set_status(200);

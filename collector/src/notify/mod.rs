@@ -45,6 +45,16 @@ impl Router {
         self.group_wait_ms
     }
 
+    /// How long a new incident's first announcement waits: the group wait, and for a service
+    /// that depends on others their `dependency_wait` too, so that when a dependency turns out
+    /// to be down as well the incident is linked under it (and held back) before anyone is
+    /// paged for the dependant. An incident without dependencies goes out after the group wait.
+    pub fn hold_ms(&self, facts: &Facts<'_>) -> i64 {
+        let Some(config) = &self.config else { return self.group_wait_ms };
+        let services = crate::catalog::services_of(config, facts.kind, facts.subject);
+        self.group_wait_ms.max(config.dependency_wait_ms(&services))
+    }
+
     /// The routes an incident matches, in order (the first without `continue` ends the list).
     fn matching(&self, facts: &Facts<'_>) -> Vec<&vakt_config::notify::RouteConfig> {
         let Some(config) = &self.config else { return Vec::new() };
@@ -192,6 +202,34 @@ mod tests {
             h = "0".repeat(64)
         );
         Router::new(Arc::new(CollectorConfig::parse(&src, Path::new("t.toml")).unwrap()))
+    }
+
+    /// A dependant's first page waits for its dependencies' next result: the database's
+    /// interval (30 s) and a second for the result to arrive; without dependencies, the group
+    /// wait only; `dependency_wait` overrides.
+    #[test]
+    fn a_dependants_page_waits_for_its_dependencies() {
+        let cfg = |extra: &str| {
+            let src = format!(
+                "group_wait = \"500ms\"\n{extra}\n\
+                 [agents.a]\ntoken_hash = \"sha256:{h}\"\n\
+                 [checks.web]\nkind = \"tcp\"\ntarget = \"127.0.0.1:80\"\nagents = [\"a\"]\ninterval = \"10s\"\n\
+                 [checks.db]\nkind = \"tcp\"\ntarget = \"127.0.0.1:5432\"\nagents = [\"a\"]\ninterval = \"30s\"\n\
+                 [services.shop]\nchecks = [\"web\"]\ndepends_on = [\"database\"]\n\
+                 [services.database]\nchecks = [\"db\"]\n",
+                h = "0".repeat(64)
+            );
+            Router::new(Arc::new(CollectorConfig::parse(&src, Path::new("t.toml")).unwrap()))
+        };
+        let down = |check: &'static str| Facts {
+            kind: IncidentKind::CheckDown,
+            subject: check,
+            severity: "critical",
+            priority: "P1",
+        };
+        assert_eq!(cfg("").hold_ms(&down("web")), 31_000);
+        assert_eq!(cfg("").hold_ms(&down("db")), 500, "no dependencies: the group wait");
+        assert_eq!(cfg("dependency_wait = \"5s\"").hold_ms(&down("web")), 5_000);
     }
 
     fn facts(priority: &str) -> Facts<'static> {

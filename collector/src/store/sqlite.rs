@@ -595,12 +595,14 @@ fn enqueue(
     event: &str,
     at_ms: i64,
 ) -> Result<(), StoreError> {
+    // A first announcement waits for the dependencies to show whether they are the root cause.
+    let hold = if event == "firing" { router.hold_ms(facts) } else { router.group_wait_ms() };
     for receiver in router.receivers(facts) {
         tx.prepare_cached(
             "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
         )?
-        .execute(params![incident, receiver, event, at_ms + router.group_wait_ms(), at_ms])?;
+        .execute(params![incident, receiver, event, at_ms + hold, at_ms])?;
     }
     Ok(())
 }
