@@ -655,6 +655,8 @@ struct SloView {
     /// When the budget runs out at the burn rate so far (a calendar window still running).
     #[serde(skip_serializing_if = "Option::is_none")]
     forecast_exhausted_at: Option<String>,
+    /// Minutes of the window with data (valid time, or minutes with probes).
+    observed_minutes: f64,
     /// "ms" for time-based SLOs, "events" otherwise.
     unit: &'static str,
     valid: f64,
@@ -708,7 +710,8 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
         .filter_map(|e| {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = e.verdict;
-            let time_based = crate::slo_eval::spec(&e.name, cfg).method == crate::slo::Method::Time;
+            let spec = crate::slo_eval::spec(&e.name, cfg);
+            let time_based = spec.method == crate::slo::Method::Time;
             let minutes = |ms: u64| ms as f64 / 60_000.0;
             Some(SloView {
                 service: cfg.service.get_ref().clone(),
@@ -718,6 +721,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
                 achieved: v.achieved,
                 met: v.met,
                 status: v.status,
+                observed_minutes: spec.observed_ms(&v) as f64 / 60_000.0,
                 forecast_exhausted_at: v.forecast_exhausted_ms.map(rfc3339),
                 unit: if time_based { "ms" } else { "events" },
                 valid: v.sli.valid,

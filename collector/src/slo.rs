@@ -287,6 +287,9 @@ impl BurnAlert {
 pub enum Status {
     /// No valid data in the period: neither met nor breached.
     NoData,
+    /// A rolling window with data for less than a tenth of it (a young install): its figures
+    /// are shown, but say little yet.
+    NotEnoughData,
     /// A finished period within its budget.
     Met,
     /// A running period within its budget, and at today's burn rate it will stay so.
@@ -302,6 +305,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::NoData => "no data",
+            Status::NotEnoughData => "not enough data yet",
             Status::Met => "met",
             Status::OnTrack => "on track",
             Status::AtRisk => "at risk",
@@ -369,6 +373,20 @@ impl Slo {
         match &self.window {
             Window::Rolling { ms } => (floor_minute(now_ms - ms), now_ms),
             Window::Calendar { months, tz } => calendar_period(now_ms, *months, tz),
+        }
+    }
+
+    /// How much of an assessed span was observed: valid time (time-based), or the minutes that
+    /// had probes (event-based, one minute per probe at most).
+    pub fn observed_ms(&self, a: &Assessment) -> i64 {
+        match self.method {
+            Method::Time => match self.unknown {
+                Unknown::Exclude => a.sli.valid as i64,
+                Unknown::Good | Unknown::Bad => (a.sli.valid as i64).saturating_sub(a.counts.unknown_ms as i64),
+            },
+            Method::Events => {
+                i64::try_from(a.counts.events).unwrap_or(i64::MAX).saturating_mul(MINUTE_MS).min(i64::MAX / 2)
+            }
         }
     }
 
@@ -475,7 +493,14 @@ impl Slo {
         let assessment = match self.window {
             // A calendar window is judged against the whole period, the part still to come too.
             Window::Calendar { .. } => self.assess_period(series, start, end, now_ms),
-            Window::Rolling { .. } => self.assess(series, start, end.min(now_ms)),
+            Window::Rolling { ms } => {
+                let mut a = self.assess(series, start, end.min(now_ms));
+                // A young install: 30 seconds of data are no verdict on 30 days.
+                if a.status != Status::NoData && self.observed_ms(&a) * 10 < ms {
+                    a.status = Status::NotEnoughData;
+                }
+                a
+            }
         };
         let now = now_ms;
         let mut burn_rates: Vec<(i64, f64)> = Vec::new();
@@ -682,6 +707,22 @@ mod tests {
         let series = Series::new(now - 30 * DAY, &build_minutes(now - 30 * DAY, now, &[periods], &[], &[]));
         let v = s.evaluate(&series, now);
         assert!(v.alerts.iter().any(|a| a.factor == 14.4), "{:?}", v.alerts);
+    }
+
+    /// A young install: 24 seconds of data in a 30-day window say "not enough data yet" rather
+    /// than "achieved 0 %, budget left −99,900 %"; three days of 30 (a tenth) are a verdict.
+    #[test]
+    fn a_young_rolling_window_says_not_enough_data_yet() {
+        let now = T0 + 10 * DAY;
+        let s = slo(Method::Time, 0.999);
+        let young = |since: i64| {
+            let periods = vec![down(since, now)];
+            Series::new(now - 30 * DAY, &build_minutes(now - 30 * DAY, now, &[periods], &[], &[]))
+        };
+        let v = s.evaluate(&young(now - 24_000), now);
+        assert_eq!(v.status, Status::NotEnoughData);
+        assert_eq!(s.observed_ms(&v), 24_000);
+        assert_eq!(s.evaluate(&young(now - 3 * DAY), now).status, Status::Breached);
     }
 
     /// A period without any data is "no data": neither met nor breached.

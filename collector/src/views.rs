@@ -22,8 +22,8 @@ pub struct SlaRow {
     pub objective: f64,
     pub achieved: Option<f64>,
     pub met: bool,
-    /// "no data", "met", "on track", "at risk", "breached".
-    pub status: &'static str,
+    /// "no data", "met", "on track", "at risk", "breached", "not enough data yet (...)".
+    pub status: String,
     pub budget_remaining_ratio: f64,
     pub downtime_minutes: Option<f64>,
     pub window: String,
@@ -250,16 +250,21 @@ pub fn sla(rows: &[SlaRow], periods: &[String], who: &str) -> String {
             let achieved = r.achieved.map(|a| format!("{:.3}%", a * 100.0)).unwrap_or_else(|| "no data".into());
             let left = r.budget_remaining_ratio.clamp(0.0, 1.0);
             body.push_str(&format!(
-                "<tr class=\"slo\" data-slo=\"{slo}\" data-met=\"{met}\"><td>{service}</td><td>{slo}</td><td>{target:.3}%</td><td class=\"{class}\">{achieved}<div class=\"status\">{status}</div></td><td><span class=\"budget\"><span class=\"{low}\" style=\"width: {width:.0}%\"></span></span> {budget:.1}%</td><td>{down}</td><td class=\"muted\">{window}</td><td>{alerts}</td></tr>\n",
+                "<tr class=\"slo\" data-slo=\"{slo}\" data-met=\"{met}\"><td>{service}</td><td>{slo}</td><td>{target:.3}%</td><td class=\"{class}\">{achieved}<div class=\"status\">{status}</div></td><td><span class=\"budget\"><span class=\"{low}\" style=\"width: {width:.0}%\"></span></span> {budget}</td><td>{down}</td><td class=\"muted\">{window}</td><td>{alerts}</td></tr>\n",
                 slo = esc(&r.slo),
                 met = r.met,
-                status = r.status,
+                status = esc(&r.status),
                 service = esc(&r.service),
                 target = r.objective * 100.0,
                 class = if r.met { "met" } else { "missed" },
                 low = if left < 0.25 { "low" } else { "" },
                 width = left * 100.0,
-                budget = r.budget_remaining_ratio * 100.0,
+                // A young install's budget figure ("-99,900 %") says nothing yet.
+                budget = if r.status.starts_with("not enough data") {
+                    "—".to_string()
+                } else {
+                    format!("{:.1}%", r.budget_remaining_ratio * 100.0)
+                },
                 down = r.downtime_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
                 window = esc(&r.window),
                 alerts = esc(&or_dash(&r.alerts.join("; "))),
@@ -388,7 +393,7 @@ mod tests {
             objective: 0.999,
             achieved: Some(0.9995),
             met: true,
-            status: "on track",
+            status: "on track".into(),
             budget_remaining_ratio: 0.5,
             downtime_minutes: Some(21.6),
             window: "30d".into(),

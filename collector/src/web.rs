@@ -197,13 +197,22 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .filter_map(|e| {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = &e.verdict;
-            let time_based = crate::slo_eval::spec(&e.name, cfg).method == crate::slo::Method::Time;
+            let spec = crate::slo_eval::spec(&e.name, cfg);
+            let time_based = spec.method == crate::slo::Method::Time;
+            let status = match v.status {
+                crate::slo::Status::NotEnoughData => format!(
+                    "not enough data yet ({} of {} observed)",
+                    crate::time::human_duration_ms(spec.observed_ms(v)),
+                    crate::time::human_duration_ms(v.window_end_ms - v.window_start_ms)
+                ),
+                other => other.as_str().to_string(),
+            };
             Some(SlaRow {
                 service: cfg.service.get_ref().clone(),
                 objective: *cfg.objective.get_ref() / 100.0,
                 achieved: v.achieved,
                 met: v.met,
-                status: v.status.as_str(),
+                status,
                 budget_remaining_ratio: v.budget_remaining_ratio,
                 downtime_minutes: time_based.then(|| v.counts.down_ms as f64 / 60_000.0),
                 window: format!(
