@@ -328,6 +328,10 @@ struct IncidentView {
     acknowledged_by: Option<String>,
     resolved_at: Option<String>,
     duration_seconds: Option<f64>,
+    /// Acknowledgement and resolution targets of its priority (`response_targets`): target,
+    /// elapsed, due and met (true), breached (false) or still running (absent).
+    #[serde(skip_serializing_if = "crate::incident::Targets::is_empty")]
+    targets: crate::incident::Targets,
     timeline: Vec<TimelineView>,
 }
 
@@ -339,7 +343,9 @@ struct TimelineView {
 }
 
 fn view(app: &App, i: Incident) -> IncidentView {
+    let targets = crate::incident::targets_of(&i, &app.config.response_targets, now_ms());
     IncidentView {
+        targets,
         id: i.id,
         customers: crate::catalog::customers_of(
             &app.config,

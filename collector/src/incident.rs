@@ -242,6 +242,89 @@ pub fn is_flapping(changes_in_window: i64, threshold: u32) -> bool {
     threshold > 0 && changes_in_window >= i64::from(threshold)
 }
 
+/// One response or resolution target of an incident, as the contract counts it (calendar
+/// time): met when done within the target (exactly at it counts as met), breached when done
+/// later or still not done past it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TargetState {
+    pub target_ms: i64,
+    /// Until it was done, or until now while it is not.
+    pub elapsed_ms: i64,
+    pub due_ms: i64,
+    /// `Some(true)` met, `Some(false)` breached, `None` still running within the target.
+    pub met: Option<bool>,
+}
+
+impl TargetState {
+    /// The target `target_ms` from `start_ms`, done at `done_ms` (if it is), seen at `now_ms`.
+    pub fn judge(target_ms: i64, start_ms: i64, done_ms: Option<i64>, now_ms: i64) -> TargetState {
+        let due_ms = start_ms.saturating_add(target_ms);
+        let elapsed_ms = done_ms.unwrap_or(now_ms) - start_ms;
+        let met = match done_ms {
+            Some(d) => Some(d <= due_ms),
+            None if now_ms > due_ms => Some(false),
+            None => None,
+        };
+        TargetState { target_ms, elapsed_ms, due_ms, met }
+    }
+}
+
+/// An incident's acknowledgement and resolution targets, from its priority.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Targets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledge: Option<TargetState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve: Option<TargetState>,
+}
+
+impl Targets {
+    pub fn is_empty(&self) -> bool {
+        self.acknowledge.is_none() && self.resolve.is_none()
+    }
+
+    /// "acknowledge 12m of 15m: met; resolve 5h of 4h: breached", for pages and reports.
+    pub fn describe(&self) -> String {
+        let one = |what: &str, t: &TargetState| {
+            let verdict = match t.met {
+                Some(true) => "met",
+                Some(false) => "breached",
+                None => "running",
+            };
+            format!(
+                "{what} {} of {}: {verdict}",
+                crate::time::human_duration_ms(t.elapsed_ms.max(0) / 60_000 * 60_000),
+                crate::time::human_duration_ms(t.target_ms)
+            )
+        };
+        let parts: Vec<String> = [("acknowledge", &self.acknowledge), ("resolve", &self.resolve)]
+            .into_iter()
+            .filter_map(|(w, t)| t.as_ref().map(|t| one(w, t)))
+            .collect();
+        parts.join("; ")
+    }
+
+    pub fn breached(&self) -> bool {
+        [&self.acknowledge, &self.resolve].into_iter().flatten().any(|t| t.met == Some(false))
+    }
+}
+
+/// The targets of `incident` under `targets` (by priority) at `now_ms`. A resolved incident
+/// that was never acknowledged counts as acknowledged at its resolution.
+pub fn targets_of(
+    incident: &Incident,
+    targets: &std::collections::BTreeMap<String, vakt_config::collector::ResponseTarget>,
+    now_ms: i64,
+) -> Targets {
+    let Some(t) = targets.get(&incident.priority) else { return Targets::default() };
+    let ms = |d: vakt_config::HumanDuration| i64::try_from(d.get().as_millis()).unwrap_or(i64::MAX);
+    let acked = incident.acknowledged_ms.or(incident.resolved_ms);
+    Targets {
+        acknowledge: t.acknowledge.map(|a| TargetState::judge(ms(a), incident.opened_ms, acked, now_ms)),
+        resolve: t.resolve.map(|r| TargetState::judge(ms(r), incident.opened_ms, incident.resolved_ms, now_ms)),
+    }
+}
+
 /// How long a flapping check must stay quiet (no state change) to be settled: half its flap
 /// window.
 pub fn flap_quiet_ms(window_ms: i64) -> i64 {
@@ -301,6 +384,61 @@ pub fn burn_action(slo: &str, alerts: &[crate::slo::BurnAlert], open: bool, now_
         }),
         _ => None,
     }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    /// P1: acknowledged within 15 minutes, resolved within 4 hours, at their exact thresholds.
+    #[test]
+    fn response_and_resolution_targets_at_their_thresholds() {
+        const MIN: i64 = 60_000;
+        let targets = std::collections::BTreeMap::from([(
+            "P1".to_string(),
+            vakt_config::collector::ResponseTarget {
+                acknowledge: Some(vakt_config::HumanDuration::from_secs(15 * 60)),
+                resolve: Some(vakt_config::HumanDuration::from_secs(4 * 3600)),
+            },
+        )]);
+        let t0 = 1_700_000_000_000;
+        let incident = |ack: Option<i64>, resolved: Option<i64>, priority: &str| Incident {
+            id: 1,
+            dedup_key: "check:web".into(),
+            kind: IncidentKind::CheckDown,
+            subject: "web".into(),
+            title: "web is down".into(),
+            severity: "critical".into(),
+            status: if resolved.is_some() { IncidentStatus::Resolved } else { IncidentStatus::Open },
+            opened_ms: t0,
+            acknowledged_ms: ack,
+            acknowledged_by: None,
+            resolved_ms: resolved,
+            priority: priority.into(),
+            parent_id: None,
+            timeline: vec![],
+        };
+        // Acknowledged at exactly 15:00 and resolved at exactly 4:00:00: both met.
+        let on_the_dot = targets_of(&incident(Some(t0 + 15 * MIN), Some(t0 + 240 * MIN), "P1"), &targets, t0 + DAY);
+        assert_eq!(on_the_dot.acknowledge.as_ref().unwrap().met, Some(true));
+        assert_eq!(on_the_dot.resolve.as_ref().unwrap().met, Some(true));
+        assert!(!on_the_dot.breached());
+        // A millisecond later each: breached.
+        let late = targets_of(&incident(Some(t0 + 15 * MIN + 1), Some(t0 + 240 * MIN + 1), "P1"), &targets, t0 + DAY);
+        assert_eq!((late.acknowledge.unwrap().met, late.resolve.unwrap().met), (Some(false), Some(false)));
+        // Open and unacknowledged: running until 15:00, breached after, due at 15:00.
+        let open = targets_of(&incident(None, None, "P1"), &targets, t0 + 15 * MIN);
+        let ack = open.acknowledge.unwrap();
+        assert_eq!((ack.met, ack.due_ms, ack.elapsed_ms), (None, t0 + 15 * MIN, 15 * MIN));
+        assert_eq!(
+            targets_of(&incident(None, None, "P1"), &targets, t0 + 15 * MIN + 1).acknowledge.unwrap().met,
+            Some(false)
+        );
+        // No targets for P3 in this contract.
+        assert_eq!(targets_of(&incident(None, None, "P3"), &targets, t0), Targets::default());
+    }
+
+    const DAY: i64 = 86_400_000;
 }
 
 #[cfg(test)]

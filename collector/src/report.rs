@@ -100,6 +100,9 @@ pub struct IncidentRow {
     pub duration_minutes: Option<f64>,
     /// Its duration inside the report's period (up to now while it is open).
     pub minutes_in_period: f64,
+    /// Its acknowledgement and resolution targets (`response_targets`), met or breached.
+    #[serde(skip_serializing_if = "crate::incident::Targets::is_empty")]
+    pub targets: crate::incident::Targets,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -138,6 +141,8 @@ pub struct Report {
     pub slos: Vec<SloRow>,
     pub incidents: Vec<IncidentRow>,
     pub maintenance: Vec<MaintenanceRow>,
+    /// Incidents that missed their acknowledgement or resolution target.
+    pub target_breaches: usize,
     /// Mean time to acknowledge, over the acknowledged incidents.
     pub mtta_minutes: Option<f64>,
     /// Mean time to resolve, over the resolved incidents.
@@ -229,9 +234,10 @@ pub fn build(
     incidents.sort_by_key(|i| (i.opened_ms, i.id));
     let (mtta_ms, mttr_ms) = crate::incident::mean_times_ms(&incidents);
     let (mtta_minutes, mttr_minutes) = (mtta_ms.map(|m| m / 60_000.0), mttr_ms.map(|m| m / 60_000.0));
-    let incidents = incidents
+    let incidents: Vec<IncidentRow> = incidents
         .into_iter()
         .map(|i| IncidentRow {
+            targets: crate::incident::targets_of(&i, &config.response_targets, now_ms),
             duration_minutes: i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 60_000.0),
             // Up to now for one still open; only the part inside the period.
             minutes_in_period: (i.resolved_ms.unwrap_or(now_ms).min(to) - i.opened_ms.max(from)).max(0) as f64
@@ -273,7 +279,9 @@ pub fn build(
             retroactive: o.created.as_ref().is_some_and(|c| c.retroactive),
         });
     }
+    let target_breaches = incidents.iter().filter(|i| i.targets.breached()).count();
     Ok(Report {
+        target_breaches,
         maintenance,
         scope: scope.label(),
         period: period.to_string(),
@@ -372,13 +380,14 @@ pub fn render(report: &Report, format: Format) -> String {
             let mut incidents = String::new();
             for i in &report.incidents {
                 incidents.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                     i.id,
                     html_escape(&i.title),
                     html_escape(&i.opened_at),
                     html_escape(i.acknowledged_at.as_deref().unwrap_or("—")),
                     html_escape(i.resolved_at.as_deref().unwrap_or("open")),
                     i.duration_minutes.map(|d| format!("{d:.1} min")).unwrap_or_default(),
+                    html_escape(&i.targets.describe()),
                 ));
             }
             let mut maintenance = String::new();
@@ -419,8 +428,8 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 <tbody>
 {maintenance}</tbody></table>
 <h2>Incidents</h2>
-<p>MTTA {mtta} · MTTR {mttr}</p>
-<table><thead><tr><th>#</th><th>Incident</th><th>Opened</th><th>Acknowledged</th><th>Resolved</th><th>Duration</th></tr></thead>
+<p>MTTA {mtta} · MTTR {mttr} · response or resolution targets missed: {breaches}</p>
+<table><thead><tr><th>#</th><th>Incident</th><th>Opened</th><th>Acknowledged</th><th>Resolved</th><th>Duration</th><th>Targets</th></tr></thead>
 <tbody>
 {incidents}</tbody></table>
 </body></html>
@@ -433,6 +442,7 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
                 minutes = report.period_minutes,
                 note = report.timezone_note.as_deref().map(|n| format!("; {}", html_escape(n))).unwrap_or_default(),
                 generated = html_escape(&report.generated_at),
+                breaches = report.target_breaches,
                 mtta = report.mtta_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
                 mttr = report.mttr_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
             )

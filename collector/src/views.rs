@@ -11,6 +11,8 @@ pub struct IncidentRow {
     pub incident: Incident,
     pub services: Vec<String>,
     pub customers: Vec<String>,
+    /// Its acknowledgement and resolution targets (empty without `response_targets`).
+    pub targets: crate::incident::Targets,
 }
 
 /// One SLO as the SLA view shows it.
@@ -146,6 +148,14 @@ pub fn incident(r: &IncidentRow, who: &str) -> String {
     }
     if let Some(parent) = i.parent_id {
         facts.push_str(&format!("<dt>Root cause</dt><dd><a href=\"/incidents/{parent}\">incident {parent}</a></dd>\n"));
+    }
+    if !r.targets.is_empty() {
+        let class = if r.targets.breached() { "breached" } else { "" };
+        facts.push_str(&format!(
+            "<dt>Targets ({})</dt><dd id=\"targets\" class=\"{class}\">{}</dd>\n",
+            esc(&i.priority),
+            esc(&r.targets.describe())
+        ));
     }
     facts.push_str("</dl>\n");
     let mut forms = String::new();
@@ -366,6 +376,7 @@ mod tests {
             },
             services: vec!["shop".into()],
             customers: vec![],
+            targets: Default::default(),
         }
     }
 

@@ -54,7 +54,12 @@ fn who(app: &App, headers: &HeaderMap) -> String {
 
 fn row(app: &App, incident: Incident) -> IncidentRow {
     let services = crate::catalog::services_of(&app.config, incident.kind, &incident.subject);
-    IncidentRow { customers: crate::catalog::customers_of(&app.config, &services), services, incident }
+    IncidentRow {
+        customers: crate::catalog::customers_of(&app.config, &services),
+        services,
+        targets: crate::incident::targets_of(&incident, &app.config.response_targets, now_ms()),
+        incident,
+    }
 }
 
 async fn blocking<T: Send + 'static>(

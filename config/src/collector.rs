@@ -126,6 +126,10 @@ pub struct CollectorConfig {
     /// for that result to arrive).
     #[serde(default)]
     pub dependency_wait: Option<HumanDuration>,
+    /// Response and resolution targets per ITIL priority, as contracts state them:
+    /// `[response_targets.P1] acknowledge = "15m"`, `resolve = "4h"` (calendar time).
+    #[serde(default)]
+    pub response_targets: BTreeMap<String, ResponseTarget>,
     /// Unacknowledged open incidents are announced again this often (default "4h").
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
@@ -216,6 +220,16 @@ impl Scope {
     }
 }
 
+/// How soon incidents of one priority must be acknowledged and resolved.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTarget {
+    #[serde(default)]
+    pub acknowledge: Option<HumanDuration>,
+    #[serde(default)]
+    pub resolve: Option<HumanDuration>,
+}
+
 /// An agent allowed to push, with the hash of its token.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -258,6 +272,11 @@ fn default_flap_window() -> HumanDuration {
 fn default_slo_evaluation_interval() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
+/// Where `needle` first appears in the file being checked (0 when it does not).
+fn r_source_offset(r: &Reporter<'_>, needle: &str) -> usize {
+    r.source().find(needle).unwrap_or(0)
+}
+
 fn default_max_connections() -> usize {
     4096
 }
@@ -468,6 +487,13 @@ impl CollectorConfig {
                     "`priority_matrix` must be 3 rows of 3 priorities P1..P5",
                     Some("rows are impact high, medium, low; columns urgency high, medium, low".into()),
                 );
+            }
+        }
+        for p in self.response_targets.keys() {
+            if !matches!(p.as_str(), "P1" | "P2" | "P3" | "P4" | "P5") {
+                // The key's place is not kept: point at the table by its text.
+                let offset = r_source_offset(r, &format!("response_targets.{p}"));
+                r.at(offset, format!("response_targets.{p}: not a priority"), Some("the keys are P1 to P5".into()));
             }
         }
         for (name, slo) in &self.slos {

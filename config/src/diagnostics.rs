@@ -62,6 +62,11 @@ impl<'a> Reporter<'a> {
         Self { file, source, diagnostics: Vec::new() }
     }
 
+    /// The text being checked.
+    pub fn source(&self) -> &'a str {
+        self.source
+    }
+
     pub fn at(&mut self, offset: usize, message: impl Into<String>, hint: Option<String>) {
         let (line, column) = line_col(self.source, offset);
         self.diagnostics.push(Diagnostic {

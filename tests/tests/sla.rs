@@ -26,6 +26,18 @@ data_dir = "data"
 slo_evaluation_interval = "1s"
 sloth_metrics = true
 
+# The contract's response targets: acknowledged within an hour, resolved within a second (this
+# outage lasts longer: a breach the report must list).
+[response_targets.P1]
+acknowledge = "1h"
+resolve = "1s"
+[response_targets.P2]
+acknowledge = "1h"
+resolve = "1s"
+[response_targets.P3]
+acknowledge = "1h"
+resolve = "1s"
+
 [api_tokens.alice]
 token_hash = "{alice}"
 scope = "admin"
@@ -207,6 +219,10 @@ window = "7d"
     assert_eq!(row["slo"], "shop-availability");
     assert_eq!(row["downtime_minutes"].as_f64().unwrap(), 0.0, "the outage was all inside the planned window: {row}");
     assert!(report["incidents"].as_array().unwrap().iter().any(|i| i["id"] == id && i["acknowledged_by"] == "alice"));
+    let row_of = report["incidents"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap().clone();
+    assert_eq!(row_of["targets"]["acknowledge"]["met"], true, "acknowledged within the hour: {row_of}");
+    assert_eq!(row_of["targets"]["resolve"]["met"], false, "not resolved within a second: {row_of}");
+    assert!(report["target_breaches"].as_u64().unwrap() >= 1, "{report}");
     assert!(report["mtta_minutes"].as_f64().is_some() && report["mttr_minutes"].as_f64().is_some(), "{report}");
     assert_eq!(report["maintenance"][0]["change_id"], "CHG-42");
     assert!(row["excluded_maintenance_minutes"].as_f64().unwrap() > 0.0);
