@@ -81,6 +81,7 @@ fn main() {
                     window: Window::Rolling { ms: 30 * DAY },
                     unknown: Unknown::Exclude,
                     rules: rules(),
+                    hours: None,
                 },
             )
         })

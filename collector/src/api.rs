@@ -716,7 +716,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
         .filter_map(|e| {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = e.verdict;
-            let spec = crate::slo_eval::spec(&e.name, cfg);
+            let spec = crate::slo_eval::spec(&app.config, &e.name, cfg);
             let time_based = spec.method == crate::slo::Method::Time;
             let minutes = |ms: u64| ms as f64 / 60_000.0;
             Some(SloView {

@@ -25,6 +25,7 @@ pub mod quickstart;
 pub mod ratelimit;
 pub mod report;
 pub mod server;
+pub mod service_hours;
 pub mod slo;
 pub mod slo_eval;
 pub mod state;

@@ -48,6 +48,7 @@ fn availability() -> Slo {
         window: Window::Rolling { ms: DAY_MS },
         unknown: Unknown::Exclude,
         rules: Vec::new(),
+        hours: None,
     }
 }
 

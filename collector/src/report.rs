@@ -74,6 +74,11 @@ pub struct SloRow {
     pub forecast_exhausted_at: Option<String>,
     pub downtime_minutes: f64,
     pub excluded_maintenance_minutes: f64,
+    /// The service hours the SLO counts in (`[service_hours.NAME]`), and the minutes of the
+    /// period outside them (neither counted nor budgeted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_hours: Option<String>,
+    pub outside_service_hours_minutes: f64,
     pub unknown_minutes: f64,
     /// Time-based SLOs: the period's valid minutes (less maintenance and, by the unknown
     /// policy, unknown time) and the error budget in minutes: allowed, spent, remaining.
@@ -180,14 +185,19 @@ pub fn build(
     let upto = to.min(now_ms).max(from);
     let mut slos = Vec::new();
     for (name, c) in config.slos.iter().filter(|(_, c)| services.contains(c.service.get_ref())) {
-        let slo = spec(name.as_str(), c);
+        let slo = spec(config, name.as_str(), c);
         let s = series(store, config, c, from, upto)?;
         // A period still running is judged against the whole period.
         let a = slo.assess_period(&s, from, to, now_ms);
         let minutes = |ms: u64| ms as f64 / 60_000.0;
         let time_based = slo.method == crate::slo::Method::Time;
         let in_minutes = |v: f64| time_based.then_some(v / 60_000.0);
+        // Excluded time is maintenance and time outside the service hours: told apart.
+        let outside_ms: i64 = slo.hours.as_ref().map_or(0, |h| h.outside(from, upto).iter().map(|(a, b)| b - a).sum());
+        let outside_ms = u64::try_from(outside_ms).unwrap_or(0);
         slos.push(SloRow {
+            service_hours: slo.hours.as_ref().map(|h| h.name.clone()),
+            outside_service_hours_minutes: minutes(outside_ms),
             valid_minutes: in_minutes(a.sli.valid),
             error_budget_allowed_minutes: in_minutes(a.budget_allowed),
             error_budget_spent_minutes: in_minutes(a.budget_spent),
@@ -200,7 +210,7 @@ pub fn build(
             status: a.status.as_str(),
             forecast_exhausted_at: a.forecast_exhausted_ms.map(rfc3339),
             downtime_minutes: minutes(a.counts.down_ms),
-            excluded_maintenance_minutes: minutes(a.counts.excluded_ms),
+            excluded_maintenance_minutes: minutes(a.counts.excluded_ms.saturating_sub(outside_ms)),
             unknown_minutes: minutes(a.counts.unknown_ms),
             error_budget_spent_percent: if a.budget_allowed > 0.0 {
                 a.budget_spent / a.budget_allowed * 100.0

@@ -245,6 +245,9 @@ pub struct Slo {
     pub window: Window,
     pub unknown: Unknown,
     pub rules: Vec<BurnRule>,
+    /// Service hours: only they count (the series has the rest excluded); a running period's
+    /// time still to come is counted by them too.
+    pub hours: Option<crate::service_hours::Hours>,
 }
 
 /// Good, bad and valid amounts over a range, in ms (time) or events.
@@ -443,7 +446,9 @@ impl Slo {
         let upto = now_ms.max(from_ms);
         let counts = series.range(from_ms, upto);
         let sli = self.sli(&counts, from_ms, upto);
-        let (elapsed, rest) = ((upto - from_ms) as f64, (end_ms - upto) as f64);
+        // With service hours only they count, so far and still to come.
+        let counted = |a: i64, b: i64| self.hours.as_ref().map_or(b - a, |h| h.inside_ms(a, b));
+        let (elapsed, rest) = (counted(from_ms, upto) as f64, counted(upto, end_ms) as f64);
         let whole_valid = match self.method {
             Method::Time => sli.valid + rest,
             Method::Events if elapsed > 0.0 => sli.valid * (elapsed + rest) / elapsed,
@@ -453,6 +458,8 @@ impl Slo {
         if a.status == Status::OnTrack && a.budget_spent > 0.0 && elapsed > 0.0 {
             let per_ms = a.budget_spent / elapsed;
             let left_ms = (a.budget_allowed - a.budget_spent) / per_ms;
+            // In counted time: with service hours the forecast is in their time too (a
+            // wall-clock date is then an approximation on the early side).
             let exhausted = upto.saturating_add(left_ms.min(i64::MAX as f64 / 2.0) as i64);
             a.forecast_exhausted_ms = Some(exhausted);
             if exhausted < end_ms {
@@ -594,6 +601,7 @@ mod tests {
             window: Window::Rolling { ms: 30 * DAY },
             unknown: Unknown::Exclude,
             rules: default_rules(),
+            hours: None,
         }
     }
 

@@ -202,7 +202,7 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .filter_map(|e| {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = &e.verdict;
-            let spec = crate::slo_eval::spec(&e.name, cfg);
+            let spec = crate::slo_eval::spec(&app.config, &e.name, cfg);
             let time_based = spec.method == crate::slo::Method::Time;
             let status = match v.status {
                 crate::slo::Status::NotEnoughData => format!(

@@ -116,6 +116,7 @@ fn slo(objective: f64, method: Method, unknown: Unknown) -> Slo {
         window: Window::Rolling { ms: 30 * 86_400_000 },
         unknown,
         rules: Vec::new(),
+        hours: None,
     }
 }
 

@@ -90,6 +90,9 @@ pub struct CollectorConfig {
     pub services: BTreeMap<Id, ServiceConfig>,
     #[serde(default)]
     pub slos: BTreeMap<Id, SloConfig>,
+    /// Service hours SLOs may count in (`service_hours = "NAME"` on an SLO).
+    #[serde(default)]
+    pub service_hours: BTreeMap<Id, crate::slo::ServiceHoursConfig>,
     /// The ITIL priority matrix: rows impact high, medium, low; columns urgency high, medium,
     /// low. Default [["P1","P2","P3"],["P2","P3","P4"],["P3","P4","P5"]].
     #[serde(default)]
@@ -496,8 +499,11 @@ impl CollectorConfig {
                 r.at(offset, format!("response_targets.{p}: not a priority"), Some("the keys are P1 to P5".into()));
             }
         }
+        for (name, hours) in &self.service_hours {
+            hours.validate(name.as_str(), r);
+        }
         for (name, slo) in &self.slos {
-            slo.validate(name.as_str(), &self.services, r);
+            slo.validate(name.as_str(), &self.services, &self.service_hours, r);
         }
         for (name, rcv) in &self.receivers {
             rcv.validate(name.as_str(), r);

@@ -90,6 +90,96 @@ pub struct SloConfig {
     /// Burn-rate alert rules; the SRE workbook's four by default. `[]` turns alerts off.
     #[serde(default)]
     pub burn_alerts: Option<Vec<BurnRule>>,
+    /// Count only inside these service hours (`[service_hours.NAME]`): outside them downtime is
+    /// neither counted nor budgeted (business-hours contracts).
+    #[serde(default)]
+    pub service_hours: Option<Spanned<String>>,
+}
+
+/// When a contract counts: `days` from `hours` in `timezone`, less `holidays` (one-off dates
+/// "2026-12-24" and yearly ones "12-25").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceHoursConfig {
+    #[serde(default = "utc")]
+    pub timezone: Spanned<String>,
+    /// "mon" ... "sun"; default Monday to Friday.
+    #[serde(default = "weekdays")]
+    pub days: Vec<Spanned<String>>,
+    /// "08:00-16:00" (local time).
+    pub hours: Spanned<String>,
+    #[serde(default)]
+    pub holidays: Vec<Spanned<String>>,
+}
+
+fn weekdays() -> Vec<Spanned<String>> {
+    ["mon", "tue", "wed", "thu", "fri"].iter().map(|d| Spanned::new(0..0, d.to_string())).collect()
+}
+
+/// The weekday index (Monday 0) of "mon" ... "sun".
+pub fn weekday_index(day: &str) -> Option<usize> {
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().position(|d| *d == day)
+}
+
+/// "08:00-16:00" as minutes of the day (start, end), end after start.
+pub fn parse_hours(text: &str) -> Option<(u32, u32)> {
+    let minutes = |t: &str| {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
+    };
+    let (a, b) = text.split_once('-')?;
+    let (a, b) = (minutes(a)?, minutes(b)?);
+    (a < b).then_some((a, b))
+}
+
+/// A holiday: "2026-12-24" (that date) or "12-25" (every year): (year, month, day).
+pub fn parse_holiday(text: &str) -> Option<(Option<i16>, i8, i8)> {
+    let parts: Vec<&str> = text.split('-').collect();
+    let num = |s: &str| s.parse::<i16>().ok();
+    let (y, m, d) = match parts.as_slice() {
+        [y, m, d] if y.len() == 4 => (Some(num(y)?), num(m)?, num(d)?),
+        [m, d] => (None, num(m)?, num(d)?),
+        _ => return None,
+    };
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m as i8, d as i8))
+}
+
+impl ServiceHoursConfig {
+    pub fn validate(&self, name: &str, r: &mut Reporter<'_>) {
+        if jiff::tz::TimeZone::get(self.timezone.get_ref()).is_err() {
+            r.span(
+                self.timezone.span(),
+                format!("service_hours {name:?}: unknown time zone {:?}", self.timezone.get_ref()),
+                "an IANA name, e.g. \"Europe/Oslo\"",
+            );
+        }
+        for d in &self.days {
+            if weekday_index(d.get_ref()).is_none() {
+                r.span(
+                    d.span(),
+                    format!("service_hours {name:?}: {:?} is not a day", d.get_ref()),
+                    "mon, tue, wed, thu, fri, sat or sun",
+                );
+            }
+        }
+        if parse_hours(self.hours.get_ref()).is_none() {
+            r.span(
+                self.hours.span(),
+                format!("service_hours {name:?}: hours {:?} are not HH:MM-HH:MM", self.hours.get_ref()),
+                "e.g. \"08:00-16:00\"",
+            );
+        }
+        for h in &self.holidays {
+            if parse_holiday(h.get_ref()).is_none() {
+                r.span(
+                    h.span(),
+                    format!("service_hours {name:?}: holiday {:?} is not a date", h.get_ref()),
+                    "\"2026-12-24\" for one day, \"12-25\" for every year",
+                );
+            }
+        }
+    }
 }
 
 fn default_kind() -> SloKind {
@@ -120,7 +210,22 @@ impl SloConfig {
         self.burn_alerts.clone().unwrap_or_else(default_burn_rules)
     }
 
-    pub fn validate(&self, name: &str, services: &BTreeMap<crate::Id, ServiceConfig>, r: &mut Reporter<'_>) {
+    pub fn validate(
+        &self,
+        name: &str,
+        services: &BTreeMap<crate::Id, ServiceConfig>,
+        hours: &BTreeMap<crate::Id, ServiceHoursConfig>,
+        r: &mut Reporter<'_>,
+    ) {
+        if let Some(h) = &self.service_hours {
+            if !hours.contains_key(h.get_ref().as_str()) {
+                r.span(
+                    h.span(),
+                    format!("slo {name:?}: unknown service_hours {:?}", h.get_ref()),
+                    "declare it under [service_hours.NAME]",
+                );
+            }
+        }
         if !services.contains_key(self.service.get_ref().as_str()) {
             r.span(
                 self.service.span(),
