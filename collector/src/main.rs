@@ -89,6 +89,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file } => match CollectorConfig::load(&file) {
             Ok(cfg) => {
+                for w in vakt_collector::maintenance::dst_warnings_ahead(&cfg, vakt_collector::time::now_ms()) {
+                    eprintln!("{}: warning: {w}", file.display());
+                }
                 println!(
                     "{}: ok ({} agents, {} checks, {} services)",
                     file.display(),

@@ -45,6 +45,52 @@ pub fn intervals(m: &MaintenanceConfig, from_ms: i64, to_ms: i64) -> Vec<(i64, i
     out
 }
 
+/// Occurrences of a recurring window whose local start a DST change makes ambiguous (the hour
+/// the clocks go back: taken at its first occurrence, as RFC 5545 says) or skips (the hour they
+/// go forward: taken as if the clocks had not yet moved, so it starts an hour later in local
+/// time), within `[from_ms, to_ms)`: each as a sentence for the log.
+pub fn dst_warnings(m: &MaintenanceConfig, from_ms: i64, to_ms: i64) -> Vec<String> {
+    use jiff::tz::AmbiguousOffset;
+    let (Ok(tz), Ok(start), Some(rule)) =
+        (TimeZone::get(m.timezone.get_ref()), m.start.get_ref().parse::<DateTime>(), m.rrule.as_ref())
+    else {
+        return Vec::new();
+    };
+    let Ok(rule) = Rule::parse(rule.get_ref()) else { return Vec::new() };
+    let mut out = Vec::new();
+    rule.occurrences(start, |local| {
+        let Some(at) = unix_ms(local, &tz) else { return true };
+        if at >= to_ms || out.len() >= 8 {
+            return false;
+        }
+        if at >= from_ms {
+            match tz.to_ambiguous_zoned(local).offset() {
+                AmbiguousOffset::Fold { .. } => out.push(format!(
+                    "maintenance window {:?} on {local}: the hour repeats in {} (clocks go back); it starts at the first {}",
+                    m.name,
+                    m.timezone.get_ref(),
+                    local.time()
+                )),
+                AmbiguousOffset::Gap { .. } => out.push(format!(
+                    "maintenance window {:?} on {local}: {} does not exist in {} (clocks go forward); it starts an hour later",
+                    m.name,
+                    local.time(),
+                    m.timezone.get_ref()
+                )),
+                AmbiguousOffset::Unambiguous { .. } => {}
+            }
+        }
+        true
+    });
+    out
+}
+
+/// [`dst_warnings`] of every configured window over the year from `now_ms`.
+pub fn dst_warnings_ahead(config: &vakt_config::CollectorConfig, now_ms: i64) -> Vec<String> {
+    let year = 366 * 86_400_000;
+    config.maintenance.iter().flat_map(|m| dst_warnings(m, now_ms, now_ms + year)).collect()
+}
+
 /// Whether `m` covers `service`.
 pub fn covers(m: &MaintenanceConfig, service: &str) -> bool {
     m.services.is_empty() || m.services.iter().any(|s| s.get_ref() == service)
@@ -195,6 +241,43 @@ pub fn active<'a>(windows: &'a [MaintenanceConfig], service: &str, t_ms: i64) ->
     windows
         .iter()
         .find(|m| covers(m, service) && intervals(m, t_ms, t_ms + 1).iter().any(|(a, b)| *a <= t_ms && t_ms < *b))
+}
+
+#[cfg(test)]
+mod dst_tests {
+    use super::*;
+
+    fn window(start: &str) -> MaintenanceConfig {
+        let text = format!(
+            "[[maintenance]]\nname = \"nightly\"\nstart = \"{start}\"\nduration = \"30m\"\nrrule = \"FREQ=DAILY\"\ntimezone = \"Europe/Oslo\"\n"
+        );
+        let c = vakt_config::CollectorConfig::parse(&text, std::path::Path::new("collector.toml")).unwrap();
+        c.maintenance[0].clone()
+    }
+
+    fn ms(t: &str) -> i64 {
+        t.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    /// A daily window at 02:30 in Oslo: on 25 October 2026 02:30 happens twice (it starts at the
+    /// first, 00:30 UTC, as RFC 5545 says); on 29 March 2026 02:30 does not happen (it starts
+    /// at 03:30 CEST, 01:30 UTC). Each is said; ordinary days are not.
+    #[test]
+    fn a_window_in_a_repeated_or_skipped_hour_is_resolved_and_said() {
+        let m = window("2026-01-01T02:30");
+        let autumn = dst_warnings(&m, ms("2026-10-20T00:00:00Z"), ms("2026-10-30T00:00:00Z"));
+        assert_eq!(autumn.len(), 1, "{autumn:?}");
+        assert!(autumn[0].contains("2026-10-25T02:30") && autumn[0].contains("the first 02:30"), "{autumn:?}");
+        let occurrence = intervals(&m, ms("2026-10-25T00:00:00Z"), ms("2026-10-25T02:00:00Z"));
+        assert_eq!(occurrence[0].0, ms("2026-10-25T00:30:00Z"), "the first 02:30 (CEST)");
+        let spring = dst_warnings(&m, ms("2026-03-25T00:00:00Z"), ms("2026-04-02T00:00:00Z"));
+        assert_eq!(spring.len(), 1, "{spring:?}");
+        assert!(spring[0].contains("does not exist"), "{spring:?}");
+        let occurrence = intervals(&m, ms("2026-03-29T00:00:00Z"), ms("2026-03-29T03:00:00Z"));
+        assert_eq!(occurrence[0].0, ms("2026-03-29T01:30:00Z"), "an hour later: 03:30 CEST");
+        assert!(dst_warnings(&window("2026-01-01T22:00"), ms("2026-01-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"))
+            .is_empty());
+    }
 }
 
 #[cfg(test)]

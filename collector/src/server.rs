@@ -72,6 +72,9 @@ impl App {
     /// exports the same state it had.
     pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
         let receivers = crate::notify::worker::receivers(&config).map_err(ServerError::Config)?;
+        for w in crate::maintenance::dst_warnings_ahead(&config, crate::time::now_ms()) {
+            tracing::warn!("{w}");
+        }
         let sqlite = SqliteStore::open(&config.data_dir)?;
         let config = Arc::new(config);
         let router = crate::notify::Router::new(config.clone());
