@@ -446,3 +446,57 @@ pub fn exit_summary(log: &Path, field: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {field} in {line:?}"))
 }
+
+/// Whether this machine lets a test mount a private tmpfs (`unshare -m`): a kernel or container
+/// permission, not a package CI could install. Says so when it does not.
+pub fn mount_namespaces_allowed() -> bool {
+    let probe = tempfile::tempdir().unwrap();
+    let ok = Command::new("unshare")
+        .args(["-m", "sh", "-c", &format!("mount -t tmpfs -o size=64k tmpfs '{}'", probe.path().display())])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: this machine does not allow a private tmpfs mount (unshare -m)");
+    }
+    ok
+}
+
+/// libfaketime's library (Debian's `faketime`), to move a process's wall clock. `None` (and a
+/// note) when it is missing; under `CI=true` a missing library fails the test.
+pub fn faketime_lib() -> Option<&'static str> {
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+    if Path::new(LIB).exists() {
+        return Some(LIB);
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "libfaketime is missing: .ci/run must install faketime");
+    eprintln!("skipping: libfaketime is not installed");
+    None
+}
+
+/// A webhook receiver on loopback that keeps every JSON body posted to it: who got paged.
+pub struct Hook {
+    pub addr: SocketAddr,
+    pub received: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Hook {
+    pub async fn start() -> Hook {
+        let received: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let sink = received.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
+                axum::http::StatusCode::OK
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Hook { addr, received }
+    }
+
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.received.lock().unwrap().clone()
+    }
+}

@@ -11,22 +11,9 @@ use vakt_tests::{metric, wait_for, Collector, Proc, Target};
 
 const TOKEN: &str = "disk-full-agent-token-0123456789";
 
-fn mount_namespaces_allowed() -> bool {
-    let probe = tempfile::tempdir().unwrap();
-    let ok = std::process::Command::new("unshare")
-        .args(["-m", "sh", "-c", &format!("mount -t tmpfs -o size=64k tmpfs '{}'", probe.path().display())])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        // A kernel or container permission, not a package CI could install.
-        eprintln!("skipping: this machine does not allow a private tmpfs mount (unshare -m)");
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_holds_samples_in_memory_and_recovers_when_space_returns() {
-    if !mount_namespaces_allowed() {
+    if !vakt_tests::mount_namespaces_allowed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -104,8 +91,6 @@ async fn a_full_disk_holds_samples_in_memory_and_recovers_when_space_returns() {
     assert_eq!(stored, probes, "every probe result arrived once, none dropped");
 }
 
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
 /// An agent whose wall clock drifts a minute ahead, then jumps two hours ahead (as a bad NTP
 /// step would), then is put right. A minute off: samples still accepted, the skew measured on
 /// every push (`vakt_agent_clock_skew_seconds`) and said once in both logs. Two hours off: the
@@ -115,11 +100,7 @@ const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.
 /// step back is seen at once. The agent's schedule runs on the monotonic clock and does not stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_recovers() {
-    if !std::path::Path::new(FAKETIME_LIB).exists() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "libfaketime is missing: .ci/run must install faketime");
-        eprintln!("skipping: libfaketime is not installed");
-        return;
-    }
+    let Some(faketime) = vakt_tests::faketime_lib() else { return };
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
     let addr: SocketAddr = vakt_tests::loopback_addr();
@@ -135,7 +116,7 @@ async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_reco
     let child = std::process::Command::new(vakt_tests::bin("vakt-agent"))
         .args(["run", "--config", atoml.to_str().unwrap()])
         .env("VAKT_LOG", "info,vakt_agent=debug")
-        .env("LD_PRELOAD", FAKETIME_LIB)
+        .env("LD_PRELOAD", faketime)
         .env("FAKETIME_TIMESTAMP_FILE", &offset)
         .env("FAKETIME_NO_CACHE", "1")
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")

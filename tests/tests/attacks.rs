@@ -470,18 +470,12 @@ async fn connections_beyond_the_cap_are_closed_and_counted() {
     assert!(log.contains("connection limit reached"), "{log}");
 }
 
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
 /// An agent whose clock stands an hour behind: its results look an hour old, but they keep
 /// arriving. Its check stays up (not flipping to unknown on every evaluation into a false
 /// "flapping" incident), and a real outage is detected and opened as one incident.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stepped_back_clock_neither_flaps_nor_hides_an_outage() {
-    if !std::path::Path::new(FAKETIME_LIB).exists() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "libfaketime is missing: .ci/run must install faketime");
-        eprintln!("skipping: libfaketime is not installed");
-        return;
-    }
+    let Some(faketime) = vakt_tests::faketime_lib() else { return };
     let dir = tempfile::tempdir().unwrap();
     let target = vakt_tests::Target::start().await;
     let addr = vakt_tests::loopback_addr();
@@ -502,7 +496,7 @@ async fn a_stepped_back_clock_neither_flaps_nor_hides_an_outage() {
     let log = dir.path().join("agent.log");
     let child = std::process::Command::new(vakt_tests::bin("vakt-agent"))
         .args(["run", "--config", agent_cfg.to_str().unwrap()])
-        .env("LD_PRELOAD", FAKETIME_LIB)
+        .env("LD_PRELOAD", faketime)
         .env("FAKETIME_TIMESTAMP_FILE", &offset)
         .env("FAKETIME_NO_CACHE", "1")
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")

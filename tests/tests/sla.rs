@@ -255,18 +255,8 @@ async fn a_dependency_outage_is_one_root_incident_with_linked_children_and_itil_
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let ctoml = dir.path().join("collector.toml");
     // A webhook receiver on loopback: who gets paged.
-    let pages: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
-    let sink = pages.clone();
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_addr = hook.local_addr().unwrap();
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let sink = sink.clone();
-        async move {
-            sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
-            axum::http::StatusCode::OK
-        }
-    });
-    tokio::spawn(async move { axum::serve(hook, app).await.unwrap() });
+    let hook = vakt_tests::Hook::start().await;
+    let hook_addr = hook.addr;
     std::fs::write(
         &ctoml,
         format!(
@@ -348,7 +338,7 @@ checks = ["shop-http"]
     // back for good once it is linked under the database's incident.
     let root_id = root["id"].as_i64().unwrap();
     let paged = wait_for("the database's page", WAIT, || async {
-        let p = pages.lock().unwrap().clone();
+        let p = hook.received();
         (!p.is_empty()).then_some(p)
     })
     .await;

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
 
@@ -81,18 +80,8 @@ async fn a_silence_is_unknown_from_where_the_last_result_stopped_vouching() {
 async fn a_flapping_check_pages_once_and_then_says_it_is_flapping() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let pages: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let sink = pages.clone();
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_addr = hook.local_addr().unwrap();
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let sink = sink.clone();
-        async move {
-            sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
-            axum::http::StatusCode::OK
-        }
-    });
-    tokio::spawn(async move { axum::serve(hook, app).await.unwrap() });
+    let hook = vakt_tests::Hook::start().await;
+    let hook_addr = hook.addr;
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let cfg = dir.path().join("collector.toml");
     std::fs::write(
@@ -135,11 +124,11 @@ async fn a_flapping_check_pages_once_and_then_says_it_is_flapping() {
     // The pages: the first down and the flapping update fire; at most the first recovery besides.
     let flapping_id = flapping["id"].as_i64().unwrap();
     wait_for("the flapping update delivered", WAIT, || async {
-        let got = serde_json::to_string(&*pages.lock().unwrap()).unwrap();
+        let got = serde_json::to_string(&hook.received()).unwrap();
         got.contains(&format!("\"id\":{flapping_id}")).then_some(())
     })
     .await;
-    let got = pages.lock().unwrap().clone();
+    let got = hook.received();
     let firing = got.iter().filter(|p| p["event"] == "firing").count();
     let resolved = got.iter().filter(|p| p["event"] == "resolved").count();
     assert_eq!(firing, 2, "the first down and 'now flapping': {got:#?}");

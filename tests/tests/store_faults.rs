@@ -161,25 +161,12 @@ async fn a_database_damaged_mid_file_is_refused_at_start() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-fn mount_namespaces_allowed() -> bool {
-    let probe = tempfile::tempdir().unwrap();
-    let ok = std::process::Command::new("unshare")
-        .args(["-m", "sh", "-c", &format!("mount -t tmpfs -o size=64k tmpfs '{}'", probe.path().display())])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        // A kernel or container permission, not a package CI could install.
-        eprintln!("skipping: this machine does not allow a private tmpfs mount (unshare -m)");
-    }
-    ok
-}
-
 /// The collector's disk fills up: pushes are refused with 503 (never acknowledged unstored),
 /// and `/healthz` and `/readyz` say the store cannot write, so a load balancer or a monitor
 /// of the monitor sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_makes_health_fail_and_ingest_refuse() {
-    if !mount_namespaces_allowed() {
+    if !vakt_tests::mount_namespaces_allowed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
