@@ -343,7 +343,7 @@ struct TimelineView {
 }
 
 fn view(app: &App, i: Incident) -> IncidentView {
-    let targets = crate::incident::targets_of(&i, &app.config.response_targets, now_ms());
+    let targets = crate::incident::targets_of(&i, &app.config, now_ms());
     IncidentView {
         targets,
         id: i.id,

@@ -256,17 +256,41 @@ pub struct TargetState {
 }
 
 impl TargetState {
-    /// The target `target_ms` from `start_ms`, done at `done_ms` (if it is), seen at `now_ms`.
-    pub fn judge(target_ms: i64, start_ms: i64, done_ms: Option<i64>, now_ms: i64) -> TargetState {
-        let due_ms = start_ms.saturating_add(target_ms);
-        let elapsed_ms = done_ms.unwrap_or(now_ms) - start_ms;
+    /// The target `target_ms` from `start_ms`, done at `done_ms` (if it is), seen at `now_ms`;
+    /// counted in calendar time, or only inside `hours` (business time).
+    pub fn judge(
+        target_ms: i64,
+        start_ms: i64,
+        done_ms: Option<i64>,
+        now_ms: i64,
+        hours: Option<&crate::service_hours::Hours>,
+    ) -> TargetState {
+        let counted = |to: i64| hours.map_or(to - start_ms, |h| h.inside_ms(start_ms, to.max(start_ms)));
+        let due_ms = match hours {
+            None => start_ms.saturating_add(target_ms),
+            Some(h) => due_in_hours(h, start_ms, target_ms),
+        };
+        let elapsed_ms = counted(done_ms.unwrap_or(now_ms));
         let met = match done_ms {
-            Some(d) => Some(d <= due_ms),
-            None if now_ms > due_ms => Some(false),
+            Some(_) => Some(elapsed_ms <= target_ms),
+            None if elapsed_ms > target_ms => Some(false),
             None => None,
         };
         TargetState { target_ms, elapsed_ms, due_ms, met }
     }
+}
+
+/// When `target_ms` of service hours have passed since `start_ms` (looked for within a year).
+fn due_in_hours(h: &crate::service_hours::Hours, start_ms: i64, target_ms: i64) -> i64 {
+    let mut left = target_ms;
+    let year = 366 * 86_400_000;
+    for (a, b) in h.inside(start_ms, start_ms.saturating_add(year)) {
+        if b - a >= left {
+            return a + left;
+        }
+        left -= b - a;
+    }
+    i64::MAX
 }
 
 /// An incident's acknowledgement and resolution targets, from its priority.
@@ -311,17 +335,17 @@ impl Targets {
 
 /// The targets of `incident` under `targets` (by priority) at `now_ms`. A resolved incident
 /// that was never acknowledged counts as acknowledged at its resolution.
-pub fn targets_of(
-    incident: &Incident,
-    targets: &std::collections::BTreeMap<String, vakt_config::collector::ResponseTarget>,
-    now_ms: i64,
-) -> Targets {
-    let Some(t) = targets.get(&incident.priority) else { return Targets::default() };
+pub fn targets_of(incident: &Incident, config: &vakt_config::CollectorConfig, now_ms: i64) -> Targets {
+    let Some(t) = config.response_targets.get(&incident.priority) else { return Targets::default() };
+    let hours = t.service_hours.as_ref().and_then(|name| {
+        config.service_hours.get(name.as_str()).map(|c| crate::service_hours::Hours::from_config(name.as_str(), c))
+    });
     let ms = |d: vakt_config::HumanDuration| i64::try_from(d.get().as_millis()).unwrap_or(i64::MAX);
     let acked = incident.acknowledged_ms.or(incident.resolved_ms);
+    let judge = |target, done| TargetState::judge(ms(target), incident.opened_ms, done, now_ms, hours.as_ref());
     Targets {
-        acknowledge: t.acknowledge.map(|a| TargetState::judge(ms(a), incident.opened_ms, acked, now_ms)),
-        resolve: t.resolve.map(|r| TargetState::judge(ms(r), incident.opened_ms, incident.resolved_ms, now_ms)),
+        acknowledge: t.acknowledge.map(|a| judge(a, acked)),
+        resolve: t.resolve.map(|r| judge(r, incident.resolved_ms)),
     }
 }
 
@@ -394,13 +418,11 @@ mod target_tests {
     #[test]
     fn response_and_resolution_targets_at_their_thresholds() {
         const MIN: i64 = 60_000;
-        let targets = std::collections::BTreeMap::from([(
-            "P1".to_string(),
-            vakt_config::collector::ResponseTarget {
-                acknowledge: Some(vakt_config::HumanDuration::from_secs(15 * 60)),
-                resolve: Some(vakt_config::HumanDuration::from_secs(4 * 3600)),
-            },
-        )]);
+        let targets = vakt_config::CollectorConfig::parse(
+            "[response_targets.P1]\nacknowledge = \"15m\"\nresolve = \"4h\"\n",
+            std::path::Path::new("collector.toml"),
+        )
+        .unwrap();
         let t0 = 1_700_000_000_000;
         let incident = |ack: Option<i64>, resolved: Option<i64>, priority: &str| Incident {
             id: 1,
@@ -439,6 +461,43 @@ mod target_tests {
     }
 
     const DAY: i64 = 86_400_000;
+
+    /// In business time: P2 acknowledged within 2 business hours, weekdays 08:00–16:00 UTC. An
+    /// incident opened on Friday 11 December 2026 at 15:00 has one business hour that day and
+    /// one on Monday: due Monday 14 December at 09:00. Acknowledged then: met; a minute later:
+    /// breached, though 66 calendar hours had passed either way.
+    #[test]
+    fn targets_in_business_time_skip_nights_and_weekends() {
+        let config = vakt_config::CollectorConfig::parse(
+            "[service_hours.office]\nhours = \"08:00-16:00\"\n\
+             [response_targets.P2]\nacknowledge = \"2h\"\nservice_hours = \"office\"\n",
+            std::path::Path::new("collector.toml"),
+        )
+        .unwrap();
+        let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let opened = ms("2026-12-11T15:00:00Z");
+        let incident = |ack: i64| Incident {
+            id: 1,
+            dedup_key: "check:web".into(),
+            kind: IncidentKind::CheckDown,
+            subject: "web".into(),
+            title: "web is down".into(),
+            severity: "critical".into(),
+            status: IncidentStatus::Acknowledged,
+            opened_ms: opened,
+            acknowledged_ms: Some(ack),
+            acknowledged_by: None,
+            resolved_ms: None,
+            priority: "P2".into(),
+            parent_id: None,
+            timeline: vec![],
+        };
+        let on_time = targets_of(&incident(ms("2026-12-14T09:00:00Z")), &config, ms("2026-12-15T00:00:00Z"));
+        let ack = on_time.acknowledge.unwrap();
+        assert_eq!((ack.due_ms, ack.elapsed_ms, ack.met), (ms("2026-12-14T09:00:00Z"), 2 * 3_600_000, Some(true)));
+        let late = targets_of(&incident(ms("2026-12-14T09:01:00Z")), &config, ms("2026-12-15T00:00:00Z"));
+        assert_eq!(late.acknowledge.unwrap().met, Some(false));
+    }
 }
 
 #[cfg(test)]

@@ -247,7 +247,7 @@ pub fn build(
     let incidents: Vec<IncidentRow> = incidents
         .into_iter()
         .map(|i| IncidentRow {
-            targets: crate::incident::targets_of(&i, &config.response_targets, now_ms),
+            targets: crate::incident::targets_of(&i, config, now_ms),
             duration_minutes: i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 60_000.0),
             // Up to now for one still open; only the part inside the period.
             minutes_in_period: (i.resolved_ms.unwrap_or(now_ms).min(to) - i.opened_ms.max(from)).max(0) as f64

@@ -57,7 +57,7 @@ fn row(app: &App, incident: Incident) -> IncidentRow {
     IncidentRow {
         customers: crate::catalog::customers_of(&app.config, &services),
         services,
-        targets: crate::incident::targets_of(&incident, &app.config.response_targets, now_ms()),
+        targets: crate::incident::targets_of(&incident, &app.config, now_ms()),
         incident,
     }
 }

@@ -224,13 +224,17 @@ impl Scope {
 }
 
 /// How soon incidents of one priority must be acknowledged and resolved.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseTarget {
     #[serde(default)]
     pub acknowledge: Option<HumanDuration>,
     #[serde(default)]
     pub resolve: Option<HumanDuration>,
+    /// Count the targets only inside these service hours (`[service_hours.NAME]`), as
+    /// business-time contracts do; calendar time without.
+    #[serde(default)]
+    pub service_hours: Option<Id>,
 }
 
 /// An agent allowed to push, with the hash of its token.
@@ -501,6 +505,16 @@ impl CollectorConfig {
         }
         for (name, hours) in &self.service_hours {
             hours.validate(name.as_str(), r);
+        }
+        for (p, t) in &self.response_targets {
+            if let Some(h) = t.service_hours.as_ref().filter(|h| !self.service_hours.contains_key(h.as_str())) {
+                let offset = r_source_offset(r, &format!("response_targets.{p}"));
+                r.at(
+                    offset,
+                    format!("response_targets.{p}: unknown service_hours {:?}", h.as_str()),
+                    Some("declare it under [service_hours.NAME]".into()),
+                );
+            }
         }
         for (name, slo) in &self.slos {
             slo.validate(name.as_str(), &self.services, &self.service_hours, r);
