@@ -35,13 +35,15 @@ pub struct ConnectionStats {
 
 pub static CONNECTIONS: ConnectionStats = ConnectionStats { open: AtomicU64::new(0), refused: AtomicU64::new(0) };
 
-/// Counts a connection open while it lives.
-struct OpenGuard(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+/// Counts a connection open while it lives; its slot comes back when it is dropped.
+struct OpenGuard {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl OpenGuard {
-    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit) -> Self {
         CONNECTIONS.open.fetch_add(1, Ordering::Relaxed);
-        OpenGuard(permit)
+        OpenGuard { _slot: slot }
     }
 }
 
