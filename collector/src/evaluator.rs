@@ -82,6 +82,27 @@ pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
             tracing::info!(incident = i.id, %receiver, event, "follow-up notification");
             items.push((i.id, receiver, event.to_string()));
         }
+        // A response or resolution target about to be breached: its receivers told again.
+        let warn_before = app.config.response_targets.get(&i.priority).and_then(|t| t.warn_before);
+        if let Some(warn_before) = warn_before {
+            let targets = crate::incident::targets_of(i, &app.config, now_ms);
+            let last_repeat = sent.iter().filter(|s| s.event == "repeat").map(|s| s.created_ms).max();
+            let before_ms = i64::try_from(warn_before.get().as_millis()).unwrap_or(i64::MAX);
+            if let Some(said) = crate::incident::target_warning(&targets, before_ms, last_repeat, now_ms) {
+                let mut receivers: Vec<&str> =
+                    sent.iter().filter(|s| s.event == "firing").map(|s| s.receiver.as_str()).collect();
+                receivers.sort_unstable();
+                receivers.dedup();
+                for r in receivers {
+                    if !items.iter().any(|(id, x, _)| *id == i.id && x == r) {
+                        items.push((i.id, r.to_string(), "repeat".into()));
+                    }
+                }
+                tracing::warn!(incident = i.id, "{said}");
+                let note = crate::incident::ManualOp::Note { by: "vakt".into(), text: said };
+                let _ = app.store.manual(i.id, &note, now_ms)?;
+            }
+        }
     }
     if items.is_empty() {
         return Ok(());

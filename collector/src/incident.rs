@@ -349,6 +349,26 @@ pub fn targets_of(incident: &Incident, config: &vakt_config::CollectorConfig, no
     }
 }
 
+/// A target about to be breached at `now_ms`: the first still running whose due time is within
+/// `warn_before_ms`, unless a warning already went out since that window began
+/// (`last_warned_ms`). Returns what to say.
+pub fn target_warning(
+    targets: &Targets,
+    warn_before_ms: i64,
+    last_warned_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<String> {
+    [("acknowledgement", &targets.acknowledge), ("resolution", &targets.resolve)].into_iter().find_map(|(what, t)| {
+        let t = t.as_ref()?;
+        let window_start = t.due_ms.saturating_sub(warn_before_ms);
+        let due_soon = t.met.is_none() && now_ms >= window_start && now_ms <= t.due_ms;
+        let warned = last_warned_ms.is_some_and(|w| w >= window_start);
+        (due_soon && !warned).then(|| {
+            format!("{what} target due in {}: told again", crate::time::human_duration_ms((t.due_ms - now_ms).max(0)))
+        })
+    })
+}
+
 /// How long a flapping check must stay quiet (no state change) to be settled: half its flap
 /// window.
 pub fn flap_quiet_ms(window_ms: i64) -> i64 {
@@ -461,6 +481,36 @@ mod target_tests {
     }
 
     const DAY: i64 = 86_400_000;
+
+    /// A P1 with a 15-minute acknowledgement target and `warn_before = "5m"`: from minute 10
+    /// to 15, unacknowledged, its receivers are told again once.
+    #[test]
+    fn a_breach_about_to_happen_is_told_once() {
+        let t0 = 1_700_000_000_000;
+        let running = |now: i64| Targets {
+            acknowledge: Some(TargetState::judge(15 * 60_000, t0, None, now, None)),
+            resolve: None,
+        };
+        let five = 5 * 60_000;
+        assert_eq!(target_warning(&running(t0 + 9 * 60_000), five, None, t0 + 9 * 60_000), None, "not yet");
+        let said = target_warning(&running(t0 + 10 * 60_000), five, None, t0 + 10 * 60_000).unwrap();
+        assert_eq!(said, "acknowledgement target due in 5m: told again");
+        assert_eq!(
+            target_warning(&running(t0 + 12 * 60_000), five, Some(t0 + 10 * 60_000), t0 + 12 * 60_000),
+            None,
+            "once"
+        );
+        assert_eq!(
+            target_warning(&running(t0 + 16 * 60_000), five, None, t0 + 16 * 60_000),
+            None,
+            "breached: too late to warn"
+        );
+        let acked = Targets {
+            acknowledge: Some(TargetState::judge(15 * 60_000, t0, Some(t0 + 60_000), t0 + 12 * 60_000, None)),
+            resolve: None,
+        };
+        assert_eq!(target_warning(&acked, five, None, t0 + 12 * 60_000), None, "met");
+    }
 
     /// In business time: P2 acknowledged within 2 business hours, weekdays 08:00–16:00 UTC. An
     /// incident opened on Friday 11 December 2026 at 15:00 has one business hour that day and

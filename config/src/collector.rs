@@ -235,6 +235,10 @@ pub struct ResponseTarget {
     /// business-time contracts do; calendar time without.
     #[serde(default)]
     pub service_hours: Option<Id>,
+    /// Tell the incident's receivers again this long before a target is due while it is still
+    /// running (a breach about to happen); off when unset.
+    #[serde(default)]
+    pub warn_before: Option<HumanDuration>,
 }
 
 /// An agent allowed to push, with the hash of its token.
