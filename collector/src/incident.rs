@@ -434,6 +434,30 @@ pub fn burn_action(slo: &str, alerts: &[crate::slo::BurnAlert], open: bool, now_
 mod target_tests {
     use super::*;
 
+    /// A check-down incident of `priority` opened at `opened`, acknowledged and resolved when given.
+    fn incident(opened: i64, ack: Option<i64>, resolved: Option<i64>, priority: &str) -> Incident {
+        Incident {
+            id: 1,
+            dedup_key: "check:web".into(),
+            kind: IncidentKind::CheckDown,
+            subject: "web".into(),
+            title: "web is down".into(),
+            severity: "critical".into(),
+            status: match (ack, resolved) {
+                (_, Some(_)) => IncidentStatus::Resolved,
+                (Some(_), None) => IncidentStatus::Acknowledged,
+                (None, None) => IncidentStatus::Open,
+            },
+            opened_ms: opened,
+            acknowledged_ms: ack,
+            acknowledged_by: None,
+            resolved_ms: resolved,
+            priority: priority.into(),
+            parent_id: None,
+            timeline: vec![],
+        }
+    }
+
     /// P1: acknowledged within 15 minutes, resolved within 4 hours, at their exact thresholds.
     #[test]
     fn response_and_resolution_targets_at_their_thresholds() {
@@ -444,22 +468,7 @@ mod target_tests {
         )
         .unwrap();
         let t0 = 1_700_000_000_000;
-        let incident = |ack: Option<i64>, resolved: Option<i64>, priority: &str| Incident {
-            id: 1,
-            dedup_key: "check:web".into(),
-            kind: IncidentKind::CheckDown,
-            subject: "web".into(),
-            title: "web is down".into(),
-            severity: "critical".into(),
-            status: if resolved.is_some() { IncidentStatus::Resolved } else { IncidentStatus::Open },
-            opened_ms: t0,
-            acknowledged_ms: ack,
-            acknowledged_by: None,
-            resolved_ms: resolved,
-            priority: priority.into(),
-            parent_id: None,
-            timeline: vec![],
-        };
+        let incident = |ack: Option<i64>, resolved: Option<i64>, priority: &str| incident(t0, ack, resolved, priority);
         // Acknowledged at exactly 15:00 and resolved at exactly 4:00:00: both met.
         let on_the_dot = targets_of(&incident(Some(t0 + 15 * MIN), Some(t0 + 240 * MIN), "P1"), &targets, t0 + DAY);
         assert_eq!(on_the_dot.acknowledge.as_ref().unwrap().met, Some(true));
@@ -526,22 +535,7 @@ mod target_tests {
         .unwrap();
         let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond();
         let opened = ms("2026-12-11T15:00:00Z");
-        let incident = |ack: i64| Incident {
-            id: 1,
-            dedup_key: "check:web".into(),
-            kind: IncidentKind::CheckDown,
-            subject: "web".into(),
-            title: "web is down".into(),
-            severity: "critical".into(),
-            status: IncidentStatus::Acknowledged,
-            opened_ms: opened,
-            acknowledged_ms: Some(ack),
-            acknowledged_by: None,
-            resolved_ms: None,
-            priority: "P2".into(),
-            parent_id: None,
-            timeline: vec![],
-        };
+        let incident = |ack: i64| incident(opened, Some(ack), None, "P2");
         let on_time = targets_of(&incident(ms("2026-12-14T09:00:00Z")), &config, ms("2026-12-15T00:00:00Z"));
         let ack = on_time.acknowledge.unwrap();
         assert_eq!((ack.due_ms, ack.elapsed_ms, ack.met), (ms("2026-12-14T09:00:00Z"), 2 * 3_600_000, Some(true)));

@@ -473,6 +473,22 @@ pub fn faketime_lib() -> Option<&'static str> {
     None
 }
 
+/// The agent binary with its wall clock moved by libfaketime as `offset_file` says ("+0",
+/// "-1h", "+2m"; re-read on every clock call, so a test can move it while the agent runs).
+pub fn spawn_agent_with_clock(faketime: &str, offset_file: &Path, args: &[&str], log: &Path) -> Proc {
+    let child = Command::new(bin("vakt-agent"))
+        .args(args)
+        .env("VAKT_LOG", "info,vakt_agent=debug")
+        .env("LD_PRELOAD", faketime)
+        .env("FAKETIME_TIMESTAMP_FILE", offset_file)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Proc { child, log: log.to_path_buf() }
+}
+
 /// A webhook receiver on loopback that keeps every JSON body posted to it: who got paged.
 pub struct Hook {
     pub addr: SocketAddr,

@@ -113,17 +113,8 @@ async fn a_wrong_clock_on_the_agent_is_measured_refused_when_impossible_and_reco
     let offset = dir.path().join("clock-offset");
     std::fs::write(&offset, "+0\n").unwrap();
     let log = dir.path().join("agent.log");
-    let child = std::process::Command::new(vakt_tests::bin("vakt-agent"))
-        .args(["run", "--config", atoml.to_str().unwrap()])
-        .env("VAKT_LOG", "info,vakt_agent=debug")
-        .env("LD_PRELOAD", faketime)
-        .env("FAKETIME_TIMESTAMP_FILE", &offset)
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _agent = Proc { child, log: log.clone() };
+    let _agent =
+        vakt_tests::spawn_agent_with_clock(faketime, &offset, &["run", "--config", atoml.to_str().unwrap()], &log);
     collector.wait_up("web").await;
     let skew = || collector.metric("vakt_agent_clock_skew_seconds{agent=\"edge\"}");
     assert!(skew().await.is_some_and(|s| s.abs() < 5.0), "in step at first: {:?}", skew().await);

@@ -493,17 +493,12 @@ async fn a_stepped_back_clock_neither_flaps_nor_hides_an_outage() {
     let agent_cfg = vakt_tests::agent_toml(dir.path(), "edge", addr, token, "");
     let offset = dir.path().join("clock-offset");
     std::fs::write(&offset, "-1h\n").unwrap();
-    let log = dir.path().join("agent.log");
-    let child = std::process::Command::new(vakt_tests::bin("vakt-agent"))
-        .args(["run", "--config", agent_cfg.to_str().unwrap()])
-        .env("LD_PRELOAD", faketime)
-        .env("FAKETIME_TIMESTAMP_FILE", &offset)
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _agent = Proc { child, log };
+    let _agent = vakt_tests::spawn_agent_with_clock(
+        faketime,
+        &offset,
+        &["run", "--config", agent_cfg.to_str().unwrap()],
+        &dir.path().join("agent.log"),
+    );
     collector.wait_up("web").await;
     // The evaluator runs every second; its stale rule (30 s for this check) would have fired on
     // results stamped an hour ago within the first tick.
