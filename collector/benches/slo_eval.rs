@@ -10,9 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::Instant;
-use vakt_collector::slo::{
-    build_minutes, BurnRule, Method, MinuteEvents, Period, PeriodStatus, Series, Slo, Unknown, Window,
-};
+use vakt_collector::slo::{build_series, BurnRule, Method, MinuteEvents, Period, PeriodStatus, Slo, Unknown, Window};
 
 const DAY: i64 = 86_400_000;
 const MINUTE: i64 = 60_000;
@@ -64,7 +62,7 @@ fn main() {
     let mut series = Vec::with_capacity(services);
     for s in 0..services {
         let (periods, events) = history(s as u64 + 1, from, now);
-        series.push(Series::new(from, &build_minutes(from, now, &[periods], &[], &events)));
+        series.push(build_series(from, now, &[periods], &[], &events));
     }
     let build = t.elapsed() / services as u32;
 

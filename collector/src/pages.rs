@@ -60,7 +60,7 @@ pub fn uptime(
     window_ms: i64,
     now_ms: i64,
 ) -> Result<Option<f64>, StoreError> {
-    let from = crate::slo::floor_minute(now_ms - window_ms);
+    let from = now_ms - window_ms;
     let series = crate::slo_eval::service_series(store, config, service, from, now_ms)?;
     Ok(availability().assess(&series, from, now_ms).achieved)
 }

@@ -110,6 +110,26 @@ pub struct IncidentRow {
     pub targets: crate::incident::Targets,
 }
 
+/// One breach a customer or vendor may claim on: an SLO or an incident's target.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BreachRow {
+    /// "slo", "acknowledge" or "resolve".
+    pub kind: &'static str,
+    pub services: Vec<String>,
+    pub customers: Vec<String>,
+    /// The SLO's name, or the incident's title.
+    pub what: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<i64>,
+    /// The SLO's budget, or the target, in minutes.
+    pub allowed_minutes: Option<f64>,
+    /// Budget spent, or the time the incident took (so far, when still running).
+    pub took_minutes: Option<f64>,
+    /// When the target was due (targets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct MaintenanceRow {
     pub name: String,
@@ -148,6 +168,9 @@ pub struct Report {
     pub maintenance: Vec<MaintenanceRow>,
     /// Incidents that missed their acknowledgement or resolution target.
     pub target_breaches: usize,
+    /// Every breach of the period, for the customer or vendor: SLOs whose whole-period budget
+    /// is spent, and each missed acknowledgement or resolution target.
+    pub breaches: Vec<BreachRow>,
     /// Mean time to acknowledge, over the acknowledged incidents.
     pub mtta_minutes: Option<f64>,
     /// Mean time to resolve, over the resolved incidents.
@@ -184,6 +207,7 @@ pub fn build(
     let (from, to) = named_period(period, &zone).map_err(ReportError::Invalid)?;
     let upto = to.min(now_ms).max(from);
     let mut slos = Vec::new();
+    let mut breaches = Vec::new();
     for (name, c) in config.slos.iter().filter(|(_, c)| services.contains(c.service.get_ref())) {
         let slo = spec(config, name.as_str(), c);
         let s = series(store, config, c, from, upto)?;
@@ -195,6 +219,18 @@ pub fn build(
         // Excluded time is maintenance and time outside the service hours: told apart.
         let outside_ms: i64 = slo.hours.as_ref().map_or(0, |h| h.outside(from, upto).iter().map(|(a, b)| b - a).sum());
         let outside_ms = u64::try_from(outside_ms).unwrap_or(0);
+        if a.status == crate::slo::Status::Breached {
+            breaches.push(BreachRow {
+                kind: "slo",
+                services: vec![c.service.get_ref().clone()],
+                customers: crate::catalog::customers_of(config, std::slice::from_ref(c.service.get_ref())),
+                what: name.to_string(),
+                incident: None,
+                allowed_minutes: in_minutes(a.budget_allowed),
+                took_minutes: in_minutes(a.budget_spent),
+                due_at: None,
+            });
+        }
         slos.push(SloRow {
             service_hours: slo.hours.as_ref().map(|h| h.name.clone()),
             outside_service_hours_minutes: minutes(outside_ms),
@@ -244,6 +280,24 @@ pub fn build(
     incidents.sort_by_key(|i| (i.opened_ms, i.id));
     let (mtta_ms, mttr_ms) = crate::incident::mean_times_ms(&incidents);
     let (mtta_minutes, mttr_minutes) = (mtta_ms.map(|m| m / 60_000.0), mttr_ms.map(|m| m / 60_000.0));
+    for i in &incidents {
+        let services = crate::catalog::services_of(config, i.kind, &i.subject);
+        let customers = crate::catalog::customers_of(config, &services);
+        let targets = crate::incident::targets_of(i, config, now_ms);
+        for (kind, t) in [("acknowledge", &targets.acknowledge), ("resolve", &targets.resolve)] {
+            let Some(t) = t.as_ref().filter(|t| t.met == Some(false)) else { continue };
+            breaches.push(BreachRow {
+                kind,
+                services: services.clone(),
+                customers: customers.clone(),
+                what: i.title.clone(),
+                incident: Some(i.id),
+                allowed_minutes: Some(t.target_ms as f64 / 60_000.0),
+                took_minutes: Some(t.elapsed_ms as f64 / 60_000.0),
+                due_at: Some(rfc3339(t.due_ms)),
+            });
+        }
+    }
     let incidents: Vec<IncidentRow> = incidents
         .into_iter()
         .map(|i| IncidentRow {
@@ -292,6 +346,7 @@ pub fn build(
     let target_breaches = incidents.iter().filter(|i| i.targets.breached()).count();
     Ok(Report {
         target_breaches,
+        breaches,
         maintenance,
         scope: scope.label(),
         period: period.to_string(),
@@ -336,6 +391,14 @@ fn csv_field(s: &str) -> String {
 
 fn num(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.4}")).unwrap_or_default()
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "—"
+    } else {
+        s
+    }
 }
 
 fn html_escape(s: &str) -> String {
@@ -400,6 +463,23 @@ pub fn render(report: &Report, format: Format) -> String {
                     html_escape(&i.targets.describe()),
                 ));
             }
+            let mut breach_rows = String::new();
+            for b in &report.breaches {
+                let fig = |v: Option<f64>| v.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into());
+                breach_rows.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    b.kind,
+                    html_escape(&b.what),
+                    b.incident.map(|i| format!("#{i}")).unwrap_or_else(|| "—".into()),
+                    html_escape(&b.services.join(", ")),
+                    html_escape(or_dash(&b.customers.join(", "))),
+                    fig(b.allowed_minutes),
+                    fig(b.took_minutes),
+                ));
+            }
+            if breach_rows.is_empty() {
+                breach_rows.push_str("<tr><td colspan=\"7\">none</td></tr>\n");
+            }
             let mut maintenance = String::new();
             for m in &report.maintenance {
                 maintenance.push_str(&format!(
@@ -433,12 +513,16 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 <table><thead><tr><th>Service</th><th>SLO</th><th>Target</th><th>Achieved</th><th>Result</th><th>Downtime (min)</th><th>Planned maintenance excluded (min)</th><th>No data (min)</th><th>Error budget spent</th><th>Budget allowed / spent / left (min)</th></tr></thead>
 <tbody>
 {rows}</tbody></table>
+<h2>Breaches</h2>
+<table id="breaches"><thead><tr><th>Kind</th><th>What</th><th>Incident</th><th>Services</th><th>Customers</th><th>Allowed</th><th>Took / spent</th></tr></thead>
+<tbody>
+{breach_rows}</tbody></table>
 <h2>Planned maintenance</h2>
 <table><thead><tr><th>Window</th><th>Start</th><th>End</th><th>Change</th><th>Excluded from SLA</th><th>Overran</th><th>Created by</th></tr></thead>
 <tbody>
 {maintenance}</tbody></table>
 <h2>Incidents</h2>
-<p>MTTA {mtta} · MTTR {mttr} · response or resolution targets missed: {breaches}</p>
+<p>MTTA {mtta} · MTTR {mttr} · response or resolution targets missed: {target_breaches}</p>
 <table><thead><tr><th>#</th><th>Incident</th><th>Opened</th><th>Acknowledged</th><th>Resolved</th><th>Duration</th><th>Targets</th></tr></thead>
 <tbody>
 {incidents}</tbody></table>
@@ -452,7 +536,7 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
                 minutes = report.period_minutes,
                 note = report.timezone_note.as_deref().map(|n| format!("; {}", html_escape(n))).unwrap_or_default(),
                 generated = html_escape(&report.generated_at),
-                breaches = report.target_breaches,
+                target_breaches = report.target_breaches,
                 mtta = report.mtta_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
                 mttr = report.mttr_minutes.map(|m| format!("{m:.1} min")).unwrap_or_else(|| "—".into()),
             )

@@ -1,9 +1,9 @@
 //! SLO arithmetic: pure functions of per-minute SLI counts, the SLO and `now`.
 //!
-//! A [`Series`] holds prefix sums of per-minute [`Counts`], so the total over any window is one
-//! subtraction: a 30-day window, its burn-rate windows and a 400-day report cost the same.
-//! [`build_minutes`] turns check state periods, maintenance windows and probe counts into
-//! those minutes.
+//! A [`Series`] holds a service's down, unknown and excluded time as exact spans and its probe
+//! counts per minute, both as prefix sums, so the total over any window is one subtraction: a
+//! 30-day window, its burn-rate windows and a 400-day report cost the same. [`build_series`]
+//! makes one from check state periods, maintenance windows and probe counts.
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
@@ -25,42 +25,74 @@ pub struct Counts {
     pub excluded_ms: u64,
 }
 
-impl Counts {
-    fn add(&mut self, o: &Counts) {
-        self.events += o.events;
-        self.bad_events += o.bad_events;
-        self.down_ms += o.down_ms;
-        self.unknown_ms += o.unknown_ms;
-        self.excluded_ms += o.excluded_ms;
-    }
-    fn sub(&self, o: &Counts) -> Counts {
-        Counts {
-            events: self.events - o.events,
-            bad_events: self.bad_events - o.bad_events,
-            down_ms: self.down_ms - o.down_ms,
-            unknown_ms: self.unknown_ms - o.unknown_ms,
-            excluded_ms: self.excluded_ms - o.excluded_ms,
-        }
-    }
+/// What a span of time was: down, unknown, or excluded (maintenance, outside service hours).
+/// Up time is what no span covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SpanKind {
+    Down = 0,
+    Unknown = 1,
+    Excluded = 2,
 }
 
-/// Per-minute counts from `start_ms` (minute-aligned) on, as prefix sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start_ms: i64,
+    end_ms: i64,
+    kind: SpanKind,
+}
+
+/// A service's SLI over `[start, end)`: time as exact spans (down, unknown, excluded) and
+/// probe counts per minute, each with prefix sums, so the total over any range is a binary
+/// search and a subtraction: a 30-day window, its burn-rate windows and a 400-day report cost
+/// the same, and time-based figures are exact to the millisecond at both edges.
 #[derive(Clone, Debug)]
 pub struct Series {
+    /// Minute-aligned: where the first per-minute probe count starts.
     start_ms: i64,
-    cum: Vec<Counts>,
+    /// Where the known time ends: the time after it (and before `start_ms`) is unknown.
+    end_ms: i64,
+    spans: Vec<Span>,
+    /// `span_cum[i]`: milliseconds of each kind in `spans[..i]`.
+    span_cum: Vec<[u64; 3]>,
+    /// `event_cum[i]`: (events, bad events) of the minutes before minute `i`.
+    event_cum: Vec<(u64, u64)>,
 }
 
 impl Series {
+    /// A series from per-minute counts starting at `start_ms` (floored to a minute): each
+    /// minute's down, unknown and excluded time are laid out from its start, in that order.
     pub fn new(start_ms: i64, minutes: &[Counts]) -> Series {
-        let mut cum = Vec::with_capacity(minutes.len() + 1);
-        let mut acc = Counts::default();
-        cum.push(acc);
-        for m in minutes {
-            acc.add(m);
-            cum.push(acc);
+        let start_ms = floor_minute(start_ms);
+        let mut spans = Vec::new();
+        for (i, m) in minutes.iter().enumerate() {
+            let mut t = start_ms + i as i64 * MINUTE_MS;
+            for (len, kind) in
+                [(m.down_ms, SpanKind::Down), (m.unknown_ms, SpanKind::Unknown), (m.excluded_ms, SpanKind::Excluded)]
+            {
+                push_span(&mut spans, t, t + len as i64, kind);
+                t += len as i64;
+            }
         }
-        Series { start_ms: start_ms - start_ms.rem_euclid(MINUTE_MS), cum }
+        let events: Vec<(u64, u64)> = minutes.iter().map(|m| (m.events, m.bad_events)).collect();
+        Series::from_parts(start_ms, start_ms + minutes.len() as i64 * MINUTE_MS, spans, &events)
+    }
+
+    fn from_parts(start_ms: i64, end_ms: i64, spans: Vec<Span>, minute_events: &[(u64, u64)]) -> Series {
+        let mut span_cum = Vec::with_capacity(spans.len() + 1);
+        let mut acc = [0u64; 3];
+        span_cum.push(acc);
+        for s in &spans {
+            acc[s.kind as usize] += (s.end_ms - s.start_ms) as u64;
+            span_cum.push(acc);
+        }
+        let mut event_cum = Vec::with_capacity(minute_events.len() + 1);
+        let mut acc = (0u64, 0u64);
+        event_cum.push(acc);
+        for (e, b) in minute_events {
+            acc = (acc.0 + e, acc.1 + b);
+            event_cum.push(acc);
+        }
+        Series { start_ms, end_ms, spans, span_cum, event_cum }
     }
 
     pub fn start_ms(&self) -> i64 {
@@ -68,23 +100,54 @@ impl Series {
     }
 
     pub fn end_ms(&self) -> i64 {
-        self.start_ms + (self.cum.len() as i64 - 1) * MINUTE_MS
+        self.end_ms
     }
 
-    /// Sums the minutes touching `[from_ms, to_ms)`: callers start ranges on a minute; a range
-    /// may end inside the current minute, whose counts run up to the series' end. Time outside
-    /// the series counts as unknown.
+    /// The totals over `[from_ms, to_ms)`. Time is exact to the millisecond; time outside the
+    /// series counts as unknown. Probes count by the minute they were made in: the minutes
+    /// that start inside the range (a range ending inside the current minute includes it, one
+    /// starting inside a minute leaves that minute to the range before).
     pub fn range(&self, from_ms: i64, to_ms: i64) -> Counts {
-        let last = self.cum.len() as i64 - 1;
-        let floor = |t: i64| ((t - self.start_ms).div_euclid(MINUTE_MS)).clamp(0, last) as usize;
-        let ceil = |t: i64| ((t - self.start_ms + MINUTE_MS - 1).div_euclid(MINUTE_MS)).clamp(0, last) as usize;
-        let (a, b) = (floor(from_ms), ceil(to_ms.max(from_ms)));
-        let mut c = self.cum[b].sub(&self.cum[a]);
+        let to_ms = to_ms.max(from_ms);
+        // Spans overlapping [from, to): i = first ending after from, j = first starting at or after to.
+        let i = self.spans.partition_point(|s| s.end_ms <= from_ms);
+        let j = self.spans.partition_point(|s| s.start_ms < to_ms).max(i);
+        let mut time = [0u64; 3];
+        for (k, t) in time.iter_mut().enumerate() {
+            *t = self.span_cum[j][k] - self.span_cum[i][k];
+        }
+        if i < j {
+            let first = self.spans[i];
+            time[first.kind as usize] -= (from_ms - first.start_ms).max(0) as u64;
+            let last = self.spans[j - 1];
+            time[last.kind as usize] -= (last.end_ms - to_ms).max(0) as u64;
+        }
         let covered_from = from_ms.max(self.start_ms);
-        let covered_to = to_ms.min(self.end_ms()).max(covered_from);
-        let outside = (to_ms - from_ms).max(0) - (covered_to - covered_from);
-        c.unknown_ms += outside.max(0) as u64;
-        c
+        let covered_to = to_ms.min(self.end_ms).max(covered_from);
+        let outside = (to_ms - from_ms) - (covered_to - covered_from);
+        let n = self.event_cum.len() as i64 - 1;
+        let minute_at_or_after =
+            |t: i64| ((t - self.start_ms + MINUTE_MS - 1).div_euclid(MINUTE_MS)).clamp(0, n) as usize;
+        let (a, b) = (minute_at_or_after(from_ms), minute_at_or_after(to_ms));
+        let (e1, e0) = (self.event_cum[b], self.event_cum[a]);
+        Counts {
+            events: e1.0 - e0.0,
+            bad_events: e1.1 - e0.1,
+            down_ms: time[SpanKind::Down as usize],
+            unknown_ms: time[SpanKind::Unknown as usize] + outside as u64,
+            excluded_ms: time[SpanKind::Excluded as usize],
+        }
+    }
+}
+
+/// Appends a span, merged with the last when they touch and are of one kind.
+fn push_span(spans: &mut Vec<Span>, start_ms: i64, end_ms: i64, kind: SpanKind) {
+    if end_ms <= start_ms {
+        return;
+    }
+    match spans.last_mut() {
+        Some(last) if last.kind == kind && last.end_ms == start_ms => last.end_ms = end_ms,
+        _ => spans.push(Span { start_ms, end_ms, kind }),
     }
 }
 
@@ -112,22 +175,21 @@ pub struct MinuteEvents {
     pub bad_events: u64,
 }
 
-/// The minutes of `[from_ms, to_ms)` for a service: down when any of its checks is down,
+/// The series of `[from_ms, to_ms)` for a service: down when any of its checks is down,
 /// unknown when none is down and any has no known state, up otherwise; maintenance intervals
 /// (`excluded`) take their time out of all three. `checks` holds each check's periods sorted
-/// by start.
-pub fn build_minutes(
+/// by start. Known up to `to_ms` exactly; the time from the minute `from_ms` falls in is
+/// filled too, so that the first probe minute is whole.
+pub fn build_series(
     from_ms: i64,
     to_ms: i64,
     checks: &[Vec<Period>],
     excluded: &[(i64, i64)],
     events: &[MinuteEvents],
-) -> Vec<Counts> {
-    let from_ms = from_ms - from_ms.rem_euclid(MINUTE_MS);
-    let n = ((to_ms - from_ms).max(0) + MINUTE_MS - 1) / MINUTE_MS;
-    let mut minutes = vec![Counts::default(); n as usize];
-    // Filled up to `to_ms` exactly: a current, unfinished minute holds only what has happened.
+) -> Series {
+    let from_ms = floor_minute(from_ms);
     let end = to_ms.max(from_ms);
+    let n = ((end - from_ms) + MINUTE_MS - 1) / MINUTE_MS;
     // Every instant where something may change.
     let mut cuts: Vec<i64> = vec![from_ms, end];
     for periods in checks {
@@ -151,6 +213,7 @@ pub fn build_minutes(
             _ => PeriodStatus::Unknown,
         }
     };
+    let mut spans = Vec::new();
     for w in cuts.windows(2) {
         let (a, b) = (w[0], w[1]);
         let in_maintenance = excluded.iter().any(|(s, e)| *s <= a && a < *e);
@@ -166,25 +229,15 @@ pub fn build_minutes(
                 PeriodStatus::Up
             }
         };
-        // Spread [a, b) over the minutes it covers.
-        let mut t = a;
-        while t < b {
-            let idx = ((t - from_ms) / MINUTE_MS) as usize;
-            let minute_end = from_ms + (idx as i64 + 1) * MINUTE_MS;
-            let len = (b.min(minute_end) - t) as u64;
-            let m = &mut minutes[idx];
-            if in_maintenance {
-                m.excluded_ms += len;
-            } else {
-                match status {
-                    PeriodStatus::Down => m.down_ms += len,
-                    PeriodStatus::Unknown => m.unknown_ms += len,
-                    PeriodStatus::Up => {}
-                }
-            }
-            t = b.min(minute_end);
-        }
+        let kind = match (in_maintenance, status) {
+            (true, _) => SpanKind::Excluded,
+            (false, PeriodStatus::Down) => SpanKind::Down,
+            (false, PeriodStatus::Unknown) => SpanKind::Unknown,
+            (false, PeriodStatus::Up) => continue,
+        };
+        push_span(&mut spans, a, b, kind);
     }
+    let mut minutes = vec![(0u64, 0u64); n as usize];
     for e in events {
         if e.minute_ms < from_ms || e.minute_ms >= from_ms + n * MINUTE_MS {
             continue;
@@ -193,10 +246,10 @@ pub fn build_minutes(
             continue; // probes during maintenance are not counted
         }
         let m = &mut minutes[((e.minute_ms - from_ms) / MINUTE_MS) as usize];
-        m.events += e.events;
-        m.bad_events += e.bad_events;
+        m.0 += e.events;
+        m.1 += e.bad_events;
     }
-    minutes
+    Series::from_parts(from_ms, end, spans, &minutes)
 }
 
 // ------------------------------------------------------------------ SLOs
@@ -371,10 +424,10 @@ impl Slo {
         }
     }
 
-    /// The window that ends at (or contains) `now_ms`; it starts on a minute.
+    /// The window that ends at (or contains) `now_ms`: a rolling one is exactly its length.
     pub fn window_at(&self, now_ms: i64) -> (i64, i64) {
         match &self.window {
-            Window::Rolling { ms } => (floor_minute(now_ms - ms), now_ms),
+            Window::Rolling { ms } => (now_ms - ms, now_ms),
             Window::Calendar { months, tz } => calendar_period(now_ms, *months, tz),
         }
     }
@@ -398,20 +451,16 @@ impl Slo {
     /// a window mostly without data says nothing: 30 seconds of failures on a fresh install
     /// are not a 5-minute burn.
     pub fn observed(&self, series: &Series, from_ms: i64, to_ms: i64) -> bool {
-        let minute = floor_minute(from_ms);
-        if minute < series.start_ms() {
-            return false;
-        }
         match self.method {
-            // Minutes are the grain: unknown time may only be in the part of the first minute
-            // before the window starts.
-            Method::Time => series.range(minute, to_ms).unknown_ms <= (from_ms - minute) as u64,
-            Method::Events => series.range(minute, (minute + MINUTE_MS).min(to_ms)).events > 0,
+            Method::Time => series.range(from_ms, to_ms).unknown_ms == 0,
+            Method::Events => {
+                let minute = floor_minute(from_ms);
+                minute >= series.start_ms() && series.range(minute, (minute + MINUTE_MS).min(to_ms)).events > 0
+            }
         }
     }
 
     pub fn burn_rate(&self, series: &Series, from_ms: i64, to_ms: i64) -> f64 {
-        let from_ms = floor_minute(from_ms);
         let sli = self.sli(&series.range(from_ms, to_ms), from_ms, to_ms);
         let allowed = 1.0 - self.objective;
         if allowed <= 0.0 {
@@ -634,8 +683,7 @@ mod tests {
             t = *b;
         }
         periods.push(up(t, None));
-        let minutes = build_minutes(from, now, &[periods], excluded, &[]);
-        (Series::new(from, &minutes), now)
+        (build_series(from, now, &[periods], excluded, &[]), now)
     }
 
     fn calendar_month(objective: f64) -> Slo {
@@ -694,7 +742,7 @@ mod tests {
         let s = slo(Method::Time, 0.999);
         let young = |since: i64| {
             let periods = vec![up(since, Some(now - 30_000)), down(now - 30_000, now)];
-            Series::new(now - 30 * DAY, &build_minutes(now - 30 * DAY, now, &[periods], &[], &[]))
+            build_series(now - 30 * DAY, now, &[periods], &[], &[])
         };
         // Installed 90 s ago: 60 s up, 30 s down.
         let v = s.evaluate(&young(now - 90_000), now);
@@ -712,7 +760,7 @@ mod tests {
         assert!(v.alerts.is_empty(), "{:?}", v.alerts);
         // Failing for the whole last 5 minutes and an hour observed: 1h rate 5/60 / 0.001 = 83x.
         let periods = vec![up(now - 2 * 3_600_000, Some(now - 5 * MINUTE_MS)), down(now - 5 * MINUTE_MS, now)];
-        let series = Series::new(now - 30 * DAY, &build_minutes(now - 30 * DAY, now, &[periods], &[], &[]));
+        let series = build_series(now - 30 * DAY, now, &[periods], &[], &[]);
         let v = s.evaluate(&series, now);
         assert!(v.alerts.iter().any(|a| a.factor == 14.4), "{:?}", v.alerts);
     }
@@ -725,7 +773,7 @@ mod tests {
         let s = slo(Method::Time, 0.999);
         let young = |since: i64| {
             let periods = vec![down(since, now)];
-            Series::new(now - 30 * DAY, &build_minutes(now - 30 * DAY, now, &[periods], &[], &[]))
+            build_series(now - 30 * DAY, now, &[periods], &[], &[])
         };
         let v = s.evaluate(&young(now - 24_000), now);
         assert_eq!(v.status, Status::NotEnoughData);
@@ -736,7 +784,7 @@ mod tests {
     /// A period without any data is "no data": neither met nor breached.
     #[test]
     fn a_period_without_data_is_no_data_never_met() {
-        let nothing = Series::new(T0, &build_minutes(T0, T0 + 30 * DAY, &[vec![]], &[], &[]));
+        let nothing = build_series(T0, T0 + 30 * DAY, &[vec![]], &[], &[]);
         let a = calendar_month(0.999).assess(&nothing, T0, T0 + 30 * DAY);
         assert_eq!((a.status, a.met, a.achieved), (Status::NoData, false, None));
         let running = calendar_month(0.999).evaluate(&nothing, T0 + 10 * DAY);
@@ -802,7 +850,7 @@ mod tests {
         // Data only from day 10 on: 10 days unknown, then a 60-minute outage.
         let o = T0 + 20 * DAY;
         let periods = vec![up(T0 + 10 * DAY, Some(o)), down(o, o + 3_600_000), up(o + 3_600_000, None)];
-        let series = Series::new(from, &build_minutes(from, now, &[periods], &[], &[]));
+        let series = build_series(from, now, &[periods], &[], &[]);
         let mut s = slo(Method::Time, 0.999);
         let v = s.evaluate(&series, now);
         assert_eq!(v.counts.unknown_ms, 10 * DAY as u64);
@@ -827,8 +875,7 @@ mod tests {
             down(from + 3 * MINUTE_MS, from + 6 * MINUTE_MS),
             up(from + 6 * MINUTE_MS, None),
         ];
-        let minutes = build_minutes(from, to, &[a, b], &[], &[]);
-        let down: u64 = minutes.iter().map(|m| m.down_ms).sum();
+        let down = build_series(from, to, &[a, b], &[], &[]).range(from, to).down_ms;
         assert_eq!(down, 4 * MINUTE_MS as u64, "the union of 2..4 and 3..6");
     }
 
@@ -843,7 +890,7 @@ mod tests {
             })
             .collect();
         let checks = vec![vec![up(from, None)]];
-        Series::new(from, &build_minutes(from, now, &checks, &[], &events))
+        build_series(from, now, &checks, &[], &events)
     }
 
     #[test]
@@ -878,7 +925,7 @@ mod tests {
             let events: Vec<MinuteEvents> = (0..60)
                 .map(|i| MinuteEvents { minute_ms: from + i * MINUTE_MS, events: 10_000, bad_events: bad })
                 .collect();
-            Series::new(from, &build_minutes(from, now, &[vec![up(from, None)]], &[], &events))
+            build_series(from, now, &[vec![up(from, None)]], &[], &events)
         };
         let fast = |bad| s.evaluate(&ev(bad), now).alerts.iter().any(|a| a.factor == 14.4);
         assert!(fast(144), "14.4x fires");
@@ -908,6 +955,34 @@ mod tests {
         let (qa, qb) = named_period("2026-Q4", &TimeZone::UTC).unwrap();
         assert_eq!((qb - qa) / DAY, 92);
         assert!(named_period("2026-13", &oslo).is_err());
+    }
+
+    /// Window edges are exact to the millisecond. At 12:03:30.250 a "5m" burn window is
+    /// [11:58:30.250, 12:03:30.250): down since 12:00:00 is 3 min 30.25 s = 210,250 ms of its
+    /// 300,000 ms, a bad ratio of 0.700833.. and against a 99.9 % objective a 700.83x burn (a
+    /// window rounded out to 11:58:00 would say 210,250 / 330,250 = 636.6x). A "30d" window is
+    /// 2,592,000,000 ms: an outage from 29 days 23 h 59 min 59.5 s ago to 29 days 23 h 59 min
+    /// ago straddles its start and counts 500 ms of its 1,000.
+    #[test]
+    fn window_edges_are_exact_to_the_millisecond() {
+        let now = T0 + 12 * 3_600_000 + 3 * MINUTE_MS + 30_250;
+        let down_from = T0 + 12 * 3_600_000;
+        let periods = vec![up(T0 - 40 * DAY, Some(down_from)), down(down_from, now + 1)];
+        let series = build_series(T0 - 40 * DAY, now, &[periods], &[], &[]);
+        let s = slo(Method::Time, 0.999);
+        let rate = s.burn_rate(&series, now - 5 * MINUTE_MS, now);
+        let expected = 210_250.0 / 300_000.0 / 0.001;
+        assert!((rate - expected).abs() < 1e-9, "{rate} vs {expected}");
+
+        let mut rolling = s.clone();
+        rolling.window = Window::Rolling { ms: 30 * DAY };
+        assert_eq!(rolling.window_at(now), (now - 2_592_000_000, now));
+        let edge = now - 30 * DAY;
+        let periods = vec![up(T0 - 40 * DAY, Some(edge - 500)), down(edge - 500, edge + 500), up(edge + 500, None)];
+        let series = build_series(T0 - 40 * DAY, now, &[periods], &[], &[]);
+        let v = rolling.evaluate(&series, now);
+        assert_eq!((v.window_start_ms, v.counts.down_ms), (edge, 500));
+        assert_eq!(v.sli.valid, 2_592_000_000.0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use vakt_config::slo::{Calendar, SloConfig, SloKind, SloMethod, UnknownPolicy};
 use vakt_config::CollectorConfig;
 
 use crate::maintenance::{excluded_for, occurrences_in};
-use crate::slo::{build_minutes, BurnRule, Method, Series, Slo, Unknown, Verdict, Window};
+use crate::slo::{build_series, BurnRule, Method, Series, Slo, Unknown, Verdict, Window};
 use crate::store::{Store, StoreError};
 
 /// The core's view of a configured SLO (with its service hours from `config`).
@@ -64,7 +64,7 @@ pub fn service_series(
     let periods = store.periods(&checks, from_ms, to_ms)?;
     let created = store.maintenance(from_ms, to_ms)?;
     let excluded = excluded_for(&occurrences_in(Some(config), &config.maintenance, &created, from_ms, to_ms), service);
-    Ok(Series::new(from_ms, &build_minutes(from_ms, to_ms, &periods, &excluded, &[])))
+    Ok(build_series(from_ms, to_ms, &periods, &excluded, &[]))
 }
 
 /// The series of `slo_cfg`'s service over `[from_ms, to_ms)`.
@@ -86,7 +86,7 @@ pub fn series(
     } else {
         Vec::new()
     };
-    // Outside the service hours nothing counts: taken out like maintenance (build_minutes
+    // Outside the service hours nothing counts: taken out like maintenance (build_series
     // takes the union; a report tells the two apart).
     if let Some(name) = &slo_cfg.service_hours {
         if let Some(h) = config.service_hours.get(name.get_ref().as_str()) {
@@ -95,7 +95,7 @@ pub fn series(
             excluded.sort_unstable();
         }
     }
-    Ok(Series::new(from_ms, &build_minutes(from_ms, to_ms, &periods, &excluded, &events)))
+    Ok(build_series(from_ms, to_ms, &periods, &excluded, &events))
 }
 
 /// Burn-rate windows published whether or not a rule uses them (Sloth's set).

@@ -138,6 +138,16 @@ proptest! {
         prop_assert_eq!(x.events + y.events, whole.events);
         prop_assert_eq!(x.bad_events + y.bad_events, whole.bad_events);
         prop_assert_eq!(x.down_ms + y.down_ms, whole.down_ms);
+        // Time adds up at any millisecond, not only on minutes.
+        let ms = |i: usize, off: i64| (start + i as i64 * MINUTE_MS + off).min(at(n));
+        let mut t = [ms(cut[0], a as i64 * 197), ms(cut[1], b as i64 * 199), ms(cut[2], c as i64 * 193)];
+        t.sort_unstable();
+        let [p, q, r] = t;
+        let (x, y, whole) = (series.range(p, q), series.range(q, r), series.range(p, r));
+        prop_assert_eq!(x.down_ms + y.down_ms, whole.down_ms);
+        prop_assert_eq!(x.unknown_ms + y.unknown_ms, whole.unknown_ms);
+        prop_assert_eq!(x.excluded_ms + y.excluded_ms, whole.excluded_ms);
+        prop_assert!(whole.down_ms + whole.unknown_ms + whole.excluded_ms <= (r - p) as u64);
         let all = series.range(at(0), at(n));
         prop_assert_eq!(all.events, mins.iter().map(|m| m.events).sum::<u64>());
         prop_assert_eq!(all.down_ms, mins.iter().map(|m| m.down_ms).sum::<u64>());

@@ -223,6 +223,15 @@ window = "7d"
     assert_eq!(row_of["targets"]["acknowledge"]["met"], true, "acknowledged within the hour: {row_of}");
     assert_eq!(row_of["targets"]["resolve"]["met"], false, "not resolved within a second: {row_of}");
     assert!(report["target_breaches"].as_u64().unwrap() >= 1, "{report}");
+    // The customer's breach list names the missed resolution target (not the met acknowledgement).
+    let breaches: Vec<&serde_json::Value> =
+        report["breaches"].as_array().unwrap().iter().filter(|b| b["incident"] == id).collect();
+    assert_eq!(breaches.len(), 1, "{report}");
+    assert_eq!(
+        (breaches[0]["kind"].as_str(), &breaches[0]["customers"]),
+        (Some("resolve"), &serde_json::json!(["acme"]))
+    );
+    assert!(breaches[0]["took_minutes"].as_f64().unwrap() > breaches[0]["allowed_minutes"].as_f64().unwrap());
     assert!(report["mtta_minutes"].as_f64().is_some() && report["mttr_minutes"].as_f64().is_some(), "{report}");
     assert_eq!(report["maintenance"][0]["change_id"], "CHG-42");
     assert!(row["excluded_maintenance_minutes"].as_f64().unwrap() > 0.0);
@@ -234,6 +243,7 @@ window = "7d"
     assert!(lines.iter().any(|l| l.starts_with(&format!("{period},shop,shop-availability,99.9,"))), "{csv}");
     let html = collector.get_text(&format!("/api/v1/reports/sla?service=shop&period={period}&format=html")).await;
     assert!(html.contains("<h1>SLA report") && html.contains("shop-availability"), "{html}");
+    assert!(html.contains("<table id=\"breaches\">") && html.contains("<td>resolve</td>"), "{html}");
     let bad = vakt_tests::get_authorized(&collector.url("/api/v1/reports/sla?service=nope&period=2026-10")).await;
     assert_eq!(bad.status(), 400);
 

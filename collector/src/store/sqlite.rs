@@ -1635,9 +1635,8 @@ mod tests {
                 store.commit_batch(&batch(2, &after), silence_end, &p).unwrap();
                 let to = silence_end + 10 * interval;
                 let periods = store.periods(&["web".into()], t0, to).unwrap();
-                let minutes = crate::slo::build_minutes(t0, to, &periods, &[], &[]);
-                let unknown: u64 = minutes.iter().map(|m| m.unknown_ms).sum();
-                let down: u64 = minutes.iter().map(|m| m.down_ms).sum();
+                let counts = crate::slo::build_series(t0, to, &periods, &[], &[]).range(t0, to);
+                let (unknown, down) = (counts.unknown_ms, counts.down_ms);
                 assert_eq!(
                     (unknown, down),
                     (30 * MIN as u64, 0),
