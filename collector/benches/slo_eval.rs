@@ -10,7 +10,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::Instant;
-use vakt_collector::slo::{build_series, BurnRule, Method, MinuteEvents, Period, PeriodStatus, Slo, Unknown, Window};
+use vakt_collector::core::slo::{
+    build_series, BurnRule, Method, MinuteEvents, Period, PeriodStatus, Slo, Unknown, Window,
+};
 
 const DAY: i64 = 86_400_000;
 const MINUTE: i64 = 60_000;

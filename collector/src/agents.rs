@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
+use crate::core::time::rfc3339;
 use crate::server::App;
 use crate::store::AgentSummary;
-use crate::time::rfc3339;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct AgentOverview {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use vakt_config::wire::{Assignments, ErrorBody, LocalChecks};
 
 use crate::auth::bearer;
-use crate::incident::{Incident, IncidentKind, IncidentStatus, ManualError, ManualOp};
+use crate::core::incident::{Incident, IncidentKind, IncidentStatus, ManualError, ManualOp};
+use crate::core::time::{now_ms, rfc3339};
 use crate::ingest::{self, IngestError};
 use crate::server::App;
 use crate::store::{IncidentFilter, SampleFilter};
-use crate::time::{now_ms, rfc3339};
 
 /// Largest body of any request but a push.
 pub const API_BODY_LIMIT: usize = 1 << 20;
@@ -165,10 +165,11 @@ async fn ingest_inner(
         // Only what this agent may report: its assigned and announced checks, nothing before
         // its last results (beyond what its spool holds back).
         let floor = match store_app.store.agent_high_water(&batch.agent) {
-            Ok(hw) => crate::admission::backfill_floor(hw, sent_at_ms),
+            Ok(hw) => crate::core::admission::backfill_floor(hw, sent_at_ms),
             Err(e) => return (batch, Vec::new(), Err(e)),
         };
-        let refused = crate::admission::admit(&mut batch, |check| store_app.may_report(&batch_agent, check), floor);
+        let refused =
+            crate::core::admission::admit(&mut batch, |check| store_app.may_report(&batch_agent, check), floor);
         let outcome = store_app.store.commit_batch(&batch, now, &store_app.policies);
         (batch, refused, outcome)
     })
@@ -330,8 +331,8 @@ struct IncidentView {
     duration_seconds: Option<f64>,
     /// Acknowledgement and resolution targets of its priority (`response_targets`): target,
     /// elapsed, due and met (true), breached (false) or still running (absent).
-    #[serde(skip_serializing_if = "crate::incident::Targets::is_empty")]
-    targets: crate::incident::Targets,
+    #[serde(skip_serializing_if = "crate::core::incident::Targets::is_empty")]
+    targets: crate::core::incident::Targets,
     timeline: Vec<TimelineView>,
 }
 
@@ -343,15 +344,15 @@ struct TimelineView {
 }
 
 fn view(app: &App, i: Incident) -> IncidentView {
-    let targets = crate::incident::targets_of(&i, &app.config, now_ms());
+    let targets = crate::core::incident::targets_of(&i, &app.config, now_ms());
     IncidentView {
         targets,
         id: i.id,
-        customers: crate::catalog::customers_of(
+        customers: crate::core::catalog::customers_of(
             &app.config,
-            &crate::catalog::services_of(&app.config, i.kind, &i.subject),
+            &crate::core::catalog::services_of(&app.config, i.kind, &i.subject),
         ),
-        services: crate::catalog::services_of(&app.config, i.kind, &i.subject),
+        services: crate::core::catalog::services_of(&app.config, i.kind, &i.subject),
         priority: i.priority,
         parent_id: i.parent_id,
         check: matches!(i.kind, IncidentKind::CheckDown | IncidentKind::Flapping).then(|| i.subject.clone()),
@@ -458,7 +459,7 @@ async fn list_checks(State(app): State<Arc<App>>) -> Response {
             check,
             status: s.status.as_str(),
             degraded: s.degraded,
-            since: (s.status != crate::state::Status::Unknown).then(|| rfc3339(s.since_ms)),
+            since: (s.status != crate::core::state::Status::Unknown).then(|| rfc3339(s.since_ms)),
             last_sample: s.last_sample_ms.map(rfc3339),
             last_error: s.last_error,
             open_incident: s.open_incident,
@@ -657,7 +658,7 @@ struct SloView {
     met: bool,
     /// no_data, met, on_track, at_risk or breached (a calendar window still running is judged
     /// against the whole period).
-    status: crate::slo::Status,
+    status: crate::core::slo::Status,
     /// When the budget runs out at the burn rate so far (a calendar window still running).
     #[serde(skip_serializing_if = "Option::is_none")]
     forecast_exhausted_at: Option<String>,
@@ -717,7 +718,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = e.verdict;
             let spec = crate::slo_eval::spec(&app.config, &e.name, cfg);
-            let time_based = spec.method == crate::slo::Method::Time;
+            let time_based = spec.method == crate::core::slo::Method::Time;
             let minutes = |ms: u64| ms as f64 / 60_000.0;
             Some(SloView {
                 service: cfg.service.get_ref().clone(),
@@ -743,10 +744,10 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
                 burn_rates: e
                     .published_burn_rates
                     .iter()
-                    .map(|(w, r)| (crate::time::human_duration_ms(*w), *r))
+                    .map(|(w, r)| (crate::core::time::human_duration_ms(*w), *r))
                     .collect(),
                 latency_quantile_seconds: quantiles.get(&e.name).copied().flatten(),
-                alerts: v.alerts.iter().map(crate::slo::BurnAlert::describe).collect(),
+                alerts: v.alerts.iter().map(crate::core::slo::BurnAlert::describe).collect(),
                 name: e.name,
             })
         })
@@ -848,7 +849,7 @@ async fn list_maintenance(
     let store_app = app.clone();
     let listed = tokio::task::spawn_blocking(move || {
         let created = store_app.store.maintenance(from, to)?;
-        let all = crate::maintenance::occurrences_in(
+        let all = crate::core::maintenance::occurrences_in(
             Some(&store_app.config),
             &store_app.config.maintenance,
             &created,
@@ -866,7 +867,7 @@ async fn list_maintenance(
                 services.iter().flat_map(|s| crate::slo_eval::service_checks(&store_app.config, s)).collect();
             let overrun = if o.end_ms <= now {
                 let periods = store_app.store.periods(&checks, o.start_ms, now)?;
-                crate::maintenance::overrun_ms(o.end_ms, now, &periods)
+                crate::core::maintenance::overrun_ms(o.end_ms, now, &periods)
             } else {
                 0
             };
@@ -969,7 +970,7 @@ async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, bod
         return error(StatusCode::BAD_REQUEST, why);
     }
     let now = now_ms();
-    if let Err(why) = crate::maintenance::check_start(start, now, new.retroactive) {
+    if let Err(why) = crate::core::maintenance::check_start(start, now, new.retroactive) {
         return error(StatusCode::BAD_REQUEST, why);
     }
     if let Some(s) = new.services.iter().find(|s| !app.config.services.contains_key(s.as_str())) {
@@ -978,7 +979,7 @@ async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, bod
     if new.retroactive {
         tracing::warn!(by = %caller, name = %new.name, start = %rfc3339(start), "a retroactive maintenance window takes recorded downtime out of the SLA");
     }
-    let occurrence = crate::maintenance::Occurrence {
+    let occurrence = crate::core::maintenance::Occurrence {
         name: new.name,
         start_ms: start,
         end_ms: end,
@@ -986,7 +987,7 @@ async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, bod
         change_id: new.change_id,
         exclude_from_sla: new.exclude_from_sla,
         source: "api",
-        created: Some(crate::maintenance::Created { by: caller, at_ms: now, retroactive: new.retroactive }),
+        created: Some(crate::core::maintenance::Created { by: caller, at_ms: now, retroactive: new.retroactive }),
     };
     let store_app = app.clone();
     let saved = occurrence.clone();
@@ -1108,7 +1109,7 @@ async fn create_silence(State(app): State<Arc<App>>, headers: HeaderMap, body: B
     if m.service.as_deref().is_some_and(|s| !app.config.services.contains_key(s)) {
         return error(StatusCode::BAD_REQUEST, "unknown service");
     }
-    let silence = crate::notify::Silence {
+    let silence = crate::core::routing::Silence {
         id: 0,
         service: m.service,
         subject,

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{priority_for, services_of};
-use crate::incident::{silent_agents, AgentPresence, IncidentKind, IncidentStatus};
+use crate::core::catalog::{priority_for, services_of};
+use crate::core::incident::{silent_agents, AgentPresence, IncidentKind, IncidentStatus};
+use crate::core::time::Clock;
 use crate::server::App;
 use crate::store::{IncidentFilter, StoreError};
-use crate::time::Clock;
 
 /// How often the evaluation runs.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -38,11 +38,11 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
         .into_iter()
         .map(|a| {
             let subject = match &a {
-                crate::incident::Action::Open { subject, .. } => subject.clone(),
-                crate::incident::Action::Resolve { .. } => String::new(),
+                crate::core::incident::Action::Open { subject, .. } => subject.clone(),
+                crate::core::incident::Action::Resolve { .. } => String::new(),
             };
             let services = services_of(&app.config, IncidentKind::AgentSilent, &subject);
-            crate::incident::Incident::prioritised(a, priority_for(&app.config, &services, "critical"))
+            crate::core::incident::Incident::prioritised(a, priority_for(&app.config, &services, "critical"))
         })
         .collect();
     let opened = if actions.is_empty() { Vec::new() } else { app.store.open_incidents(&actions)? };
@@ -64,20 +64,24 @@ pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
     let open = app.store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
     let mut items = Vec::new();
     for i in open.iter().filter(|i| i.status == IncidentStatus::Open && i.parent_id.is_none()) {
-        let facts =
-            crate::notify::Facts { kind: i.kind, subject: &i.subject, severity: &i.severity, priority: &i.priority };
+        let facts = crate::core::routing::Facts {
+            kind: i.kind,
+            subject: &i.subject,
+            severity: &i.severity,
+            priority: &i.priority,
+        };
         let escalations = app.router.escalations(&facts);
-        let sent: Vec<crate::notify::Sent> = app
+        let sent: Vec<crate::core::routing::Sent> = app
             .store
             .notifications(Some(i.id))?
             .into_iter()
-            .map(|n| crate::notify::Sent { receiver: n.receiver, event: n.event, created_ms: n.created_ms })
+            .map(|n| crate::core::routing::Sent { receiver: n.receiver, event: n.event, created_ms: n.created_ms })
             .collect();
         if sent.is_empty() && escalations.is_empty() {
             continue;
         }
         for (receiver, event) in
-            crate::notify::followups(i.opened_ms, &sent, now_ms, app.router.repeat_interval_ms(), &escalations)
+            crate::core::routing::followups(i.opened_ms, &sent, now_ms, app.router.repeat_interval_ms(), &escalations)
         {
             tracing::info!(incident = i.id, %receiver, event, "follow-up notification");
             items.push((i.id, receiver, event.to_string()));
@@ -85,10 +89,10 @@ pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
         // A response or resolution target about to be breached: its receivers told again.
         let warn_before = app.config.response_targets.get(&i.priority).and_then(|t| t.warn_before);
         if let Some(warn_before) = warn_before {
-            let targets = crate::incident::targets_of(i, &app.config, now_ms);
+            let targets = crate::core::incident::targets_of(i, &app.config, now_ms);
             let last_repeat = sent.iter().filter(|s| s.event == "repeat").map(|s| s.created_ms).max();
             let before_ms = i64::try_from(warn_before.get().as_millis()).unwrap_or(i64::MAX);
-            if let Some(said) = crate::incident::target_warning(&targets, before_ms, last_repeat, now_ms) {
+            if let Some(said) = crate::core::incident::target_warning(&targets, before_ms, last_repeat, now_ms) {
                 let mut receivers: Vec<&str> =
                     sent.iter().filter(|s| s.event == "firing").map(|s| s.receiver.as_str()).collect();
                 receivers.sort_unstable();
@@ -99,7 +103,7 @@ pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
                     }
                 }
                 tracing::warn!(incident = i.id, "{said}");
-                let note = crate::incident::ManualOp::Note { by: "vakt".into(), text: said };
+                let note = crate::core::incident::ManualOp::Note { by: "vakt".into(), text: said };
                 let _ = app.store.manual(i.id, &note, now_ms)?;
             }
         }
@@ -120,7 +124,7 @@ pub fn expire_stale_checks(app: &App, now_ms: i64) -> Result<(), StoreError> {
         .store
         .check_states()?
         .into_iter()
-        .filter(|(c, s)| !c.contains('@') && s.status != crate::state::Status::Unknown)
+        .filter(|(c, s)| !c.contains('@') && s.status != crate::core::state::Status::Unknown)
         .filter_map(|(c, s)| {
             let stale_ms = app.policies.stale_ms(&c);
             let last_sample = s.last_sample_ms?;
@@ -129,7 +133,7 @@ pub fn expire_stale_checks(app: &App, now_ms: i64) -> Result<(), StoreError> {
             (heard + stale_ms < now_ms).then(|| crate::store::StaleCheck {
                 // Declared later to avoid noise, but unknown from where the last result
                 // stopped vouching.
-                unknown_from_ms: crate::state::vouched_until(last_sample, app.policies.interval_ms(&c), stale_ms),
+                unknown_from_ms: crate::core::state::vouched_until(last_sample, app.policies.interval_ms(&c), stale_ms),
                 check: c,
                 last_received_ms: s.last_received_ms,
             })
@@ -140,7 +144,7 @@ pub fn expire_stale_checks(app: &App, now_ms: i64) -> Result<(), StoreError> {
     }
     for check in app.store.expire_checks(&stale)? {
         tracing::warn!(%check, "no recent results: check state unknown");
-        app.metrics.set_check_state(&check, &crate::state::CheckState::default());
+        app.metrics.set_check_state(&check, &crate::core::state::CheckState::default());
     }
     Ok(())
 }
@@ -160,16 +164,16 @@ pub fn settle_flapping(app: &App, now_ms: i64) -> Result<(), StoreError> {
     let states = app.store.check_states()?;
     let mut settled = Vec::new();
     for i in open {
-        let quiet_ms = crate::incident::flap_quiet_ms(app.policies.flap_window_ms_of(&i.subject));
-        let up = states.iter().any(|(c, s)| *c == i.subject && s.status == crate::state::Status::Up);
+        let quiet_ms = crate::core::incident::flap_quiet_ms(app.policies.flap_window_ms_of(&i.subject));
+        let up = states.iter().any(|(c, s)| *c == i.subject && s.status == crate::core::state::Status::Up);
         if up && app.store.state_changes(&i.subject, now_ms - quiet_ms)? == 0 {
-            let event = crate::incident::TimelineEvent {
+            let event = crate::core::incident::TimelineEvent {
                 at_ms: now_ms,
                 kind: "resolved".into(),
                 message: format!(
                     "check {} settled: up, and no state change for {}",
                     i.subject,
-                    crate::time::human_duration_ms(quiet_ms)
+                    crate::core::time::human_duration_ms(quiet_ms)
                 ),
             };
             settled.push((IncidentKind::Flapping.dedup_key(&i.subject), event));
@@ -187,9 +191,9 @@ pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
     if open.len() < 2 {
         return Ok(());
     }
-    let view: Vec<crate::priority::Open> = open
+    let view: Vec<crate::core::priority::Open> = open
         .iter()
-        .map(|i| crate::priority::Open {
+        .map(|i| crate::core::priority::Open {
             id: i.id,
             kind: i.kind,
             services: services_of(&app.config, i.kind, &i.subject),
@@ -197,7 +201,7 @@ pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
             opened_ms: i.opened_ms,
         })
         .collect();
-    let links = crate::priority::root_causes(&view, |a, b| app.config.depends_transitively(a, b));
+    let links = crate::core::priority::root_causes(&view, |a, b| app.config.depends_transitively(a, b));
     if links.is_empty() {
         return Ok(());
     }
@@ -238,17 +242,19 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
         let objective = *cfg.objective.get_ref() / 100.0;
         app.metrics.set_slo(&e.name, cfg.service.get_ref(), objective, &e.verdict, &e.published_burn_rates);
         let is_open = open.iter().any(|i| i.subject == e.name);
-        match crate::incident::burn_action(&e.name, &e.verdict.alerts, is_open, now_ms) {
-            Some(a @ crate::incident::Action::Open { .. }) => {
+        match crate::core::incident::burn_action(&e.name, &e.verdict.alerts, is_open, now_ms) {
+            Some(a @ crate::core::incident::Action::Open { .. }) => {
                 let severity = match &a {
-                    crate::incident::Action::Open { severity, .. } => severity.clone(),
-                    crate::incident::Action::Resolve { .. } => String::new(),
+                    crate::core::incident::Action::Open { severity, .. } => severity.clone(),
+                    crate::core::incident::Action::Resolve { .. } => String::new(),
                 };
                 let services = services_of(&app.config, IncidentKind::SloBurn, &e.name);
-                to_open
-                    .push(crate::incident::Incident::prioritised(a, priority_for(&app.config, &services, &severity)));
+                to_open.push(crate::core::incident::Incident::prioritised(
+                    a,
+                    priority_for(&app.config, &services, &severity),
+                ));
             }
-            Some(crate::incident::Action::Resolve { event }) => {
+            Some(crate::core::incident::Action::Resolve { event }) => {
                 to_resolve.push((IncidentKind::SloBurn.dedup_key(&e.name), event))
             }
             None => {}
@@ -284,7 +290,7 @@ pub fn publish_service_figures(app: &App, now_ms: i64) -> Result<(), StoreError>
     let recent: Vec<_> =
         recent.into_iter().filter(|i| i.opened_ms >= now_ms - crate::metrics::MTTX_WINDOW_MS).collect();
     let secs = |(a, r): (Option<f64>, Option<f64>)| (a.map(|x| x / 1000.0), r.map(|x| x / 1000.0));
-    let overall = secs(crate::incident::mean_times_ms(&recent));
+    let overall = secs(crate::core::incident::mean_times_ms(&recent));
     let per_service: Vec<(String, Option<f64>, Option<f64>)> = app
         .config
         .services
@@ -295,7 +301,7 @@ pub fn publish_service_figures(app: &App, now_ms: i64) -> Result<(), StoreError>
                 .filter(|i| services_of(&app.config, i.kind, &i.subject).iter().any(|s| s == service.as_str()))
                 .cloned()
                 .collect();
-            let (a, r) = secs(crate::incident::mean_times_ms(&mine));
+            let (a, r) = secs(crate::core::incident::mean_times_ms(&mine));
             (service.to_string(), a, r)
         })
         .collect();

@@ -207,11 +207,11 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
         if s.timestamp_ms > now_ms + MAX_FUTURE_MS {
             return Err(bad(format!(
                 "timestamp {} is more than 10 minutes in the future (is the agent's clock right?)",
-                crate::time::rfc3339(s.timestamp_ms)
+                crate::core::time::rfc3339(s.timestamp_ms)
             )));
         }
         if s.timestamp_ms < now_ms - MAX_AGE_MS {
-            return Err(bad(format!("timestamp {} is older than 30 days", crate::time::rfc3339(s.timestamp_ms))));
+            return Err(bad(format!("timestamp {} is older than 30 days", crate::core::time::rfc3339(s.timestamp_ms))));
         }
         if let Some(l) = s.latency_seconds {
             if !(l.is_finite() && (0.0..=MAX_LATENCY_SECONDS).contains(&l)) {
@@ -279,8 +279,8 @@ mod tests {
             assert!(crate::metrics::REJECT_REASONS.contains(&e.reason()), "{}", e.reason());
             assert!(e.status().is_client_error() || e.status().is_server_error());
         }
-        // The rest are counted per sample (see `crate::admission`).
-        let per_sample = [crate::admission::NOT_ASSIGNED, crate::admission::BACKFILL];
+        // The rest are counted per sample (see `crate::core::admission`).
+        let per_sample = [crate::core::admission::NOT_ASSIGNED, crate::core::admission::BACKFILL];
         assert_eq!(all.len() + per_sample.len(), crate::metrics::REJECT_REASONS.len());
         assert!(per_sample.iter().all(|r| crate::metrics::REJECT_REASONS.contains(r)));
     }

@@ -89,7 +89,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file } => match CollectorConfig::load(&file) {
             Ok(cfg) => {
-                for w in vakt_collector::maintenance::dst_warnings_ahead(&cfg, vakt_collector::time::now_ms()) {
+                for w in
+                    vakt_collector::core::maintenance::dst_warnings_ahead(&cfg, vakt_collector::core::time::now_ms())
+                {
                     eprintln!("{}: warning: {w}", file.display());
                 }
                 println!(
@@ -154,7 +156,7 @@ fn report_command(
     };
     let format = Format::parse(format).ok_or_else(|| anyhow::anyhow!("--format is one of json, csv, html"))?;
     let store = vakt_collector::store::SqliteStore::open(&config.data_dir)?;
-    let report = build(&store, &config, &scope, period, timezone, vakt_collector::time::now_ms())?;
+    let report = build(&store, &config, &scope, period, timezone, vakt_collector::core::time::now_ms())?;
     print!("{}", render(&report, format));
     Ok(())
 }
@@ -199,14 +201,14 @@ fn plan_maintenance(args: MaintenanceArgs) -> anyhow::Result<()> {
     };
     let (start_ms, end_ms) = (parse("start", start)?, parse("end", end)?);
     anyhow::ensure!(end_ms > start_ms, "--end must be after --start");
-    let now = vakt_collector::time::now_ms();
-    vakt_collector::maintenance::check_start(start_ms, now, retroactive)
+    let now = vakt_collector::core::time::now_ms();
+    vakt_collector::core::maintenance::check_start(start_ms, now, retroactive)
         .map_err(|e| anyhow::anyhow!("{}", e.replace("retroactive = true (needs an admin token)", "--retroactive")))?;
     if let Some(s) = services.iter().find(|s| !config.services.contains_key(s.as_str())) {
         anyhow::bail!("unknown service {s:?}");
     }
     let store = vakt_collector::store::SqliteStore::open(&config.data_dir)?;
-    let window = vakt_collector::maintenance::Occurrence {
+    let window = vakt_collector::core::maintenance::Occurrence {
         name,
         start_ms,
         end_ms,
@@ -214,13 +216,13 @@ fn plan_maintenance(args: MaintenanceArgs) -> anyhow::Result<()> {
         change_id,
         exclude_from_sla,
         source: "api",
-        created: Some(vakt_collector::maintenance::Created { by: "cli".into(), at_ms: now, retroactive }),
+        created: Some(vakt_collector::core::maintenance::Created { by: "cli".into(), at_ms: now, retroactive }),
     };
     let id = store.add_maintenance(&window)?;
     println!(
         "maintenance window {id} planned: {} to {}",
-        vakt_collector::time::rfc3339(start_ms),
-        vakt_collector::time::rfc3339(end_ms)
+        vakt_collector::core::time::rfc3339(start_ms),
+        vakt_collector::core::time::rfc3339(end_ms)
     );
     Ok(())
 }
@@ -261,7 +263,7 @@ fn notify_test(config_path: &std::path::Path, receiver: &str) -> anyhow::Result<
     vakt_agent::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
-    let message = worker::test_message(&config, receiver, vakt_collector::time::now_ms());
+    let message = worker::test_message(&config, receiver, vakt_collector::core::time::now_ms());
     match runtime.block_on(worker::send(&http, r, &message)) {
         Ok(()) => {
             println!("{receiver}: delivered");

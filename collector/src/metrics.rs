@@ -2,7 +2,7 @@
 
 use prometheus::{Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::state::{CheckState, Status};
+use crate::core::state::{CheckState, Status};
 
 /// Severities incidents carry; the bounded values of `severity`.
 pub const SEVERITIES: &[&str] = &["critical", "page", "ticket", "warning"];
@@ -378,8 +378,10 @@ impl Metrics {
 
     /// Recounts unresolved incidents from the store: in total, by priority, by severity.
     pub fn set_incidents_open_from(&self, store: &dyn crate::store::Store) {
-        let filter =
-            crate::store::IncidentFilter { status: Some(crate::incident::IncidentStatus::Open), ..Default::default() };
+        let filter = crate::store::IncidentFilter {
+            status: Some(crate::core::incident::IncidentStatus::Open),
+            ..Default::default()
+        };
         match store.incidents(&filter) {
             Ok(open) => {
                 self.incidents_open.set(open.len() as i64);
@@ -454,7 +456,7 @@ impl Metrics {
         slo: &str,
         service: &str,
         objective: f64,
-        v: &crate::slo::Verdict,
+        v: &crate::core::slo::Verdict,
         sloth_windows: &[(i64, f64)],
     ) {
         let m = &self.slo;
@@ -466,17 +468,17 @@ impl Metrics {
             }
         }
         // No data: no budget figure either (absent, not "untouched").
-        if v.status == crate::slo::Status::NoData {
+        if v.status == crate::core::slo::Status::NoData {
             let _ = m.budget_remaining.remove_label_values(&[slo, service]);
         } else {
             m.budget_remaining.with_label_values(&[slo, service]).set(v.budget_remaining_ratio);
         }
         for (w, rate) in &v.burn_rates {
-            let label = crate::time::human_duration_ms(*w);
+            let label = crate::core::time::human_duration_ms(*w);
             m.burn_rate.with_label_values(&[slo, service, &label]).set(*rate);
         }
         for (w, rate) in sloth_windows {
-            let label = crate::time::human_duration_ms(*w);
+            let label = crate::core::time::human_duration_ms(*w);
             m.error_ratio.with_label_values(&[slo, service, &label]).set(rate * (1.0 - objective));
         }
         if !m.sloth.load(std::sync::atomic::Ordering::Relaxed) {

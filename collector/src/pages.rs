@@ -3,11 +3,11 @@
 
 use vakt_config::CollectorConfig;
 
-use crate::incident::{Incident, IncidentStatus};
-use crate::slo::{Method, Slo, Unknown, Window, MINUTE_MS};
-use crate::state::Status;
+use crate::core::incident::{Incident, IncidentStatus};
+use crate::core::slo::{Method, Slo, Unknown, Window, MINUTE_MS};
+use crate::core::state::Status;
+use crate::core::time::rfc3339;
 use crate::store::{IncidentFilter, Store, StoreError};
-use crate::time::rfc3339;
 use crate::views::esc;
 
 const DAY_MS: i64 = 86_400_000;
@@ -36,7 +36,7 @@ pub struct StatusPage {
     pub services: Vec<ServiceStatus>,
     pub active: Vec<Incident>,
     pub history: Vec<Incident>,
-    pub maintenance: Vec<crate::maintenance::Occurrence>,
+    pub maintenance: Vec<crate::core::maintenance::Occurrence>,
     pub generated_ms: i64,
 }
 
@@ -77,7 +77,7 @@ pub fn service_state(
     let mine: Vec<_> = states.iter().filter(|(c, _)| checks.contains(c)).map(|(_, s)| s).collect();
     let created = store.maintenance(now_ms, now_ms + 1)?;
     let in_maintenance =
-        crate::maintenance::occurrences_in(Some(config), &config.maintenance, &created, now_ms, now_ms + 1)
+        crate::core::maintenance::occurrences_in(Some(config), &config.maintenance, &created, now_ms, now_ms + 1)
             .iter()
             .any(|o| o.covers(service));
     Ok(if mine.iter().any(|s| s.status == Status::Down) {
@@ -126,7 +126,7 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
             days,
         });
     }
-    let touches = |i: &Incident| !crate::catalog::services_of(config, i.kind, &i.subject).is_empty();
+    let touches = |i: &Incident| !crate::core::catalog::services_of(config, i.kind, &i.subject).is_empty();
     let active = store
         .incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?
         .into_iter()
@@ -143,8 +143,13 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
         .filter(|i| touches(i))
         .collect();
     let created = store.maintenance(now_ms, now_ms + 7 * DAY_MS)?;
-    let maintenance =
-        crate::maintenance::occurrences_in(Some(config), &config.maintenance, &created, now_ms, now_ms + 7 * DAY_MS);
+    let maintenance = crate::core::maintenance::occurrences_in(
+        Some(config),
+        &config.maintenance,
+        &created,
+        now_ms,
+        now_ms + 7 * DAY_MS,
+    );
     Ok(StatusPage { services, active, history, maintenance, generated_ms: now_ms })
 }
 
@@ -161,7 +166,7 @@ fn state_label(state: &str) -> &'static str {
 /// An incident as customers read it: what is affected, without the probe's own words
 /// (addresses, error text) unless `status_page_details` is set.
 pub fn public_title(i: &Incident) -> String {
-    use crate::incident::IncidentKind;
+    use crate::core::incident::IncidentKind;
     match i.kind {
         IncidentKind::CheckDown => format!("{} is down", i.subject),
         IncidentKind::Flapping => format!("{} is unstable", i.subject),
@@ -202,7 +207,7 @@ pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
         ));
     }
     let incident_row = |i: &Incident| {
-        let services = crate::catalog::services_of(config, i.kind, &i.subject).join(", ");
+        let services = crate::core::catalog::services_of(config, i.kind, &i.subject).join(", ");
         let title = if config.access.status_page_details { i.title.clone() } else { public_title(i) };
         format!(
             "<li class=\"incident\" data-id=\"{}\"><strong>{}</strong> <span class=\"muted\">{} · since {}{}</span></li>\n",
@@ -210,7 +215,7 @@ pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
             esc(&title),
             esc(&services),
             esc(&rfc3339(i.opened_ms)),
-            i.resolved_ms.map(|r| format!(" · resolved {} after {}", esc(&rfc3339(r)), crate::time::human_duration_ms(r - i.opened_ms))).unwrap_or_default()
+            i.resolved_ms.map(|r| format!(" · resolved {} after {}", esc(&rfc3339(r)), crate::core::time::human_duration_ms(r - i.opened_ms))).unwrap_or_default()
         )
     };
     let active: String = page.active.iter().map(incident_row).collect();

@@ -5,11 +5,11 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use vakt_config::CollectorConfig;
 
-use crate::incident::{Incident, IncidentKind};
-use crate::slo::named_period;
+use crate::core::incident::{Incident, IncidentKind};
+use crate::core::slo::named_period;
+use crate::core::time::rfc3339;
 use crate::slo_eval::{series, service_checks, spec};
 use crate::store::{IncidentFilter, Store, StoreError};
-use crate::time::rfc3339;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -106,8 +106,8 @@ pub struct IncidentRow {
     /// Its duration inside the report's period (up to now while it is open).
     pub minutes_in_period: f64,
     /// Its acknowledgement and resolution targets (`response_targets`), met or breached.
-    #[serde(skip_serializing_if = "crate::incident::Targets::is_empty")]
-    pub targets: crate::incident::Targets,
+    #[serde(skip_serializing_if = "crate::core::incident::Targets::is_empty")]
+    pub targets: crate::core::incident::Targets,
 }
 
 /// One breach a customer or vendor may claim on: an SLO or an incident's target.
@@ -214,16 +214,16 @@ pub fn build(
         // A period still running is judged against the whole period.
         let a = slo.assess_period(&s, from, to, now_ms);
         let minutes = |ms: u64| ms as f64 / 60_000.0;
-        let time_based = slo.method == crate::slo::Method::Time;
+        let time_based = slo.method == crate::core::slo::Method::Time;
         let in_minutes = |v: f64| time_based.then_some(v / 60_000.0);
         // Excluded time is maintenance and time outside the service hours: told apart.
         let outside_ms: i64 = slo.hours.as_ref().map_or(0, |h| h.outside(from, upto).iter().map(|(a, b)| b - a).sum());
         let outside_ms = u64::try_from(outside_ms).unwrap_or(0);
-        if a.status == crate::slo::Status::Breached {
+        if a.status == crate::core::slo::Status::Breached {
             breaches.push(BreachRow {
                 kind: "slo",
                 services: vec![c.service.get_ref().clone()],
-                customers: crate::catalog::customers_of(config, std::slice::from_ref(c.service.get_ref())),
+                customers: crate::core::catalog::customers_of(config, std::slice::from_ref(c.service.get_ref())),
                 what: name.to_string(),
                 incident: None,
                 allowed_minutes: in_minutes(a.budget_allowed),
@@ -278,12 +278,12 @@ pub fn build(
         })?);
     }
     incidents.sort_by_key(|i| (i.opened_ms, i.id));
-    let (mtta_ms, mttr_ms) = crate::incident::mean_times_ms(&incidents);
+    let (mtta_ms, mttr_ms) = crate::core::incident::mean_times_ms(&incidents);
     let (mtta_minutes, mttr_minutes) = (mtta_ms.map(|m| m / 60_000.0), mttr_ms.map(|m| m / 60_000.0));
     for i in &incidents {
-        let services = crate::catalog::services_of(config, i.kind, &i.subject);
-        let customers = crate::catalog::customers_of(config, &services);
-        let targets = crate::incident::targets_of(i, config, now_ms);
+        let services = crate::core::catalog::services_of(config, i.kind, &i.subject);
+        let customers = crate::core::catalog::customers_of(config, &services);
+        let targets = crate::core::incident::targets_of(i, config, now_ms);
         for (kind, t) in [("acknowledge", &targets.acknowledge), ("resolve", &targets.resolve)] {
             let Some(t) = t.as_ref().filter(|t| t.met == Some(false)) else { continue };
             breaches.push(BreachRow {
@@ -301,7 +301,7 @@ pub fn build(
     let incidents: Vec<IncidentRow> = incidents
         .into_iter()
         .map(|i| IncidentRow {
-            targets: crate::incident::targets_of(&i, config, now_ms),
+            targets: crate::core::incident::targets_of(&i, config, now_ms),
             duration_minutes: i.resolved_ms.map(|r| (r - i.opened_ms) as f64 / 60_000.0),
             // Up to now for one still open; only the part inside the period.
             minutes_in_period: (i.resolved_ms.unwrap_or(now_ms).min(to) - i.opened_ms.max(from)).max(0) as f64
@@ -319,14 +319,14 @@ pub fn build(
         .collect();
     let created = store.maintenance(from, to)?;
     let mut maintenance = Vec::new();
-    for o in crate::maintenance::occurrences_in(Some(config), &config.maintenance, &created, from, to) {
+    for o in crate::core::maintenance::occurrences_in(Some(config), &config.maintenance, &created, from, to) {
         let touched: Vec<String> = services.iter().filter(|s| o.covers(s)).cloned().collect();
         if touched.is_empty() {
             continue;
         }
         let checks: Vec<String> = touched.iter().flat_map(|s| service_checks(config, s)).collect();
         let overrun = if o.end_ms <= now_ms {
-            crate::maintenance::overrun_ms(o.end_ms, now_ms, &store.periods(&checks, o.start_ms, now_ms)?)
+            crate::core::maintenance::overrun_ms(o.end_ms, now_ms, &store.periods(&checks, o.start_ms, now_ms)?)
         } else {
             0
         };

@@ -9,9 +9,10 @@ use vakt_config::wire::{describe_clock_skew, CLOCK_SKEW_WARN_MS};
 use vakt_config::CollectorConfig;
 
 use crate::auth::TokenTable;
+use crate::core::policies::Policies;
+use crate::core::state::Policy;
 use crate::metrics::Metrics;
-use crate::state::Policy;
-use crate::store::{Policies, SqliteStore, Store, StoreError};
+use crate::store::{SqliteStore, Store, StoreError};
 
 /// Everything a request handler needs.
 pub struct App {
@@ -26,11 +27,11 @@ pub struct App {
     api_scopes: std::collections::HashMap<String, vakt_config::collector::Scope>,
     pub policies: Policies,
     /// Notification routing (the store writes the outbox with it too).
-    pub router: crate::notify::Router,
+    pub router: crate::core::routing::Router,
     /// Wakes the outbox worker when an incident event wrote notifications.
     pub outbox_wakeup: tokio::sync::Notify,
     /// Per-agent push rate limits.
-    pub rate_limiter: crate::ratelimit::RateLimiter,
+    pub rate_limiter: crate::core::ratelimit::RateLimiter,
     /// Notification receivers with their secrets read.
     pub receivers: std::collections::HashMap<String, crate::notify::worker::Receiver>,
     /// Names this configuration in acks (see `IngestAck::config_generation`).
@@ -72,12 +73,12 @@ impl App {
     /// exports the same state it had.
     pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
         let receivers = crate::notify::worker::receivers(&config).map_err(ServerError::Config)?;
-        for w in crate::maintenance::dst_warnings_ahead(&config, crate::time::now_ms()) {
+        for w in crate::core::maintenance::dst_warnings_ahead(&config, crate::core::time::now_ms()) {
             tracing::warn!("{w}");
         }
         let sqlite = SqliteStore::open(&config.data_dir)?;
         let config = Arc::new(config);
-        let router = crate::notify::Router::new(config.clone());
+        let router = crate::core::routing::Router::new(config.clone());
         sqlite.set_router(router.clone());
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let metrics = Metrics::new();
@@ -101,7 +102,7 @@ impl App {
             }
         }
         let rate = *config.agent_push_rate.get_ref();
-        let rate_limiter = crate::ratelimit::RateLimiter::new(rate, 2.0 * rate);
+        let rate_limiter = crate::core::ratelimit::RateLimiter::new(rate, 2.0 * rate);
         let tokens =
             TokenTable::new(config.agents.iter().map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())));
         let policies = Policies {
@@ -119,9 +120,12 @@ impl App {
                 .checks
                 .keys()
                 .map(|id| {
-                    let services =
-                        crate::catalog::services_of(&config, crate::incident::IncidentKind::CheckDown, id.as_str());
-                    (id.to_string(), crate::catalog::priority_for(&config, &services, "critical"))
+                    let services = crate::core::catalog::services_of(
+                        &config,
+                        crate::core::incident::IncidentKind::CheckDown,
+                        id.as_str(),
+                    );
+                    (id.to_string(), crate::core::catalog::priority_for(&config, &services, "critical"))
                 })
                 .collect(),
             quorum: config
@@ -233,7 +237,7 @@ impl App {
             || self.local_checks.read().unwrap_or_else(|p| p.into_inner()).get(check).is_some_and(|a| a == agent)
     }
 
-    /// Takes an agent's announcement of its local checks (see [`crate::admission::announce`]):
+    /// Takes an agent's announcement of its local checks (see [`crate::core::admission::announce`]):
     /// stores the accepted ones in place of those it announced before; returns the refused.
     pub fn announce_local_checks(
         &self,
@@ -243,7 +247,7 @@ impl App {
     ) -> Result<Vec<vakt_config::wire::RefusedLocalCheck>, StoreError> {
         // Held while deciding and writing: two agents announcing the same id get one owner.
         let mut owners = self.local_checks.write().unwrap_or_else(|p| p.into_inner());
-        let verdict = crate::admission::announce(&self.config, agent, checks, &owners);
+        let verdict = crate::core::admission::announce(&self.config, agent, checks, &owners);
         let unchanged = owners.iter().filter(|(_, a)| a.as_str() == agent).count() == verdict.accepted.len()
             && verdict.accepted.iter().all(|c| owners.get(&c.id).is_some_and(|a| a == agent));
         if !unchanged {
@@ -390,7 +394,7 @@ impl Server {
                 tokio::spawn(crate::notify::worker::run(app.clone(), app.receivers.clone(), tasks_stop.clone()));
             let evaluator = tokio::spawn(crate::evaluator::run(
                 app.clone(),
-                Arc::new(crate::time::SystemClock),
+                Arc::new(crate::core::time::SystemClock),
                 tasks_stop.clone(),
             ));
             let next = tokio::select! {

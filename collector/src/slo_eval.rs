@@ -5,8 +5,8 @@ use jiff::tz::TimeZone;
 use vakt_config::slo::{Calendar, SloConfig, SloKind, SloMethod, UnknownPolicy};
 use vakt_config::CollectorConfig;
 
-use crate::maintenance::{excluded_for, occurrences_in};
-use crate::slo::{build_series, BurnRule, Method, Series, Slo, Unknown, Verdict, Window};
+use crate::core::maintenance::{excluded_for, occurrences_in};
+use crate::core::slo::{build_series, BurnRule, Method, Series, Slo, Unknown, Verdict, Window};
 use crate::store::{Store, StoreError};
 
 /// The core's view of a configured SLO (with its service hours from `config`).
@@ -42,7 +42,7 @@ pub fn spec(config: &CollectorConfig, name: &str, c: &SloConfig) -> Slo {
             .collect(),
         hours: c.service_hours.as_ref().and_then(|h| {
             let name = h.get_ref().as_str();
-            config.service_hours.get(name).map(|cfg| crate::service_hours::Hours::from_config(name, cfg))
+            config.service_hours.get(name).map(|cfg| crate::core::service_hours::Hours::from_config(name, cfg))
         }),
     }
 }
@@ -90,7 +90,7 @@ pub fn series(
     // takes the union; a report tells the two apart).
     if let Some(name) = &slo_cfg.service_hours {
         if let Some(h) = config.service_hours.get(name.get_ref().as_str()) {
-            let hours = crate::service_hours::Hours::from_config(name.get_ref(), h);
+            let hours = crate::core::service_hours::Hours::from_config(name.get_ref(), h);
             excluded.extend(hours.outside(from_ms, to_ms));
             excluded.sort_unstable();
         }
@@ -114,7 +114,7 @@ pub fn needed_range(slo: &Slo, now_ms: i64) -> (i64, i64) {
         .max()
         .unwrap_or(0);
     // Up to now: a calendar window's future holds nothing yet.
-    (crate::slo::floor_minute(start.min(now_ms - longest_rule)), now_ms)
+    (crate::core::slo::floor_minute(start.min(now_ms - longest_rule)), now_ms)
 }
 
 /// One SLO at `now_ms`: its verdict, and its burn rate over each published window.
@@ -205,8 +205,8 @@ mod tests {
             })
             .collect();
         let batch = Batch { version: 1, agent: "a".into(), instance: None, sequence: 1, samples, agent_version: None };
-        let mut policies = crate::store::Policies::default();
-        policies.flap.insert("web".into(), crate::state::Policy { fail_after: 1, recover_after: 1 });
+        let mut policies = crate::core::policies::Policies::default();
+        policies.flap.insert("web".into(), crate::core::state::Policy { fail_after: 1, recover_after: 1 });
         store.commit_batch(&batch, ms("2026-12-13T23:00:00Z"), &policies).unwrap();
         // No gaps: results vouch until the next (no interval configured in these policies).
         let (from, to) = (ms("2026-12-06T23:00:00Z"), ms("2026-12-13T23:00:00Z"));
@@ -218,6 +218,6 @@ mod tests {
         assert_eq!(a.sli.bad, (30 * 60_000) as f64, "Saturday's outage is outside the hours");
         assert!((a.achieved.unwrap() - 0.984375).abs() < 1e-12, "{:?}", a.achieved);
         assert!((a.budget_allowed / 60_000.0 - 19.2).abs() < 1e-9);
-        assert_eq!(a.status, crate::slo::Status::Breached);
+        assert_eq!(a.status, crate::core::slo::Status::Breached);
     }
 }

@@ -2,8 +2,8 @@
 //! incident with its timeline and the acknowledge / note / resolve forms, and the SLA view with
 //! report downloads, and the agents. Pure: data in, HTML out; `web.rs` serves them.
 
-use crate::incident::{Incident, IncidentStatus};
-use crate::time::{human_duration_ms, rfc3339};
+use crate::core::incident::{Incident, IncidentStatus};
+use crate::core::time::{human_duration_ms, rfc3339};
 
 /// An incident as the pages show it: with the services and customers it touches.
 #[derive(Clone, Debug)]
@@ -12,7 +12,7 @@ pub struct IncidentRow {
     pub services: Vec<String>,
     pub customers: Vec<String>,
     /// Its acknowledgement and resolution targets (empty without `response_targets`).
-    pub targets: crate::incident::Targets,
+    pub targets: crate::core::incident::Targets,
 }
 
 /// One SLO as the SLA view shows it.
@@ -314,7 +314,7 @@ pub fn sla(rows: &[SlaRow], periods: &[String], who: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incident::{IncidentKind, TimelineEvent};
+    use crate::core::incident::{IncidentKind, TimelineEvent};
 
     #[test]
     fn the_agents_page_marks_silent_agents_and_wrong_clocks() {

@@ -10,10 +10,10 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use std::sync::Arc;
 
-use crate::incident::{Incident, IncidentStatus, ManualError, ManualOp};
+use crate::core::incident::{Incident, IncidentStatus, ManualError, ManualOp};
+use crate::core::time::now_ms;
 use crate::server::App;
 use crate::store::IncidentFilter;
-use crate::time::now_ms;
 use crate::views::{self, IncidentRow, SlaRow};
 
 const DAY_MS: i64 = 86_400_000;
@@ -53,11 +53,11 @@ fn who(app: &App, headers: &HeaderMap) -> String {
 }
 
 fn row(app: &App, incident: Incident) -> IncidentRow {
-    let services = crate::catalog::services_of(&app.config, incident.kind, &incident.subject);
+    let services = crate::core::catalog::services_of(&app.config, incident.kind, &incident.subject);
     IncidentRow {
-        customers: crate::catalog::customers_of(&app.config, &services),
+        customers: crate::core::catalog::customers_of(&app.config, &services),
         services,
-        targets: crate::incident::targets_of(&incident, &app.config, now_ms()),
+        targets: crate::core::incident::targets_of(&incident, &app.config, now_ms()),
         incident,
     }
 }
@@ -203,12 +203,12 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = &e.verdict;
             let spec = crate::slo_eval::spec(&app.config, &e.name, cfg);
-            let time_based = spec.method == crate::slo::Method::Time;
+            let time_based = spec.method == crate::core::slo::Method::Time;
             let status = match v.status {
-                crate::slo::Status::NotEnoughData => format!(
+                crate::core::slo::Status::NotEnoughData => format!(
                     "not enough data yet ({} of {} observed)",
-                    crate::time::human_duration_ms(spec.observed_ms(v)),
-                    crate::time::human_duration_ms(v.window_end_ms - v.window_start_ms)
+                    crate::core::time::human_duration_ms(spec.observed_ms(v)),
+                    crate::core::time::human_duration_ms(v.window_end_ms - v.window_start_ms)
                 ),
                 other => other.as_str().to_string(),
             };
@@ -222,10 +222,10 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                 downtime_minutes: time_based.then(|| v.counts.down_ms as f64 / 60_000.0),
                 window: format!(
                     "{} to {}",
-                    crate::time::rfc3339(v.window_start_ms),
-                    crate::time::rfc3339(v.window_end_ms)
+                    crate::core::time::rfc3339(v.window_start_ms),
+                    crate::core::time::rfc3339(v.window_end_ms)
                 ),
-                alerts: v.alerts.iter().map(crate::slo::BurnAlert::describe).collect(),
+                alerts: v.alerts.iter().map(crate::core::slo::BurnAlert::describe).collect(),
                 slo: e.name,
             })
         })

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use vakt_collector::slo::{Counts, Method, Series, Slo, Unknown, Window, MINUTE_MS};
-use vakt_collector::state::{CheckState, Policy, Status, Transition};
+use vakt_collector::core::slo::{Counts, Method, Series, Slo, Unknown, Window, MINUTE_MS};
+use vakt_collector::core::state::{CheckState, Policy, Status, Transition};
 
 fn results() -> impl Strategy<Value = Vec<(bool, i64)>> {
     // (success, milliseconds since the previous result; sometimes negative: out of order)

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::incident::{Incident, IncidentStatus};
-use crate::time::rfc3339;
+use crate::core::incident::{Incident, IncidentStatus};
+use crate::core::time::rfc3339;
 
 /// Everything a message needs to say.
 #[derive(Clone, Debug)]
@@ -131,7 +131,7 @@ impl Message {
                 "status": i.status.as_str(),
                 "opened_at": rfc3339(i.opened_ms),
                 "resolved_at": i.resolved_ms.map(rfc3339),
-                "duration": i.resolved_ms.map(|r| crate::time::human_duration_ms(r - i.opened_ms)),
+                "duration": i.resolved_ms.map(|r| crate::core::time::human_duration_ms(r - i.opened_ms)),
                 "services": g.services,
                 "customers": g.customers,
                 "url": g.url,
@@ -159,7 +159,7 @@ impl Message {
                     text.push_str(&format!(
                         ", resolved {} (after {})",
                         rfc3339(r),
-                        crate::time::human_duration_ms(r - i.opened_ms)
+                        crate::core::time::human_duration_ms(r - i.opened_ms)
                     ));
                 }
                 text.push_str(&format!("\n  Impact: {}\n", impact(&g.services, &g.customers)));
@@ -181,7 +181,7 @@ impl Message {
             text.push_str(&format!(
                 "Resolved: {} (after {})\n",
                 rfc3339(r),
-                crate::time::human_duration_ms(r - i.opened_ms)
+                crate::core::time::human_duration_ms(r - i.opened_ms)
             ));
         }
         if let Some(url) = &self.url {
@@ -204,13 +204,13 @@ impl Message {
             let top = all
                 .iter()
                 .map(|g| g.incident.priority.as_str())
-                .min_by_key(|p| super::priority_rank(p))
+                .min_by_key(|p| crate::core::routing::priority_rank(p))
                 .unwrap_or("P5");
             return format!("[{top}] {n} incidents: {}", subjects(&all));
         }
         let i = &self.incident;
         if self.resolved() {
-            let took = i.resolved_ms.map(|r| crate::time::human_duration_ms(r - i.opened_ms)).unwrap_or_default();
+            let took = i.resolved_ms.map(|r| crate::core::time::human_duration_ms(r - i.opened_ms)).unwrap_or_default();
             format!("[RESOLVED] {} (after {took})", i.title)
         } else {
             format!("[{}] {}", i.priority, i.title)
@@ -531,7 +531,7 @@ mod tests {
         let incident = Incident {
             id: 7,
             dedup_key: "check:web".into(),
-            kind: crate::incident::IncidentKind::CheckDown,
+            kind: crate::core::incident::IncidentKind::CheckDown,
             subject: "web".into(),
             title: "web is down: status 500".into(),
             severity: "critical".into(),

@@ -10,10 +10,10 @@ use vakt_config::notify::ReceiverKind;
 use vakt_config::CollectorConfig;
 
 use super::payload::{self, Message};
-use crate::incident::{Incident, IncidentStatus};
+use crate::core::incident::{Incident, IncidentStatus};
+use crate::core::time::now_ms;
 use crate::server::App;
 use crate::store::{NotificationOutcome, PendingNotification};
-use crate::time::now_ms;
 
 /// A receiver with its secrets read.
 #[derive(Clone)]
@@ -141,7 +141,7 @@ fn suppression(
         if incident.status == IncidentStatus::Resolved {
             return Ok(Some("resolved before it was announced".into()));
         }
-        let facts = super::Facts {
+        let facts = crate::core::routing::Facts {
             kind: incident.kind,
             subject: &incident.subject,
             severity: &incident.severity,
@@ -151,8 +151,13 @@ fn suppression(
             return Ok(Some(format!("silenced by {} ({}): {}", s.author, s.id, s.comment)));
         }
         let created = app.store.maintenance(now, now + 1)?;
-        let windows =
-            crate::maintenance::occurrences_in(Some(&app.config), &app.config.maintenance, &created, now, now + 1);
+        let windows = crate::core::maintenance::occurrences_in(
+            Some(&app.config),
+            &app.config.maintenance,
+            &created,
+            now,
+            now + 1,
+        );
         if let Some(w) = windows.iter().find(|w| services.iter().any(|s| w.covers(s))) {
             return Ok(Some(format!("in maintenance window {:?}", w.name)));
         }
@@ -262,7 +267,7 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
     let incident = Incident {
         id: 0,
         dedup_key: "test".into(),
-        kind: crate::incident::IncidentKind::CheckDown,
+        kind: crate::core::incident::IncidentKind::CheckDown,
         subject: "vakt-test".into(),
         title: "Test notification from Vakt: nothing is down".into(),
         severity: "info".into(),
@@ -365,7 +370,7 @@ async fn prepare(
         tracing::warn!(notification = n.id, "notification for a missing incident");
         return None;
     };
-    let services = crate::catalog::services_of(&app.config, incident.kind, &incident.subject);
+    let services = crate::core::catalog::services_of(&app.config, incident.kind, &incident.subject);
     if !receivers.contains_key(&n.receiver) {
         let why = format!("receiver {:?} is not configured any more", n.receiver);
         record(app, n, NotificationOutcome::Failed(why), now).await;
@@ -381,8 +386,12 @@ async fn prepare(
     }
     let url =
         app.config.public_url.as_ref().map(|u| format!("{}/api/v1/incidents/{}", u.trim_end_matches('/'), incident.id));
-    let item =
-        payload::Grouped { customers: crate::catalog::customers_of(&app.config, &services), services, url, incident };
+    let item = payload::Grouped {
+        customers: crate::core::catalog::customers_of(&app.config, &services),
+        services,
+        url,
+        incident,
+    };
     Some(Ready { n, item })
 }
 

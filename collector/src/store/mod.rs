@@ -5,12 +5,12 @@ mod sqlite;
 
 pub use sqlite::{backup, Backup, SqliteStore};
 
-use std::collections::HashMap;
+use crate::core::policies::Policies;
 use vakt_config::wire::{Batch, IngestAck};
 
-use crate::incident::{Action, Incident, IncidentKind, IncidentStatus};
+use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus};
 
-use crate::state::{CheckState, Policy};
+use crate::core::state::CheckState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,70 +28,6 @@ pub enum StoreError {
         "database {path} is damaged ({detail}): restore the last backup (vakt-collector backup) into the data_dir as vakt.db, or move the file away to start empty"
     )]
     Damaged { path: String, detail: String },
-}
-
-/// What ingest needs to know of each check: its flap protection and the ITIL priority of its
-/// incidents. Checks the collector does not know get the defaults.
-#[derive(Clone, Debug)]
-pub struct Policies {
-    pub flap: HashMap<String, Policy>,
-    pub priority: HashMap<String, String>,
-    /// A check with this many state changes within `flap_window_ms` is flapping (0: never).
-    pub flap_threshold: u32,
-    pub flap_window_ms: i64,
-    /// Checks probed by several agents: how many must agree it is down.
-    pub quorum: HashMap<String, u32>,
-    /// How long a check's (or an agent's vote's) last result stays fresh.
-    pub stale: HashMap<String, i64>,
-    /// Each configured check's probe interval: how long one result vouches for it.
-    pub interval: HashMap<String, i64>,
-    /// Checks with flap detection of their own: (threshold, window ms).
-    pub flap_of: HashMap<String, (u32, i64)>,
-}
-
-impl Default for Policies {
-    fn default() -> Self {
-        Policies {
-            flap: HashMap::new(),
-            priority: HashMap::new(),
-            flap_threshold: 6,
-            flap_window_ms: 3_600_000,
-            quorum: HashMap::new(),
-            stale: HashMap::new(),
-            interval: HashMap::new(),
-            flap_of: HashMap::new(),
-        }
-    }
-}
-
-impl Policies {
-    pub fn get(&self, check: &str) -> Policy {
-        self.flap.get(check).copied().unwrap_or_default()
-    }
-
-    /// Default: five minutes.
-    pub fn stale_ms(&self, check: &str) -> i64 {
-        self.stale.get(check).copied().unwrap_or(300_000)
-    }
-
-    /// The check's flap threshold (its own, or the collector's).
-    pub fn flap_threshold_of(&self, check: &str) -> u32 {
-        self.flap_of.get(check).map_or(self.flap_threshold, |(t, _)| *t)
-    }
-
-    /// The check's flap window (its own, or the collector's).
-    pub fn flap_window_ms_of(&self, check: &str) -> i64 {
-        self.flap_of.get(check).map_or(self.flap_window_ms, |(_, w)| *w)
-    }
-
-    /// The check's probe interval, when it is configured.
-    pub fn interval_ms(&self, check: &str) -> Option<i64> {
-        self.interval.get(check).copied()
-    }
-
-    pub fn priority(&self, check: &str) -> String {
-        self.priority.get(check).cloned().unwrap_or_else(|| crate::incident::DEFAULT_PRIORITY.to_string())
-    }
 }
 
 /// A check whose results stopped coming, as the evaluator read it.
@@ -217,7 +153,12 @@ pub trait Store: Send + Sync + 'static {
     /// the same key is open already. Returns the ids opened.
     /// Each check's state periods overlapping `[from_ms, to_ms)`, sorted by start; one list
     /// per check, in the order of `checks`.
-    fn periods(&self, checks: &[String], from_ms: i64, to_ms: i64) -> Result<Vec<Vec<crate::slo::Period>>, StoreError>;
+    fn periods(
+        &self,
+        checks: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Vec<crate::core::slo::Period>>, StoreError>;
     /// Probe counts per minute in `[from_ms, to_ms)`, summed over `checks`. With `slower_than`
     /// (seconds), answers slower than that count as bad too.
     fn minute_events(
@@ -226,7 +167,7 @@ pub trait Store: Send + Sync + 'static {
         from_ms: i64,
         to_ms: i64,
         slower_than: Option<f64>,
-    ) -> Result<Vec<crate::slo::MinuteEvents>, StoreError>;
+    ) -> Result<Vec<crate::core::slo::MinuteEvents>, StoreError>;
     fn open_incidents(&self, actions: &[Action]) -> Result<Vec<i64>, StoreError>;
     /// Marks checks whose results stopped coming as unknown from the given time (their open
     /// state period ends there), each only if no result arrived since the evaluator read it.
@@ -234,9 +175,9 @@ pub trait Store: Send + Sync + 'static {
     fn expire_checks(&self, checks: &[StaleCheck]) -> Result<Vec<String>, StoreError>;
     /// Stores a maintenance window created through the API or CLI; returns its id.
     /// The window's `created` says who made it, when, and whether retroactively.
-    fn add_maintenance(&self, window: &crate::maintenance::Occurrence) -> Result<i64, StoreError>;
+    fn add_maintenance(&self, window: &crate::core::maintenance::Occurrence) -> Result<i64, StoreError>;
     /// Maintenance windows created through the API or CLI that overlap `[from_ms, to_ms)`.
-    fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError>;
+    fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::core::maintenance::Occurrence>, StoreError>;
     /// Bytes the store takes on disk.
     fn size_bytes(&self) -> u64;
     /// Deletes raw samples before `raw_before_ms`, and rollups, ended state periods, resolved
@@ -250,9 +191,9 @@ pub trait Store: Send + Sync + 'static {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Option<hdrhistogram::Histogram<u64>>, StoreError>;
-    fn add_silence(&self, silence: &crate::notify::Silence) -> Result<i64, StoreError>;
+    fn add_silence(&self, silence: &crate::core::routing::Silence) -> Result<i64, StoreError>;
     /// Silences that have not ended by `now_ms`.
-    fn silences(&self, now_ms: i64) -> Result<Vec<crate::notify::Silence>, StoreError>;
+    fn silences(&self, now_ms: i64) -> Result<Vec<crate::core::routing::Silence>, StoreError>;
     /// Ends a silence at `now_ms`; false when there is none with that id.
     fn expire_silence(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
     /// Adds follow-up notifications (repeats, escalations) to the outbox, due at once.
@@ -269,15 +210,15 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves the open incident with each dedup key, with its event. Returns the ids resolved.
     fn resolve_incidents(
         &self,
-        resolutions: &[(String, crate::incident::TimelineEvent)],
+        resolutions: &[(String, crate::core::incident::TimelineEvent)],
     ) -> Result<Vec<i64>, StoreError>;
     /// Acknowledge, note or resolve by hand, with a timeline entry.
     fn manual(
         &self,
         id: i64,
-        op: &crate::incident::ManualOp,
+        op: &crate::core::incident::ManualOp,
         at_ms: i64,
-    ) -> Result<Result<Incident, crate::incident::ManualError>, StoreError>;
+    ) -> Result<Result<Incident, crate::core::incident::ManualError>, StoreError>;
     fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
     fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
     fn check_states(&self) -> Result<Vec<(String, CheckState)>, StoreError>;

@@ -8,15 +8,16 @@ use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
 
 use super::{
-    AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification, Policies,
+    AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification,
     SampleFilter, StaleCheck, Store, StoreError, StoredSample,
 };
-use crate::incident::{
+use crate::core::incident::{
     action_for, Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent,
 };
-use crate::notify::{Facts, Router};
-use crate::slo::{MinuteEvents, Period, PeriodStatus};
-use crate::state::{CheckState, Status};
+use crate::core::policies::Policies;
+use crate::core::routing::{Facts, Router};
+use crate::core::slo::{MinuteEvents, Period, PeriodStatus};
+use crate::core::state::{CheckState, Status};
 
 /// Each entry moves the schema one version up. Never edit a released entry; append.
 const MIGRATIONS: &[&str] = &[
@@ -539,11 +540,11 @@ fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollu
             r.events += events;
             r.failed += failed;
             r.degraded += degraded;
-            if let Some(h) = latency.as_deref().and_then(crate::latency::decode) {
+            if let Some(h) = latency.as_deref().and_then(crate::core::latency::decode) {
                 let _ = r.latency.add(&h);
             }
         }
-        let blob = (!r.latency.is_empty()).then(|| crate::latency::encode(&r.latency));
+        let blob = (!r.latency.is_empty()).then(|| crate::core::latency::encode(&r.latency));
         write.execute(params![check, minute, r.events, r.failed, r.degraded, blob])?;
     }
     Ok(())
@@ -641,7 +642,7 @@ fn resolve_incident(
     let Some((id, opened, reopened)) = open else { return Ok(None) };
     tx.execute("UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1", params![id, event.at_ms])?;
     let event = TimelineEvent {
-        message: format!("{} after {}", event.message, crate::time::human_duration_ms(event.at_ms - opened)),
+        message: format!("{} after {}", event.message, crate::core::time::human_duration_ms(event.at_ms - opened)),
         ..event.clone()
     };
     add_event(tx, id, &event)?;
@@ -678,7 +679,7 @@ fn reopen_recent(
     let message = format!(
         "{} again {} after it recovered: reopened, not paged again (the check may be flapping)",
         check,
-        crate::time::human_duration_ms(event.at_ms - resolved)
+        crate::core::time::human_duration_ms(event.at_ms - resolved)
     );
     add_event(tx, id, &TimelineEvent { at_ms: event.at_ms, kind: "reopened".into(), message })?;
     Ok(Some(id))
@@ -846,7 +847,7 @@ impl Store for SqliteStore {
             let mut current: Option<(i64, MinuteRollup)> = None;
             for &i in idxs.iter() {
                 let s = &batch.samples[i];
-                let minute = s.timestamp_ms - s.timestamp_ms.rem_euclid(crate::slo::MINUTE_MS);
+                let minute = s.timestamp_ms - s.timestamp_ms.rem_euclid(crate::core::slo::MINUTE_MS);
                 if current.as_ref().is_some_and(|(m, _)| *m != minute) {
                     if let Some((m, r)) = current.take() {
                         merge_minute(&mut rollups, check, m, r);
@@ -855,14 +856,19 @@ impl Store for SqliteStore {
                 let (_, r) = current.get_or_insert_with(|| {
                     (
                         minute,
-                        MinuteRollup { events: 0, failed: 0, degraded: 0, latency: crate::latency::new_histogram() },
+                        MinuteRollup {
+                            events: 0,
+                            failed: 0,
+                            degraded: 0,
+                            latency: crate::core::latency::new_histogram(),
+                        },
                     )
                 });
                 r.events += 1;
                 r.failed += i64::from(!s.success);
                 r.degraded += i64::from(s.degraded);
                 if let Some(l) = s.latency_seconds {
-                    crate::latency::record(&mut r.latency, l);
+                    crate::core::latency::record(&mut r.latency, l);
                 }
             }
             if let Some((m, r)) = current {
@@ -888,7 +894,9 @@ impl Store for SqliteStore {
                     let state = state_entry(&mut states, &tx, &s.check)?;
                     if state.status != Status::Unknown {
                         let interval = policies.interval_ms(&s.check);
-                        if let Some(from) = crate::state::gap_before(state.last_sample_ms, s.timestamp_ms, interval) {
+                        if let Some(from) =
+                            crate::core::state::gap_before(state.last_sample_ms, s.timestamp_ms, interval)
+                        {
                             resume_after_silence(&tx, &s.check, state.status.as_str(), from, s.timestamp_ms)?;
                         }
                     }
@@ -921,8 +929,10 @@ impl Store for SqliteStore {
                 };
                 let state = state_entry(&mut states, &tx, &s.check)?;
                 match &transition {
-                    crate::state::Transition::Up { at_ms, .. } => start_period(&tx, &s.check, Some("up"), *at_ms)?,
-                    crate::state::Transition::Down { since_ms, .. } => {
+                    crate::core::state::Transition::Up { at_ms, .. } => {
+                        start_period(&tx, &s.check, Some("up"), *at_ms)?
+                    }
+                    crate::core::state::Transition::Down { since_ms, .. } => {
                         start_period(&tx, &s.check, Some("down"), *since_ms)?
                     }
                 }
@@ -934,10 +944,10 @@ impl Store for SqliteStore {
                         "SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2 AND resumed = 0",
                     )?
                     .query_row(params![s.check, s.timestamp_ms - window_ms], |r| r.get(0))?;
-                let flapping = crate::incident::is_flapping(changes, threshold);
+                let flapping = crate::core::incident::is_flapping(changes, threshold);
                 if flapping {
                     let open = Incident::prioritised(
-                        crate::incident::flapping_incident(&s.check, changes, window_ms, s.timestamp_ms),
+                        crate::core::incident::flapping_incident(&s.check, changes, window_ms, s.timestamp_ms),
                         policies.priority(&s.check),
                     );
                     if let Some(id) = insert_incident(&tx, &router, &open)? {
@@ -1037,8 +1047,8 @@ impl Store for SqliteStore {
                 // A latency SLO: failures and answers slower than the bound are bad. (A failed
                 // probe's latency is in the histogram too; counting both may overstate slightly
                 // when a failure is also slow.)
-                let slow = match (slower_than, latency.as_deref().and_then(crate::latency::decode)) {
-                    (Some(t), Some(h)) => crate::latency::count_above(&h, t) as i64,
+                let slow = match (slower_than, latency.as_deref().and_then(crate::core::latency::decode)) {
+                    (Some(t), Some(h)) => crate::core::latency::count_above(&h, t) as i64,
                     _ => 0,
                 };
                 let e = by_minute.entry(minute).or_insert(MinuteEvents { minute_ms: minute, events: 0, bad_events: 0 });
@@ -1082,7 +1092,7 @@ impl Store for SqliteStore {
         Ok(changed)
     }
 
-    fn add_maintenance(&self, w: &crate::maintenance::Occurrence) -> Result<i64, StoreError> {
+    fn add_maintenance(&self, w: &crate::core::maintenance::Occurrence) -> Result<i64, StoreError> {
         let conn = self.conn();
         let created = w.created.as_ref();
         conn.execute(
@@ -1104,14 +1114,14 @@ impl Store for SqliteStore {
         Ok(conn.last_insert_rowid())
     }
 
-    fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::maintenance::Occurrence>, StoreError> {
+    fn maintenance(&self, from_ms: i64, to_ms: i64) -> Result<Vec<crate::core::maintenance::Occurrence>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT name, start_ms, end_ms, services, change_id, exclude_from_sla, created_by, created_ms, retroactive
              FROM maintenance_windows WHERE start_ms < ?2 AND end_ms > ?1 ORDER BY start_ms",
         )?;
         let rows = stmt.query_map(params![from_ms, to_ms], |r| {
-            Ok(crate::maintenance::Occurrence {
+            Ok(crate::core::maintenance::Occurrence {
                 name: r.get(0)?,
                 start_ms: r.get(1)?,
                 end_ms: r.get(2)?,
@@ -1119,7 +1129,7 @@ impl Store for SqliteStore {
                 change_id: r.get(4)?,
                 exclude_from_sla: r.get(5)?,
                 source: "api",
-                created: Some(crate::maintenance::Created {
+                created: Some(crate::core::maintenance::Created {
                     by: r.get(6)?,
                     at_ms: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
                     retroactive: r.get(8)?,
@@ -1163,11 +1173,11 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(
             "SELECT latency FROM rollups WHERE check_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 AND latency IS NOT NULL",
         )?;
-        let mut merged = crate::latency::new_histogram();
+        let mut merged = crate::core::latency::new_histogram();
         for check in checks {
             let rows = stmt.query_map(params![check, from_ms, to_ms], |r| r.get::<_, Vec<u8>>(0))?;
             for blob in rows {
-                if let Some(h) = crate::latency::decode(&blob?) {
+                if let Some(h) = crate::core::latency::decode(&blob?) {
                     let _ = merged.add(&h);
                 }
             }
@@ -1175,7 +1185,7 @@ impl Store for SqliteStore {
         Ok((!merged.is_empty()).then_some(merged))
     }
 
-    fn add_silence(&self, x: &crate::notify::Silence) -> Result<i64, StoreError> {
+    fn add_silence(&self, x: &crate::core::routing::Silence) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO silences (service, subject, kind, severity, starts_ms, ends_ms, author, comment)
@@ -1185,14 +1195,14 @@ impl Store for SqliteStore {
         Ok(conn.last_insert_rowid())
     }
 
-    fn silences(&self, now_ms: i64) -> Result<Vec<crate::notify::Silence>, StoreError> {
+    fn silences(&self, now_ms: i64) -> Result<Vec<crate::core::routing::Silence>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT id, service, subject, kind, severity, starts_ms, ends_ms, author, comment FROM silences
              WHERE ends_ms > ?1 ORDER BY starts_ms, id",
         )?;
         let rows = stmt.query_map([now_ms], |r| {
-            Ok(crate::notify::Silence {
+            Ok(crate::core::routing::Silence {
                 id: r.get(0)?,
                 service: r.get(1)?,
                 subject: r.get(2)?,
@@ -1626,7 +1636,7 @@ mod tests {
                 if evaluator_declared_it {
                     let stale = crate::store::StaleCheck {
                         check: "web".into(),
-                        unknown_from_ms: crate::state::vouched_until(t, Some(interval), 3 * interval),
+                        unknown_from_ms: crate::core::state::vouched_until(t, Some(interval), 3 * interval),
                         last_received_ms: Some(t),
                     };
                     assert_eq!(store.expire_checks(&[stale]).unwrap(), ["web"]);
@@ -1635,7 +1645,7 @@ mod tests {
                 store.commit_batch(&batch(2, &after), silence_end, &p).unwrap();
                 let to = silence_end + 10 * interval;
                 let periods = store.periods(&["web".into()], t0, to).unwrap();
-                let counts = crate::slo::build_series(t0, to, &periods, &[], &[]).range(t0, to);
+                let counts = crate::core::slo::build_series(t0, to, &periods, &[], &[]).range(t0, to);
                 let (unknown, down) = (counts.unknown_ms, counts.down_ms);
                 assert_eq!(
                     (unknown, down),
@@ -1694,7 +1704,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let mut p = Policies { flap_threshold: 4, ..Policies::default() };
-        p.flap.insert("web".into(), crate::state::Policy { fail_after: 1, recover_after: 1 });
+        p.flap.insert("web".into(), crate::core::state::Policy { fail_after: 1, recover_after: 1 });
         // Forty alternating results: forty state changes.
         for i in 0..40u64 {
             let ts = 1_000 * (i as i64 + 1);
@@ -1731,7 +1741,7 @@ mod tests {
         .unwrap();
         store.set_router(Router::new(std::sync::Arc::new(config)));
         let mut p = Policies { flap_threshold: 5, flap_window_ms: 600_000, ..Policies::default() };
-        p.flap.insert("web".into(), crate::state::Policy { fail_after: 1, recover_after: 1 });
+        p.flap.insert("web".into(), crate::core::state::Policy { fail_after: 1, recover_after: 1 });
         let t0 = 1_700_000_000_000;
         for (i, ok) in [false, true, false, true, false, true].into_iter().enumerate() {
             let ts = t0 + 60_000 * i as i64;
@@ -1764,7 +1774,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let mut p = Policies::default();
-        p.flap.insert("web".into(), crate::state::Policy { fail_after: 1, recover_after: 1 });
+        p.flap.insert("web".into(), crate::core::state::Policy { fail_after: 1, recover_after: 1 });
         p.quorum.insert("web".into(), 2);
         p.stale.insert("web".into(), 60_000);
         let from = |agent: &str, seq: u64, ts: i64, ok: bool| {

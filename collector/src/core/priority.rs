@@ -55,7 +55,7 @@ pub fn priority(matrix: &Matrix, impact: Level, urgency: Level) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Open {
     pub id: i64,
-    pub kind: crate::incident::IncidentKind,
+    pub kind: crate::core::incident::IncidentKind,
     pub services: Vec<String>,
     pub parent: Option<i64>,
     pub opened_ms: i64,
@@ -81,7 +81,7 @@ pub fn root_causes(open: &[Open], needs: impl Fn(&str, &str) -> bool) -> Vec<(i6
     let mut links = Vec::new();
     // One problem, one page: an SLO burning while its own service's checks are down is that
     // outage, seen from the budget. It is shown under the check's incident, not paged again.
-    use crate::incident::IncidentKind;
+    use crate::core::incident::IncidentKind;
     for child in open.iter().filter(|o| o.parent.is_none() && o.kind == IncidentKind::SloBurn) {
         let own_outage = open
             .iter()
@@ -131,7 +131,7 @@ mod tests {
     fn open(id: i64, service: &str, at: i64) -> Open {
         Open {
             id,
-            kind: crate::incident::IncidentKind::CheckDown,
+            kind: crate::core::incident::IncidentKind::CheckDown,
             services: vec![service.into()],
             parent: None,
             opened_ms: at,
@@ -141,7 +141,7 @@ mod tests {
     /// The page on a fresh install: a failing check and the SLO burn it causes are one problem.
     #[test]
     fn an_slo_burning_with_its_own_checks_down_links_under_their_incident() {
-        use crate::incident::IncidentKind;
+        use crate::core::incident::IncidentKind;
         let no_deps = |_: &str, _: &str| false;
         let burn = Open { kind: IncidentKind::SloBurn, ..open(2, "shop", 20) };
         assert_eq!(root_causes(&[open(1, "shop", 10), burn.clone()], no_deps), vec![(2, 1)]);

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::state::Transition;
+use crate::core::state::Transition;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,7 +178,7 @@ pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
                 event: TimelineEvent {
                     at_ms: *at_ms,
                     kind: "opened".into(),
-                    message: format!("check {check} failing since {}: {cause}", crate::time::rfc3339(*since_ms)),
+                    message: format!("check {check} failing since {}: {cause}", crate::core::time::rfc3339(*since_ms)),
                 },
             })
         }
@@ -228,8 +228,8 @@ pub fn silent_agents(agents: &[AgentPresence], now_ms: i64) -> Vec<Action> {
                     message: format!(
                         "agent {} has not reported since {} (silent after {})",
                         a.name,
-                        crate::time::rfc3339(last),
-                        crate::time::human_duration_ms(a.silent_after_ms)
+                        crate::core::time::rfc3339(last),
+                        crate::core::time::human_duration_ms(a.silent_after_ms)
                     ),
                 },
             })
@@ -263,7 +263,7 @@ impl TargetState {
         start_ms: i64,
         done_ms: Option<i64>,
         now_ms: i64,
-        hours: Option<&crate::service_hours::Hours>,
+        hours: Option<&crate::core::service_hours::Hours>,
     ) -> TargetState {
         let counted = |to: i64| hours.map_or(to - start_ms, |h| h.inside_ms(start_ms, to.max(start_ms)));
         let due_ms = match hours {
@@ -281,7 +281,7 @@ impl TargetState {
 }
 
 /// When `target_ms` of service hours have passed since `start_ms` (looked for within a year).
-fn due_in_hours(h: &crate::service_hours::Hours, start_ms: i64, target_ms: i64) -> i64 {
+fn due_in_hours(h: &crate::core::service_hours::Hours, start_ms: i64, target_ms: i64) -> i64 {
     let mut left = target_ms;
     let year = 366 * 86_400_000;
     for (a, b) in h.inside(start_ms, start_ms.saturating_add(year)) {
@@ -317,8 +317,8 @@ impl Targets {
             };
             format!(
                 "{what} {} of {}: {verdict}",
-                crate::time::human_duration_ms(t.elapsed_ms.max(0) / 60_000 * 60_000),
-                crate::time::human_duration_ms(t.target_ms)
+                crate::core::time::human_duration_ms(t.elapsed_ms.max(0) / 60_000 * 60_000),
+                crate::core::time::human_duration_ms(t.target_ms)
             )
         };
         let parts: Vec<String> = [("acknowledge", &self.acknowledge), ("resolve", &self.resolve)]
@@ -338,7 +338,10 @@ impl Targets {
 pub fn targets_of(incident: &Incident, config: &vakt_config::CollectorConfig, now_ms: i64) -> Targets {
     let Some(t) = config.response_targets.get(&incident.priority) else { return Targets::default() };
     let hours = t.service_hours.as_ref().and_then(|name| {
-        config.service_hours.get(name.as_str()).map(|c| crate::service_hours::Hours::from_config(name.as_str(), c))
+        config
+            .service_hours
+            .get(name.as_str())
+            .map(|c| crate::core::service_hours::Hours::from_config(name.as_str(), c))
     });
     let ms = |d: vakt_config::HumanDuration| i64::try_from(d.get().as_millis()).unwrap_or(i64::MAX);
     let acked = incident.acknowledged_ms.or(incident.resolved_ms);
@@ -364,7 +367,10 @@ pub fn target_warning(
         let due_soon = t.met.is_none() && now_ms >= window_start && now_ms <= t.due_ms;
         let warned = last_warned_ms.is_some_and(|w| w >= window_start);
         (due_soon && !warned).then(|| {
-            format!("{what} target due in {}: told again", crate::time::human_duration_ms((t.due_ms - now_ms).max(0)))
+            format!(
+                "{what} target due in {}: told again",
+                crate::core::time::human_duration_ms((t.due_ms - now_ms).max(0))
+            )
         })
     })
 }
@@ -377,7 +383,7 @@ pub fn flap_quiet_ms(window_ms: i64) -> i64 {
 
 /// The "flapping" incident of a check.
 pub fn flapping_incident(check: &str, changes: i64, window_ms: i64, at_ms: i64) -> Action {
-    let window = crate::time::human_duration_ms(window_ms);
+    let window = crate::core::time::human_duration_ms(window_ms);
     Action::Open {
         kind: IncidentKind::Flapping,
         subject: check.to_string(),
@@ -396,12 +402,12 @@ pub fn flapping_incident(check: &str, changes: i64, window_ms: i64, at_ms: i64) 
 /// The incident action for an SLO's burn-rate alerts at `now_ms`: open one (paging if any
 /// page rule fires, else a ticket) when alerts fire and none is open; resolve it when none
 /// fires any more.
-pub fn burn_action(slo: &str, alerts: &[crate::slo::BurnAlert], open: bool, now_ms: i64) -> Option<Action> {
+pub fn burn_action(slo: &str, alerts: &[crate::core::slo::BurnAlert], open: bool, now_ms: i64) -> Option<Action> {
     match (alerts.iter().max_by(|a, b| a.factor.total_cmp(&b.factor)), open) {
         (Some(worst), false) => {
             let severity = if alerts.iter().any(|a| a.severity == "page") { "page" } else { "ticket" };
-            let long = crate::time::human_duration_ms(worst.long_ms);
-            let short = crate::time::human_duration_ms(worst.short_ms);
+            let long = crate::core::time::human_duration_ms(worst.long_ms);
+            let short = crate::core::time::human_duration_ms(worst.short_ms);
             Some(Action::Open {
                 kind: IncidentKind::SloBurn,
                 subject: slo.to_string(),

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use vakt_config::CollectorConfig;
 
-use crate::incident::IncidentKind;
-use crate::priority::{default_matrix, impact, priority, urgency, Matrix};
+use crate::core::incident::IncidentKind;
+use crate::core::priority::{default_matrix, impact, priority, urgency, Matrix};
 
 /// The services an incident about `subject` touches.
 pub fn services_of(config: &CollectorConfig, kind: IncidentKind, subject: &str) -> Vec<String> {

@@ -133,7 +133,7 @@ pub fn check_start(start_ms: i64, now_ms: i64, retroactive: bool) -> Result<(), 
         return Err(format!(
             "the window starts {} ago: created now it would take recorded downtime out of the SLA; \
              if the contract allows that, say so with retroactive = true (needs an admin token)",
-            crate::time::human_duration_ms((now_ms - start_ms) / 60_000 * 60_000)
+            crate::core::time::human_duration_ms((now_ms - start_ms) / 60_000 * 60_000)
         ));
     }
     Ok(())
@@ -223,12 +223,14 @@ pub fn excluded_for(occurrences: &[Occurrence], service: &str) -> Vec<(i64, i64)
 /// How long past its end a window's services stayed down: work that overran its window shows,
 /// and that time is not excluded from the SLA. `periods` are the state periods of the covered
 /// services' checks.
-pub fn overrun_ms(end_ms: i64, now_ms: i64, periods: &[Vec<crate::slo::Period>]) -> i64 {
+pub fn overrun_ms(end_ms: i64, now_ms: i64, periods: &[Vec<crate::core::slo::Period>]) -> i64 {
     periods
         .iter()
         .flatten()
         .filter(|p| {
-            p.status == crate::slo::PeriodStatus::Down && p.start_ms < end_ms && p.end_ms.is_none_or(|e| e > end_ms)
+            p.status == crate::core::slo::PeriodStatus::Down
+                && p.start_ms < end_ms
+                && p.end_ms.is_none_or(|e| e > end_ms)
         })
         .map(|p| p.end_ms.unwrap_or(now_ms).min(now_ms) - end_ms)
         .max()
@@ -355,7 +357,7 @@ mod tests {
 
     #[test]
     fn an_overrun_is_the_downtime_past_the_end() {
-        use crate::slo::{Period, PeriodStatus};
+        use crate::core::slo::{Period, PeriodStatus};
         let down = |a: i64, b: Option<i64>| Period { status: PeriodStatus::Down, start_ms: a, end_ms: b };
         assert_eq!(overrun_ms(100, 1_000, &[vec![down(50, Some(130))]]), 30);
         assert_eq!(overrun_ms(100, 1_000, &[vec![down(50, None)]]), 900, "still down: until now");

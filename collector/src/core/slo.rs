@@ -300,7 +300,7 @@ pub struct Slo {
     pub rules: Vec<BurnRule>,
     /// Service hours: only they count (the series has the rest excluded); a running period's
     /// time still to come is counted by them too.
-    pub hours: Option<crate::service_hours::Hours>,
+    pub hours: Option<crate::core::service_hours::Hours>,
 }
 
 /// Good, bad and valid amounts over a range, in ms (time) or events.
@@ -333,7 +333,7 @@ pub struct BurnAlert {
 impl BurnAlert {
     /// "page 14.4x over 1h": as the API and the SLA page show it.
     pub fn describe(&self) -> String {
-        format!("{} {}x over {}", self.severity, self.factor, crate::time::human_duration_ms(self.long_ms))
+        format!("{} {}x over {}", self.severity, self.factor, crate::core::time::human_duration_ms(self.long_ms))
     }
 }
 
