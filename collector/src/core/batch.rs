@@ -1,1 +1,505 @@
-pub struct Plan;
+//! The batch step: what one batch of samples changes, decided without I/O.
+//!
+//! A store commits a batch in three moves inside one transaction: it loads what the batch
+//! touches ([`needs`] says what: the states of its checks and quorum voters, their recent
+//! state changes, their incidents and the agent's), calls [`step`], and writes the [`Plan`] it
+//! returns in order. The check state machine, the quorum tally, gaps of silence, flap
+//! detection and folding, reopening and the incident lifecycle with its outbox entries are all
+//! decided here, so every store takes the same decisions by construction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use vakt_config::wire::Batch;
+
+use crate::core::incident::{
+    action_for, flapping_incident, is_flapping, Action, Incident, IncidentKind, TimelineEvent,
+};
+use crate::core::policies::Policies;
+use crate::core::routing::{Facts, Router};
+use crate::core::state::{gap_before, CheckState, Status, Transition};
+
+/// An incident the plan refers to: one already stored, or the n-th the plan opens (its id is
+/// known once the store has written it). Stored ones sort before new ones, as ids do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IncidentRef {
+    Stored(i64),
+    New(usize),
+}
+
+/// What the step needs loaded, for a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// States by key: each check, and `check@agent` for this agent's quorum votes.
+    pub states: Vec<String>,
+    /// Quorum checks: every state whose key starts with `check@` (all agents' votes).
+    pub voter_prefixes: Vec<String>,
+    /// Per check: the starts of its state periods (not resumptions) after this instant.
+    pub changes_after: Vec<(String, i64)>,
+    /// Per check: its top-level check-down incidents open, or resolved at or after this instant.
+    pub incidents_since: Vec<(String, i64)>,
+    /// Open incidents under these dedup keys (with the receivers they were announced to).
+    pub open_keys: Vec<String>,
+}
+
+/// An incident as the step sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownIncident {
+    pub id: i64,
+    pub kind: IncidentKind,
+    pub subject: String,
+    pub opened_ms: i64,
+    /// `None` while open (or acknowledged).
+    pub resolved_ms: Option<i64>,
+    pub reopened_ms: Option<i64>,
+    /// Linked under another incident.
+    pub has_parent: bool,
+    /// The receivers its opening was announced to (loaded for open incidents).
+    pub announced_to: Vec<String>,
+}
+
+/// What the store loaded for [`Needs`].
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// Every state asked for that exists (a missing one is a check never seen: the default).
+    pub states: HashMap<String, CheckState>,
+    /// Per check: the period starts asked for.
+    pub changes: HashMap<String, Vec<i64>>,
+    /// The incidents asked for (by check and by key), each once.
+    pub incidents: Vec<KnownIncident>,
+}
+
+/// One write, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Ends the check's open state period at `at_ms` and starts one with `status` there.
+    StartPeriod { check: String, status: Status, at_ms: i64 },
+    /// Ends the check's open period at `unknown_from_ms` (where its last result stopped
+    /// vouching) and resumes `status` at `at_ms` (not a change of state).
+    ResumePeriod { check: String, status: Status, unknown_from_ms: i64, at_ms: i64 },
+    /// Opens an incident (the next [`IncidentRef::New`]) with its first timeline event, and
+    /// queues its announcement to each receiver at its time.
+    OpenIncident { action: Action, announce: Vec<(String, i64)> },
+    /// Resolves an incident at `event.at_ms` with the event, queueing the resolution.
+    ResolveIncident { id: IncidentRef, event: TimelineEvent, announce: Vec<(String, i64)> },
+    /// Opens a resolved incident again, unannounced.
+    ReopenIncident { id: IncidentRef, event: TimelineEvent },
+    /// Links an incident under the flapping incident `into`, resolved at `resolved_ms` (kept
+    /// when it already was; `closed`: it was open until now); its timeline says so
+    /// ([`folded_event`]).
+    FoldIncident { id: IncidentRef, into: IncidentRef, resolved_ms: i64, closed: bool, at_ms: i64 },
+    /// Notes on the flapping incident `into` which incidents it folded ([`folds_event`]).
+    FoldNote { into: IncidentRef, folded: Vec<IncidentRef>, check: String, at_ms: i64 },
+    /// Saves a check's (or a vote's) state; its open incident is `open_incident`.
+    SaveState { key: String, state: CheckState, open_incident: Option<IncidentRef> },
+}
+
+/// What a batch changes: the writes in order, and the incidents it opened and resolved.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub writes: Vec<Write>,
+    pub opened: Vec<IncidentRef>,
+    pub resolved: Vec<IncidentRef>,
+}
+
+/// The timeline event of an incident folded into the flapping incident `into`.
+pub fn folded_event(closed: bool, into: i64, at_ms: i64) -> TimelineEvent {
+    let how = if closed { " and closed" } else { "" };
+    TimelineEvent {
+        at_ms,
+        kind: "linked".into(),
+        message: format!("folded{how} into the flapping incident {into}: one problem, one incident"),
+    }
+}
+
+/// The flapping incident's note of the incidents it folded.
+pub fn folds_event(folded: &[i64], check: &str, at_ms: i64) -> TimelineEvent {
+    let ids: Vec<String> = folded.iter().map(i64::to_string).collect();
+    TimelineEvent {
+        at_ms,
+        kind: "note".into(),
+        message: format!("folds incident(s) {} of {check} from the flap window", ids.join(", ")),
+    }
+}
+
+/// Each check's samples (indices into the batch), in time order, checks by name.
+fn by_check(batch: &Batch) -> BTreeMap<&str, Vec<usize>> {
+    let mut by: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, s) in batch.samples.iter().enumerate() {
+        by.entry(s.check.as_str()).or_default().push(i);
+    }
+    for idxs in by.values_mut() {
+        idxs.sort_by_key(|&i| batch.samples[i].timestamp_ms);
+    }
+    by
+}
+
+/// What [`step`] needs loaded for `batch` (a replayed one: only the agent's incident).
+pub fn needs(batch: &Batch, duplicate: bool, policies: &Policies) -> Needs {
+    let mut n = Needs { open_keys: vec![IncidentKind::AgentSilent.dedup_key(&batch.agent)], ..Needs::default() };
+    if duplicate {
+        return n;
+    }
+    for (check, idxs) in by_check(batch) {
+        let earliest = idxs.first().map_or(0, |&i| batch.samples[i].timestamp_ms);
+        let horizon = earliest - policies.flap_window_ms_of(check);
+        n.states.push(check.to_string());
+        if policies.quorum.contains_key(check) {
+            n.voter_prefixes.push(format!("{check}@"));
+        }
+        n.changes_after.push((check.to_string(), horizon));
+        n.incidents_since.push((check.to_string(), horizon));
+        n.open_keys.push(IncidentKind::CheckDown.dedup_key(check));
+        n.open_keys.push(IncidentKind::Flapping.dedup_key(check));
+    }
+    n
+}
+
+/// The incidents of the step: loaded, then changed and added to as it decides.
+struct Incidents<'r> {
+    all: Vec<(IncidentRef, KnownIncident, Option<IncidentRef>)>,
+    new: usize,
+    router: &'r Router,
+}
+
+impl<'r> Incidents<'r> {
+    fn of(loaded: Vec<KnownIncident>, router: &'r Router) -> Incidents<'r> {
+        Incidents { all: loaded.into_iter().map(|i| (IncidentRef::Stored(i.id), i, None)).collect(), new: 0, router }
+    }
+
+    fn open_under(&self, key: &str) -> Option<usize> {
+        self.all.iter().position(|(_, i, _)| i.resolved_ms.is_none() && i.kind.dedup_key(&i.subject) == key)
+    }
+
+    /// Opens an incident unless one is open under its key; queues its announcement.
+    fn open(&mut self, action: Action, plan: &mut Plan) -> Option<IncidentRef> {
+        let Action::Open { kind, subject, severity, priority, opened_ms, event, .. } = &action else { return None };
+        if self.open_under(&kind.dedup_key(subject)).is_some() {
+            return None;
+        }
+        let facts = Facts { kind: *kind, subject, severity, priority };
+        // A first announcement waits for the dependencies to show whether they are the root cause.
+        let at = event.at_ms + self.router.hold_ms(&facts);
+        let receivers = self.router.receivers(&facts);
+        let id = IncidentRef::New(self.new);
+        self.new += 1;
+        self.all.push((
+            id,
+            KnownIncident {
+                id: -1,
+                kind: *kind,
+                subject: subject.clone(),
+                opened_ms: *opened_ms,
+                resolved_ms: None,
+                reopened_ms: None,
+                has_parent: false,
+                announced_to: receivers.clone(),
+            },
+            None,
+        ));
+        let announce = receivers.into_iter().map(|r| (r, at)).collect();
+        plan.writes.push(Write::OpenIncident { action, announce });
+        plan.opened.push(id);
+        Some(id)
+    }
+
+    /// Resolves the open incident under `key`, saying how long it lasted. Its resolution goes
+    /// to the receivers it was announced to, unless it was reopened within a flap window (its
+    /// return was not announced, nor is this recovery).
+    fn resolve(&mut self, key: &str, event: &TimelineEvent, plan: &mut Plan) -> Option<IncidentRef> {
+        let i = self.open_under(key)?;
+        let wait = self.router.group_wait_ms();
+        let (id, inc, _) = &mut self.all[i];
+        inc.resolved_ms = Some(event.at_ms);
+        let event = TimelineEvent {
+            message: format!(
+                "{} after {}",
+                event.message,
+                crate::core::time::human_duration_ms(event.at_ms - inc.opened_ms)
+            ),
+            ..event.clone()
+        };
+        let announce = if inc.reopened_ms.is_none() {
+            inc.announced_to.iter().map(|r| (r.clone(), event.at_ms + wait)).collect()
+        } else {
+            Vec::new()
+        };
+        plan.writes.push(Write::ResolveIncident { id: *id, event, announce });
+        plan.resolved.push(*id);
+        Some(*id)
+    }
+
+    /// A check that goes down again within `since_ms` of its last incident's resolution is that
+    /// incident again, not a new one: reopened, unannounced (the people paged for it were told
+    /// it recovered; the flapping incident will tell them more).
+    fn reopen_recent(&mut self, check: &str, since_ms: i64, at_ms: i64, plan: &mut Plan) -> Option<IncidentRef> {
+        let i = self
+            .all
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, inc, parent))| {
+                inc.kind == IncidentKind::CheckDown
+                    && inc.subject == check
+                    && parent.is_none()
+                    && !inc.has_parent
+                    && inc.resolved_ms.is_some_and(|r| r >= since_ms)
+            })
+            .max_by_key(|(_, (id, inc, _))| (inc.resolved_ms, *id))
+            .map(|(i, _)| i)?;
+        let (id, inc, _) = &mut self.all[i];
+        let resolved = inc.resolved_ms.unwrap_or(at_ms);
+        inc.resolved_ms = None;
+        inc.reopened_ms = Some(at_ms);
+        let message = format!(
+            "{check} again {} after it recovered: reopened, not paged again (the check may be flapping)",
+            crate::core::time::human_duration_ms(at_ms - resolved)
+        );
+        plan.writes
+            .push(Write::ReopenIncident { id: *id, event: TimelineEvent { at_ms, kind: "reopened".into(), message } });
+        Some(*id)
+    }
+
+    /// Folds a check's incidents of the flap window into its flapping incident: linked under
+    /// it (one timeline), an open one resolved as folded, unannounced.
+    fn fold_into(&mut self, check: &str, flapping: IncidentRef, since_ms: i64, at_ms: i64, plan: &mut Plan) {
+        let mut folded = Vec::new();
+        for (id, inc, parent) in self.all.iter_mut() {
+            let candidate = inc.kind == IncidentKind::CheckDown
+                && inc.subject == check
+                && parent.is_none()
+                && !inc.has_parent
+                && inc.resolved_ms.is_none_or(|r| r >= since_ms);
+            if !candidate {
+                continue;
+            }
+            let closed = inc.resolved_ms.is_none();
+            let resolved_ms = *inc.resolved_ms.get_or_insert(at_ms);
+            *parent = Some(flapping);
+            folded.push(*id);
+            plan.writes.push(Write::FoldIncident { id: *id, into: flapping, resolved_ms, closed, at_ms });
+        }
+        if !folded.is_empty() {
+            plan.writes.push(Write::FoldNote { into: flapping, folded, check: check.to_string(), at_ms });
+        }
+    }
+}
+
+/// What `batch` (received at `received_ms`) changes, given what was `loaded` for its
+/// [`needs`]. A replayed batch (`duplicate`) only shows that its agent reports again.
+pub fn step(
+    batch: &Batch,
+    received_ms: i64,
+    duplicate: bool,
+    policies: &Policies,
+    router: &Router,
+    loaded: Loaded,
+) -> Plan {
+    let mut plan = Plan::default();
+    let mut incidents = Incidents::of(loaded.incidents, router);
+    let back = TimelineEvent {
+        at_ms: received_ms,
+        kind: "resolved".into(),
+        message: format!("agent {} reports again", batch.agent),
+    };
+    incidents.resolve(&IncidentKind::AgentSilent.dedup_key(&batch.agent), &back, &mut plan);
+    if duplicate {
+        return plan;
+    }
+    let mut states = loaded.states;
+    let mut changes = loaded.changes;
+    // The open incident of each state touched, as the plan refers to it.
+    let mut open_of: HashMap<String, Option<IncidentRef>> = HashMap::new();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut touch =
+        |key: &str, states: &mut HashMap<String, CheckState>, open_of: &mut HashMap<String, Option<IncidentRef>>| {
+            if !touched.contains(key) {
+                touched.insert(key.to_string());
+                let state = states.entry(key.to_string()).or_default();
+                open_of.insert(key.to_string(), state.open_incident.map(IncidentRef::Stored));
+            }
+        };
+    for (check, idxs) in by_check(batch) {
+        let policy = policies.get(check);
+        let quorum = policies.quorum.get(check).copied();
+        let (threshold, window_ms) = (policies.flap_threshold_of(check), policies.flap_window_ms_of(check));
+        for i in idxs {
+            let s = &batch.samples[i];
+            // What this agent saw: the check's own state, or with a quorum this agent's vote.
+            let seen_by = match quorum {
+                Some(_) => format!("{check}@{}", batch.agent),
+                None => check.to_string(),
+            };
+            touch(&seen_by, &mut states, &mut open_of);
+            // Silence is not uptime: a result vouches for one interval; a later one after a
+            // gap leaves the time between unknown.
+            if quorum.is_none() {
+                let state = &states[check];
+                if state.status != Status::Unknown {
+                    if let Some(from) = gap_before(state.last_sample_ms, s.timestamp_ms, policies.interval_ms(check)) {
+                        plan.writes.push(Write::ResumePeriod {
+                            check: check.to_string(),
+                            status: state.status,
+                            unknown_from_ms: from,
+                            at_ms: s.timestamp_ms,
+                        });
+                    }
+                }
+            }
+            let seen = states.get_mut(&seen_by).and_then(|st| {
+                st.observe_from(&batch.agent, s.success, s.degraded, s.timestamp_ms, s.error.as_deref(), policy)
+            });
+            let transition = match quorum {
+                // Several agents vote: each has its own state; the check is down when `q` agree.
+                Some(q) => {
+                    let (down, up) = votes(&states, check, s.timestamp_ms - policies.stale_ms(check));
+                    touch(check, &mut states, &mut open_of);
+                    states.get_mut(check).and_then(|st| st.apply_votes(down, up, q, s.timestamp_ms, s.error.as_deref()))
+                }
+                None => seen,
+            };
+            let Some(transition) = transition else { continue };
+            touch(check, &mut states, &mut open_of);
+            let (status, start) = match &transition {
+                Transition::Up { at_ms, .. } => (Status::Up, *at_ms),
+                Transition::Down { since_ms, .. } => (Status::Down, *since_ms),
+            };
+            plan.writes.push(Write::StartPeriod { check: check.to_string(), status, at_ms: start });
+            let starts = changes.entry(check.to_string()).or_default();
+            starts.push(start);
+            // A check that keeps changing state is one "flapping" incident, not a stream.
+            let recent = starts.iter().filter(|&&t| t > s.timestamp_ms - window_ms).count() as i64;
+            let flapping = is_flapping(recent, threshold);
+            let open = open_of.entry(check.to_string()).or_default();
+            if flapping {
+                let action = Incident::prioritised(
+                    flapping_incident(check, recent, window_ms, s.timestamp_ms),
+                    policies.priority(check),
+                );
+                if let Some(id) = incidents.open(action, &mut plan) {
+                    incidents.fold_into(check, id, s.timestamp_ms - window_ms, s.timestamp_ms, &mut plan);
+                    *open = None;
+                }
+            }
+            match action_for(check, &transition) {
+                Some(Action::Open { .. }) if flapping => {}
+                Some(action @ Action::Open { .. }) => {
+                    if open.is_some() {
+                        continue;
+                    }
+                    // Down again soon after it recovered: the same incident, not a new page.
+                    if let Some(id) =
+                        incidents.reopen_recent(check, s.timestamp_ms - window_ms, event_at(&action), &mut plan)
+                    {
+                        *open = Some(id);
+                        continue;
+                    }
+                    let action = Incident::prioritised(action, policies.priority(check));
+                    if let Some(id) = incidents.open(action, &mut plan) {
+                        *open = Some(id);
+                    }
+                }
+                Some(Action::Resolve { event }) if open.take().is_some() => {
+                    incidents.resolve(&IncidentKind::CheckDown.dedup_key(check), &event, &mut plan);
+                }
+                Some(Action::Resolve { .. }) | None => {}
+            }
+        }
+    }
+    for key in touched {
+        let Some(mut state) = states.remove(&key) else { continue };
+        // Every state saved here was touched by a result of this batch.
+        state.last_received_ms = Some(received_ms);
+        let open_incident = open_of.get(&key).copied().flatten();
+        plan.writes.push(Write::SaveState { key, state, open_incident });
+    }
+    plan
+}
+
+/// What the stores load for [`open_all`] and [`resolve_all`]: the open incidents under these
+/// keys.
+pub fn keys_of(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Open { kind, subject, .. } => Some(kind.dedup_key(subject)),
+            Action::Resolve { .. } => None,
+        })
+        .collect()
+}
+
+/// Opens an incident for each of `actions` (the evaluator's: silent agents, SLO burns) unless
+/// one is open under its key, given the `open` incidents under those keys.
+pub fn open_all(actions: &[Action], open: Vec<KnownIncident>, router: &Router) -> Plan {
+    let mut plan = Plan::default();
+    let mut incidents = Incidents::of(open, router);
+    for action in actions {
+        incidents.open(action.clone(), &mut plan);
+    }
+    plan
+}
+
+/// Resolves the open incident under each key with its event, given the `open` incidents under
+/// those keys.
+pub fn resolve_all(resolutions: &[(String, TimelineEvent)], open: Vec<KnownIncident>, router: &Router) -> Plan {
+    let mut plan = Plan::default();
+    let mut incidents = Incidents::of(open, router);
+    for (key, event) in resolutions {
+        incidents.resolve(key, event, &mut plan);
+    }
+    plan
+}
+
+fn event_at(action: &Action) -> i64 {
+    match action {
+        Action::Open { event, .. } | Action::Resolve { event } => event.at_ms,
+    }
+}
+
+/// (down, up) votes of the agents probing `check`, counting only those heard from after
+/// `fresh_after_ms`: a silent agent's vote is unknown, not down.
+fn votes(states: &HashMap<String, CheckState>, check: &str, fresh_after_ms: i64) -> (u32, u32) {
+    let prefix = format!("{check}@");
+    let fresh = |s: &CheckState| s.last_sample_ms.is_some_and(|t| t > fresh_after_ms);
+    let voters = states.iter().filter(|(k, s)| k.starts_with(&prefix) && fresh(s));
+    let (mut down, mut up) = (0, 0);
+    for (_, s) in voters {
+        match s.status {
+            Status::Down => down += 1,
+            Status::Up => up += 1,
+            Status::Unknown => {}
+        }
+    }
+    (down, up)
+}
+
+/// One check-minute of a batch's probe results.
+#[derive(Clone, Debug)]
+pub struct MinuteRollup<'b> {
+    pub check: &'b str,
+    pub minute_ms: i64,
+    pub events: i64,
+    pub failed: i64,
+    pub degraded: i64,
+    pub latency: hdrhistogram::Histogram<u64>,
+}
+
+/// The batch's probe results per check and minute, to be added to the stored ones.
+pub fn minute_rollups(batch: &Batch) -> Vec<MinuteRollup<'_>> {
+    let mut out: BTreeMap<(&str, i64), MinuteRollup<'_>> = BTreeMap::new();
+    for s in &batch.samples {
+        let minute_ms = crate::core::slo::floor_minute(s.timestamp_ms);
+        let r = out.entry((s.check.as_str(), minute_ms)).or_insert_with(|| MinuteRollup {
+            check: s.check.as_str(),
+            minute_ms,
+            events: 0,
+            failed: 0,
+            degraded: 0,
+            latency: crate::core::latency::new_histogram(),
+        });
+        r.events += 1;
+        r.failed += i64::from(!s.success);
+        r.degraded += i64::from(s.degraded);
+        if let Some(l) = s.latency_seconds {
+            crate::core::latency::record(&mut r.latency, l);
+        }
+    }
+    out.into_values().collect()
+}

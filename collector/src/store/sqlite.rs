@@ -2,7 +2,7 @@
 //! acknowledged batch survives a crash, schema migrations by `PRAGMA user_version`.
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use vakt_config::wire::{Batch, IngestAck};
@@ -11,11 +11,10 @@ use super::{
     AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification,
     SampleFilter, StaleCheck, Store, StoreError, StoredSample,
 };
-use crate::core::incident::{
-    action_for, Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent,
-};
+use crate::core::batch::{self, IncidentRef, KnownIncident, Loaded, MinuteRollup, Needs, Plan, Write};
+use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent};
 use crate::core::policies::Policies;
-use crate::core::routing::{Facts, Router};
+use crate::core::routing::Router;
 use crate::core::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::core::state::{CheckState, Status};
 
@@ -381,7 +380,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn load_state(tx: &Transaction<'_>, check: &str) -> Result<CheckState, StoreError> {
+fn load_state(tx: &Transaction<'_>, check: &str) -> Result<Option<CheckState>, StoreError> {
     let state = tx
         .query_row(
             "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
@@ -391,7 +390,7 @@ fn load_state(tx: &Transaction<'_>, check: &str) -> Result<CheckState, StoreErro
             row_to_state,
         )
         .optional()?;
-    Ok(state.unwrap_or_default())
+    Ok(state)
 }
 
 fn row_to_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckState> {
@@ -442,50 +441,6 @@ fn save_state(tx: &Transaction<'_>, check: &str, s: &CheckState) -> Result<(), S
     Ok(())
 }
 
-fn state_entry<'m>(
-    states: &'m mut HashMap<String, CheckState>,
-    tx: &Transaction<'_>,
-    key: &str,
-) -> Result<&'m mut CheckState, StoreError> {
-    // Looked up by &str: no allocation per sample once the check's state is loaded.
-    if !states.contains_key(key) {
-        let loaded = load_state(tx, key)?;
-        states.insert(key.to_string(), loaded);
-    }
-    match states.get_mut(key) {
-        Some(state) => Ok(state),
-        None => unreachable!("inserted just above"),
-    }
-}
-
-/// (down, up) votes of the agents probing `check`, counting only those heard from after
-/// `fresh_after_ms`: a silent agent's vote is unknown, not down.
-fn count_votes(
-    tx: &Transaction<'_>,
-    batch_states: &HashMap<String, CheckState>,
-    check: &str,
-    fresh_after_ms: i64,
-) -> Result<(u32, u32), StoreError> {
-    let prefix = format!("{check}@");
-    let mut voters: HashMap<String, (Status, Option<i64>)> = HashMap::new();
-    let mut stmt = tx.prepare_cached(
-        "SELECT check_id, status, last_sample_ms FROM check_state WHERE substr(check_id, 1, length(?1)) = ?1",
-    )?;
-    let rows = stmt
-        .query_map([&prefix], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))?;
-    for row in rows {
-        let (key, status, last) = row?;
-        voters.insert(key, (Status::parse(&status).unwrap_or(Status::Unknown), last));
-    }
-    for (key, st) in batch_states.iter().filter(|(k, _)| k.starts_with(&prefix)) {
-        voters.insert(key.clone(), (st.status, st.last_sample_ms));
-    }
-    let fresh = |last: &Option<i64>| last.is_some_and(|t| t > fresh_after_ms);
-    let down = voters.values().filter(|(s, l)| *s == Status::Down && fresh(l)).count() as u32;
-    let up = voters.values().filter(|(s, l)| *s == Status::Up && fresh(l)).count() as u32;
-    Ok((down, up))
-}
-
 /// Closes the check's open period at `at_ms` and opens one with `status` (up or down).
 fn start_period(tx: &Transaction<'_>, check: &str, status: Option<&str>, at_ms: i64) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE check_periods SET end_ms = ?2 WHERE check_id = ?1 AND end_ms IS NULL")?
@@ -514,16 +469,8 @@ fn resume_after_silence(
     Ok(())
 }
 
-/// One check-minute of probe results.
-struct MinuteRollup {
-    events: i64,
-    failed: i64,
-    degraded: i64,
-    latency: hdrhistogram::Histogram<u64>,
-}
-
 /// Adds a batch's per-minute rollups to the stored ones.
-fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollup>) -> Result<(), StoreError> {
+fn merge_rollups(tx: &Transaction<'_>, rollups: Vec<MinuteRollup<'_>>) -> Result<(), StoreError> {
     let mut read = tx.prepare_cached(
         "SELECT events, failed, degraded, latency FROM rollups WHERE check_id = ?1 AND minute_ms = ?2",
     )?;
@@ -532,9 +479,9 @@ fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollu
          ON CONFLICT (check_id, minute_ms) DO UPDATE SET events = excluded.events, failed = excluded.failed,
             degraded = excluded.degraded, latency = excluded.latency",
     )?;
-    for ((check, minute), mut r) in rollups {
+    for mut r in rollups {
         let old: Option<(i64, i64, i64, Option<Vec<u8>>)> = read
-            .query_row(params![check, minute], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .query_row(params![r.check, r.minute_ms], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
             .optional()?;
         if let Some((events, failed, degraded, latency)) = old {
             r.events += events;
@@ -545,67 +492,168 @@ fn merge_rollups(tx: &Transaction<'_>, rollups: HashMap<(&str, i64), MinuteRollu
             }
         }
         let blob = (!r.latency.is_empty()).then(|| crate::core::latency::encode(&r.latency));
-        write.execute(params![check, minute, r.events, r.failed, r.degraded, blob])?;
+        write.execute(params![r.check, r.minute_ms, r.events, r.failed, r.degraded, blob])?;
     }
     Ok(())
 }
 
-/// Adds one minute's counts of a check to the batch's rollups (a check's samples may come back
-/// to a minute after leaving it).
-fn merge_minute<'a>(rollups: &mut HashMap<(&'a str, i64), MinuteRollup>, check: &'a str, minute: i64, r: MinuteRollup) {
-    match rollups.entry((check, minute)) {
-        std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(r);
-        }
-        std::collections::hash_map::Entry::Occupied(mut e) => {
-            let into = e.get_mut();
-            into.events += r.events;
-            into.failed += r.failed;
-            into.degraded += r.degraded;
-            let _ = into.latency.add(&r.latency);
+/// Loads what the batch step asked for (see [`batch::Needs`]).
+fn load(tx: &Transaction<'_>, needs: &Needs) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    for key in &needs.states {
+        if let Some(state) = load_state(tx, key)? {
+            loaded.states.insert(key.clone(), state);
         }
     }
-}
-
-/// Inserts an incident unless one with the same key is open; returns its id when inserted.
-fn insert_incident(tx: &Transaction<'_>, router: &Router, action: &Action) -> Result<Option<i64>, StoreError> {
-    let Action::Open { kind, subject, title, severity, priority, opened_ms, event } = action else {
-        return Ok(None);
+    for prefix in &needs.voter_prefixes {
+        let mut stmt = tx.prepare_cached(
+            "SELECT status, since_ms, consecutive_failures, consecutive_successes, first_failure_ms,
+                    last_sample_ms, last_error, open_incident, degraded, last_agent, last_received_ms, check_id
+             FROM check_state WHERE substr(check_id, 1, length(?1)) = ?1",
+        )?;
+        let rows = stmt.query_map([prefix], |r| Ok((r.get::<_, String>(11)?, row_to_state(r)?)))?;
+        for row in rows {
+            let (key, state) = row?;
+            loaded.states.insert(key, state);
+        }
+    }
+    for (check, after) in &needs.changes_after {
+        let starts: Vec<i64> = tx
+            .prepare_cached("SELECT start_ms FROM check_periods WHERE check_id = ?1 AND start_ms > ?2 AND resumed = 0")?
+            .query_map(params![check, after], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        loaded.changes.insert(check.clone(), starts);
+    }
+    const COLUMNS: &str = "id, kind, subject, opened_ms, resolved_ms, reopened_ms, parent_id IS NOT NULL";
+    let known = |r: &rusqlite::Row<'_>| -> rusqlite::Result<KnownIncident> {
+        let kind: String = r.get(1)?;
+        Ok(KnownIncident {
+            id: r.get(0)?,
+            kind: IncidentKind::parse(&kind).unwrap_or(IncidentKind::CheckDown),
+            subject: r.get(2)?,
+            opened_ms: r.get(3)?,
+            resolved_ms: r.get(4)?,
+            reopened_ms: r.get(5)?,
+            has_parent: r.get(6)?,
+            announced_to: Vec::new(),
+        })
     };
-    let inserted = tx.execute(
-        "INSERT INTO incidents (dedup_key, kind, subject, title, severity, status, opened_ms, priority)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7) ON CONFLICT DO NOTHING",
-        params![kind.dedup_key(subject), kind.as_str(), subject, title, severity, opened_ms, priority],
-    )?;
-    if inserted == 0 {
-        return Ok(None);
+    let mut incidents: BTreeMap<i64, KnownIncident> = BTreeMap::new();
+    for (check, since) in &needs.incidents_since {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM incidents WHERE kind = 'check_down' AND subject = ?1 AND parent_id IS NULL
+                 AND (status != 'resolved' OR resolved_ms >= ?2)"
+        ))?;
+        for i in stmt.query_map(params![check, since], known)? {
+            let i = i?;
+            incidents.insert(i.id, i);
+        }
     }
-    let id = tx.last_insert_rowid();
-    add_event(tx, id, event)?;
-    let facts = Facts { kind: *kind, subject, severity, priority };
-    enqueue(tx, router, id, &facts, "firing", event.at_ms)?;
-    Ok(Some(id))
+    for key in &needs.open_keys {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'"
+        ))?;
+        for i in stmt.query_map([key], known)? {
+            let i = i?;
+            incidents.insert(i.id, i);
+        }
+    }
+    for i in incidents.values_mut().filter(|i| i.resolved_ms.is_none()) {
+        i.announced_to = tx
+            .prepare_cached("SELECT DISTINCT receiver FROM notifications WHERE incident_id = ?1 AND event = 'firing'")?
+            .query_map([i.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+    }
+    loaded.incidents = incidents.into_values().collect();
+    Ok(loaded)
 }
 
-/// Writes the notifications of an incident event to the outbox, in the event's transaction.
-fn enqueue(
-    tx: &Transaction<'_>,
-    router: &Router,
-    incident: i64,
-    facts: &Facts<'_>,
-    event: &str,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    // A first announcement waits for the dependencies to show whether they are the root cause.
-    let hold = if event == "firing" { router.hold_ms(facts) } else { router.group_wait_ms() };
-    for receiver in router.receivers(facts) {
-        tx.prepare_cached(
-            "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
-        )?
-        .execute(params![incident, receiver, event, at_ms + hold, at_ms])?;
+/// Open incidents under `keys`, for [`batch::open_all`] and [`batch::resolve_all`].
+fn load_open(tx: &Transaction<'_>, keys: Vec<String>) -> Result<Vec<KnownIncident>, StoreError> {
+    Ok(load(tx, &Needs { open_keys: keys, ..Needs::default() })?.incidents)
+}
+
+/// Writes a plan of the batch step, in order. Returns the ids of the incidents it opened, in
+/// the order of their [`IncidentRef::New`] numbers.
+fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, StoreError> {
+    let mut new_ids: Vec<i64> = Vec::new();
+    let id_of = |r: IncidentRef, new_ids: &[i64]| match r {
+        IncidentRef::Stored(id) => id,
+        IncidentRef::New(n) => new_ids[n],
+    };
+    let notify = |id: i64, event: &str, announce: &[(String, i64)], at_ms: i64| -> Result<(), StoreError> {
+        for (receiver, next_attempt_ms) in announce {
+            tx.prepare_cached(
+                "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
+            )?
+            .execute(params![id, receiver, event, next_attempt_ms, at_ms])?;
+        }
+        Ok(())
+    };
+    for w in &plan.writes {
+        match w {
+            Write::StartPeriod { check, status, at_ms } => start_period(tx, check, Some(status.as_str()), *at_ms)?,
+            Write::ResumePeriod { check, status, unknown_from_ms, at_ms } => {
+                resume_after_silence(tx, check, status.as_str(), *unknown_from_ms, *at_ms)?
+            }
+            Write::OpenIncident { action, announce } => {
+                let Action::Open { kind, subject, title, severity, priority, opened_ms, event } = action else {
+                    continue;
+                };
+                // The unique index of open incidents guards the plan: one open per key.
+                tx.prepare_cached(
+                    "INSERT INTO incidents (dedup_key, kind, subject, title, severity, status, opened_ms, priority)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7)",
+                )?
+                .execute(params![
+                    kind.dedup_key(subject),
+                    kind.as_str(),
+                    subject,
+                    title,
+                    severity,
+                    opened_ms,
+                    priority
+                ])?;
+                let id = tx.last_insert_rowid();
+                add_event(tx, id, event)?;
+                notify(id, "firing", announce, event.at_ms)?;
+                new_ids.push(id);
+            }
+            Write::ResolveIncident { id, event, announce } => {
+                let id = id_of(*id, &new_ids);
+                tx.prepare_cached("UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1")?
+                    .execute(params![id, event.at_ms])?;
+                add_event(tx, id, event)?;
+                notify(id, "resolved", announce, event.at_ms)?;
+            }
+            Write::ReopenIncident { id, event } => {
+                let id = id_of(*id, &new_ids);
+                tx.prepare_cached(
+                    "UPDATE incidents SET status = 'open', resolved_ms = NULL, reopened_ms = ?2 WHERE id = ?1",
+                )?
+                .execute(params![id, event.at_ms])?;
+                add_event(tx, id, event)?;
+            }
+            Write::FoldIncident { id, into, resolved_ms, closed, at_ms } => {
+                let (id, into) = (id_of(*id, &new_ids), id_of(*into, &new_ids));
+                tx.prepare_cached(
+                    "UPDATE incidents SET parent_id = ?2, status = 'resolved', resolved_ms = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, into, resolved_ms])?;
+                add_event(tx, id, &batch::folded_event(*closed, into, *at_ms))?;
+            }
+            Write::FoldNote { into, folded, check, at_ms } => {
+                let ids: Vec<i64> = folded.iter().map(|r| id_of(*r, &new_ids)).collect();
+                add_event(tx, id_of(*into, &new_ids), &batch::folds_event(&ids, check, *at_ms))?;
+            }
+            Write::SaveState { key, state, open_incident } => {
+                let state = CheckState { open_incident: open_incident.map(|r| id_of(r, &new_ids)), ..state.clone() };
+                save_state(tx, key, &state)?;
+            }
+        }
     }
-    Ok(())
+    Ok(new_ids)
 }
 
 /// The resolution's notifications go to the receivers the incident was announced to; an
@@ -625,112 +673,11 @@ fn enqueue_resolution(tx: &Transaction<'_>, router: &Router, incident: i64, at_m
     Ok(())
 }
 
-/// Resolves the open incident with `dedup_key`, if any, noting how long it lasted.
-fn resolve_incident(
-    tx: &Transaction<'_>,
-    router: &Router,
-    dedup_key: &str,
-    event: &TimelineEvent,
-) -> Result<Option<i64>, StoreError> {
-    let open: Option<(i64, i64, Option<i64>)> = tx
-        .query_row(
-            "SELECT id, opened_ms, reopened_ms FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'",
-            [dedup_key],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((id, opened, reopened)) = open else { return Ok(None) };
-    tx.execute("UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1", params![id, event.at_ms])?;
-    let event = TimelineEvent {
-        message: format!("{} after {}", event.message, crate::core::time::human_duration_ms(event.at_ms - opened)),
-        ..event.clone()
-    };
-    add_event(tx, id, &event)?;
-    // Reopened within a flap window: its return was not announced, nor is this recovery.
-    if reopened.is_none() {
-        enqueue_resolution(tx, router, id, event.at_ms)?;
+fn resolved_id(r: IncidentRef, new_ids: &[i64]) -> i64 {
+    match r {
+        IncidentRef::Stored(id) => id,
+        IncidentRef::New(n) => new_ids[n],
     }
-    Ok(Some(id))
-}
-
-/// A check that goes down again within `since_ms` of its last incident's resolution is that
-/// incident again, not a new one: it is reopened, unannounced (the people paged for it were
-/// told it recovered; the flapping incident will tell them more). Returns its id.
-fn reopen_recent(
-    tx: &Transaction<'_>,
-    check: &str,
-    since_ms: i64,
-    event: &TimelineEvent,
-) -> Result<Option<i64>, StoreError> {
-    let recent: Option<(i64, i64)> = tx
-        .query_row(
-            "SELECT id, resolved_ms FROM incidents WHERE kind = 'check_down' AND subject = ?1 AND status = 'resolved'
-                 AND resolved_ms >= ?2 AND parent_id IS NULL ORDER BY resolved_ms DESC, id DESC LIMIT 1",
-            params![check, since_ms],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((id, resolved)) = recent else { return Ok(None) };
-    // The unique open-incident index: nothing else is open under this key (the caller knows).
-    tx.execute(
-        "UPDATE incidents SET status = 'open', resolved_ms = NULL, reopened_ms = ?2 WHERE id = ?1",
-        params![id, event.at_ms],
-    )?;
-    let message = format!(
-        "{} again {} after it recovered: reopened, not paged again (the check may be flapping)",
-        check,
-        crate::core::time::human_duration_ms(event.at_ms - resolved)
-    );
-    add_event(tx, id, &TimelineEvent { at_ms: event.at_ms, kind: "reopened".into(), message })?;
-    Ok(Some(id))
-}
-
-/// Folds a check's incidents of the flap window into its flapping incident `flapping`: linked
-/// under it (one timeline), an open one resolved as folded, unannounced.
-fn fold_into_flapping(
-    tx: &Transaction<'_>,
-    check: &str,
-    flapping: i64,
-    since_ms: i64,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    let folded: Vec<(i64, String)> = tx
-        .prepare_cached(
-            "SELECT id, status FROM incidents WHERE kind = 'check_down' AND subject = ?1 AND parent_id IS NULL
-                 AND (status != 'resolved' OR resolved_ms >= ?2) ORDER BY id",
-        )?
-        .query_map(params![check, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, status) in &folded {
-        tx.execute(
-            "UPDATE incidents SET parent_id = ?2, status = 'resolved', resolved_ms = coalesce(resolved_ms, ?3)
-             WHERE id = ?1",
-            params![id, flapping, at_ms],
-        )?;
-        let how = if status == "resolved" { "" } else { " and closed" };
-        add_event(
-            tx,
-            *id,
-            &TimelineEvent {
-                at_ms,
-                kind: "linked".into(),
-                message: format!("folded{how} into the flapping incident {flapping}: one problem, one incident"),
-            },
-        )?;
-    }
-    if !folded.is_empty() {
-        let ids: Vec<String> = folded.iter().map(|(id, _)| id.to_string()).collect();
-        add_event(
-            tx,
-            flapping,
-            &TimelineEvent {
-                at_ms,
-                kind: "note".into(),
-                message: format!("folds incident(s) {} of {check} from the flap window", ids.join(", ")),
-            },
-        )?;
-    }
-    Ok(())
 }
 
 fn add_event(tx: &Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
@@ -798,16 +745,12 @@ impl Store for SqliteStore {
             newest,
             outcome.new_instance.is_some()
         ])?;
-        let back = TimelineEvent {
-            at_ms: received_ms,
-            kind: "resolved".into(),
-            message: format!("agent {} reports again", batch.agent),
-        };
-        if let Some(id) = resolve_incident(&tx, &router, &IncidentKind::AgentSilent.dedup_key(&batch.agent), &back)? {
-            outcome.incidents_resolved.push(id);
-        }
+        let loaded = load(&tx, &batch::needs(batch, duplicate, policies))?;
+        let plan = batch::step(batch, received_ms, duplicate, policies, &router, loaded);
         if duplicate {
+            let new_ids = apply(&tx, &plan)?;
             tx.commit()?;
+            outcome.incidents_resolved = plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect();
             outcome.ack = Some(IngestAck::new(batch.sequence, 0, true));
             return Ok(outcome);
         }
@@ -836,166 +779,21 @@ impl Store for SqliteStore {
                 ])?;
             }
         }
-        // Each check's samples, in time order: one hash per sample, the rest per check.
-        let mut by_check: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, s) in batch.samples.iter().enumerate() {
-            by_check.entry(s.check.as_str()).or_default().push(i);
-        }
-        let mut rollups: HashMap<(&str, i64), MinuteRollup> = HashMap::new();
-        for (check, idxs) in &mut by_check {
-            idxs.sort_by_key(|&i| batch.samples[i].timestamp_ms);
-            let mut current: Option<(i64, MinuteRollup)> = None;
-            for &i in idxs.iter() {
-                let s = &batch.samples[i];
-                let minute = s.timestamp_ms - s.timestamp_ms.rem_euclid(crate::core::slo::MINUTE_MS);
-                if current.as_ref().is_some_and(|(m, _)| *m != minute) {
-                    if let Some((m, r)) = current.take() {
-                        merge_minute(&mut rollups, check, m, r);
-                    }
-                }
-                let (_, r) = current.get_or_insert_with(|| {
-                    (
-                        minute,
-                        MinuteRollup {
-                            events: 0,
-                            failed: 0,
-                            degraded: 0,
-                            latency: crate::core::latency::new_histogram(),
-                        },
-                    )
-                });
-                r.events += 1;
-                r.failed += i64::from(!s.success);
-                r.degraded += i64::from(s.degraded);
-                if let Some(l) = s.latency_seconds {
-                    crate::core::latency::record(&mut r.latency, l);
-                }
-            }
-            if let Some((m, r)) = current {
-                merge_minute(&mut rollups, check, m, r);
-            }
-        }
-        merge_rollups(&tx, rollups)?;
-        // Apply samples to states, each check's in time order.
-        let mut states: HashMap<String, CheckState> = HashMap::new();
-        for (check, idxs) in &by_check {
-            let policy = policies.get(check);
-            let quorum = policies.quorum.get(*check).copied();
-            for &i in idxs {
-                let s = &batch.samples[i];
-                // What this agent saw: the check's own state, or with a quorum this agent's vote.
-                let seen_by: std::borrow::Cow<'_, str> = match quorum {
-                    Some(_) => format!("{}@{}", s.check, batch.agent).into(),
-                    None => s.check.as_str().into(),
-                };
-                // Silence is not uptime: a result vouches for one interval; a later one after a
-                // gap leaves the time between unknown.
-                if quorum.is_none() {
-                    let state = state_entry(&mut states, &tx, &s.check)?;
-                    if state.status != Status::Unknown {
-                        let interval = policies.interval_ms(&s.check);
-                        if let Some(from) =
-                            crate::core::state::gap_before(state.last_sample_ms, s.timestamp_ms, interval)
-                        {
-                            resume_after_silence(&tx, &s.check, state.status.as_str(), from, s.timestamp_ms)?;
-                        }
-                    }
-                }
-                let seen = state_entry(&mut states, &tx, &seen_by)?.observe_from(
-                    &batch.agent,
-                    s.success,
-                    s.degraded,
-                    s.timestamp_ms,
-                    s.error.as_deref(),
-                    policy,
-                );
-                let transition = match quorum {
-                    // Several agents vote: each has its own state; the check is down when `q` agree.
-                    Some(q) => {
-                        let (down, up) =
-                            count_votes(&tx, &states, &s.check, s.timestamp_ms - policies.stale_ms(&s.check))?;
-                        state_entry(&mut states, &tx, &s.check)?.apply_votes(
-                            down,
-                            up,
-                            q,
-                            s.timestamp_ms,
-                            s.error.as_deref(),
-                        )
-                    }
-                    None => seen,
-                };
-                let Some(transition) = transition else {
-                    continue;
-                };
-                let state = state_entry(&mut states, &tx, &s.check)?;
-                match &transition {
-                    crate::core::state::Transition::Up { at_ms, .. } => {
-                        start_period(&tx, &s.check, Some("up"), *at_ms)?
-                    }
-                    crate::core::state::Transition::Down { since_ms, .. } => {
-                        start_period(&tx, &s.check, Some("down"), *since_ms)?
-                    }
-                }
-                // A check that keeps changing state is one "flapping" incident, not a stream.
-                let (threshold, window_ms) =
-                    (policies.flap_threshold_of(&s.check), policies.flap_window_ms_of(&s.check));
-                let changes: i64 = tx
-                    .prepare_cached(
-                        "SELECT count(*) FROM check_periods WHERE check_id = ?1 AND start_ms > ?2 AND resumed = 0",
-                    )?
-                    .query_row(params![s.check, s.timestamp_ms - window_ms], |r| r.get(0))?;
-                let flapping = crate::core::incident::is_flapping(changes, threshold);
-                if flapping {
-                    let open = Incident::prioritised(
-                        crate::core::incident::flapping_incident(&s.check, changes, window_ms, s.timestamp_ms),
-                        policies.priority(&s.check),
-                    );
-                    if let Some(id) = insert_incident(&tx, &router, &open)? {
-                        fold_into_flapping(&tx, &s.check, id, s.timestamp_ms - window_ms, s.timestamp_ms)?;
-                        state.open_incident = None;
-                        outcome.incidents_opened.push(id);
-                    }
-                }
-                match action_for(&s.check, &transition) {
-                    Some(Action::Open { .. }) if flapping => {}
-                    Some(open @ Action::Open { .. }) => {
-                        if state.open_incident.is_some() {
-                            continue;
-                        }
-                        let event = match &open {
-                            Action::Open { event, .. } => event.clone(),
-                            Action::Resolve { event } => event.clone(),
-                        };
-                        // Down again soon after it recovered: the same incident, not a new page.
-                        if let Some(id) = reopen_recent(&tx, &s.check, s.timestamp_ms - window_ms, &event)? {
-                            state.open_incident = Some(id);
-                            continue;
-                        }
-                        let open = Incident::prioritised(open, policies.priority(&s.check));
-                        if let Some(id) = insert_incident(&tx, &router, &open)? {
-                            state.open_incident = Some(id);
-                            outcome.incidents_opened.push(id);
-                        }
-                    }
-                    Some(Action::Resolve { event }) if state.open_incident.take().is_some() => {
-                        if let Some(id) =
-                            resolve_incident(&tx, &router, &IncidentKind::CheckDown.dedup_key(&s.check), &event)?
-                        {
-                            outcome.incidents_resolved.push(id);
-                        }
-                    }
-                    Some(Action::Resolve { .. }) => {}
-                    None => {}
-                }
-            }
-        }
-        for (check, state) in &mut states {
-            // Every state loaded here was touched by a result of this batch.
-            state.last_received_ms = Some(received_ms);
-            save_state(&tx, check, state)?;
-        }
+        merge_rollups(&tx, batch::minute_rollups(batch))?;
+        let new_ids = apply(&tx, &plan)?;
         tx.commit()?;
-        outcome.states = states.into_iter().collect();
+        outcome.incidents_opened = new_ids.clone();
+        outcome.incidents_resolved = plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect();
+        outcome.states = plan
+            .writes
+            .into_iter()
+            .filter_map(|w| match w {
+                Write::SaveState { key, state, open_incident } => {
+                    Some((key, CheckState { open_incident: open_incident.map(|r| resolved_id(r, &new_ids)), ..state }))
+                }
+                _ => None,
+            })
+            .collect();
         outcome.ack = Some(IngestAck::new(batch.sequence, batch.samples.len(), false));
         Ok(outcome)
     }
@@ -1063,10 +861,8 @@ impl Store for SqliteStore {
         let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut opened = Vec::new();
-        for action in actions {
-            opened.extend(insert_incident(&tx, &router, action)?);
-        }
+        let open = load_open(&tx, batch::keys_of(actions))?;
+        let opened = apply(&tx, &batch::open_all(actions, open, &router))?;
         tx.commit()?;
         Ok(opened)
     }
@@ -1351,12 +1147,11 @@ impl Store for SqliteStore {
         let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut resolved = Vec::new();
-        for (key, event) in resolutions {
-            resolved.extend(resolve_incident(&tx, &router, key, event)?);
-        }
+        let open = load_open(&tx, resolutions.iter().map(|(key, _)| key.clone()).collect())?;
+        let plan = batch::resolve_all(resolutions, open, &router);
+        let new_ids = apply(&tx, &plan)?;
         tx.commit()?;
-        Ok(resolved)
+        Ok(plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect())
     }
 
     fn manual(&self, id: i64, op: &ManualOp, at_ms: i64) -> Result<Result<Incident, ManualError>, StoreError> {
