@@ -503,3 +503,246 @@ pub fn minute_rollups(batch: &Batch) -> Vec<MinuteRollup<'_>> {
     }
     out.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The batch step without a database: loaded values in, the plan out.
+    use super::*;
+    use std::sync::Arc;
+    use vakt_config::wire::{Sample, PROTOCOL_VERSION};
+    use vakt_config::CollectorConfig;
+
+    const MIN: i64 = 60_000;
+    const T: i64 = 1_800_000_000_000;
+
+    fn batch(agent: &str, results: &[(i64, bool)]) -> Batch {
+        Batch {
+            version: PROTOCOL_VERSION,
+            agent: agent.into(),
+            agent_version: None,
+            instance: None,
+            sequence: 1,
+            samples: results
+                .iter()
+                .map(|&(ts, ok)| Sample {
+                    check: "web".into(),
+                    timestamp_ms: ts,
+                    success: ok,
+                    degraded: false,
+                    latency_seconds: Some(0.01),
+                    values: Default::default(),
+                    error: (!ok).then(|| "status 500".into()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every incident goes to "ops" after a 30 s group wait.
+    fn router() -> Router {
+        let src = format!(
+            "group_wait = \"30s\"\n[receivers.ops]\nkind = \"webhook\"\nurl = {{ value = \"http://x\" }}\n\
+             [agents.a]\ntoken_hash = \"sha256:{h}\"\n\
+             [checks.web]\nkind = \"tcp\"\ntarget = \"127.0.0.1:80\"\nagents = [\"a\"]\n\
+             [[routes]]\nreceivers = [\"ops\"]\n",
+            h = "0".repeat(64)
+        );
+        Router::new(Arc::new(CollectorConfig::parse(&src, std::path::Path::new("t.toml")).unwrap()))
+    }
+
+    fn up_since(at_ms: i64) -> CheckState {
+        CheckState {
+            status: Status::Up,
+            since_ms: at_ms,
+            consecutive_successes: 5,
+            last_sample_ms: Some(at_ms),
+            ..CheckState::default()
+        }
+    }
+
+    fn opened(plan: &Plan) -> Vec<(IncidentKind, Vec<(String, i64)>)> {
+        plan.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::OpenIncident { action: Action::Open { kind, .. }, announce } => Some((*kind, announce.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn saved<'p>(plan: &'p Plan, key: &str) -> (&'p CheckState, Option<IncidentRef>) {
+        plan.writes
+            .iter()
+            .find_map(|w| match w {
+                Write::SaveState { key: k, state, open_incident } if k == key => Some((state, *open_incident)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{key} not saved: {plan:?}"))
+    }
+
+    /// Three failures (fail_after 3) take an up check down from the first failure: a period
+    /// starts there, one incident opens, announced to "ops" 30 s after the third failure; the
+    /// state remembers it. Two successes (recover_after 2) resolve it with its duration, the
+    /// resolution going to the receivers it was announced to.
+    #[test]
+    fn failures_open_an_incident_and_recovery_resolves_it() {
+        let policies = Policies::default();
+        let b = batch("a", &[(T + MIN, false), (T + 2 * MIN, false), (T + 3 * MIN, false)]);
+        let loaded = Loaded { states: HashMap::from([("web".to_string(), up_since(T))]), ..Loaded::default() };
+        let plan = step(&b, T + 3 * MIN + 500, false, &policies, &router(), loaded);
+        assert!(plan.writes.contains(&Write::StartPeriod {
+            check: "web".into(),
+            status: Status::Down,
+            at_ms: T + MIN
+        }));
+        assert_eq!(opened(&plan), [(IncidentKind::CheckDown, vec![("ops".to_string(), T + 3 * MIN + 30_000)])]);
+        assert_eq!(plan.opened, [IncidentRef::New(0)]);
+        let (state, open) = saved(&plan, "web");
+        assert_eq!(
+            (state.status, open, state.last_received_ms),
+            (Status::Down, Some(IncidentRef::New(0)), Some(T + 3 * MIN + 500))
+        );
+
+        let down = CheckState { open_incident: Some(7), ..state.clone() };
+        let incident = KnownIncident {
+            id: 7,
+            kind: IncidentKind::CheckDown,
+            subject: "web".into(),
+            opened_ms: T + MIN,
+            resolved_ms: None,
+            reopened_ms: None,
+            has_parent: false,
+            announced_to: vec!["ops".into()],
+        };
+        let loaded = Loaded {
+            states: HashMap::from([("web".to_string(), down)]),
+            incidents: vec![incident],
+            ..Loaded::default()
+        };
+        let b = batch("a", &[(T + 4 * MIN, true), (T + 5 * MIN, true)]);
+        let plan = step(&b, T + 5 * MIN, false, &policies, &router(), loaded);
+        let resolved = plan.writes.iter().find_map(|w| match w {
+            Write::ResolveIncident { id, event, announce } => Some((*id, event.clone(), announce.clone())),
+            _ => None,
+        });
+        let (id, event, announce) = resolved.unwrap_or_else(|| panic!("{plan:?}"));
+        assert_eq!((id, event.at_ms), (IncidentRef::Stored(7), T + 5 * MIN));
+        // Down from T + 1 min to T + 5 min: 4 minutes.
+        assert_eq!(event.message, "check web recovered after 4m");
+        assert_eq!(announce, [("ops".to_string(), T + 5 * MIN + 30_000)]);
+        assert_eq!(saved(&plan, "web").1, None);
+    }
+
+    /// Quorum 2: agent a's failure is the second fresh "down" vote (b voted down a minute ago)
+    /// and takes the check down; with b's vote older than the staleness (5 min) it is one vote
+    /// and the check stays up. Only a's vote and the check are saved, never b's.
+    #[test]
+    fn a_quorum_check_goes_down_when_enough_fresh_votes_agree() {
+        let mut policies = Policies::default();
+        policies.quorum.insert("web".into(), 2);
+        policies.flap.insert("web".into(), crate::core::state::Policy { fail_after: 1, recover_after: 1 });
+        let vote = |status: Status, at: i64| CheckState { status, last_sample_ms: Some(at), ..CheckState::default() };
+        let loaded = |b_at: i64| Loaded {
+            states: HashMap::from([
+                ("web".to_string(), up_since(T)),
+                ("web@a".to_string(), vote(Status::Up, T)),
+                ("web@b".to_string(), vote(Status::Down, b_at)),
+            ]),
+            ..Loaded::default()
+        };
+        let b = batch("a", &[(T + 10 * MIN, false)]);
+        let plan = step(&b, T + 10 * MIN, false, &policies, &router(), loaded(T + 9 * MIN));
+        assert_eq!(saved(&plan, "web").0.status, Status::Down);
+        assert_eq!(opened(&plan).len(), 1);
+        let plan = step(&b, T + 10 * MIN, false, &policies, &router(), loaded(T + 4 * MIN));
+        assert_eq!(saved(&plan, "web").0.status, Status::Up, "b's vote is stale: one vote of two");
+        assert!(opened(&plan).is_empty());
+        assert_eq!(saved(&plan, "web@a").0.status, Status::Down);
+        assert!(!plan.writes.iter().any(|w| matches!(w, Write::SaveState { key, .. } if key == "web@b")));
+    }
+
+    /// A late sample from another agent (older than the check's last result) is stored but
+    /// moves nothing: no period, no incident, the state unchanged but for its receipt time.
+    #[test]
+    fn a_late_sample_from_another_agent_moves_nothing() {
+        let policies = Policies::default();
+        let mut state = up_since(T + 10 * MIN);
+        state.last_agent = Some("b".into());
+        let loaded = Loaded { states: HashMap::from([("web".to_string(), state.clone())]), ..Loaded::default() };
+        let b = batch("a", &[(T + MIN, false), (T + 2 * MIN, false), (T + 3 * MIN, false)]);
+        let plan = step(&b, T + 11 * MIN, false, &policies, &router(), loaded);
+        assert_eq!(plan.writes.len(), 1, "{plan:?}");
+        assert_eq!(saved(&plan, "web").0, &CheckState { last_received_ms: Some(T + 11 * MIN), ..state });
+    }
+
+    /// Flap threshold 5 in 10 minutes: four state changes already in the window and an open
+    /// check-down incident; the batch's recovery and failure are the fifth and sixth. The
+    /// fifth makes the check flapping: one "flapping" incident opens and folds the open one
+    /// (closed, linked under it); the sixth opens no check-down incident.
+    #[test]
+    fn a_flapping_check_is_one_incident_that_folds_the_others() {
+        let mut policies = Policies::default();
+        policies.flap.insert("web".into(), crate::core::state::Policy { fail_after: 1, recover_after: 1 });
+        policies.flap_of.insert("web".into(), (5, 10 * MIN));
+        let down = CheckState {
+            status: Status::Down,
+            since_ms: T + 4 * MIN,
+            last_sample_ms: Some(T + 4 * MIN),
+            open_incident: Some(3),
+            ..CheckState::default()
+        };
+        let loaded = Loaded {
+            states: HashMap::from([("web".to_string(), down)]),
+            changes: HashMap::from([("web".to_string(), vec![T + MIN, T + 2 * MIN, T + 3 * MIN, T + 4 * MIN])]),
+            incidents: vec![KnownIncident {
+                id: 3,
+                kind: IncidentKind::CheckDown,
+                subject: "web".into(),
+                opened_ms: T + 4 * MIN,
+                resolved_ms: None,
+                reopened_ms: None,
+                has_parent: false,
+                announced_to: vec!["ops".into()],
+            }],
+        };
+        let b = batch("a", &[(T + 5 * MIN, true), (T + 6 * MIN, false)]);
+        let plan = step(&b, T + 6 * MIN, false, &policies, &router(), loaded);
+        let kinds: Vec<IncidentKind> = opened(&plan).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, [IncidentKind::Flapping]);
+        assert!(plan.writes.contains(&Write::FoldIncident {
+            id: IncidentRef::Stored(3),
+            into: IncidentRef::New(0),
+            resolved_ms: T + 5 * MIN,
+            closed: true,
+            at_ms: T + 5 * MIN,
+        }));
+        assert!(!plan.writes.iter().any(|w| matches!(w, Write::ResolveIncident { .. })), "folded, not resolved");
+        assert_eq!(saved(&plan, "web").1, None, "the check's own incident is folded; no new one opens");
+    }
+
+    /// A replayed batch changes nothing but shows that its agent reports again.
+    #[test]
+    fn a_replay_only_resolves_its_agents_silence() {
+        let silent = KnownIncident {
+            id: 9,
+            kind: IncidentKind::AgentSilent,
+            subject: "a".into(),
+            opened_ms: T,
+            resolved_ms: None,
+            reopened_ms: None,
+            has_parent: false,
+            announced_to: vec![],
+        };
+        let b = batch("a", &[(T + MIN, false)]);
+        assert_eq!(needs(&b, true, &Policies::default()).states, Vec::<String>::new());
+        let plan = step(
+            &b,
+            T + 2 * MIN,
+            true,
+            &Policies::default(),
+            &router(),
+            Loaded { incidents: vec![silent], ..Loaded::default() },
+        );
+        assert_eq!(plan.resolved, [IncidentRef::Stored(9)]);
+        assert_eq!(plan.writes.len(), 1);
+    }
+}
