@@ -11,8 +11,8 @@ use base64::Engine;
 use std::sync::Arc;
 use vakt_config::collector::{AccessConfig, Scope};
 
+use crate::app::App;
 use crate::auth::{bearer, constant_time_eq};
-use crate::server::App;
 
 /// What a request needs before it is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
+use crate::app::App;
 use crate::core::time::rfc3339;
-use crate::server::App;
 use crate::store::AgentSummary;
 
 #[derive(Clone, Debug, Serialize)]

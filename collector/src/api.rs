@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vakt_config::wire::{Assignments, ErrorBody, LocalChecks};
 
+use crate::app::App;
 use crate::auth::bearer;
 use crate::core::incident::{Incident, IncidentKind, IncidentStatus, ManualError, ManualOp};
 use crate::core::time::{now_ms, rfc3339};
 use crate::ingest::{self, IngestError};
-use crate::server::App;
 use crate::store::{IncidentFilter, SampleFilter};
 
 /// Largest body of any request but a push.

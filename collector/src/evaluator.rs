@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::core::catalog::{priority_for, services_of};
 use crate::core::incident::{silent_agents, AgentPresence, IncidentKind, IncidentStatus};
 use crate::core::time::Clock;
-use crate::server::App;
 use crate::store::{IncidentFilter, StoreError};
 
 /// How often the evaluation runs.

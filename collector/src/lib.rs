@@ -7,6 +7,7 @@
 pub mod access;
 pub mod agents;
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod check_series;
 pub mod core;

@@ -245,13 +245,13 @@ fn backup_command(config_path: &std::path::Path, file: &std::path::Path) -> anyh
 }
 
 fn notify_test(config_path: &std::path::Path, receiver: &str) -> anyhow::Result<()> {
-    use vakt_collector::notify::worker;
+    use vakt_collector::notify::receivers;
     let config = match CollectorConfig::load(config_path) {
         Ok(c) => c,
         Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
         Err(e) => return Err(e.into()),
     };
-    let receivers = worker::receivers(&config).map_err(anyhow::Error::msg)?;
+    let receivers = receivers::receivers(&config).map_err(anyhow::Error::msg)?;
     let Some(r) = receivers.get(receiver) else {
         let mut known: Vec<&String> = receivers.keys().collect();
         known.sort();
@@ -263,8 +263,8 @@ fn notify_test(config_path: &std::path::Path, receiver: &str) -> anyhow::Result<
     vakt_agent::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
-    let message = worker::test_message(&config, receiver, vakt_collector::core::time::now_ms());
-    match runtime.block_on(worker::send(&http, r, &message)) {
+    let message = receivers::test_message(&config, receiver, vakt_collector::core::time::now_ms());
+    match runtime.block_on(receivers::send(&http, r, &message)) {
         Ok(()) => {
             println!("{receiver}: delivered");
             Ok(())

@@ -10,9 +10,9 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use std::sync::Arc;
 
+use crate::app::App;
 use crate::core::incident::{Incident, IncidentStatus, ManualError, ManualOp};
 use crate::core::time::now_ms;
-use crate::server::App;
 use crate::store::IncidentFilter;
 use crate::views::{self, IncidentRow, SlaRow};
 

@@ -7,4 +7,5 @@
 //! maintenance) is recorded as suppressed, never dropped.
 
 pub mod payload;
+pub mod receivers;
 pub mod worker;

@@ -6,117 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vakt_config::collector::GroupBy;
-use vakt_config::notify::ReceiverKind;
-use vakt_config::CollectorConfig;
 
 use super::payload::{self, Message};
+use super::receivers::{send, Receiver};
+use crate::app::App;
 use crate::core::incident::{Incident, IncidentStatus};
 use crate::core::time::now_ms;
-use crate::server::App;
 use crate::store::{NotificationOutcome, PendingNotification};
-
-/// A receiver with its secrets read.
-#[derive(Clone)]
-pub struct Receiver {
-    pub name: String,
-    pub kind: ReceiverKind,
-    pub url: String,
-    pub signing_key: Option<String>,
-    pub email: Option<Email>,
-    pub title_template: Option<String>,
-    pub text_template: Option<String>,
-    pub max_attempts: u32,
-}
-
-/// SMTP settings of an email receiver.
-#[derive(Clone)]
-pub struct Email {
-    pub host: String,
-    pub port: u16,
-    pub tls: vakt_config::notify::SmtpTls,
-    pub credentials: Option<(String, String)>,
-    pub from: String,
-    pub to: Vec<String>,
-    /// Extra CA certificates (PEM) to trust for the SMTP server.
-    pub ca_pem: Option<Vec<u8>>,
-}
-
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL and the key are secrets.
-        f.debug_struct("Receiver").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
-    }
-}
-
-/// Reads every receiver's secrets; an error names the receiver and where the secret was
-/// looked for, never its value.
-pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, String> {
-    let mut out = HashMap::new();
-    for (name, r) in &config.receivers {
-        let (url, email) = if r.kind == ReceiverKind::Email {
-            let smtp = r.smtp.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
-            let (host, port) =
-                smtp.rsplit_once(':').ok_or_else(|| format!("receiver {name:?}: smtp is not host:port"))?;
-            let port = port.parse().map_err(|_| format!("receiver {name:?}: smtp port is not a number"))?;
-            let password = match &r.password {
-                Some(p) => p.read().map_err(|e| format!("receiver {name:?}: password: {e}"))?,
-                None => None,
-            };
-            let credentials = match (&r.username, password) {
-                (Some(u), Some(p)) => Some((u.clone(), p)),
-                (Some(_), None) => return Err(format!("receiver {name:?}: username without password")),
-                _ => None,
-            };
-            let email =
-                Email {
-                    host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
-                    port,
-                    tls: r.smtp_tls,
-                    credentials,
-                    from: r.from.as_ref().map(|f| f.get_ref().clone()).unwrap_or_default(),
-                    to: r.to.iter().map(|t| t.get_ref().clone()).collect(),
-                    ca_pem: match &r.smtp_ca_file {
-                        Some(path) => Some(std::fs::read(path.get_ref()).map_err(|e| {
-                            format!("receiver {name:?}: smtp_ca_file {}: {e}", path.get_ref().display())
-                        })?),
-                        None => None,
-                    },
-                };
-            (String::new(), Some(email))
-        } else {
-            let url = r
-                .url
-                .as_ref()
-                .ok_or_else(|| format!("receiver {name:?}: needs url"))?
-                .get_ref()
-                .read()
-                .map_err(|e| format!("receiver {name:?}: url: {e}"))?
-                .ok_or_else(|| format!("receiver {name:?}: url has no value"))?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("receiver {name:?}: url is not an http(s) URL"));
-            }
-            (url, None)
-        };
-        let signing_key = match &r.signing_secret {
-            Some(s) => s.read().map_err(|e| format!("receiver {name:?}: signing_secret: {e}"))?,
-            None => None,
-        };
-        out.insert(
-            name.to_string(),
-            Receiver {
-                name: name.to_string(),
-                kind: r.kind,
-                url,
-                signing_key,
-                email,
-                title_template: r.title.as_ref().map(|t| t.get_ref().clone()),
-                text_template: r.text.as_ref().map(|t| t.get_ref().clone()),
-                max_attempts: r.max_attempts,
-            },
-        );
-    }
-    Ok(out)
-}
 
 /// Retry delay after `attempts` failed tries: 1s doubling, at most 5 minutes.
 pub fn backoff_ms(attempts: u32) -> i64 {
@@ -173,126 +69,6 @@ fn suppression(
         }
     }
     Ok(None)
-}
-
-async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>) -> Result<(), String> {
-    let mut req = http.post(&r.url).header(reqwest::header::CONTENT_TYPE, "application/json");
-    if let Some(key) = &r.signing_key {
-        req = req.header("X-Vakt-Signature", format!("sha256={}", payload::hmac_sha256_hex(key.as_bytes(), &body)));
-    }
-    match req.body(body).send().await {
-        Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => Err(format!("{} answered {}", r.name, resp.status())),
-        // The URL may hold a token: say which receiver, not where.
-        Err(e) => Err(format!(
-            "{}: {}",
-            r.name,
-            if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            }
-        )),
-    }
-}
-
-async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> {
-    use lettre::message::{Mailbox, MultiPart};
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-    let (subject, text, html) = payload::email(m);
-    let from: Mailbox = e.from.parse().map_err(|err| format!("{}: from: {err}", r.name))?;
-    let mut builder = lettre::Message::builder().from(from).subject(subject);
-    for to in &e.to {
-        builder = builder.to(to.parse::<Mailbox>().map_err(|err| format!("{}: to {to:?}: {err}", r.name))?);
-    }
-    let mail =
-        builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|err| format!("{}: {err}", r.name))?;
-    let mut transport = match e.tls {
-        vakt_config::notify::SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
-        vakt_config::notify::SmtpTls::Starttls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host).map_err(|err| format!("{}: {err}", r.name))?
-        }
-        vakt_config::notify::SmtpTls::Implicit => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host).map_err(|err| format!("{}: {err}", r.name))?
-        }
-    }
-    .port(e.port)
-    .timeout(Some(Duration::from_secs(10)));
-    if let (Some(pem), true) = (&e.ca_pem, e.tls != vakt_config::notify::SmtpTls::None) {
-        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-        let ca = Certificate::from_pem(pem).map_err(|err| format!("{}: smtp_ca_file: {err}", r.name))?;
-        let params = TlsParameters::builder(e.host.clone())
-            .add_root_certificate(ca)
-            .build_rustls()
-            .map_err(|err| format!("{}: TLS: {err}", r.name))?;
-        transport = transport.tls(match e.tls {
-            vakt_config::notify::SmtpTls::Implicit => Tls::Wrapper(params),
-            _ => Tls::Required(params),
-        });
-    }
-    if let Some((user, pass)) = &e.credentials {
-        transport = transport.credentials(Credentials::new(user.clone(), pass.clone()));
-    }
-    transport.build().send(mail).await.map(|_| ()).map_err(|err| format!("{}: SMTP: {err}", r.name))
-}
-
-/// Sends one message to one receiver, in the receiver's format.
-pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), String> {
-    let message = match r.kind {
-        ReceiverKind::Slack => message.clone().escaped_for(payload::Markup::SlackMrkdwn),
-        ReceiverKind::Teams | ReceiverKind::Discord => message.clone().escaped_for(payload::Markup::Markdown),
-        ReceiverKind::Email | ReceiverKind::Webhook | ReceiverKind::Alertmanager => message.clone(),
-    };
-    let message = &message.with_texts(r.title_template.as_deref(), r.text_template.as_deref());
-    match (r.kind, &r.email) {
-        (ReceiverKind::Email, Some(email)) => send_email(r, email, message).await,
-        (kind, _) => {
-            let body = match kind {
-                ReceiverKind::Slack => payload::slack(message),
-                ReceiverKind::Teams => payload::teams(message),
-                ReceiverKind::Alertmanager => payload::alertmanager(message),
-                ReceiverKind::Discord => payload::discord(message),
-                ReceiverKind::Webhook | ReceiverKind::Email => payload::webhook(message),
-            };
-            post(http, r, serde_json::to_vec(&body).unwrap_or_default()).await
-        }
-    }
-}
-
-/// A test message for `vakt-collector notify-test`: a made-up incident, clearly labelled.
-pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Message {
-    let incident = Incident {
-        id: 0,
-        dedup_key: "test".into(),
-        kind: crate::core::incident::IncidentKind::CheckDown,
-        subject: "vakt-test".into(),
-        title: "Test notification from Vakt: nothing is down".into(),
-        severity: "info".into(),
-        status: IncidentStatus::Open,
-        opened_ms: now,
-        acknowledged_ms: None,
-        acknowledged_by: None,
-        resolved_ms: None,
-        priority: "P5".into(),
-        parent_id: None,
-        timeline: Vec::new(),
-    };
-    Message {
-        event: "firing".into(),
-        incident,
-        services: Vec::new(),
-        customers: Vec::new(),
-        receiver: receiver.to_string(),
-        url: config.public_url.clone(),
-        external_url: config.public_url.clone().unwrap_or_default(),
-        sent_ms: now,
-        title: String::new(),
-        text: String::new(),
-        more: Vec::new(),
-    }
 }
 
 /// A notification ready to go out, with what its message says.
@@ -498,6 +274,8 @@ pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::receivers::test_message;
+    use vakt_config::CollectorConfig;
 
     #[test]
     fn groups_keep_first_appearance_order() {

@@ -1,0 +1,304 @@
+//! The shared state of a running collector: its config, store, metrics, tokens, routing and
+//! limits, held by the HTTP layer and the runners (evaluator, outbox worker). It depends on
+//! the layers below (core, store, notify's receivers, metrics), never on `http`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use vakt_config::wire::{describe_clock_skew, CLOCK_SKEW_WARN_MS};
+use vakt_config::CollectorConfig;
+
+use crate::auth::TokenTable;
+use crate::core::policies::Policies;
+use crate::core::state::Policy;
+use crate::metrics::Metrics;
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// Everything a request handler needs.
+pub struct App {
+    /// Shared with the notification router: one copy, however many checks it holds.
+    pub config: Arc<CollectorConfig>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    pub tokens: TokenTable,
+    /// API tokens of people and tools, by name.
+    pub api_tokens: TokenTable,
+    /// What each API token may do, by name.
+    api_scopes: std::collections::HashMap<String, vakt_config::collector::Scope>,
+    pub policies: Policies,
+    /// Notification routing (the store writes the outbox with it too).
+    pub router: crate::core::routing::Router,
+    /// Wakes the outbox worker when an incident event wrote notifications.
+    pub outbox_wakeup: tokio::sync::Notify,
+    /// Per-agent push rate limits.
+    pub rate_limiter: crate::core::ratelimit::RateLimiter,
+    /// Notification receivers with their secrets read.
+    pub receivers: std::collections::HashMap<String, crate::notify::receivers::Receiver>,
+    /// Names this configuration in acks (see `IngestAck::config_generation`).
+    pub generation: String,
+    /// Each agent's clock skew at its last push (ms), since this configuration took over.
+    clock_skew: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Bytes of pushed bodies that may be in memory at once (`ingest_memory_bytes`).
+    pub ingest_budget: Arc<tokio::sync::Semaphore>,
+    /// The local checks agents announced: check → agent (kept in the store too).
+    local_checks: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    /// The last write probe of the store: when, and what it found (see [`App::store_health`]).
+    store_health: std::sync::Mutex<Option<(i64, Result<(), String>)>>,
+    /// Why the last batch could not be committed, until one is again.
+    write_failure: std::sync::Mutex<Option<String>>,
+    /// (agent, check, reason) refusals already logged, so each is logged once.
+    refusals_logged: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
+}
+
+/// How long a store write probe's answer is reused by `/healthz` and `/readyz`.
+pub const HEALTH_PROBE_EVERY_MS: i64 = 5_000;
+
+/// At most this many distinct refusals are logged one by one (the metric counts them all).
+const MAX_REFUSALS_LOGGED: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("serving HTTP failed: {0}")]
+    Serve(std::io::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl App {
+    /// Opens the store and primes the metrics from what it holds, so a restarted collector
+    /// exports the same state it had.
+    pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
+        let receivers = crate::notify::receivers::receivers(&config).map_err(ServerError::Config)?;
+        for w in crate::core::maintenance::dst_warnings_ahead(&config, crate::core::time::now_ms()) {
+            tracing::warn!("{w}");
+        }
+        let sqlite = SqliteStore::open(&config.data_dir)?;
+        let config = Arc::new(config);
+        let router = crate::core::routing::Router::new(config.clone());
+        sqlite.set_router(router.clone());
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let metrics = Metrics::new();
+        if config.sloth_metrics {
+            metrics.enable_sloth_names();
+        }
+        for (check, state) in store.check_states()?.into_iter().filter(|(c, _)| !c.contains('@')) {
+            metrics.set_check_state(&check, &state);
+        }
+        for agent in store.agents()? {
+            metrics.agent_seen(&agent.name, agent.last_seen_ms);
+            if let Some(v) = &agent.version {
+                metrics.agent_version(&agent.name, v);
+            }
+        }
+        metrics.set_incidents_open_from(store.as_ref());
+        let local_checks = store.local_checks()?.into_iter().collect();
+        for name in config.receivers.keys() {
+            for outcome in ["delivered", "retried", "failed", "suppressed"] {
+                metrics.notification_reset(name.as_str(), outcome);
+            }
+        }
+        let rate = *config.agent_push_rate.get_ref();
+        let rate_limiter = crate::core::ratelimit::RateLimiter::new(rate, 2.0 * rate);
+        let tokens =
+            TokenTable::new(config.agents.iter().map(|(name, a)| (name.to_string(), a.token_hash.get_ref().clone())));
+        let policies = Policies {
+            flap: config
+                .checks
+                .iter()
+                .map(|(id, c)| {
+                    (
+                        id.to_string(),
+                        Policy { fail_after: *c.fail_after.get_ref(), recover_after: *c.recover_after.get_ref() },
+                    )
+                })
+                .collect(),
+            priority: config
+                .checks
+                .keys()
+                .map(|id| {
+                    let services = crate::core::catalog::services_of(
+                        &config,
+                        crate::core::incident::IncidentKind::CheckDown,
+                        id.as_str(),
+                    );
+                    (id.to_string(), crate::core::catalog::priority_for(&config, &services, "critical"))
+                })
+                .collect(),
+            quorum: config
+                .checks
+                .iter()
+                .filter_map(|(id, c)| c.quorum.as_ref().map(|q| (id.to_string(), *q.get_ref())))
+                .collect(),
+            stale: config
+                .checks
+                .iter()
+                .map(|(id, c)| {
+                    let interval = i64::try_from(c.interval.get_ref().get().as_millis()).unwrap_or(i64::MAX / 4);
+                    (id.to_string(), (3 * interval).max(30_000))
+                })
+                .collect(),
+            interval: config
+                .checks
+                .iter()
+                .map(|(id, c)| {
+                    (id.to_string(), i64::try_from(c.interval.get_ref().get().as_millis()).unwrap_or(i64::MAX / 4))
+                })
+                .collect(),
+            flap_of: config
+                .checks
+                .iter()
+                .filter(|(_, c)| c.flap_threshold.is_some() || c.flap_window.is_some())
+                .map(|(id, c)| {
+                    let window = c.flap_window.unwrap_or(config.flap_window).get();
+                    (
+                        id.to_string(),
+                        (
+                            c.flap_threshold.unwrap_or(config.flap_threshold),
+                            i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+                        ),
+                    )
+                })
+                .collect(),
+            flap_threshold: config.flap_threshold,
+            flap_window_ms: i64::try_from(config.flap_window.get().as_millis()).unwrap_or(i64::MAX),
+        };
+        let api_tokens = TokenTable::new(
+            config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),
+        );
+        let ingest_budget = Arc::new(tokio::sync::Semaphore::new(
+            (*config.ingest_memory_bytes.get_ref()).min(tokio::sync::Semaphore::MAX_PERMITS),
+        ));
+        let api_scopes = config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.scope)).collect();
+        Ok(App {
+            api_scopes,
+            config,
+            store,
+            metrics,
+            tokens,
+            api_tokens,
+            policies,
+            router,
+            outbox_wakeup: tokio::sync::Notify::new(),
+            rate_limiter,
+            receivers,
+            generation: format!(
+                "{:x}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+            ),
+            clock_skew: Default::default(),
+            ingest_budget,
+            local_checks: std::sync::RwLock::new(local_checks),
+            refusals_logged: Default::default(),
+            store_health: Default::default(),
+            write_failure: Default::default(),
+        })
+    }
+
+    /// Whether the store takes writes: a real write, made at most every
+    /// [`HEALTH_PROBE_EVERY_MS`] however often a load balancer asks. Blocking.
+    pub fn store_health(&self, now_ms: i64) -> Result<(), String> {
+        // A small write may still fit where a batch no longer does (a full disk): the last
+        // batch's failure counts until a batch is stored again.
+        if let Some(e) = self.write_failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Err(format!("the store cannot write: {e}"));
+        }
+        let mut last = self.store_health.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, result)) = last.as_ref() {
+            if now_ms - at < HEALTH_PROBE_EVERY_MS && now_ms >= *at {
+                return result.clone();
+            }
+        }
+        let result = self.store.probe_write(now_ms).map_err(|e| format!("the store cannot write: {e}"));
+        if let Err(e) = &result {
+            tracing::error!("{e}");
+        }
+        *last = Some((now_ms, result.clone()));
+        result
+    }
+
+    /// What the API token `name` may do (nothing beyond reading if unknown).
+    pub fn scope_of(&self, name: &str) -> vakt_config::collector::Scope {
+        self.api_scopes.get(name).copied().unwrap_or(vakt_config::collector::Scope::Read)
+    }
+
+    /// Records the outcome of committing a batch, for [`App::store_health`].
+    pub fn batch_written(&self, outcome: Result<(), &str>) {
+        *self.write_failure.lock().unwrap_or_else(|p| p.into_inner()) = outcome.err().map(str::to_string);
+    }
+
+    /// True when `agent` may report results of `check`: assigned to it by the configuration,
+    /// or announced by it as one of its local checks.
+    pub fn may_report(&self, agent: &str, check: &str) -> bool {
+        self.config.is_assigned(agent, check)
+            || self.local_checks.read().unwrap_or_else(|p| p.into_inner()).get(check).is_some_and(|a| a == agent)
+    }
+
+    /// Takes an agent's announcement of its local checks (see [`crate::core::admission::announce`]):
+    /// stores the accepted ones in place of those it announced before; returns the refused.
+    pub fn announce_local_checks(
+        &self,
+        agent: &str,
+        checks: &[Arc<vakt_config::wire::CheckSpec>],
+        now_ms: i64,
+    ) -> Result<Vec<vakt_config::wire::RefusedLocalCheck>, StoreError> {
+        // Held while deciding and writing: two agents announcing the same id get one owner.
+        let mut owners = self.local_checks.write().unwrap_or_else(|p| p.into_inner());
+        let verdict = crate::core::admission::announce(&self.config, agent, checks, &owners);
+        let unchanged = owners.iter().filter(|(_, a)| a.as_str() == agent).count() == verdict.accepted.len()
+            && verdict.accepted.iter().all(|c| owners.get(&c.id).is_some_and(|a| a == agent));
+        if !unchanged {
+            self.store.replace_local_checks(agent, &verdict.accepted, now_ms)?;
+            owners.retain(|_, a| a != agent);
+            for c in &verdict.accepted {
+                owners.insert(c.id.clone(), agent.to_string());
+            }
+            tracing::info!(agent, local_checks = verdict.accepted.len(), "agent announced its local checks");
+        }
+        for r in &verdict.refused {
+            tracing::warn!(agent, check = %r.check, "local check refused: {}", r.reason);
+        }
+        Ok(verdict.refused)
+    }
+
+    /// Counts samples refused at ingest and logs each (agent, check, reason) once.
+    pub fn refused_samples(&self, agent: &str, refused: &vakt_config::wire::RefusedSamples) {
+        self.metrics.rejected_samples(&refused.reason, refused.samples as u64);
+        let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if logged.len() < MAX_REFUSALS_LOGGED
+            && logged.insert((agent.to_string(), refused.check.clone(), refused.reason.clone()))
+        {
+            tracing::warn!(agent, check = %refused.check, reason = %refused.reason, samples = refused.samples, "samples refused: {}", refused.message);
+        }
+    }
+
+    /// Records an agent's clock skew as its push arrived; logs when it goes beyond
+    /// [`CLOCK_SKEW_WARN_MS`] and when it is back in step, once each.
+    pub fn observe_clock_skew(&self, agent: &str, skew_ms: i64) {
+        self.metrics.agent_clock_skew(agent, skew_ms as f64 / 1000.0);
+        let off = skew_ms.abs() > CLOCK_SKEW_WARN_MS;
+        let was_off = self
+            .clock_skew
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agent.to_string(), skew_ms)
+            .is_some_and(|before| before.abs() > CLOCK_SKEW_WARN_MS);
+        if off && !was_off {
+            tracing::warn!(
+                agent,
+                skew_seconds = skew_ms / 1000,
+                "the agent's clock is {} the collector's; its samples carry that time: check time sync (NTP) on the agent",
+                describe_clock_skew(skew_ms)
+            );
+        } else if !off && was_off {
+            tracing::info!(agent, skew_seconds = skew_ms / 1000, "the agent's clock is back in step");
+        }
+    }
+
+    /// The agent's clock skew at its last push, if it has pushed since this configuration.
+    pub fn clock_skew_ms(&self, agent: &str) -> Option<i64> {
+        self.clock_skew.lock().unwrap_or_else(|p| p.into_inner()).get(agent).copied()
+    }
+}
