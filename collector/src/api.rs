@@ -216,7 +216,7 @@ async fn ingest_inner(
         // worker is woken: alerts go out within the group wait, not at the next poll.
         if !outcome.incidents_opened.is_empty() {
             let link_app = app.clone();
-            let _ = tokio::task::spawn_blocking(move || crate::evaluator::link_root_causes(&link_app, now)).await;
+            let _ = tokio::task::spawn_blocking(move || crate::evaluate::link_root_causes(&link_app, now)).await;
         }
         app.outbox_wakeup.notify_one();
     }
@@ -690,11 +690,11 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
     let now = now_ms();
     let evaluated = tokio::task::spawn_blocking(move || {
-        let evaluations = crate::slo_eval::evaluate_all(store_app.store.as_ref(), &store_app.config, now)?;
+        let evaluations = crate::evaluate::slos::evaluate_all(store_app.store.as_ref(), &store_app.config, now)?;
         let mut quantiles = std::collections::HashMap::new();
         for e in &evaluations {
             if let Some(c) = store_app.config.slos.get(e.name.as_str()) {
-                let q = crate::slo_eval::latency_quantile(
+                let q = crate::evaluate::slos::latency_quantile(
                     store_app.store.as_ref(),
                     &store_app.config,
                     c,
@@ -717,7 +717,7 @@ async fn list_slos(State(app): State<Arc<App>>) -> Response {
         .filter_map(|e| {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = e.verdict;
-            let spec = crate::slo_eval::spec(&app.config, &e.name, cfg);
+            let spec = crate::evaluate::slos::spec(&app.config, &e.name, cfg);
             let time_based = spec.method == crate::core::slo::Method::Time;
             let minutes = |ms: u64| ms as f64 / 60_000.0;
             Some(SloView {
@@ -864,7 +864,7 @@ async fn list_maintenance(
                 o.services.clone()
             };
             let checks: Vec<String> =
-                services.iter().flat_map(|s| crate::slo_eval::service_checks(&store_app.config, s)).collect();
+                services.iter().flat_map(|s| crate::evaluate::slos::service_checks(&store_app.config, s)).collect();
             let overrun = if o.end_ms <= now {
                 let periods = store_app.store.periods(&checks, o.start_ms, now)?;
                 crate::core::maintenance::overrun_ms(o.end_ms, now, &periods)
@@ -1229,13 +1229,13 @@ async fn badge(
         let store = store_app.store.as_ref();
         Ok(match kind.as_str() {
             "status.svg" => {
-                let state = crate::pages::service_state(store, &store_app.config, &svc, now)?;
+                let state = crate::evaluate::service::service_state(store, &store_app.config, &svc, now)?;
                 Some(crate::pages::badge(&svc, state, crate::pages::state_color(state)))
             }
             "uptime.svg" => {
                 let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
                 let label = format!("uptime {}", vakt_config::duration::format_duration(window));
-                Some(match crate::pages::uptime(store, &store_app.config, &svc, ms, now)? {
+                Some(match crate::evaluate::service::uptime(store, &store_app.config, &svc, ms, now)? {
                     Some(u) => {
                         let color = if u >= 0.999 {
                             "#2e9b4f"

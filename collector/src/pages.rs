@@ -4,9 +4,9 @@
 use vakt_config::CollectorConfig;
 
 use crate::core::incident::{Incident, IncidentStatus};
-use crate::core::slo::{Method, Slo, Unknown, Window, MINUTE_MS};
-use crate::core::state::Status;
+use crate::core::slo::MINUTE_MS;
 use crate::core::time::rfc3339;
+use crate::evaluate::service::{availability, service_state};
 use crate::store::{IncidentFilter, Store, StoreError};
 use crate::views::esc;
 
@@ -40,69 +40,12 @@ pub struct StatusPage {
     pub generated_ms: i64,
 }
 
-fn availability() -> Slo {
-    Slo {
-        name: String::new(),
-        method: Method::Time,
-        objective: 0.999,
-        window: Window::Rolling { ms: DAY_MS },
-        unknown: Unknown::Exclude,
-        rules: Vec::new(),
-        hours: None,
-    }
-}
-
-/// Uptime of `service` over `[now - window, now)`.
-pub fn uptime(
-    store: &dyn Store,
-    config: &CollectorConfig,
-    service: &str,
-    window_ms: i64,
-    now_ms: i64,
-) -> Result<Option<f64>, StoreError> {
-    let from = now_ms - window_ms;
-    let series = crate::slo_eval::service_series(store, config, service, from, now_ms)?;
-    Ok(availability().assess(&series, from, now_ms).achieved)
-}
-
-/// The current state of a service from its checks and its maintenance.
-pub fn service_state(
-    store: &dyn Store,
-    config: &CollectorConfig,
-    service: &str,
-    now_ms: i64,
-) -> Result<&'static str, StoreError> {
-    let checks = crate::slo_eval::service_checks(config, service);
-    let states = store.check_states()?;
-    let mine: Vec<_> = states.iter().filter(|(c, _)| checks.contains(c)).map(|(_, s)| s).collect();
-    let created = store.maintenance(now_ms, now_ms + 1)?;
-    let in_maintenance =
-        crate::core::maintenance::occurrences_in(Some(config), &config.maintenance, &created, now_ms, now_ms + 1)
-            .iter()
-            .any(|o| o.covers(service));
-    Ok(if mine.iter().any(|s| s.status == Status::Down) {
-        if in_maintenance {
-            "maintenance"
-        } else {
-            "down"
-        }
-    } else if in_maintenance {
-        "maintenance"
-    } else if mine.is_empty() || mine.iter().all(|s| s.status == Status::Unknown) {
-        "unknown"
-    } else if mine.iter().any(|s| s.degraded) {
-        "degraded"
-    } else {
-        "operational"
-    })
-}
-
 pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result<StatusPage, StoreError> {
     let today = now_ms - now_ms.rem_euclid(DAY_MS);
     let from = today - 89 * DAY_MS;
     let mut services = Vec::new();
     for (name, svc) in &config.services {
-        let series = crate::slo_eval::service_series(store, config, name.as_str(), from, now_ms)?;
+        let series = crate::evaluate::slos::service_series(store, config, name.as_str(), from, now_ms)?;
         let slo = availability();
         let days = (0..90)
             .map(|d| {

@@ -8,7 +8,7 @@ use vakt_config::CollectorConfig;
 use crate::core::incident::{Incident, IncidentKind};
 use crate::core::slo::named_period;
 use crate::core::time::rfc3339;
-use crate::slo_eval::{series, service_checks, spec};
+use crate::evaluate::slos::{series, service_checks, spec};
 use crate::store::{IncidentFilter, Store, StoreError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,7 +253,7 @@ pub fn build(
             } else {
                 0.0
             },
-            latency_quantile_seconds: crate::slo_eval::latency_quantile(store, config, c, from, upto)?,
+            latency_quantile_seconds: crate::evaluate::slos::latency_quantile(store, config, c, from, upto)?,
         });
     }
     // Incidents of the services' checks and SLOs that overlap the period.

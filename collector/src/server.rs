@@ -97,7 +97,7 @@ impl Server {
             let tasks_stop = shutdown.child_token();
             let outbox =
                 tokio::spawn(crate::notify::worker::run(app.clone(), app.receivers.clone(), tasks_stop.clone()));
-            let evaluator = tokio::spawn(crate::evaluator::run(
+            let evaluator = tokio::spawn(crate::evaluate::run(
                 app.clone(),
                 Arc::new(crate::core::time::SystemClock),
                 tasks_stop.clone(),

@@ -193,7 +193,7 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let who = who(&app, &headers);
     let now = now_ms();
     let evaluations =
-        match blocking(&app, move |a| crate::slo_eval::evaluate_all(a.store.as_ref(), &a.config, now)).await {
+        match blocking(&app, move |a| crate::evaluate::slos::evaluate_all(a.store.as_ref(), &a.config, now)).await {
             Ok(e) => e,
             Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
         };
@@ -202,7 +202,7 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .filter_map(|e| {
             let cfg = app.config.slos.get(e.name.as_str())?;
             let v = &e.verdict;
-            let spec = crate::slo_eval::spec(&app.config, &e.name, cfg);
+            let spec = crate::evaluate::slos::spec(&app.config, &e.name, cfg);
             let time_based = spec.method == crate::core::slo::Method::Time;
             let status = match v.status {
                 crate::core::slo::Status::NotEnoughData => format!(

@@ -2,6 +2,9 @@
 //! arriving — today, agents that fell silent. The decisions are pure (`incident.rs`); this task
 //! reads the store, asks them with the clock's `now`, and stores what they decide.
 
+pub mod service;
+pub mod slos;
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -228,8 +231,8 @@ pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
 
 /// Evaluates every SLO at `now_ms`: publishes the figures, opens and resolves burn-rate
 /// incidents. Returns the verdicts.
-pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Evaluation>, StoreError> {
-    let evaluations = crate::slo_eval::evaluate_all(app.store.as_ref(), &app.config, now_ms)?;
+pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::evaluate::slos::Evaluation>, StoreError> {
+    let evaluations = crate::evaluate::slos::evaluate_all(app.store.as_ref(), &app.config, now_ms)?;
     let open = app.store.incidents(&IncidentFilter {
         status: Some(IncidentStatus::Open),
         kind: Some(IncidentKind::SloBurn),
@@ -280,7 +283,7 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::slo_eval::Eval
 /// service.
 pub fn publish_service_figures(app: &App, now_ms: i64) -> Result<(), StoreError> {
     for service in app.config.services.keys() {
-        let state = crate::pages::service_state(app.store.as_ref(), &app.config, service.as_str(), now_ms)?;
+        let state = crate::evaluate::service::service_state(app.store.as_ref(), &app.config, service.as_str(), now_ms)?;
         app.metrics.set_service_state(service.as_str(), state);
     }
     let recent = app.store.incidents(&IncidentFilter {
