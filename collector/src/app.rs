@@ -1,6 +1,6 @@
 //! The shared state of a running collector: its config, store, metrics, tokens, routing and
 //! limits, held by the HTTP layer and the runners (evaluator, outbox worker). It depends on
-//! the layers below (core, store, notify's receivers, metrics), never on `http`.
+//! the layers below (core, store, metrics), never on `http` or the runners.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,8 +31,6 @@ pub struct App {
     pub outbox_wakeup: tokio::sync::Notify,
     /// Per-agent push rate limits.
     pub rate_limiter: crate::core::ratelimit::RateLimiter,
-    /// Notification receivers with their secrets read.
-    pub receivers: std::collections::HashMap<String, crate::notify::receivers::Receiver>,
     /// Names this configuration in acks (see `IngestAck::config_generation`).
     pub generation: String,
     /// Each agent's clock skew at its last push (ms), since this configuration took over.
@@ -71,7 +69,6 @@ impl App {
     /// Opens the store and primes the metrics from what it holds, so a restarted collector
     /// exports the same state it had.
     pub fn open(config: CollectorConfig) -> Result<Self, ServerError> {
-        let receivers = crate::notify::receivers::receivers(&config).map_err(ServerError::Config)?;
         for w in crate::core::maintenance::dst_warnings_ahead(&config, crate::core::time::now_ms()) {
             tracing::warn!("{w}");
         }
@@ -183,7 +180,6 @@ impl App {
             router,
             outbox_wakeup: tokio::sync::Notify::new(),
             rate_limiter,
-            receivers,
             generation: format!(
                 "{:x}",
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()

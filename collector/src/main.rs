@@ -142,7 +142,7 @@ fn report_command(
     format: &str,
     timezone: Option<&str>,
 ) -> anyhow::Result<()> {
-    use vakt_collector::report::{build, render, Format, Scope};
+    use vakt_collector::evaluate::report::{build, render, Format, Scope};
     let config = match CollectorConfig::load(config_path) {
         Ok(c) => c,
         Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),

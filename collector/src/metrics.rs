@@ -501,7 +501,7 @@ impl Metrics {
 
     /// The Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let front = &crate::front::CONNECTIONS;
+        let front = &CONNECTIONS;
         self.connections_open.set(i64::try_from(front.open.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0));
         let refused = front.refused.load(std::sync::atomic::Ordering::Relaxed);
         self.connections_refused.inc_by(refused.saturating_sub(self.connections_refused.get()));
@@ -530,3 +530,13 @@ impl prometheus::core::Collector for SharedChecks {
         self.0.collect()
     }
 }
+/// Connections of this process's front, for `/metrics` (one front per process, whatever the
+/// reloads of the configuration).
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: std::sync::atomic::AtomicU64,
+    pub refused: std::sync::atomic::AtomicU64,
+}
+
+pub static CONNECTIONS: ConnectionStats =
+    ConnectionStats { open: std::sync::atomic::AtomicU64::new(0), refused: std::sync::atomic::AtomicU64::new(0) };

@@ -13,12 +13,16 @@ use crate::app::{App, ServerError};
 pub struct Server {
     app: Arc<App>,
     listener: TcpListener,
-    certs: Option<Arc<crate::tls::Certificates>>,
+    certs: Option<Arc<crate::http::tls::Certificates>>,
+    /// Notification receivers with their secrets read (for the outbox worker).
+    receivers: Receivers,
 }
+
+type Receivers = std::collections::HashMap<String, crate::notify::receivers::Receiver>;
 
 impl Server {
     pub async fn bind(config: CollectorConfig) -> Result<Self, ServerError> {
-        crate::front::raise_open_file_limit();
+        crate::http::front::raise_open_file_limit();
         let addr = config.listen_addr();
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         Self::on(config, listener).await
@@ -26,16 +30,19 @@ impl Server {
 
     /// The collector on a socket already listening: a reload keeps the socket it had.
     pub async fn on(config: CollectorConfig, listener: std::net::TcpListener) -> Result<Self, ServerError> {
+        let receivers = crate::notify::receivers::receivers(&config).map_err(ServerError::Config)?;
         let app = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
         let certs = match &app.config.tls {
-            Some(files) => Some(Arc::new(crate::tls::Certificates::load(files.clone()).map_err(ServerError::Config)?)),
+            Some(files) => {
+                Some(Arc::new(crate::http::tls::Certificates::load(files.clone()).map_err(ServerError::Config)?))
+            }
             None => None,
         };
         listener.set_nonblocking(true).map_err(ServerError::Serve)?;
         let listener = TcpListener::from_std(listener).map_err(ServerError::Serve)?;
-        Ok(Server { app: Arc::new(app), listener, certs })
+        Ok(Server { app: Arc::new(app), listener, certs, receivers })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -68,8 +75,9 @@ impl Server {
         use tower::ServiceExt;
         let addr = self.local_addr();
         let mut app = self.app;
+        let mut receivers = self.receivers;
         tracing::info!(%addr, db = %app.config.data_dir.display(), "collector serving");
-        let current = Arc::new(std::sync::RwLock::new(crate::api::router(app.clone())));
+        let current = Arc::new(std::sync::RwLock::new(crate::http::api::router(app.clone())));
         let front = axum::Router::new().fallback({
             let current = current.clone();
             move |request: axum::extract::Request| {
@@ -81,12 +89,12 @@ impl Server {
             let mutual = app.config.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
             tracing::info!(%addr, mutual, "serving HTTPS");
         }
-        let limits = crate::front::Limits {
+        let limits = crate::http::front::Limits {
             max_connections: app.config.max_connections,
             header_timeout: app.config.request_header_timeout.get(),
         };
         let http =
-            tokio::spawn(crate::front::serve(self.listener, front, self.certs.clone(), limits, shutdown.clone()));
+            tokio::spawn(crate::http::front::serve(self.listener, front, self.certs.clone(), limits, shutdown.clone()));
         let mut hangup = match reload_from {
             Some(_) => Some(
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServerError::Serve)?,
@@ -95,8 +103,7 @@ impl Server {
         };
         loop {
             let tasks_stop = shutdown.child_token();
-            let outbox =
-                tokio::spawn(crate::notify::worker::run(app.clone(), app.receivers.clone(), tasks_stop.clone()));
+            let outbox = tokio::spawn(crate::notify::worker::run(app.clone(), receivers.clone(), tasks_stop.clone()));
             let evaluator = tokio::spawn(crate::evaluate::run(
                 app.clone(),
                 Arc::new(crate::core::time::SystemClock),
@@ -110,6 +117,13 @@ impl Server {
             let _ = evaluator.await;
             let _ = outbox.await;
             let Some(Reloadable { config, certs: fresh_certs }) = next else { break };
+            let fresh_receivers = match crate::notify::receivers::receivers(&config) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
+                    continue;
+                }
+            };
             let opened = tokio::task::spawn_blocking(move || App::open(config)).await;
             let new_app = match opened.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
                 Ok(a) => a,
@@ -122,7 +136,8 @@ impl Server {
                 certs.adopt(fresh);
             }
             app = Arc::new(new_app);
-            *current.write().unwrap_or_else(|p| p.into_inner()) = crate::api::router(app.clone());
+            receivers = fresh_receivers;
+            *current.write().unwrap_or_else(|p| p.into_inner()) = crate::http::api::router(app.clone());
             let checks = app.config.checks.len();
             if app.config.tls.is_some() {
                 tracing::info!(checks, "SIGHUP: configuration and TLS certificate reloaded");
@@ -139,7 +154,7 @@ impl Server {
 /// A configuration checked to replace the running one, with its TLS certificate read.
 struct Reloadable {
     config: CollectorConfig,
-    certs: Option<crate::tls::Certificates>,
+    certs: Option<crate::http::tls::Certificates>,
 }
 
 /// Waits for SIGHUP and returns the configuration at `path` once one can replace `running`;
@@ -190,7 +205,7 @@ fn reloadable(path: &std::path::Path, running: &CollectorConfig) -> Result<Reloa
     crate::notify::receivers::receivers(&new)?;
     let certs = match &new.tls {
         Some(files) => Some(
-            crate::tls::Certificates::load(files.clone())
+            crate::http::tls::Certificates::load(files.clone())
                 .map_err(|e| format!("TLS certificate not reloaded; the old one stays in use: {e}"))?,
         ),
         None => None,

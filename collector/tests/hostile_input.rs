@@ -104,9 +104,9 @@ fn mutated_ingest_bodies_never_panic() {
     for i in 0..n {
         let input = mutate(&mut rng, &seeds);
         let encoding = if i % 2 == 0 { None } else { Some("gzip") };
-        if let Ok(batch) = vakt_collector::ingest::decode(&input, encoding, 1 << 20) {
+        if let Ok(batch) = vakt_collector::http::ingest::decode(&input, encoding, 1 << 20) {
             accepted += 1;
-            let _ = vakt_collector::ingest::validate(&batch, 1_795_000_000_000, 100_000);
+            let _ = vakt_collector::http::ingest::validate(&batch, 1_795_000_000_000, 100_000);
         }
     }
     eprintln!("ingest decode: {n} mutated bodies, {accepted} decoded, no panic");

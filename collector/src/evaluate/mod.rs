@@ -2,6 +2,7 @@
 //! arriving — today, agents that fell silent. The decisions are pure (`incident.rs`); this task
 //! reads the store, asks them with the clock's `now`, and stores what they decide.
 
+pub mod report;
 pub mod service;
 pub mod slos;
 

@@ -66,4 +66,3 @@ pub fn service_state(
         "operational"
     })
 }
-

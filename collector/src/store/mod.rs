@@ -1,6 +1,7 @@
 //! Where samples, check states and incidents live. SQLite is the embedded default; the trait
 //! keeps other stores (PostgreSQL) possible.
 
+mod migrations;
 mod sqlite;
 
 pub use sqlite::{backup, Backup, SqliteStore};

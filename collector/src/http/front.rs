@@ -4,7 +4,9 @@
 //! connections), and graceful drain on shutdown.
 
 use axum::Router;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::metrics::CONNECTIONS;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -24,16 +26,6 @@ pub struct Limits {
     /// end of its previous response (so it is also the idle keep-alive timeout).
     pub header_timeout: Duration,
 }
-
-/// Connections of this process's front, for `/metrics` (one front per process, whatever the
-/// reloads of the configuration).
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    pub open: AtomicU64,
-    pub refused: AtomicU64,
-}
-
-pub static CONNECTIONS: ConnectionStats = ConnectionStats { open: AtomicU64::new(0), refused: AtomicU64::new(0) };
 
 /// Counts a connection open while it lives; its slot comes back when it is dropped.
 struct OpenGuard {
@@ -58,7 +50,7 @@ impl Drop for OpenGuard {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    certs: Option<Arc<crate::tls::Certificates>>,
+    certs: Option<Arc<crate::http::tls::Certificates>>,
     limits: Limits,
     shutdown: CancellationToken,
 ) {

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::auth::bearer;
 use crate::core::incident::{Incident, IncidentKind, IncidentStatus, ManualError, ManualOp};
 use crate::core::time::{now_ms, rfc3339};
-use crate::ingest::{self, IngestError};
+use crate::http::ingest::{self, IngestError};
 use crate::store::{IncidentFilter, SampleFilter};
 
 /// Largest body of any request but a push.
@@ -43,8 +43,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/", get(status_page))
         .route("/badge/{service}/{kind}", get(badge))
-        .merge(crate::web::routes())
-        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::access::guard))
+        .merge(crate::http::oncall::routes())
+        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::http::access::guard))
         // Ingest reads its body itself (after the token, within `ingest_memory_bytes`); what
         // people post (notes, silences, maintenance) is small.
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
@@ -556,7 +556,7 @@ async fn list_samples(
 async fn list_agents(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.agents()).await {
-        Ok(Ok(known)) => Json(crate::agents::overview(&app, known, now_ms())).into_response(),
+        Ok(Ok(known)) => Json(crate::http::fleet::overview(&app, known, now_ms())).into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -578,7 +578,7 @@ async fn manual(
     body: Bytes,
     op: fn(String, ManualBody) -> Result<ManualOp, String>,
 ) -> Response {
-    let caller = match crate::access::caller(&app, &headers) {
+    let caller = match crate::http::access::caller(&app, &headers) {
         Ok(c) => c,
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     };
@@ -775,12 +775,12 @@ async fn sla_report(
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let scope = match (q.service, q.customer, q.vendor) {
-        (Some(s), None, None) => crate::report::Scope::Service(s),
-        (None, Some(c), None) => crate::report::Scope::Customer(c),
-        (None, None, Some(v)) => crate::report::Scope::Vendor(v),
+        (Some(s), None, None) => crate::evaluate::report::Scope::Service(s),
+        (None, Some(c), None) => crate::evaluate::report::Scope::Customer(c),
+        (None, None, Some(v)) => crate::evaluate::report::Scope::Vendor(v),
         _ => return error(StatusCode::BAD_REQUEST, "give exactly one of service, customer, vendor"),
     };
-    let Some(format) = crate::report::Format::parse(q.format.as_deref().unwrap_or("json")) else {
+    let Some(format) = crate::evaluate::report::Format::parse(q.format.as_deref().unwrap_or("json")) else {
         return error(StatusCode::BAD_REQUEST, "format is one of json, csv, html");
     };
     let store_app = app.clone();
@@ -788,14 +788,15 @@ async fn sla_report(
     let built = tokio::task::spawn_blocking(move || {
         // Default: the SLOs' own time zone.
         let tz = q.timezone.as_deref();
-        crate::report::build(store_app.store.as_ref(), &store_app.config, &scope, &q.period, tz, now)
+        crate::evaluate::report::build(store_app.store.as_ref(), &store_app.config, &scope, &q.period, tz, now)
     })
     .await;
     match built {
         Ok(Ok(report)) => {
-            ([(header::CONTENT_TYPE, format.content_type())], crate::report::render(&report, format)).into_response()
+            ([(header::CONTENT_TYPE, format.content_type())], crate::evaluate::report::render(&report, format))
+                .into_response()
         }
-        Ok(Err(crate::report::ReportError::Invalid(e))) => error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(crate::evaluate::report::ReportError::Invalid(e))) => error(StatusCode::BAD_REQUEST, e),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -944,7 +945,7 @@ fn acting(caller: String, on_behalf_of: Option<&str>) -> String {
 }
 
 async fn create_maintenance(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = match crate::access::caller(&app, &headers) {
+    let caller = match crate::http::access::caller(&app, &headers) {
         Ok(c) => c,
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     };
@@ -1064,7 +1065,7 @@ struct SilenceView {
 }
 
 async fn create_silence(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = match crate::access::caller(&app, &headers) {
+    let caller = match crate::http::access::caller(&app, &headers) {
         Ok(c) => c,
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     };
@@ -1155,7 +1156,7 @@ async fn list_silences(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn expire_silence(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(reason) = crate::access::caller(&app, &headers) {
+    if let Err(reason) = crate::http::access::caller(&app, &headers) {
         return error(StatusCode::UNAUTHORIZED, reason);
     }
     let Ok(id) = id.parse::<i64>() else {
@@ -1188,11 +1189,13 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 async fn status_page(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
     let now = now_ms();
-    match tokio::task::spawn_blocking(move || crate::pages::build(store_app.store.as_ref(), &store_app.config, now))
-        .await
+    match tokio::task::spawn_blocking(move || {
+        crate::http::public::build(store_app.store.as_ref(), &store_app.config, now)
+    })
+    .await
     {
         Ok(Ok(page)) => {
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::pages::render(&page, &app.config))
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], crate::http::public::render(&page, &app.config))
                 .into_response()
         }
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -1230,7 +1233,7 @@ async fn badge(
         Ok(match kind.as_str() {
             "status.svg" => {
                 let state = crate::evaluate::service::service_state(store, &store_app.config, &svc, now)?;
-                Some(crate::pages::badge(&svc, state, crate::pages::state_color(state)))
+                Some(crate::http::public::badge(&svc, state, crate::http::public::state_color(state)))
             }
             "uptime.svg" => {
                 let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
@@ -1244,9 +1247,9 @@ async fn badge(
                         } else {
                             "#d93a2b"
                         };
-                        crate::pages::badge(&label, &format!("{:.2}%", u * 100.0), color)
+                        crate::http::public::badge(&label, &format!("{:.2}%", u * 100.0), color)
                     }
-                    None => crate::pages::badge(&label, "no data", "#9aa5b1"),
+                    None => crate::http::public::badge(&label, "no data", "#9aa5b1"),
                 })
             }
             _ => None,

@@ -7,8 +7,8 @@ use crate::core::incident::{Incident, IncidentStatus};
 use crate::core::slo::MINUTE_MS;
 use crate::core::time::rfc3339;
 use crate::evaluate::service::{availability, service_state};
+use crate::http::views::esc;
 use crate::store::{IncidentFilter, Store, StoreError};
-use crate::views::esc;
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::core::incident::{Incident, IncidentStatus, ManualError, ManualOp};
 use crate::core::time::now_ms;
+use crate::http::views::{self, IncidentRow, SlaRow};
 use crate::store::IncidentFilter;
-use crate::views::{self, IncidentRow, SlaRow};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -34,7 +34,7 @@ async fn agent_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     match blocking(&app, |a| a.store.agents()).await {
         Ok(known) => {
             let now = now_ms();
-            html(StatusCode::OK, views::agents(&crate::agents::overview(&app, known, now), now, &who))
+            html(StatusCode::OK, views::agents(&crate::http::fleet::overview(&app, known, now), now, &who))
         }
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
     }
@@ -49,7 +49,7 @@ fn problem(status: StatusCode, who: &str, message: &str) -> Response {
 }
 
 fn who(app: &App, headers: &HeaderMap) -> String {
-    crate::access::caller(app, headers).unwrap_or_default()
+    crate::http::access::caller(app, headers).unwrap_or_default()
 }
 
 fn row(app: &App, incident: Incident) -> IncidentRow {
@@ -134,8 +134,8 @@ async fn act(
     let Ok(id) = id.parse::<i64>() else {
         return problem(StatusCode::BAD_REQUEST, &who, &format!("incident id {id:?} is not a number"));
     };
-    if form.note.len().max(form.text.len()) > crate::api::MAX_TEXT_BYTES {
-        let limit = crate::api::MAX_TEXT_BYTES;
+    if form.note.len().max(form.text.len()) > crate::http::api::MAX_TEXT_BYTES {
+        let limit = crate::http::api::MAX_TEXT_BYTES;
         return problem(StatusCode::BAD_REQUEST, &who, &format!("A note may be at most {limit} bytes long."));
     }
     let Some(op) = op(who.clone(), form) else {

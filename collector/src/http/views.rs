@@ -190,7 +190,7 @@ pub fn incident(r: &IncidentRow, who: &str) -> String {
 }
 
 /// The agents: who reports, who is silent, which version, whose clock is off.
-pub fn agents(rows: &[crate::agents::AgentOverview], now_ms: i64, who: &str) -> String {
+pub fn agents(rows: &[crate::http::fleet::AgentOverview], now_ms: i64, who: &str) -> String {
     use vakt_config::wire::{describe_clock_skew, CLOCK_SKEW_WARN_MS};
     if rows.is_empty() {
         return layout("Agents", who, "<p class=\"muted\">No agents are configured.</p>");
@@ -318,21 +318,22 @@ mod tests {
 
     #[test]
     fn the_agents_page_marks_silent_agents_and_wrong_clocks() {
-        let agent = |name: &str, last: Option<i64>, silent: bool, skew: Option<f64>| crate::agents::AgentOverview {
-            name: name.into(),
-            configured: true,
-            last_seen: None,
-            last_seen_ms: last,
-            silent,
-            version: Some("0.1.0".into()),
-            clock_skew_seconds: skew,
-            batches: 1,
-            samples: 5,
-            last_sequence: 1,
-            instance: last.map(|_| "5f0c1d2e3a4b5c6d5f0c1d2e3a4b5c6d".into()),
-            instance_since: None,
-            instance_since_ms: last,
-        };
+        let agent =
+            |name: &str, last: Option<i64>, silent: bool, skew: Option<f64>| crate::http::fleet::AgentOverview {
+                name: name.into(),
+                configured: true,
+                last_seen: None,
+                last_seen_ms: last,
+                silent,
+                version: Some("0.1.0".into()),
+                clock_skew_seconds: skew,
+                batches: 1,
+                samples: 5,
+                last_sequence: 1,
+                instance: last.map(|_| "5f0c1d2e3a4b5c6d5f0c1d2e3a4b5c6d".into()),
+                instance_since: None,
+                instance_since_ms: last,
+            };
         let now = 10 * 60_000;
         let html = agents(
             &[
