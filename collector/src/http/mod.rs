@@ -1,14 +1,21 @@
-//! The HTTP layer, by audience: agents (`ingest`, assignments and announcements in `api`), people
-//! (`api`: incidents, SLOs, reports, silences, maintenance), the public (`public`: status page
-//! and badges), on-call engineers' pages (`oncall`, rendered by `views`, the fleet in `fleet`);
-//! with access control (`access`), the connection front (`front`) and TLS (`tls`).
+//! The HTTP layer, by audience. `api`: the router and what routes share. Agents: `agents` (push,
+//! assignments, local-check announcements) with `ingest` (reading and validating a push).
+//! People: `incidents`, `slos` (SLOs and reports), `planned` (maintenance, silences),
+//! `inventory` (checks, samples, agents). The public: `public` (status page, badges). On-call
+//! engineers' pages: `oncall` (forms) rendered by `views`, the fleet in `fleet`. Around them:
+//! `access` (who may read and write what), `front` (connections) and `tls`.
 
 pub mod access;
+pub mod agents;
 pub mod api;
 pub mod fleet;
 pub mod front;
+pub mod incidents;
 pub mod ingest;
+pub mod inventory;
 pub mod oncall;
+pub mod planned;
 pub mod public;
+pub mod slos;
 pub mod tls;
 pub mod views;

@@ -10,6 +10,16 @@ use crate::evaluate::service::{availability, service_state};
 use crate::http::views::esc;
 use crate::store::{IncidentFilter, Store, StoreError};
 
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::core::time::now_ms;
+use crate::http::api::error;
+
 const DAY_MS: i64 = 86_400_000;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -250,5 +260,82 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("shop &lt;web&gt;: 99.95%"));
         assert!(!svg.contains("<web>"));
+    }
+}
+
+// ------------------------------------------------------------------ routes
+
+pub(crate) async fn serve_status_page(State(app): State<Arc<App>>) -> Response {
+    let store_app = app.clone();
+    let now = now_ms();
+    match tokio::task::spawn_blocking(move || build(store_app.store.as_ref(), &store_app.config, now)).await {
+        Ok(Ok(page)) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render(&page, &app.config)).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BadgeQuery {
+    window: Option<String>,
+}
+
+pub(crate) async fn serve_badge(
+    State(app): State<Arc<App>>,
+    Path((service, kind)): Path<(String, String)>,
+    query: Result<Query<BadgeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if !app.config.services.contains_key(service.as_str()) {
+        return error(StatusCode::NOT_FOUND, format!("no service {service:?}"));
+    }
+    let window = match q.window.as_deref().map(vakt_config::duration::parse_duration).transpose() {
+        Ok(w) => w.unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let store_app = app.clone();
+    let now = now_ms();
+    let svc = service.clone();
+    let svg = tokio::task::spawn_blocking(move || -> Result<Option<String>, crate::store::StoreError> {
+        let store = store_app.store.as_ref();
+        Ok(match kind.as_str() {
+            "status.svg" => {
+                let state = crate::evaluate::service::service_state(store, &store_app.config, &svc, now)?;
+                Some(badge(&svc, state, state_color(state)))
+            }
+            "uptime.svg" => {
+                let ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                let label = format!("uptime {}", vakt_config::duration::format_duration(window));
+                Some(match crate::evaluate::service::uptime(store, &store_app.config, &svc, ms, now)? {
+                    Some(u) => {
+                        let color = if u >= 0.999 {
+                            "#2e9b4f"
+                        } else if u >= 0.99 {
+                            "#e0a100"
+                        } else {
+                            "#d93a2b"
+                        };
+                        badge(&label, &format!("{:.2}%", u * 100.0), color)
+                    }
+                    None => badge(&label, "no data", "#9aa5b1"),
+                })
+            }
+            _ => None,
+        })
+    })
+    .await;
+    match svg {
+        Ok(Ok(Some(svg))) => {
+            ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=60")], svg).into_response()
+        }
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "badges are status.svg and uptime.svg"),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
