@@ -3,7 +3,7 @@
 //! A store commits a batch in three moves inside one transaction: it loads what the batch
 //! touches ([`needs`] says what: the states of its checks and quorum voters, their recent
 //! state changes, their incidents and the agent's), calls [`step`], and writes the [`Plan`] it
-//! returns in order. The check state machine, the quorum tally, gaps of silence, flap
+//! returns in order (`core::plan`). The check state machine, the quorum tally, gaps of silence, flap
 //! detection and folding, reopening and the incident lifecycle with its outbox entries are all
 //! decided here, so every store takes the same decisions by construction.
 
@@ -13,17 +13,10 @@ use vakt_config::wire::Batch;
 use crate::core::incident::{
     action_for, flapping_incident, is_flapping, Action, Incident, IncidentKind, TimelineEvent,
 };
+use crate::core::plan::{IncidentRef, Incidents, KnownIncident, Plan, Write};
 use crate::core::policies::Policies;
-use crate::core::routing::{Facts, Router};
+use crate::core::routing::Router;
 use crate::core::state::{gap_before, CheckState, Status, Transition};
-
-/// An incident the plan refers to: one already stored, or the n-th the plan opens (its id is
-/// known once the store has written it). Stored ones sort before new ones, as ids do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum IncidentRef {
-    Stored(i64),
-    New(usize),
-}
 
 /// What the step needs loaded, for a batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,22 +33,6 @@ pub struct Needs {
     pub open_keys: Vec<String>,
 }
 
-/// An incident as the step sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KnownIncident {
-    pub id: i64,
-    pub kind: IncidentKind,
-    pub subject: String,
-    pub opened_ms: i64,
-    /// `None` while open (or acknowledged).
-    pub resolved_ms: Option<i64>,
-    pub reopened_ms: Option<i64>,
-    /// Linked under another incident.
-    pub has_parent: bool,
-    /// The receivers its opening was announced to (loaded for open incidents).
-    pub announced_to: Vec<String>,
-}
-
 /// What the store loaded for [`Needs`].
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
@@ -65,59 +42,6 @@ pub struct Loaded {
     pub changes: HashMap<String, Vec<i64>>,
     /// The incidents asked for (by check and by key), each once.
     pub incidents: Vec<KnownIncident>,
-}
-
-/// One write, in order.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Write {
-    /// Ends the check's open state period at `at_ms` and starts one with `status` there.
-    StartPeriod { check: String, status: Status, at_ms: i64 },
-    /// Ends the check's open period at `unknown_from_ms` (where its last result stopped
-    /// vouching) and resumes `status` at `at_ms` (not a change of state).
-    ResumePeriod { check: String, status: Status, unknown_from_ms: i64, at_ms: i64 },
-    /// Opens an incident (the next [`IncidentRef::New`]) with its first timeline event, and
-    /// queues its announcement to each receiver at its time.
-    OpenIncident { action: Action, announce: Vec<(String, i64)> },
-    /// Resolves an incident at `event.at_ms` with the event, queueing the resolution.
-    ResolveIncident { id: IncidentRef, event: TimelineEvent, announce: Vec<(String, i64)> },
-    /// Opens a resolved incident again, unannounced.
-    ReopenIncident { id: IncidentRef, event: TimelineEvent },
-    /// Links an incident under the flapping incident `into`, resolved at `resolved_ms` (kept
-    /// when it already was; `closed`: it was open until now); its timeline says so
-    /// ([`folded_event`]).
-    FoldIncident { id: IncidentRef, into: IncidentRef, resolved_ms: i64, closed: bool, at_ms: i64 },
-    /// Notes on the flapping incident `into` which incidents it folded ([`folds_event`]).
-    FoldNote { into: IncidentRef, folded: Vec<IncidentRef>, check: String, at_ms: i64 },
-    /// Saves a check's (or a vote's) state; its open incident is `open_incident`.
-    SaveState { key: String, state: CheckState, open_incident: Option<IncidentRef> },
-}
-
-/// What a batch changes: the writes in order, and the incidents it opened and resolved.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Plan {
-    pub writes: Vec<Write>,
-    pub opened: Vec<IncidentRef>,
-    pub resolved: Vec<IncidentRef>,
-}
-
-/// The timeline event of an incident folded into the flapping incident `into`.
-pub fn folded_event(closed: bool, into: i64, at_ms: i64) -> TimelineEvent {
-    let how = if closed { " and closed" } else { "" };
-    TimelineEvent {
-        at_ms,
-        kind: "linked".into(),
-        message: format!("folded{how} into the flapping incident {into}: one problem, one incident"),
-    }
-}
-
-/// The flapping incident's note of the incidents it folded.
-pub fn folds_event(folded: &[i64], check: &str, at_ms: i64) -> TimelineEvent {
-    let ids: Vec<String> = folded.iter().map(i64::to_string).collect();
-    TimelineEvent {
-        at_ms,
-        kind: "note".into(),
-        message: format!("folds incident(s) {} of {check} from the flap window", ids.join(", ")),
-    }
 }
 
 /// Each check's samples (indices into the batch), in time order, checks by name.
@@ -151,135 +75,6 @@ pub fn needs(batch: &Batch, duplicate: bool, policies: &Policies) -> Needs {
         n.open_keys.push(IncidentKind::Flapping.dedup_key(check));
     }
     n
-}
-
-/// The incidents of the step: loaded, then changed and added to as it decides.
-struct Incidents<'r> {
-    all: Vec<(IncidentRef, KnownIncident, Option<IncidentRef>)>,
-    new: usize,
-    router: &'r Router,
-}
-
-impl<'r> Incidents<'r> {
-    fn of(loaded: Vec<KnownIncident>, router: &'r Router) -> Incidents<'r> {
-        Incidents { all: loaded.into_iter().map(|i| (IncidentRef::Stored(i.id), i, None)).collect(), new: 0, router }
-    }
-
-    fn open_under(&self, key: &str) -> Option<usize> {
-        self.all.iter().position(|(_, i, _)| i.resolved_ms.is_none() && i.kind.dedup_key(&i.subject) == key)
-    }
-
-    /// Opens an incident unless one is open under its key; queues its announcement.
-    fn open(&mut self, action: Action, plan: &mut Plan) -> Option<IncidentRef> {
-        let Action::Open { kind, subject, severity, priority, opened_ms, event, .. } = &action else { return None };
-        if self.open_under(&kind.dedup_key(subject)).is_some() {
-            return None;
-        }
-        let facts = Facts { kind: *kind, subject, severity, priority };
-        // A first announcement waits for the dependencies to show whether they are the root cause.
-        let at = event.at_ms + self.router.hold_ms(&facts);
-        let receivers = self.router.receivers(&facts);
-        let id = IncidentRef::New(self.new);
-        self.new += 1;
-        self.all.push((
-            id,
-            KnownIncident {
-                id: -1,
-                kind: *kind,
-                subject: subject.clone(),
-                opened_ms: *opened_ms,
-                resolved_ms: None,
-                reopened_ms: None,
-                has_parent: false,
-                announced_to: receivers.clone(),
-            },
-            None,
-        ));
-        let announce = receivers.into_iter().map(|r| (r, at)).collect();
-        plan.writes.push(Write::OpenIncident { action, announce });
-        plan.opened.push(id);
-        Some(id)
-    }
-
-    /// Resolves the open incident under `key`, saying how long it lasted. Its resolution goes
-    /// to the receivers it was announced to, unless it was reopened within a flap window (its
-    /// return was not announced, nor is this recovery).
-    fn resolve(&mut self, key: &str, event: &TimelineEvent, plan: &mut Plan) -> Option<IncidentRef> {
-        let i = self.open_under(key)?;
-        let wait = self.router.group_wait_ms();
-        let (id, inc, _) = &mut self.all[i];
-        inc.resolved_ms = Some(event.at_ms);
-        let event = TimelineEvent {
-            message: format!(
-                "{} after {}",
-                event.message,
-                crate::core::time::human_duration_ms(event.at_ms - inc.opened_ms)
-            ),
-            ..event.clone()
-        };
-        let announce = if inc.reopened_ms.is_none() {
-            inc.announced_to.iter().map(|r| (r.clone(), event.at_ms + wait)).collect()
-        } else {
-            Vec::new()
-        };
-        plan.writes.push(Write::ResolveIncident { id: *id, event, announce });
-        plan.resolved.push(*id);
-        Some(*id)
-    }
-
-    /// A check that goes down again within `since_ms` of its last incident's resolution is that
-    /// incident again, not a new one: reopened, unannounced (the people paged for it were told
-    /// it recovered; the flapping incident will tell them more).
-    fn reopen_recent(&mut self, check: &str, since_ms: i64, at_ms: i64, plan: &mut Plan) -> Option<IncidentRef> {
-        let i = self
-            .all
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, inc, parent))| {
-                inc.kind == IncidentKind::CheckDown
-                    && inc.subject == check
-                    && parent.is_none()
-                    && !inc.has_parent
-                    && inc.resolved_ms.is_some_and(|r| r >= since_ms)
-            })
-            .max_by_key(|(_, (id, inc, _))| (inc.resolved_ms, *id))
-            .map(|(i, _)| i)?;
-        let (id, inc, _) = &mut self.all[i];
-        let resolved = inc.resolved_ms.unwrap_or(at_ms);
-        inc.resolved_ms = None;
-        inc.reopened_ms = Some(at_ms);
-        let message = format!(
-            "{check} again {} after it recovered: reopened, not paged again (the check may be flapping)",
-            crate::core::time::human_duration_ms(at_ms - resolved)
-        );
-        plan.writes
-            .push(Write::ReopenIncident { id: *id, event: TimelineEvent { at_ms, kind: "reopened".into(), message } });
-        Some(*id)
-    }
-
-    /// Folds a check's incidents of the flap window into its flapping incident: linked under
-    /// it (one timeline), an open one resolved as folded, unannounced.
-    fn fold_into(&mut self, check: &str, flapping: IncidentRef, since_ms: i64, at_ms: i64, plan: &mut Plan) {
-        let mut folded = Vec::new();
-        for (id, inc, parent) in self.all.iter_mut() {
-            let candidate = inc.kind == IncidentKind::CheckDown
-                && inc.subject == check
-                && parent.is_none()
-                && !inc.has_parent
-                && inc.resolved_ms.is_none_or(|r| r >= since_ms);
-            if !candidate {
-                continue;
-            }
-            let closed = inc.resolved_ms.is_none();
-            let resolved_ms = *inc.resolved_ms.get_or_insert(at_ms);
-            *parent = Some(flapping);
-            folded.push(*id);
-            plan.writes.push(Write::FoldIncident { id: *id, into: flapping, resolved_ms, closed, at_ms });
-        }
-        if !folded.is_empty() {
-            plan.writes.push(Write::FoldNote { into: flapping, folded, check: check.to_string(), at_ms });
-        }
-    }
 }
 
 /// What `batch` (received at `received_ms`) changes, given what was `loaded` for its
@@ -409,40 +204,6 @@ pub fn step(
         state.last_received_ms = Some(received_ms);
         let open_incident = open_of.get(&key).copied().flatten();
         plan.writes.push(Write::SaveState { key, state, open_incident });
-    }
-    plan
-}
-
-/// What the stores load for [`open_all`] and [`resolve_all`]: the open incidents under these
-/// keys.
-pub fn keys_of(actions: &[Action]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Open { kind, subject, .. } => Some(kind.dedup_key(subject)),
-            Action::Resolve { .. } => None,
-        })
-        .collect()
-}
-
-/// Opens an incident for each of `actions` (the evaluator's: silent agents, SLO burns) unless
-/// one is open under its key, given the `open` incidents under those keys.
-pub fn open_all(actions: &[Action], open: Vec<KnownIncident>, router: &Router) -> Plan {
-    let mut plan = Plan::default();
-    let mut incidents = Incidents::of(open, router);
-    for action in actions {
-        incidents.open(action.clone(), &mut plan);
-    }
-    plan
-}
-
-/// Resolves the open incident under each key with its event, given the `open` incidents under
-/// those keys.
-pub fn resolve_all(resolutions: &[(String, TimelineEvent)], open: Vec<KnownIncident>, router: &Router) -> Plan {
-    let mut plan = Plan::default();
-    let mut incidents = Incidents::of(open, router);
-    for (key, event) in resolutions {
-        incidents.resolve(key, event, &mut plan);
     }
     plan
 }
@@ -611,6 +372,7 @@ mod tests {
             resolved_ms: None,
             reopened_ms: None,
             has_parent: false,
+            acknowledged: false,
             announced_to: vec!["ops".into()],
         };
         let loaded = Loaded {
@@ -701,6 +463,7 @@ mod tests {
                 resolved_ms: None,
                 reopened_ms: None,
                 has_parent: false,
+                acknowledged: false,
                 announced_to: vec!["ops".into()],
             }],
         };
@@ -730,6 +493,7 @@ mod tests {
             resolved_ms: None,
             reopened_ms: None,
             has_parent: false,
+            acknowledged: false,
             announced_to: vec![],
         };
         let b = batch("a", &[(T + MIN, false)]);

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod incident;
 pub mod latency;
 pub mod maintenance;
+pub mod plan;
 pub mod policies;
 pub mod priority;
 pub mod ratelimit;

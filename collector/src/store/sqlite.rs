@@ -11,8 +11,9 @@ use super::{
     AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification,
     SampleFilter, StaleCheck, Store, StoreError, StoredSample,
 };
-use crate::core::batch::{self, IncidentRef, KnownIncident, Loaded, MinuteRollup, Needs, Plan, Write};
+use crate::core::batch::{self, Loaded, MinuteRollup, Needs};
 use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent};
+use crate::core::plan::{self, IncidentRef, KnownIncident, Plan, Write};
 use crate::core::policies::Policies;
 use crate::core::routing::Router;
 use crate::core::slo::{MinuteEvents, Period, PeriodStatus};
@@ -309,6 +310,46 @@ fn merge_rollups(tx: &Transaction<'_>, rollups: Vec<MinuteRollup<'_>>) -> Result
     Ok(())
 }
 
+/// The columns [`known`] reads.
+const KNOWN_COLUMNS: &str =
+    "id, kind, subject, opened_ms, resolved_ms, reopened_ms, parent_id IS NOT NULL, acked_ms IS NOT NULL";
+
+fn known(r: &rusqlite::Row<'_>) -> rusqlite::Result<KnownIncident> {
+    let kind: String = r.get(1)?;
+    Ok(KnownIncident {
+        id: r.get(0)?,
+        kind: IncidentKind::parse(&kind).unwrap_or(IncidentKind::CheckDown),
+        subject: r.get(2)?,
+        opened_ms: r.get(3)?,
+        resolved_ms: r.get(4)?,
+        reopened_ms: r.get(5)?,
+        has_parent: r.get(6)?,
+        acknowledged: r.get(7)?,
+        announced_to: Vec::new(),
+    })
+}
+
+/// The receivers an incident's opening was announced to.
+fn announced_to(tx: &Transaction<'_>, id: i64) -> Result<Vec<String>, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT DISTINCT receiver FROM notifications WHERE incident_id = ?1 AND event = 'firing'")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// One incident as the core sees it (with its announcement's receivers while unresolved).
+fn load_incident(tx: &Transaction<'_>, id: i64) -> Result<Option<KnownIncident>, StoreError> {
+    let found = tx
+        .prepare_cached(&format!("SELECT {KNOWN_COLUMNS} FROM incidents WHERE id = ?1"))?
+        .query_row([id], known)
+        .optional()?;
+    let Some(mut incident) = found else { return Ok(None) };
+    if incident.resolved_ms.is_none() {
+        incident.announced_to = announced_to(tx, id)?;
+    }
+    Ok(Some(incident))
+}
+
 /// Loads what the batch step asked for (see [`batch::Needs`]).
 fn load(tx: &Transaction<'_>, needs: &Needs) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
@@ -336,24 +377,10 @@ fn load(tx: &Transaction<'_>, needs: &Needs) -> Result<Loaded, StoreError> {
             .collect::<Result<_, _>>()?;
         loaded.changes.insert(check.clone(), starts);
     }
-    const COLUMNS: &str = "id, kind, subject, opened_ms, resolved_ms, reopened_ms, parent_id IS NOT NULL";
-    let known = |r: &rusqlite::Row<'_>| -> rusqlite::Result<KnownIncident> {
-        let kind: String = r.get(1)?;
-        Ok(KnownIncident {
-            id: r.get(0)?,
-            kind: IncidentKind::parse(&kind).unwrap_or(IncidentKind::CheckDown),
-            subject: r.get(2)?,
-            opened_ms: r.get(3)?,
-            resolved_ms: r.get(4)?,
-            reopened_ms: r.get(5)?,
-            has_parent: r.get(6)?,
-            announced_to: Vec::new(),
-        })
-    };
     let mut incidents: BTreeMap<i64, KnownIncident> = BTreeMap::new();
     for (check, since) in &needs.incidents_since {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM incidents WHERE kind = 'check_down' AND subject = ?1 AND parent_id IS NULL
+            "SELECT {KNOWN_COLUMNS} FROM incidents WHERE kind = 'check_down' AND subject = ?1 AND parent_id IS NULL
                  AND (status != 'resolved' OR resolved_ms >= ?2)"
         ))?;
         for i in stmt.query_map(params![check, since], known)? {
@@ -363,7 +390,7 @@ fn load(tx: &Transaction<'_>, needs: &Needs) -> Result<Loaded, StoreError> {
     }
     for key in &needs.open_keys {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'"
+            "SELECT {KNOWN_COLUMNS} FROM incidents WHERE dedup_key = ?1 AND status != 'resolved'"
         ))?;
         for i in stmt.query_map([key], known)? {
             let i = i?;
@@ -371,16 +398,13 @@ fn load(tx: &Transaction<'_>, needs: &Needs) -> Result<Loaded, StoreError> {
         }
     }
     for i in incidents.values_mut().filter(|i| i.resolved_ms.is_none()) {
-        i.announced_to = tx
-            .prepare_cached("SELECT DISTINCT receiver FROM notifications WHERE incident_id = ?1 AND event = 'firing'")?
-            .query_map([i.id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        i.announced_to = announced_to(tx, i.id)?;
     }
     loaded.incidents = incidents.into_values().collect();
     Ok(loaded)
 }
 
-/// Open incidents under `keys`, for [`batch::open_all`] and [`batch::resolve_all`].
+/// Open incidents under `keys`, for [`plan::open_all`] and [`plan::resolve_all`].
 fn load_open(tx: &Transaction<'_>, keys: Vec<String>) -> Result<Vec<KnownIncident>, StoreError> {
     Ok(load(tx, &Needs { open_keys: keys, ..Needs::default() })?.incidents)
 }
@@ -453,12 +477,21 @@ fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, StoreError> {
                     "UPDATE incidents SET parent_id = ?2, status = 'resolved', resolved_ms = ?3 WHERE id = ?1",
                 )?
                 .execute(params![id, into, resolved_ms])?;
-                add_event(tx, id, &batch::folded_event(*closed, into, *at_ms))?;
+                add_event(tx, id, &plan::folded_event(*closed, into, *at_ms))?;
             }
             Write::FoldNote { into, folded, check, at_ms } => {
                 let ids: Vec<i64> = folded.iter().map(|r| id_of(*r, &new_ids)).collect();
-                add_event(tx, id_of(*into, &new_ids), &batch::folds_event(&ids, check, *at_ms))?;
+                add_event(tx, id_of(*into, &new_ids), &plan::folds_event(&ids, check, *at_ms))?;
             }
+            Write::AcknowledgeIncident { id, by, event } => {
+                let id = id_of(*id, &new_ids);
+                tx.prepare_cached(
+                    "UPDATE incidents SET status = 'acknowledged', acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
+                )?
+                .execute(params![id, event.at_ms, by])?;
+                add_event(tx, id, event)?;
+            }
+            Write::AddEvent { id, event } => add_event(tx, id_of(*id, &new_ids), event)?,
             Write::SaveState { key, state, open_incident } => {
                 let state = CheckState { open_incident: open_incident.map(|r| id_of(r, &new_ids)), ..state.clone() };
                 save_state(tx, key, &state)?;
@@ -466,23 +499,6 @@ fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, StoreError> {
         }
     }
     Ok(new_ids)
-}
-
-/// The resolution's notifications go to the receivers the incident was announced to; an
-/// incident never announced gets none.
-fn enqueue_resolution(tx: &Transaction<'_>, router: &Router, incident: i64, at_ms: i64) -> Result<(), StoreError> {
-    let receivers: Vec<String> = tx
-        .prepare_cached("SELECT DISTINCT receiver FROM notifications WHERE incident_id = ?1 AND event = 'firing'")?
-        .query_map([incident], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for receiver in receivers {
-        tx.prepare_cached(
-            "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
-             VALUES (?1, ?2, 'resolved', 'pending', ?3, ?4)",
-        )?
-        .execute(params![incident, receiver, at_ms + router.group_wait_ms(), at_ms])?;
-    }
-    Ok(())
 }
 
 fn resolved_id(r: IncidentRef, new_ids: &[i64]) -> i64 {
@@ -673,8 +689,8 @@ impl Store for SqliteStore {
         let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let open = load_open(&tx, batch::keys_of(actions))?;
-        let opened = apply(&tx, &batch::open_all(actions, open, &router))?;
+        let open = load_open(&tx, plan::keys_of(actions))?;
+        let opened = apply(&tx, &plan::open_all(actions, open, &router))?;
         tx.commit()?;
         Ok(opened)
     }
@@ -960,53 +976,22 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let open = load_open(&tx, resolutions.iter().map(|(key, _)| key.clone()).collect())?;
-        let plan = batch::resolve_all(resolutions, open, &router);
+        let plan = plan::resolve_all(resolutions, open, &router);
         let new_ids = apply(&tx, &plan)?;
         tx.commit()?;
         Ok(plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect())
     }
 
     fn manual(&self, id: i64, op: &ManualOp, at_ms: i64) -> Result<Result<Incident, ManualError>, StoreError> {
+        let router = self.router();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let status: Option<String> =
-            tx.query_row("SELECT status FROM incidents WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-        match status.as_deref() {
-            None => return Ok(Err(ManualError::NotFound(id))),
-            Some("resolved") if !matches!(op, ManualOp::Note { .. }) => return Ok(Err(ManualError::Resolved(id))),
-            _ => {}
-        }
-        let event = |kind: &str, message: String| TimelineEvent { at_ms, kind: kind.into(), message };
-        match op {
-            ManualOp::Acknowledge { by, note } => {
-                let changed = tx.execute(
-                    "UPDATE incidents SET status = 'acknowledged', acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
-                    params![id, at_ms, by],
-                )?;
-                if changed > 0 {
-                    let text = match note {
-                        Some(n) => format!("acknowledged by {by}: {n}"),
-                        None => format!("acknowledged by {by}"),
-                    };
-                    add_event(&tx, id, &event("acknowledged", text))?;
-                }
-            }
-            ManualOp::Note { by, text } => add_event(&tx, id, &event("note", format!("{by}: {text}")))?,
-            ManualOp::Resolve { by, note } => {
-                tx.execute(
-                    "UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1",
-                    params![id, at_ms],
-                )?;
-                // A check resolved by hand while still down opens no new incident until it
-                // recovers and fails again.
-                let text = match note {
-                    Some(n) => format!("resolved by hand by {by}: {n}"),
-                    None => format!("resolved by hand by {by}"),
-                };
-                add_event(&tx, id, &event("resolved", text))?;
-                enqueue_resolution(&tx, &self.router(), id, at_ms)?;
-            }
-        }
+        let incident = load_incident(&tx, id)?;
+        let plan = match plan::manual(id, incident.as_ref(), op, at_ms, &router) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Err(e)),
+        };
+        apply(&tx, &plan)?;
         tx.commit()?;
         drop(conn);
         Ok(self.incident(id)?.ok_or(ManualError::NotFound(id)))
