@@ -1,4 +1,5 @@
-//! SLO arithmetic: pure functions of per-minute SLI counts, the SLO and `now`.
+//! SLO arithmetic: pure functions of per-minute SLI counts, the SLO and `now`. One cohesive
+//! thing, hence its length (about half of it the table tests with hand-computed figures).
 //!
 //! A [`Series`] holds a service's down, unknown and excluded time as exact spans and its probe
 //! counts per minute, both as prefix sums, so the total over any window is one subtraction: a

@@ -1,5 +1,6 @@
 //! The bodies each receiver kind documents: a generic signed webhook, Slack Block Kit, a Teams
-//! Adaptive Card, and Alertmanager's webhook payload version 4.
+//! Adaptive Card, and Alertmanager's webhook payload version 4. One cohesive thing (one message,
+//! rendered per kind), hence its length.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
