@@ -11,7 +11,7 @@ use crate::auth::TokenTable;
 use crate::core::policies::Policies;
 use crate::core::state::Policy;
 use crate::metrics::Metrics;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Everything a request handler needs.
 pub struct App {
@@ -72,11 +72,9 @@ impl App {
         for w in crate::core::maintenance::dst_warnings_ahead(&config, crate::core::time::now_ms()) {
             tracing::warn!("{w}");
         }
-        let sqlite = SqliteStore::open(&config.data_dir)?;
         let config = Arc::new(config);
         let router = crate::core::routing::Router::new(config.clone());
-        sqlite.set_router(router.clone());
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let store: Arc<dyn Store> = crate::store::open(&config, router.clone())?;
         let metrics = Metrics::new();
         if config.sloth_metrics {
             metrics.enable_sloth_names();

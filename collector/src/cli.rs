@@ -105,8 +105,8 @@ pub(crate) fn report_command(
         _ => anyhow::bail!("give one of --service, --customer, --vendor"),
     };
     let format = Format::parse(format).ok_or_else(|| anyhow::anyhow!("--format is one of json, csv, html"))?;
-    let store = vakt_collector::store::SqliteStore::open(&config.data_dir)?;
-    let report = build(&store, &config, &scope, period, timezone, vakt_collector::core::time::now_ms())?;
+    let store = vakt_collector::store::open(&config, Default::default())?;
+    let report = build(store.as_ref(), &config, &scope, period, timezone, vakt_collector::core::time::now_ms())?;
     print!("{}", render(&report, format));
     Ok(())
 }
@@ -136,7 +136,6 @@ pub(crate) struct MaintenanceArgs {
 }
 
 pub(crate) fn plan_maintenance(args: MaintenanceArgs) -> anyhow::Result<()> {
-    use vakt_collector::store::Store;
     let MaintenanceArgs { config: config_path, name, start, end, services, change_id, keep_in_sla, retroactive } = args;
     let (start, end, exclude_from_sla) = (start.as_str(), end.as_str(), !keep_in_sla);
     let config = match CollectorConfig::load(&config_path) {
@@ -157,7 +156,7 @@ pub(crate) fn plan_maintenance(args: MaintenanceArgs) -> anyhow::Result<()> {
     if let Some(s) = services.iter().find(|s| !config.services.contains_key(s.as_str())) {
         anyhow::bail!("unknown service {s:?}");
     }
-    let store = vakt_collector::store::SqliteStore::open(&config.data_dir)?;
+    let store = vakt_collector::store::open(&config, Default::default())?;
     let window = vakt_collector::core::maintenance::Occurrence {
         name,
         start_ms,

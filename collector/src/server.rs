@@ -202,6 +202,14 @@ fn reloadable(path: &std::path::Path, running: &CollectorConfig) -> Result<Reloa
             new.data_dir.display()
         ));
     }
+    let store_of = |c: &CollectorConfig| {
+        let s = c.store.get_ref();
+        let url = s.url.as_ref().map(|u| (u.value.clone(), u.env.clone(), u.file.clone()));
+        (s.kind, url, s.pool_size)
+    };
+    if store_of(&new) != store_of(running) {
+        return Err("[store] changed; restart the collector to move to another database".into());
+    }
     crate::notify::receivers::receivers(&new)?;
     let certs = match &new.tls {
         Some(files) => Some(

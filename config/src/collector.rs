@@ -16,15 +16,52 @@ use crate::slo::{MaintenanceConfig, SloConfig};
 use crate::wire::CheckSpec;
 use crate::{resolve_path, LoadError};
 
+/// `[store]`: which database the collector keeps its data in.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// PostgreSQL: the connection URL (`postgres://user@host:5432/db`), inline, from `env` or
+    /// from a `file` (it may carry a password).
+    #[serde(default)]
+    pub url: Option<crate::notify::Secret>,
+    /// PostgreSQL: connections kept open (default 8).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One SQLite file in `data_dir`: embedded, nothing to run beside the collector.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database (14 or later) at `url`.
+    Postgres,
+}
+
+fn default_store() -> Spanned<StoreConfig> {
+    Spanned::new(0..0, StoreConfig { pool_size: default_pool_size(), ..StoreConfig::default() })
+}
+
+fn default_pool_size() -> u32 {
+    8
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Address the HTTP API listens on.
     #[serde(default = "default_listen")]
     pub listen: Spanned<String>,
-    /// Directory of the SQLite database.
+    /// Directory of the SQLite database (the default store).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where samples, states and incidents live: SQLite in `data_dir` (the default), or
+    /// PostgreSQL (`kind = "postgres"`, `url`).
+    #[serde(default = "default_store")]
+    pub store: Spanned<StoreConfig>,
     /// The URL people reach the collector at; used in links in alerts.
     #[serde(default)]
     pub public_url: Option<String>,
@@ -344,10 +381,30 @@ impl CollectorConfig {
         }
         cfg.validate(&mut r);
         cfg.data_dir = resolve_path(path, &cfg.data_dir);
+        if let Some(file) = cfg.store.get_mut().url.as_mut().and_then(|u| u.file.as_mut()) {
+            *file = resolve_path(path, file);
+        }
         r.finish(cfg)
     }
 
     fn validate(&self, r: &mut Reporter<'_>) {
+        let store = self.store.get_ref();
+        match (store.kind, store.url.as_ref().is_some_and(|u| u.is_set())) {
+            (StoreKind::Postgres, false) => r.span(
+                self.store.span(),
+                "[store] kind = \"postgres\" needs a `url`",
+                "e.g. url = { env = \"VAKT_DATABASE_URL\" } holding postgres://vakt@db:5432/vakt",
+            ),
+            (StoreKind::Sqlite, true) => r.span(
+                self.store.span(),
+                "[store] has a `url` but kind is \"sqlite\" (the default)",
+                "set kind = \"postgres\", or remove the url: SQLite lives in data_dir",
+            ),
+            _ => {}
+        }
+        if store.pool_size == 0 {
+            r.span(self.store.span(), "[store] pool_size must be at least 1", "the default is 8");
+        }
         if self.listen.get_ref().parse::<SocketAddr>().is_err() {
             r.span(
                 self.listen.span(),

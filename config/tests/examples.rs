@@ -152,3 +152,25 @@ fn a_broken_message_template_is_reported_at_its_place() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].starts_with("c.toml:4:9: receiver \"chat\": title template:"), "{}", errs[0]);
 }
+
+/// `[store]`: PostgreSQL needs a URL, SQLite takes none; each mistake names its place and the
+/// fix. A URL file is read relative to the config file.
+#[test]
+fn the_store_section_says_what_is_missing() {
+    let errs = errors(CollectorConfig::parse("[store]\nkind = \"postgres\"\n", Path::new("c.toml")));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("c.toml:1:1:") && errs[0].contains("needs a `url`"), "{errs:#?}");
+    let errs =
+        errors(CollectorConfig::parse("[store]\nurl = { value = \"postgres://db/vakt\" }\n", Path::new("c.toml")));
+    assert!(errs[0].contains("kind is \"sqlite\"") && errs[0].contains("set kind = \"postgres\""), "{errs:#?}");
+    let cfg = CollectorConfig::parse(
+        "[store]\nkind = \"postgres\"\nurl = { file = \"db-url\" }\n",
+        Path::new("/etc/vakt/collector.toml"),
+    )
+    .unwrap();
+    let store = cfg.store.get_ref();
+    assert_eq!((store.kind, store.pool_size), (vakt_config::collector::StoreKind::Postgres, 8));
+    assert_eq!(store.url.as_ref().and_then(|u| u.file.clone()), Some(PathBuf::from("/etc/vakt/db-url")));
+    let default = CollectorConfig::parse("", Path::new("c.toml")).unwrap();
+    assert_eq!(default.store.get_ref().kind, vakt_config::collector::StoreKind::Sqlite);
+}

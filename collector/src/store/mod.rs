@@ -1,12 +1,15 @@
-//! Where samples, check states and incidents live. SQLite is the embedded default; the trait
-//! keeps other stores (PostgreSQL) possible.
+//! Where samples, check states and incidents live: SQLite (embedded, the default) or PostgreSQL
+//! (shared by several collectors). Both only load and write; the core decides.
 
 mod migrations;
+mod postgres;
 mod sqlite;
 
-pub use sqlite::{backup, Backup, SqliteStore};
+pub use postgres::PostgresStore;
+pub use sqlite::{backup, content_hash, Backup, SqliteStore};
 
 use crate::core::policies::Policies;
+use crate::core::routing::Router;
 use vakt_config::wire::{Batch, IngestAck};
 
 use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus};
@@ -19,6 +22,8 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error(
         "database {path}: schema version {found} is newer than this collector knows ({known}); upgrade vakt-collector"
     )]
@@ -29,6 +34,31 @@ pub enum StoreError {
         "database {path} is damaged ({detail}): restore the last backup (vakt-collector backup) into the data_dir as vakt.db, or move the file away to start empty"
     )]
     Damaged { path: String, detail: String },
+}
+
+/// Opens the store `config` names (`[store]`), writing notifications with `router`.
+pub fn open(config: &vakt_config::CollectorConfig, router: Router) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let store = config.store.get_ref();
+    Ok(match store.kind {
+        vakt_config::collector::StoreKind::Sqlite => {
+            let sqlite = SqliteStore::open(&config.data_dir)?;
+            sqlite.set_router(router);
+            std::sync::Arc::new(sqlite)
+        }
+        vakt_config::collector::StoreKind::Postgres => {
+            let url = store
+                .url
+                .as_ref()
+                .map(|u| u.read())
+                .transpose()
+                .map_err(|reason| StoreError::Open { path: "[store] url".into(), reason })?
+                .flatten()
+                .ok_or_else(|| StoreError::Open { path: "[store] url".into(), reason: "not set".into() })?;
+            let pg = PostgresStore::open(&url, store.pool_size)?;
+            pg.set_router(router);
+            std::sync::Arc::new(pg)
+        }
+    })
 }
 
 /// A check whose results stopped coming, as the evaluator read it.

@@ -3,7 +3,8 @@
 //!
 //! One cohesive thing, hence its length: the `Store` implementation, one method per question
 //! the collector asks of its database. Loading what the core asks for and writing the plans it
-//! returns is in `plan_io`; the store's tests are in `tests`.
+//! returns is in `plan_io`; the store's tests are the conformance suite
+//! (`collector/tests/store_conformance.rs`), run against SQLite and PostgreSQL alike.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -28,8 +29,6 @@ use plan_io::{
 };
 
 mod plan_io;
-#[cfg(test)]
-mod tests;
 
 /// A batch's content, for telling a replay from a different batch under a reused sequence
 /// number: CRC-32 of each sample's fields in order, stable across releases.

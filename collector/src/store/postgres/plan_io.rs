@@ -1,0 +1,327 @@
+//! Loading what the core asks for and writing the plans it returns, in PostgreSQL, inside the
+//! caller's transaction. The same loads and writes as SQLite's `plan_io`; nothing here decides.
+
+use postgres::Transaction;
+use std::collections::BTreeMap;
+
+use super::super::StoreError;
+use crate::core::batch::{Loaded, MinuteRollup, Needs};
+use crate::core::incident::{Action, IncidentKind, TimelineEvent};
+use crate::core::plan::{self, IncidentRef, KnownIncident, Plan, Write};
+use crate::core::state::{CheckState, Status};
+
+/// The columns [`row_to_state`] reads, after the key.
+pub(super) const STATE_COLUMNS: &str = "check_id, status, since_ms, consecutive_failures, consecutive_successes, \
+     first_failure_ms, last_sample_ms, last_error, open_incident, degraded, last_agent, last_received_ms";
+
+pub(super) fn row_to_state(r: &postgres::Row) -> Result<(String, CheckState), StoreError> {
+    let status: String = r.try_get(1)?;
+    let count =
+        |i: usize| -> Result<u32, StoreError> { Ok(u32::try_from(r.try_get::<_, i64>(i)?).unwrap_or(u32::MAX)) };
+    Ok((
+        r.try_get(0)?,
+        CheckState {
+            status: Status::parse(&status).unwrap_or(Status::Unknown),
+            since_ms: r.try_get(2)?,
+            consecutive_failures: count(3)?,
+            consecutive_successes: count(4)?,
+            first_failure_ms: r.try_get(5)?,
+            last_sample_ms: r.try_get(6)?,
+            last_error: r.try_get(7)?,
+            open_incident: r.try_get(8)?,
+            degraded: r.try_get(9)?,
+            last_agent: r.try_get(10)?,
+            last_received_ms: r.try_get(11)?,
+        },
+    ))
+}
+
+fn save_state(tx: &mut Transaction<'_>, check: &str, s: &CheckState) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO check_state (check_id, status, since_ms, consecutive_failures, consecutive_successes,
+                                  first_failure_ms, last_sample_ms, last_error, open_incident, degraded, last_agent,
+                                  last_received_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, since_ms = excluded.since_ms,
+            consecutive_failures = excluded.consecutive_failures,
+            consecutive_successes = excluded.consecutive_successes,
+            first_failure_ms = excluded.first_failure_ms, last_sample_ms = excluded.last_sample_ms,
+            last_error = excluded.last_error, open_incident = excluded.open_incident,
+            degraded = excluded.degraded, last_agent = excluded.last_agent,
+            last_received_ms = excluded.last_received_ms",
+        &[
+            &check,
+            &s.status.as_str(),
+            &s.since_ms,
+            &i64::from(s.consecutive_failures),
+            &i64::from(s.consecutive_successes),
+            &s.first_failure_ms,
+            &s.last_sample_ms,
+            &s.last_error,
+            &s.open_incident,
+            &s.degraded,
+            &s.last_agent,
+            &s.last_received_ms,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Closes the check's open period at `at_ms` and opens one with `status` (up or down).
+pub(super) fn start_period(
+    tx: &mut Transaction<'_>,
+    check: &str,
+    status: Option<&str>,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    tx.execute("UPDATE check_periods SET end_ms = $2 WHERE check_id = $1 AND end_ms IS NULL", &[&check, &at_ms])?;
+    if let Some(status) = status {
+        tx.execute(
+            "INSERT INTO check_periods (check_id, status, start_ms) VALUES ($1, $2, $3)",
+            &[&check, &status, &at_ms],
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds a batch's per-minute rollups to the stored ones.
+pub(super) fn merge_rollups(tx: &mut Transaction<'_>, rollups: Vec<MinuteRollup<'_>>) -> Result<(), StoreError> {
+    for mut r in rollups {
+        let old = tx.query_opt(
+            "SELECT events, failed, degraded, latency FROM rollups WHERE check_id = $1 AND minute_ms = $2 FOR UPDATE",
+            &[&r.check, &r.minute_ms],
+        )?;
+        if let Some(row) = old {
+            r.events += row.try_get::<_, i64>(0)?;
+            r.failed += row.try_get::<_, i64>(1)?;
+            r.degraded += row.try_get::<_, i64>(2)?;
+            if let Some(h) = row.try_get::<_, Option<Vec<u8>>>(3)?.as_deref().and_then(crate::core::latency::decode) {
+                let _ = r.latency.add(&h);
+            }
+        }
+        let blob = (!r.latency.is_empty()).then(|| crate::core::latency::encode(&r.latency));
+        tx.execute(
+            "INSERT INTO rollups (check_id, minute_ms, events, failed, degraded, latency) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (check_id, minute_ms) DO UPDATE SET events = excluded.events, failed = excluded.failed,
+                degraded = excluded.degraded, latency = excluded.latency",
+            &[&r.check, &r.minute_ms, &r.events, &r.failed, &r.degraded, &blob],
+        )?;
+    }
+    Ok(())
+}
+
+/// The columns [`known`] reads.
+const KNOWN_COLUMNS: &str =
+    "id, kind, subject, opened_ms, resolved_ms, reopened_ms, parent_id IS NOT NULL, acked_ms IS NOT NULL";
+
+fn known(r: &postgres::Row) -> Result<KnownIncident, StoreError> {
+    let kind: String = r.try_get(1)?;
+    Ok(KnownIncident {
+        id: r.try_get(0)?,
+        kind: IncidentKind::parse(&kind).unwrap_or(IncidentKind::CheckDown),
+        subject: r.try_get(2)?,
+        opened_ms: r.try_get(3)?,
+        resolved_ms: r.try_get(4)?,
+        reopened_ms: r.try_get(5)?,
+        has_parent: r.try_get(6)?,
+        acknowledged: r.try_get(7)?,
+        announced_to: Vec::new(),
+    })
+}
+
+fn announced_to(tx: &mut Transaction<'_>, id: i64) -> Result<Vec<String>, StoreError> {
+    let rows = tx.query(
+        "SELECT DISTINCT receiver FROM notifications WHERE incident_id = $1 AND event = 'firing' ORDER BY receiver",
+        &[&id],
+    )?;
+    Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+}
+
+/// One incident as the core sees it (with its announcement's receivers while unresolved),
+/// locked for the rest of the transaction.
+pub(super) fn load_incident(tx: &mut Transaction<'_>, id: i64) -> Result<Option<KnownIncident>, StoreError> {
+    let found = tx.query_opt(&format!("SELECT {KNOWN_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE"), &[&id])?;
+    let Some(row) = found else { return Ok(None) };
+    let mut incident = known(&row)?;
+    if incident.resolved_ms.is_none() {
+        incident.announced_to = announced_to(tx, id)?;
+    }
+    Ok(Some(incident))
+}
+
+/// Loads what the batch step asked for (see [`Needs`]).
+pub(super) fn load(tx: &mut Transaction<'_>, needs: &Needs) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    if !needs.states.is_empty() {
+        let rows =
+            tx.query(&format!("SELECT {STATE_COLUMNS} FROM check_state WHERE check_id = ANY($1)"), &[&needs.states])?;
+        for row in &rows {
+            let (key, state) = row_to_state(row)?;
+            loaded.states.insert(key, state);
+        }
+    }
+    for prefix in &needs.voter_prefixes {
+        let rows = tx.query(
+            &format!("SELECT {STATE_COLUMNS} FROM check_state WHERE left(check_id, length($1)) = $1"),
+            &[prefix],
+        )?;
+        for row in &rows {
+            let (key, state) = row_to_state(row)?;
+            loaded.states.insert(key, state);
+        }
+    }
+    for (check, after) in &needs.changes_after {
+        let rows = tx.query(
+            "SELECT start_ms FROM check_periods WHERE check_id = $1 AND start_ms > $2 AND NOT resumed",
+            &[check, after],
+        )?;
+        let starts = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        loaded.changes.insert(check.clone(), starts);
+    }
+    let mut incidents: BTreeMap<i64, KnownIncident> = BTreeMap::new();
+    for (check, since) in &needs.incidents_since {
+        let rows = tx.query(
+            &format!(
+                "SELECT {KNOWN_COLUMNS} FROM incidents WHERE kind = 'check_down' AND subject = $1 AND parent_id IS NULL
+                     AND (status != 'resolved' OR resolved_ms >= $2)"
+            ),
+            &[check, since],
+        )?;
+        for row in &rows {
+            let i = known(row)?;
+            incidents.insert(i.id, i);
+        }
+    }
+    if !needs.open_keys.is_empty() {
+        let rows = tx.query(
+            &format!("SELECT {KNOWN_COLUMNS} FROM incidents WHERE dedup_key = ANY($1) AND status != 'resolved'"),
+            &[&needs.open_keys],
+        )?;
+        for row in &rows {
+            let i = known(row)?;
+            incidents.insert(i.id, i);
+        }
+    }
+    for i in incidents.values_mut().filter(|i| i.resolved_ms.is_none()) {
+        i.announced_to = announced_to(tx, i.id)?;
+    }
+    loaded.incidents = incidents.into_values().collect();
+    Ok(loaded)
+}
+
+/// Open incidents under `keys`, for [`plan::open_all`] and [`plan::resolve_all`].
+pub(super) fn load_open(tx: &mut Transaction<'_>, keys: Vec<String>) -> Result<Vec<KnownIncident>, StoreError> {
+    Ok(load(tx, &Needs { open_keys: keys, ..Needs::default() })?.incidents)
+}
+
+pub(super) fn resolved_id(r: IncidentRef, new_ids: &[i64]) -> i64 {
+    match r {
+        IncidentRef::Stored(id) => id,
+        IncidentRef::New(n) => new_ids[n],
+    }
+}
+
+pub(super) fn add_event(tx: &mut Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES ($1, $2, $3, $4)",
+        &[&incident, &e.at_ms, &e.kind, &e.message],
+    )?;
+    Ok(())
+}
+
+fn notify(
+    tx: &mut Transaction<'_>,
+    id: i64,
+    event: &str,
+    announce: &[(String, i64)],
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    for (receiver, next_attempt_ms) in announce {
+        tx.execute(
+            "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
+             VALUES ($1, $2, $3, 'pending', $4, $5)",
+            &[&id, receiver, &event, next_attempt_ms, &at_ms],
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes a plan, in order. Returns the ids of the incidents it opened, in the order of their
+/// [`IncidentRef::New`] numbers.
+pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, StoreError> {
+    let mut new_ids: Vec<i64> = Vec::new();
+    for w in &plan.writes {
+        match w {
+            Write::StartPeriod { check, status, at_ms } => start_period(tx, check, Some(status.as_str()), *at_ms)?,
+            Write::ResumePeriod { check, status, unknown_from_ms, at_ms } => {
+                tx.execute(
+                    "UPDATE check_periods SET end_ms = $2 WHERE check_id = $1 AND end_ms IS NULL",
+                    &[check, unknown_from_ms],
+                )?;
+                tx.execute(
+                    "INSERT INTO check_periods (check_id, status, start_ms, resumed) VALUES ($1, $2, $3, true)",
+                    &[check, &status.as_str(), at_ms],
+                )?;
+            }
+            Write::OpenIncident { action, announce } => {
+                let Action::Open { kind, subject, title, severity, priority, opened_ms, event } = action else {
+                    continue;
+                };
+                // The unique index of open incidents guards the plan: one open per key.
+                let row = tx.query_one(
+                    "INSERT INTO incidents (dedup_key, kind, subject, title, severity, status, opened_ms, priority)
+                     VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
+                    &[&kind.dedup_key(subject), &kind.as_str(), subject, title, severity, opened_ms, priority],
+                )?;
+                let id: i64 = row.try_get(0)?;
+                add_event(tx, id, event)?;
+                notify(tx, id, "firing", announce, event.at_ms)?;
+                new_ids.push(id);
+            }
+            Write::ResolveIncident { id, event, announce } => {
+                let id = resolved_id(*id, &new_ids);
+                tx.execute(
+                    "UPDATE incidents SET status = 'resolved', resolved_ms = $2 WHERE id = $1",
+                    &[&id, &event.at_ms],
+                )?;
+                add_event(tx, id, event)?;
+                notify(tx, id, "resolved", announce, event.at_ms)?;
+            }
+            Write::ReopenIncident { id, event } => {
+                let id = resolved_id(*id, &new_ids);
+                tx.execute(
+                    "UPDATE incidents SET status = 'open', resolved_ms = NULL, reopened_ms = $2 WHERE id = $1",
+                    &[&id, &event.at_ms],
+                )?;
+                add_event(tx, id, event)?;
+            }
+            Write::FoldIncident { id, into, resolved_ms, closed, at_ms } => {
+                let (id, into) = (resolved_id(*id, &new_ids), resolved_id(*into, &new_ids));
+                tx.execute(
+                    "UPDATE incidents SET parent_id = $2, status = 'resolved', resolved_ms = $3 WHERE id = $1",
+                    &[&id, &into, resolved_ms],
+                )?;
+                add_event(tx, id, &plan::folded_event(*closed, into, *at_ms))?;
+            }
+            Write::FoldNote { into, folded, check, at_ms } => {
+                let ids: Vec<i64> = folded.iter().map(|r| resolved_id(*r, &new_ids)).collect();
+                add_event(tx, resolved_id(*into, &new_ids), &plan::folds_event(&ids, check, *at_ms))?;
+            }
+            Write::AcknowledgeIncident { id, by, event } => {
+                let id = resolved_id(*id, &new_ids);
+                tx.execute(
+                    "UPDATE incidents SET status = 'acknowledged', acked_ms = $2, acked_by = $3 WHERE id = $1 AND acked_ms IS NULL",
+                    &[&id, &event.at_ms, by],
+                )?;
+                add_event(tx, id, event)?;
+            }
+            Write::AddEvent { id, event } => add_event(tx, resolved_id(*id, &new_ids), event)?,
+            Write::SaveState { key, state, open_incident } => {
+                let state =
+                    CheckState { open_incident: open_incident.map(|r| resolved_id(r, &new_ids)), ..state.clone() };
+                save_state(tx, key, &state)?;
+            }
+        }
+    }
+    Ok(new_ids)
+}

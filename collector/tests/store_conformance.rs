@@ -1,0 +1,468 @@
+//! The store's conformance suite: every case runs against SQLite (a file in a temp dir) and
+//! against a real PostgreSQL (Debian's, started by the test as the `postgres` user with its
+//! own data directory, loopback port and socket directory), through the `Store` trait only.
+//! Both stores take the core's decisions and write them; the same batches must leave the same
+//! states, periods, incidents and notifications in both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use vakt_collector::core::incident::{IncidentKind, IncidentStatus};
+use vakt_collector::core::policies::Policies;
+use vakt_collector::core::routing::Router;
+use vakt_collector::core::state::{Policy, Status};
+use vakt_collector::store::{IncidentFilter, StaleCheck, Store};
+use vakt_config::wire::{Batch, IngestAck, Sample, PROTOCOL_VERSION};
+use vakt_config::CollectorConfig;
+
+// ------------------------------------------------------------------ the two databases
+
+/// A PostgreSQL server of its own: initdb in a temp dir, loopback port, stopped on drop.
+struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// PostgreSQL's server binaries: the newest under /usr/lib/postgresql, else `pg_config`'s.
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    versions.sort_by_key(|p| {
+        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
+    });
+    if let Some(newest) = versions.pop() {
+        return newest;
+    }
+    let out = Command::new("pg_config").arg("--bindir").output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => {
+            panic!("PostgreSQL's server is not installed (Debian: apt-get install postgresql-15); .ci/run installs it")
+        }
+    }
+}
+
+impl PgServer {
+    fn start() -> PgServer {
+        let bin = pg_bin();
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            // initdb refuses root: the cluster belongs to the postgres user.
+            let id = |flag: &str| -> u32 {
+                let o = Command::new("id").args([flag, "postgres"]).output().unwrap();
+                String::from_utf8_lossy(&o.stdout).trim().parse().expect("a postgres user")
+            };
+            std::os::unix::fs::chown(dir.path(), Some(id("-u")), Some(id("-g"))).unwrap();
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let server = PgServer { dir, bin, port };
+        let data = server.dir.path().join("data");
+        server.run(
+            "initdb",
+            &["-D", data.to_str().unwrap(), "-U", "vakt", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+        );
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            server.dir.path().display()
+        );
+        let log = server.dir.path().join("server.log");
+        server.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "-o", &options, "start"],
+        );
+        server
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd.args(args).current_dir(self.dir.path()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://vakt@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        self.run("pg_ctl", &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgServer),
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    fn postgres() -> Db {
+        Db::Postgres(PgServer::start())
+    }
+
+    /// The store as the collector opens it, with `tables` (receivers, routes) in its config.
+    fn open_with(&self, tables: &str) -> Arc<dyn Store> {
+        let text = match self {
+            Db::Sqlite(dir) => format!("data_dir = {:?}\n{tables}", dir.path()),
+            Db::Postgres(pg) => format!("[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\n{tables}", pg.url()),
+        };
+        let config = Arc::new(CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap());
+        vakt_collector::store::open(&config, Router::new(config.clone())).unwrap()
+    }
+
+    fn open(&self) -> Arc<dyn Store> {
+        self.open_with("")
+    }
+
+    /// Marks the schema as written by a newer collector.
+    fn claim_schema_version(&self, version: i64) {
+        match self {
+            Db::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("vakt.db")).unwrap();
+                conn.pragma_update(None, "user_version", version).unwrap();
+            }
+            Db::Postgres(pg) => {
+                let mut client = ::postgres::Client::connect(&pg.url(), ::postgres::NoTls).unwrap();
+                client.execute("UPDATE vakt_schema SET version = $1", &[&version]).unwrap();
+            }
+        }
+    }
+}
+
+/// Each case as two tests: `sqlite::case` and `postgres::case`.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $case() { super::$case(&super::Db::sqlite()) } )*
+        }
+        mod postgres {
+            $( #[test] fn $case() { super::$case(&super::Db::postgres()) } )*
+        }
+    };
+}
+
+conformance!(
+    a_silence_is_unknown_from_where_the_last_result_stopped_vouching,
+    a_replayed_batch_is_stored_once,
+    incidents_open_resolve_and_survive_reopening,
+    a_flapping_check_is_one_incident_not_a_stream,
+    six_flaps_in_ten_minutes_are_one_incident_and_one_flapping_update,
+    quorum_checks_go_down_only_when_enough_agents_agree,
+    a_check_gone_stale_is_unknown_and_its_incident_resolves_on_recovery,
+    retention_prunes_raw_samples_before_rollups,
+    people_acknowledge_note_and_resolve,
+    a_newer_schema_is_refused_with_a_clear_error,
+);
+
+// ------------------------------------------------------------------ the cases
+
+fn batch(seq: u64, results: &[(i64, bool)]) -> Batch {
+    Batch {
+        version: PROTOCOL_VERSION,
+        agent: "a".into(),
+        agent_version: None,
+        instance: None,
+        sequence: seq,
+        samples: results
+            .iter()
+            .map(|&(ts, ok)| Sample {
+                check: "web".into(),
+                timestamp_ms: ts,
+                success: ok,
+                degraded: false,
+                latency_seconds: Some(0.01),
+                values: Default::default(),
+                error: (!ok).then(|| "status 500".into()),
+            })
+            .collect(),
+    }
+}
+
+/// Silence is not uptime, figures by hand: results every interval up to T, then nothing for
+/// 30 minutes after the last result's interval, then results again. The report counts
+/// exactly 30 unknown minutes and no more up time than the results vouch for, at a 10 s, a
+/// 1 min and a 5 min interval, whether or not the evaluator declared the check stale in
+/// between (it does so only after 3 intervals, at least 30 s).
+fn a_silence_is_unknown_from_where_the_last_result_stopped_vouching(db: &Db) {
+    const MIN: i64 = 60_000;
+    let t0 = 1_700_000_000_000 - 1_700_000_000_000 % MIN;
+    for (n, interval) in [10_000, MIN, 5 * MIN].into_iter().enumerate() {
+        for evaluator_declared_it in [false, true] {
+            let store = db.open();
+            let check = format!("web{n}{evaluator_declared_it}");
+            let on = |b: Batch| Batch {
+                samples: b.samples.into_iter().map(|s| Sample { check: check.clone(), ..s }).collect(),
+                ..b
+            };
+            let mut p = Policies::default();
+            p.interval.insert(check.clone(), interval);
+            // Up from t0: results at t0, t0 + i, ..., up to t (an hour of them).
+            let t = t0 + 60 * MIN;
+            let before: Vec<(i64, bool)> = (0..=60 * MIN / interval).map(|k| (t0 + k * interval, true)).collect();
+            let seq = 10 * n as u64 + 2 * u64::from(evaluator_declared_it);
+            store.commit_batch(&on(batch(seq + 1, &before)), t, &p).unwrap();
+            let silence_end = t + interval + 30 * MIN;
+            if evaluator_declared_it {
+                let stale = StaleCheck {
+                    check: check.clone(),
+                    unknown_from_ms: vakt_collector::core::state::vouched_until(t, Some(interval), 3 * interval),
+                    last_received_ms: Some(t),
+                };
+                assert_eq!(store.expire_checks(&[stale]).unwrap(), std::slice::from_ref(&check));
+            }
+            let after: Vec<(i64, bool)> = (0..=10).map(|k| (silence_end + k * interval, true)).collect();
+            store.commit_batch(&on(batch(seq + 2, &after)), silence_end, &p).unwrap();
+            let to = silence_end + 10 * interval;
+            let periods = store.periods(std::slice::from_ref(&check), t0, to).unwrap();
+            let counts = vakt_collector::core::slo::build_series(t0, to, &periods, &[], &[]).range(t0, to);
+            assert_eq!(
+                (counts.unknown_ms, counts.down_ms),
+                (30 * MIN as u64, 0),
+                "interval {interval} ms, declared stale: {evaluator_declared_it}"
+            );
+            // Unknown to up is a change the state machine made; a resumption after a gap it
+            // never declared is not.
+            let changes = if evaluator_declared_it { 2 } else { 1 };
+            assert_eq!(store.state_changes(&check, t0 - 1).unwrap(), changes, "declared: {evaluator_declared_it}");
+        }
+    }
+}
+
+fn a_replayed_batch_is_stored_once(db: &Db) {
+    let store = db.open();
+    let p = Policies::default();
+    let first = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 10, &p).unwrap();
+    assert_eq!(first.ack.unwrap(), IngestAck::new(1, 2, false));
+    let again = store.commit_batch(&batch(1, &[(1, true), (2, true)]), 11, &p).unwrap();
+    assert_eq!(again.ack.unwrap(), IngestAck::new(1, 0, true));
+    assert_eq!(store.sample_count(Some("web")).unwrap(), 2);
+    // The same number with other content (a state directory restored from a copy) is a batch.
+    let reused = store.commit_batch(&batch(1, &[(3, true)]), 12, &p).unwrap();
+    assert!(reused.sequence_reused);
+    assert_eq!(store.sample_count(None).unwrap(), 3);
+    let agents = store.agents().unwrap();
+    assert_eq!((agents[0].name.as_str(), agents[0].batches, agents[0].samples), ("a", 2, 3));
+}
+
+fn incidents_open_resolve_and_survive_reopening(db: &Db) {
+    let p = Policies::default(); // fail_after 3, recover_after 2
+    {
+        let store = db.open();
+        store.commit_batch(&batch(1, &[(1_000, true), (2_000, false), (3_000, false)]), 0, &p).unwrap();
+        assert!(store.incidents(&IncidentFilter::default()).unwrap().is_empty());
+        let out = store.commit_batch(&batch(2, &[(4_000, false), (5_000, false)]), 0, &p).unwrap();
+        assert_eq!(out.incidents_opened.len(), 1, "one incident however long it keeps failing");
+    }
+    // Reopen: state and incident are still there; recovery resolves the same incident.
+    let store = db.open();
+    let open = store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() }).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].opened_ms, 2_000, "opened at the first failure");
+    let out = store.commit_batch(&batch(3, &[(6_000, true), (7_000, true)]), 0, &p).unwrap();
+    assert_eq!(out.incidents_resolved, vec![open[0].id]);
+    let inc = store.incident(open[0].id).unwrap().unwrap();
+    assert_eq!(inc.status, IncidentStatus::Resolved);
+    assert_eq!(inc.resolved_ms, Some(7_000));
+    let kinds: Vec<&str> = inc.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "resolved"]);
+    assert!(inc.timeline[1].message.ends_with("after 5s"), "{}", inc.timeline[1].message);
+    let overlapping = IncidentFilter { overlapping: Some((6_500, 8_000)), ..Default::default() };
+    assert_eq!(store.incidents(&overlapping).unwrap().len(), 1);
+    let before = IncidentFilter { overlapping: Some((8_000, 9_000)), ..Default::default() };
+    assert!(store.incidents(&before).unwrap().is_empty());
+}
+
+fn a_flapping_check_is_one_incident_not_a_stream(db: &Db) {
+    let store = db.open();
+    let mut p = Policies { flap_threshold: 4, ..Policies::default() };
+    p.flap.insert("web".into(), Policy { fail_after: 1, recover_after: 1 });
+    // Forty alternating results: forty state changes.
+    for i in 0..40u64 {
+        let ts = 1_000 * (i as i64 + 1);
+        store.commit_batch(&batch(i + 1, &[(ts, i % 2 == 1)]), ts, &p).unwrap();
+    }
+    let all = store.incidents(&IncidentFilter::default()).unwrap();
+    let roots: Vec<IncidentKind> = all.iter().filter(|i| i.parent_id.is_none()).map(|i| i.kind).collect();
+    assert_eq!(roots, [IncidentKind::Flapping], "{all:#?}");
+    assert_eq!(all.len(), 2, "the first down incident, folded under the flapping one: {all:#?}");
+    assert_eq!(store.state_changes("web", 0).unwrap(), 40);
+}
+
+/// Flapping is one incident from the first flap. `flap_threshold = 5` in 10 minutes, six
+/// state changes a minute apart (fail_after = recover_after = 1):
+///   1 down  → incident 1 opens: paged (firing)
+///   2 up    → incident 1 resolves: told (resolved)
+///   3 down  → incident 1 reopens, unannounced (down again 1 min after it recovered)
+///   4 up    → incident 1 resolves again, unannounced
+///   5 down  → 5 changes in 10 min: flapping. The flapping incident opens (the one "now
+///             flapping" update) and incident 1 folds under it (linked, closed)
+///   6 up    → nothing new while flapping
+/// Two incidents in all, one of them under the other; three notifications: firing and
+/// resolved for the first down, firing for "flapping".
+fn six_flaps_in_ten_minutes_are_one_incident_and_one_flapping_update(db: &Db) {
+    let store = db.open_with(
+        "[receivers.pager]\nkind = \"webhook\"\nurl = { value = \"http://127.0.0.1:9\" }\n\
+         [[routes]]\nreceivers = [\"pager\"]\n",
+    );
+    let mut p = Policies { flap_threshold: 5, flap_window_ms: 600_000, ..Policies::default() };
+    p.flap.insert("web".into(), Policy { fail_after: 1, recover_after: 1 });
+    let t0 = 1_700_000_000_000;
+    for (i, ok) in [false, true, false, true, false, true].into_iter().enumerate() {
+        let ts = t0 + 60_000 * i as i64;
+        store.commit_batch(&batch(i as u64 + 1, &[(ts, ok)]), ts, &p).unwrap();
+    }
+    let all = store.incidents(&IncidentFilter::default()).unwrap();
+    assert_eq!(all.len(), 2, "{all:#?}");
+    let flapping = all.iter().find(|i| i.kind == IncidentKind::Flapping).unwrap();
+    let first = all.iter().find(|i| i.kind == IncidentKind::CheckDown).unwrap();
+    assert_eq!((first.parent_id, first.status), (Some(flapping.id), IncidentStatus::Resolved));
+    assert_eq!(flapping.status, IncidentStatus::Open);
+    let mut sent: Vec<(i64, String)> =
+        store.notifications(None).unwrap().into_iter().map(|n| (n.incident_id, n.event)).collect();
+    sent.sort();
+    assert_eq!(sent, vec![(first.id, "firing".into()), (first.id, "resolved".into()), (flapping.id, "firing".into())]);
+    let kinds: Vec<&str> = first.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "resolved", "reopened", "resolved", "linked"], "one timeline: {:#?}", first.timeline);
+    assert!(flapping
+        .timeline
+        .iter()
+        .any(|e| e.message == format!("folds incident(s) {} of web from the flap window", first.id)));
+}
+
+fn quorum_checks_go_down_only_when_enough_agents_agree(db: &Db) {
+    let store = db.open();
+    let mut p = Policies::default();
+    p.flap.insert("web".into(), Policy { fail_after: 1, recover_after: 1 });
+    p.quorum.insert("web".into(), 2);
+    p.stale.insert("web".into(), 60_000);
+    let from = |agent: &str, seq: u64, ts: i64, ok: bool| {
+        let mut b = batch(seq, &[(ts, ok)]);
+        b.agent = agent.into();
+        b
+    };
+    for (i, agent) in ["a", "b", "c"].iter().enumerate() {
+        store.commit_batch(&from(agent, 1, 1_000 + i as i64, true), 0, &p).unwrap();
+    }
+    // One agent sees a failure: a local problem, no incident.
+    let out = store.commit_batch(&from("a", 2, 2_000, false), 0, &p).unwrap();
+    assert!(out.incidents_opened.is_empty());
+    // A second agrees: the check is down.
+    let out = store.commit_batch(&from("b", 2, 2_100, false), 0, &p).unwrap();
+    assert_eq!(out.incidents_opened.len(), 1);
+    let web = store.check_states().unwrap().into_iter().find(|(c, _)| c == "web").unwrap().1;
+    assert_eq!(web.status, Status::Down);
+    // b recovers: only one down vote left, the check is up again.
+    let out = store.commit_batch(&from("b", 3, 3_000, true), 0, &p).unwrap();
+    assert_eq!(out.incidents_resolved.len(), 1);
+    // Much later, only a (still failing) and c report; b has gone silent and its old vote
+    // no longer counts: one down vote is not enough.
+    store.commit_batch(&from("c", 2, 200_000, true), 0, &p).unwrap();
+    let out = store.commit_batch(&from("a", 3, 200_100, false), 0, &p).unwrap();
+    assert!(out.incidents_opened.is_empty());
+}
+
+fn a_check_gone_stale_is_unknown_and_its_incident_resolves_on_recovery(db: &Db) {
+    let store = db.open();
+    let p = Policies::default();
+    store.commit_batch(&batch(1, &[(1_000, true), (2_000, false), (3_000, false), (4_000, false)]), 5_000, &p).unwrap();
+    let stale =
+        |received: i64| StaleCheck { check: "web".into(), unknown_from_ms: 60_000, last_received_ms: Some(received) };
+    // The evaluator read the state before a batch that arrived at 5,000: it must not
+    // overwrite the fresher state.
+    assert!(store.expire_checks(&[stale(4_500)]).unwrap().is_empty(), "expiry is conditional on what it read");
+    assert_eq!(store.expire_checks(&[stale(5_000)]).unwrap(), ["web"]);
+    let web = store.check_states().unwrap().remove(0).1;
+    assert_eq!(web.status, Status::Unknown);
+    let periods = store.periods(&["web".into()], 0, 100_000).unwrap().remove(0);
+    assert_eq!(periods.last().unwrap().end_ms, Some(60_000), "the down period ends where the data stopped");
+    // Back, and up: the incident opened before the silence resolves.
+    let out = store.commit_batch(&batch(2, &[(90_000, true)]), 0, &p).unwrap();
+    assert_eq!(out.incidents_resolved.len(), 1);
+}
+
+fn retention_prunes_raw_samples_before_rollups(db: &Db) {
+    let store = db.open();
+    let p = Policies::default();
+    store.commit_batch(&batch(1, &[(60_000, true), (3_600_000, true)]), 0, &p).unwrap();
+    let (samples, rollups) = store.prune(120_000, 0).unwrap();
+    assert_eq!((samples, rollups), (1, 0));
+    assert_eq!(store.sample_count(None).unwrap(), 1);
+    // The rollup of the pruned minute still counts for SLOs.
+    let events = store.minute_events(&["web".into()], 0, 7_200_000, None).unwrap();
+    assert_eq!(events.iter().map(|e| e.events).sum::<u64>(), 2);
+    assert!(store.merged_latency(&["web".into()], 0, 7_200_000).unwrap().is_some());
+    let (_, rollups) = store.prune(120_000, 120_000).unwrap();
+    assert_eq!(rollups, 1);
+}
+
+/// People's operations through the store: an acknowledgement once (a second changes nothing),
+/// a note, a resolution by hand told to the receiver the incident was announced to; a resolved
+/// incident refuses another resolution but takes notes.
+fn people_acknowledge_note_and_resolve(db: &Db) {
+    use vakt_collector::core::incident::{ManualError, ManualOp};
+    let store = db.open_with(
+        "[receivers.pager]\nkind = \"webhook\"\nurl = { value = \"http://127.0.0.1:9\" }\n\
+         [[routes]]\nreceivers = [\"pager\"]\n",
+    );
+    let p = Policies::default();
+    let out = store.commit_batch(&batch(1, &[(1_000, false), (2_000, false), (3_000, false)]), 3_000, &p).unwrap();
+    let id = out.incidents_opened[0];
+    let ack = ManualOp::Acknowledge { by: "alice".into(), note: None };
+    let acked = store.manual(id, &ack, 4_000).unwrap().unwrap();
+    assert_eq!((acked.status, acked.acknowledged_by.as_deref()), (IncidentStatus::Acknowledged, Some("alice")));
+    let again = store.manual(id, &ManualOp::Acknowledge { by: "bob".into(), note: None }, 5_000).unwrap().unwrap();
+    assert_eq!((again.acknowledged_ms, again.acknowledged_by.as_deref()), (Some(4_000), Some("alice")));
+    store.manual(id, &ManualOp::Note { by: "alice".into(), text: "restarting".into() }, 6_000).unwrap().unwrap();
+    let resolve = ManualOp::Resolve { by: "alice".into(), note: Some("fixed".into()) };
+    let done = store.manual(id, &resolve, 7_000).unwrap().unwrap();
+    assert_eq!((done.status, done.resolved_ms), (IncidentStatus::Resolved, Some(7_000)));
+    let kinds: Vec<&str> = done.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "acknowledged", "note", "resolved"]);
+    let mut sent: Vec<String> = store.notifications(Some(id)).unwrap().into_iter().map(|n| n.event).collect();
+    sent.sort();
+    assert_eq!(sent, ["firing", "resolved"]);
+    assert_eq!(store.manual(id, &resolve, 8_000).unwrap().unwrap_err(), ManualError::Resolved(id));
+    assert!(store.manual(id, &ManualOp::Note { by: "bob".into(), text: "postmortem".into() }, 9_000).unwrap().is_ok());
+    assert_eq!(store.manual(id + 100, &resolve, 9_000).unwrap().unwrap_err(), ManualError::NotFound(id + 100));
+}
+
+fn a_newer_schema_is_refused_with_a_clear_error(db: &Db) {
+    drop(db.open());
+    db.claim_schema_version(99);
+    let text = match db {
+        Db::Sqlite(dir) => format!("data_dir = {:?}\n", dir.path()),
+        Db::Postgres(pg) => format!("[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\n", pg.url()),
+    };
+    let config = CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap();
+    let err = vakt_collector::store::open(&config, Router::default()).err().unwrap().to_string();
+    assert!(err.contains("schema version 99 is newer"), "{err}");
+}
