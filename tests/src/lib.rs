@@ -516,3 +516,102 @@ impl Hook {
         self.received.lock().unwrap().clone()
     }
 }
+
+/// A PostgreSQL server of a test's own (Debian's binaries): initdb in a temp dir owned by the
+/// `postgres` user (initdb refuses root), its own loopback port and socket directory, trust
+/// authentication for the user `vakt`, no fsync; stopped on drop.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// PostgreSQL's server binaries: the newest under /usr/lib/postgresql, else `pg_config`'s.
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    versions.sort_by_key(|p| {
+        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
+    });
+    if let Some(newest) = versions.pop() {
+        return newest;
+    }
+    let out = Command::new("pg_config").arg("--bindir").output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => {
+            panic!("PostgreSQL's server is not installed (Debian: apt-get install postgresql-15); .ci/run installs it")
+        }
+    }
+}
+
+impl Postgres {
+    /// Starts one (initdb, then pg_ctl start); as root, as the `postgres` user.
+    pub fn start() -> Postgres {
+        let bin = pg_bin();
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            // initdb refuses root: the cluster belongs to the postgres user.
+            let id = |flag: &str| -> u32 {
+                let o = Command::new("id").args([flag, "postgres"]).output().unwrap();
+                String::from_utf8_lossy(&o.stdout).trim().parse().expect("a postgres user")
+            };
+            std::os::unix::fs::chown(dir.path(), Some(id("-u")), Some(id("-g"))).unwrap();
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let server = Postgres { dir, bin, port };
+        let data = server.dir.path().join("data");
+        server.run(
+            "initdb",
+            &["-D", data.to_str().unwrap(), "-U", "vakt", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+        );
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            server.dir.path().display()
+        );
+        let log = server.dir.path().join("server.log");
+        server.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "-o", &options, "start"],
+        );
+        server
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd.args(args).current_dir(self.dir.path()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The URL of its `postgres` database as the trusted user `vakt`.
+    pub fn url(&self) -> String {
+        format!("postgres://vakt@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        self.run("pg_ctl", &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
+    }
+}
