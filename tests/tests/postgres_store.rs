@@ -49,14 +49,14 @@ checks = ["shop"]
 
 [receivers.hook]
 kind = "webhook"
-url = {{ value = "{hook}" }}
+url = {{ value = "http://{hook}/" }}
 
 [[routes]]
 receivers = ["hook"]
 "#,
             hash = token_hash(token),
             target = target.addr,
-            hook = format!("http://{}/", hook.addr),
+            hook = hook.addr,
         ),
     )
     .unwrap();
