@@ -1,5 +1,7 @@
 //! `collector.toml`: where the collector listens and stores, which agents may push, the checks
-//! they run, and the services those checks make up.
+//! they run, and the services those checks make up. One cohesive thing, hence its length: the
+//! schema of one file with its validation (notification, SLO and check sections have their own
+//! modules).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
