@@ -15,8 +15,12 @@ pub enum ReceiverKind {
     Slack,
     /// Microsoft Teams Workflows webhook, Adaptive Card.
     Teams,
-    /// Alertmanager-compatible webhook (version 4 payload).
+    /// Alertmanager's API: alerts posted to `{url}/api/v2/alerts` (firing with `startsAt`,
+    /// re-posted every minute while firing, resolved with `endsAt`).
     Alertmanager,
+    /// A webhook in the shape Alertmanager sends its own webhook receivers (version 4 payload),
+    /// for consumers of Alertmanager webhooks.
+    AlertmanagerWebhook,
     /// Discord webhook, with an embed.
     Discord,
     /// Email over SMTP: plain text and HTML.

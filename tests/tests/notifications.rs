@@ -106,7 +106,7 @@ kind = "discord"
 url = {{ value = "http://{rx}/discord" }}
 
 [receivers.am]
-kind = "alertmanager"
+kind = "alertmanager_webhook"
 url = {{ value = "http://{rx}/am" }}
 
 [receivers.broken]
@@ -172,7 +172,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
     assert_eq!(h["incident"]["services"], serde_json::json!(["shop"]));
     assert_eq!(h["incident"]["customers"], serde_json::json!(["acme"]));
     let id = h["incident"]["id"].as_i64().unwrap();
-    assert_eq!(h["incident"]["url"], format!("https://vakt.example.test/api/v1/incidents/{id}"));
+    assert_eq!(h["incident"]["url"], format!("https://vakt.example.test/incidents/{id}"));
     assert!(h["incident"]["title"].as_str().unwrap().contains("status 500"));
 
     // Slack: fallback text and Block Kit blocks.
@@ -187,7 +187,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
         "{s}"
     );
     assert_eq!(s["blocks"][2]["fields"][0]["type"], "mrkdwn");
-    assert_eq!(s["blocks"][3]["elements"][0]["url"], format!("https://vakt.example.test/api/v1/incidents/{id}"));
+    assert_eq!(s["blocks"][3]["elements"][0]["url"], format!("https://vakt.example.test/incidents/{id}"));
 
     // Teams Workflows: a message with an Adaptive Card attachment.
     let t = of(&got, "/teams")[0].json();
@@ -204,7 +204,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
     let d = of(&got, "/discord")[0].json();
     assert!(d["content"].as_str().unwrap().starts_with("[P1] shop-home is down"), "{d}");
     assert_eq!(d["embeds"][0]["fields"][0]["name"], "Priority");
-    assert_eq!(d["embeds"][0]["url"], format!("https://vakt.example.test/api/v1/incidents/{id}"));
+    assert_eq!(d["embeds"][0]["url"], format!("https://vakt.example.test/incidents/{id}"));
     assert!(d["embeds"][0]["description"].as_str().unwrap().contains("Impact"), "{d}");
 
     // Alertmanager webhook, version 4, field by field.
@@ -484,7 +484,7 @@ kind = "webhook"
 url = {{ value = "http://{rx}/hook" }}
 
 [receivers.am]
-kind = "alertmanager"
+kind = "alertmanager_webhook"
 url = {{ value = "http://{rx}/am" }}
 
 [[routes]]

@@ -17,8 +17,10 @@ pub struct Message {
     pub services: Vec<String>,
     pub customers: Vec<String>,
     pub receiver: String,
-    /// Link to the incident, when the collector's `public_url` is set.
+    /// Link to the incident's page, when the collector's `public_url` is set.
     pub url: Option<String>,
+    /// The labels of what the (first) incident is about: its check's, or its agent's.
+    pub labels: std::collections::BTreeMap<String, String>,
     pub external_url: String,
     pub sent_ms: i64,
     /// The message's title (subject, headline): the receiver's template or the default.
@@ -37,6 +39,8 @@ pub struct Grouped {
     pub services: Vec<String>,
     pub customers: Vec<String>,
     pub url: Option<String>,
+    /// The labels of what the incident is about (its check's, or its agent's).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Chat products limit the blocks of one message: at most this many incidents are itemised,
@@ -92,6 +96,7 @@ impl Message {
             services: self.services.clone(),
             customers: self.customers.clone(),
             url: self.url.clone(),
+            labels: self.labels.clone(),
         };
         std::iter::once(first).chain(self.more.iter().cloned()).collect()
     }
@@ -445,15 +450,74 @@ pub fn alertmanager(m: &Message) -> Value {
     })
 }
 
+/// An alert's labels: what routing in Alertmanager needs. The incident's own (alertname,
+/// kind, the check or agent as `subject` and `check`/`agent`, severity, priority, its services,
+/// each `service` and all as `services`) over the labels of its check or agent; never an empty
+/// value.
 fn alert_labels(g: &Grouped) -> Value {
     let i = &g.incident;
-    json!({
-        "alertname": format!("vakt_{}", i.kind.as_str()),
-        "subject": i.subject,
-        "severity": i.severity,
-        "priority": i.priority,
-        "service": g.services.first().cloned().unwrap_or_default(),
-    })
+    let mut labels: serde_json::Map<String, Value> =
+        g.labels.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut set = |k: &str, v: &str| {
+        if !v.is_empty() {
+            labels.insert(k.into(), json!(v));
+        }
+    };
+    set("alertname", &format!("vakt_{}", i.kind.as_str()));
+    set("kind", i.kind.as_str());
+    set("subject", &i.subject);
+    match i.kind {
+        crate::core::incident::IncidentKind::CheckDown | crate::core::incident::IncidentKind::Flapping => {
+            set("check", &i.subject)
+        }
+        crate::core::incident::IncidentKind::AgentSilent => set("agent", &i.subject),
+        crate::core::incident::IncidentKind::SloBurn => set("slo", &i.subject),
+    }
+    set("severity", &i.severity);
+    set("priority", &i.priority);
+    set("service", g.services.first().map_or("", String::as_str));
+    set("services", &g.services.join(","));
+    Value::Object(labels)
+}
+
+/// How long a firing alert posted to Alertmanager's API stays firing without being posted again
+/// (Vakt posts it again every minute while the incident lasts, as Prometheus does).
+pub const ALERTMANAGER_ENDS_AFTER_MS: i64 = 5 * 60_000;
+
+/// The body of a POST to Alertmanager's `/api/v2/alerts`: one alert per incident, firing ones
+/// ending `ALERTMANAGER_ENDS_AFTER_MS` after `now_ms` unless posted again, resolved ones ending
+/// at their resolution.
+pub fn alertmanager_api(m: &Message, now_ms: i64) -> Value {
+    let alerts: Vec<Value> = m
+        .all()
+        .iter()
+        .map(|g| {
+            let i = &g.incident;
+            let resolved = i.status == IncidentStatus::Resolved || m.resolved();
+            let ends = match (resolved, i.resolved_ms) {
+                (true, Some(r)) => r,
+                (true, None) => now_ms,
+                (false, _) => now_ms + ALERTMANAGER_ENDS_AFTER_MS,
+            };
+            let description = if m.grouped() {
+                format!("{} (impact: {})", i.title, impact(&g.services, &g.customers))
+            } else {
+                m.text.clone()
+            };
+            let mut annotations = json!({"summary": i.title, "description": description});
+            if let Some(url) = &g.url {
+                annotations["incident"] = json!(url);
+            }
+            json!({
+                "labels": alert_labels(g),
+                "annotations": annotations,
+                "startsAt": rfc3339(i.opened_ms),
+                "endsAt": rfc3339(ends),
+                "generatorURL": g.url.clone().unwrap_or_else(|| m.external_url.clone()),
+            })
+        })
+        .collect();
+    Value::Array(alerts)
 }
 
 /// Discord webhook: a short `content` line and an embed.
@@ -551,6 +615,7 @@ mod tests {
             services: vec!["shop".into()],
             customers: vec!["acme".into()],
             receiver: "r".into(),
+            labels: Default::default(),
             url: None,
             external_url: String::new(),
             sent_ms: 0,
@@ -582,8 +647,42 @@ mod tests {
         db.subject = "db".into();
         db.title = "db is down: connection refused".into();
         db.priority = "P2".into();
-        m.more.push(Grouped { incident: db, services: vec!["billing".into()], customers: vec![], url: None });
+        m.more.push(Grouped {
+            incident: db,
+            services: vec!["billing".into()],
+            customers: vec![],
+            url: None,
+            labels: Default::default(),
+        });
         m.with_texts(None, None)
+    }
+
+    /// Alertmanager's API takes a list of alerts: one per incident, labelled for routing (the
+    /// check's own labels under Vakt's, no empty value: db has no service), firing ones ending
+    /// five minutes after they are posted unless posted again, resolved ones at their end.
+    #[test]
+    fn alertmanager_api_alerts_carry_routing_labels_and_end_as_told() {
+        let mut m = grouped();
+        m.labels.insert("tier".into(), "frontend".into());
+        m.labels.insert("severity".into(), "mine".into());
+        m.url = Some("https://vakt.example/incidents/7".into());
+        let now = 1_800_000_000_000;
+        let alerts = alertmanager_api(&m, now);
+        let web = &alerts[0];
+        assert_eq!(web["labels"]["alertname"], "vakt_check_down");
+        assert_eq!((web["labels"]["check"].as_str(), web["labels"]["tier"].as_str()), (Some("web"), Some("frontend")));
+        assert_eq!(web["labels"]["severity"], "critical", "Vakt's own labels win");
+        assert_eq!(web["annotations"]["incident"], "https://vakt.example/incidents/7");
+        assert_eq!(web["endsAt"], rfc3339(now + 300_000));
+        let db = &alerts[1];
+        assert!(db["labels"].get("service").is_none_or(|s| s != ""), "{db}");
+        assert!(db["labels"].as_object().unwrap().values().all(|v| v.as_str().is_some_and(|s| !s.is_empty())), "{db}");
+        assert!(db["annotations"]["description"].as_str().unwrap().starts_with("db is down"), "{db}");
+        let mut resolved = message();
+        resolved.event = "resolved".into();
+        resolved.incident.status = IncidentStatus::Resolved;
+        resolved.incident.resolved_ms = Some(now - 60_000);
+        assert_eq!(alertmanager_api(&resolved, now)[0]["endsAt"], rfc3339(now - 60_000));
     }
 
     #[test]
@@ -600,7 +699,10 @@ mod tests {
         let a = alertmanager(&m);
         assert_eq!(a["alerts"].as_array().unwrap().len(), 2);
         assert_eq!(a["alerts"][1]["labels"]["subject"], "db");
-        assert_eq!(a["commonLabels"], json!({"alertname": "vakt_check_down", "severity": "critical"}));
+        assert_eq!(
+            a["commonLabels"],
+            json!({"alertname": "vakt_check_down", "kind": "check_down", "severity": "critical"})
+        );
         assert_eq!(a["groupLabels"], json!({"alertname": "vakt_check_down"}));
         assert_eq!(a["groupKey"], "{}:{alertname=\"vakt_check_down\"}");
         assert_ne!(a["alerts"][0]["fingerprint"], a["alerts"][1]["fingerprint"]);

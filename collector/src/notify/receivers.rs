@@ -114,13 +114,38 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
 }
 
 async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>) -> Result<(), String> {
-    let mut req = http.post(&r.url).header(reqwest::header::CONTENT_TYPE, "application/json");
+    post_to(http, r, &r.url, body).await
+}
+
+/// Alertmanager's alerts endpoint under a receiver's URL (`http://am:9093` or the endpoint
+/// itself).
+pub fn alertmanager_alerts_url(url: &str) -> String {
+    let base = url.trim_end_matches('/');
+    if base.ends_with("/api/v2/alerts") {
+        base.to_string()
+    } else {
+        format!("{base}/api/v2/alerts")
+    }
+}
+
+async fn post_to(http: &reqwest::Client, r: &Receiver, url: &str, body: Vec<u8>) -> Result<(), String> {
+    let mut req = http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
     if let Some(key) = &r.signing_key {
         req = req.header("X-Vakt-Signature", format!("sha256={}", payload::hmac_sha256_hex(key.as_bytes(), &body)));
     }
     match req.body(body).send().await {
         Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => Err(format!("{} answered {}", r.name, resp.status())),
+        Ok(resp) => {
+            let status = resp.status();
+            // What the remote side says is wrong (Alertmanager explains a 400), briefly.
+            let said: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+            let said = said.trim();
+            if said.is_empty() {
+                Err(format!("{} answered {status}", r.name))
+            } else {
+                Err(format!("{} answered {status}: {said}", r.name))
+            }
+        }
         // The URL may hold a token: say which receiver, not where.
         Err(e) => Err(format!(
             "{}: {}",
@@ -182,7 +207,10 @@ pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Re
     let message = match r.kind {
         ReceiverKind::Slack => message.clone().escaped_for(payload::Markup::SlackMrkdwn),
         ReceiverKind::Teams | ReceiverKind::Discord => message.clone().escaped_for(payload::Markup::Markdown),
-        ReceiverKind::Email | ReceiverKind::Webhook | ReceiverKind::Alertmanager => message.clone(),
+        ReceiverKind::Email
+        | ReceiverKind::Webhook
+        | ReceiverKind::Alertmanager
+        | ReceiverKind::AlertmanagerWebhook => message.clone(),
     };
     let message = &message.with_texts(r.title_template.as_deref(), r.text_template.as_deref());
     match (r.kind, &r.email) {
@@ -191,7 +219,17 @@ pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Re
             let body = match kind {
                 ReceiverKind::Slack => payload::slack(message),
                 ReceiverKind::Teams => payload::teams(message),
-                ReceiverKind::Alertmanager => payload::alertmanager(message),
+                ReceiverKind::AlertmanagerWebhook => payload::alertmanager(message),
+                ReceiverKind::Alertmanager => {
+                    let body = payload::alertmanager_api(message, message.sent_ms);
+                    return post_to(
+                        http,
+                        r,
+                        &alertmanager_alerts_url(&r.url),
+                        serde_json::to_vec(&body).unwrap_or_default(),
+                    )
+                    .await;
+                }
                 ReceiverKind::Discord => payload::discord(message),
                 ReceiverKind::Webhook | ReceiverKind::Email => payload::webhook(message),
             };
@@ -224,6 +262,7 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
         services: Vec::new(),
         customers: Vec::new(),
         receiver: receiver.to_string(),
+        labels: Default::default(),
         url: config.public_url.clone(),
         external_url: config.public_url.clone().unwrap_or_default(),
         sent_ms: now,

@@ -12,7 +12,9 @@ use super::receivers::{send, Receiver};
 use crate::app::App;
 use crate::core::incident::{Incident, IncidentStatus};
 use crate::core::time::now_ms;
+use crate::store::IncidentFilter;
 use crate::store::{NotificationOutcome, PendingNotification};
+use vakt_config::notify::ReceiverKind;
 
 /// Retry delay after `attempts` failed tries: 1s doubling, at most 5 minutes.
 pub fn backoff_ms(attempts: u32) -> i64 {
@@ -58,14 +60,23 @@ fn suppression(
             return Ok(Some(format!("in maintenance window {:?}", w.name)));
         }
     } else {
-        // A resolution follows its announcement: sent when the announcement was sent.
-        let sent = app
+        // A resolution follows its announcement: sent when the announcement was sent, and
+        // recorded as what became of that announcement otherwise.
+        let announcements: Vec<_> = app
             .store
             .notifications(Some(n.incident_id))?
             .into_iter()
-            .any(|x| x.receiver == n.receiver && x.event == "firing" && x.status == "delivered");
-        if !sent {
-            return Ok(Some("its announcement was held back".into()));
+            .filter(|x| x.receiver == n.receiver && x.event == "firing")
+            .collect();
+        if !announcements.iter().any(|x| x.status == "delivered") {
+            let failed = announcements.iter().find(|x| x.status == "failed");
+            return Ok(Some(match failed {
+                Some(f) => format!(
+                    "its announcement could not be delivered ({})",
+                    f.last_error.as_deref().unwrap_or("no reason recorded")
+                ),
+                None => "its announcement was held back".into(),
+            }));
         }
     }
     Ok(None)
@@ -160,15 +171,85 @@ async fn prepare(
         record(app, n, NotificationOutcome::Suppressed(why), now).await;
         return None;
     }
-    let url =
-        app.config.public_url.as_ref().map(|u| format!("{}/api/v1/incidents/{}", u.trim_end_matches('/'), incident.id));
-    let item = payload::Grouped {
+    Some(Ready { n, item: grouped(app, incident) })
+}
+
+/// What a message says of one incident: its services, customers, labels and page.
+fn grouped(app: &App, incident: Incident) -> payload::Grouped {
+    let services = crate::core::catalog::services_of(&app.config, incident.kind, &incident.subject);
+    payload::Grouped {
+        url: incident_page(app, incident.id),
+        labels: crate::core::catalog::labels_of(&app.config, incident.kind, &incident.subject),
         customers: crate::core::catalog::customers_of(&app.config, &services),
         services,
-        url,
         incident,
+    }
+}
+
+/// How often the open incidents announced to an Alertmanager are posted to it again.
+pub const ALERTMANAGER_REPOST_MS: i64 = 60_000;
+
+/// Alertmanager resolves an alert that is not posted again before its `endsAt`: the open
+/// incidents announced to each Alertmanager receiver are posted again every minute, as
+/// Prometheus does. Not an incident event: nothing is written; a failure is logged and tried
+/// again at the next round (the announcement and the resolution go through the outbox).
+async fn repost_to_alertmanagers(
+    app: &Arc<App>,
+    receivers: &HashMap<String, Receiver>,
+    http: &reqwest::Client,
+    now: i64,
+) {
+    let names: Vec<String> =
+        receivers.values().filter(|r| r.kind == ReceiverKind::Alertmanager).map(|r| r.name.clone()).collect();
+    if names.is_empty() {
+        return;
+    }
+    let store_app = app.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<(String, Incident)>, crate::store::StoreError> {
+        let store = store_app.store.as_ref();
+        let mut out = Vec::new();
+        for i in store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })? {
+            let sent = store.notifications(Some(i.id))?;
+            for name in &names {
+                if sent.iter().any(|x| x.receiver == *name && x.event == "firing" && x.status == "delivered") {
+                    out.push((name.clone(), i.clone()));
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await;
+    let found = match found {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => return tracing::warn!(error = %e, "reading the incidents to post to Alertmanager again failed"),
+        Err(e) => return tracing::warn!(error = %e, "Alertmanager re-post task failed"),
     };
-    Some(Ready { n, item })
+    for r in receivers.values().filter(|r| r.kind == ReceiverKind::Alertmanager) {
+        let mut items = found.iter().filter(|(name, _)| *name == r.name).map(|(_, i)| grouped(app, i.clone()));
+        let Some(first) = items.next() else { continue };
+        let message = Message {
+            event: "firing".into(),
+            incident: first.incident,
+            services: first.services,
+            customers: first.customers,
+            url: first.url,
+            labels: first.labels,
+            external_url: app.config.public_url.clone().unwrap_or_default(),
+            receiver: r.name.clone(),
+            sent_ms: now,
+            title: String::new(),
+            text: String::new(),
+            more: items.collect(),
+        };
+        if let Err(e) = send(http, r, &message).await {
+            tracing::warn!(receiver = %r.name, error = %e, "posting open incidents to Alertmanager again failed; next try in a minute");
+        }
+    }
+}
+
+/// The incident's page for people (not the JSON API), when `public_url` is set.
+fn incident_page(app: &App, id: i64) -> Option<String> {
+    app.config.public_url.as_ref().map(|u| format!("{}/incidents/{id}", u.trim_end_matches('/')))
 }
 
 /// Sends one message for a group of notifications to the same receiver and records the
@@ -183,6 +264,7 @@ async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group:
         services: first.services,
         customers: first.customers,
         url: first.url,
+        labels: first.labels,
         external_url: app.config.public_url.clone().unwrap_or_default(),
         receiver: r.name.clone(),
         sent_ms: now,
@@ -252,9 +334,14 @@ pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: 
             return;
         }
     };
+    let mut last_repost = now_ms();
     loop {
         let store_app = app.clone();
         let due = tokio::task::spawn_blocking(move || due_with_joiners(&store_app, now_ms())).await;
+        if now_ms() - last_repost >= ALERTMANAGER_REPOST_MS {
+            last_repost = now_ms();
+            repost_to_alertmanagers(&app, &receivers, &http, last_repost).await;
+        }
         match due {
             Ok(Ok(list)) => deliver(&app, &receivers, &http, list).await,
             Ok(Err(e)) => tracing::error!(error = %e, "reading the outbox failed"),
@@ -301,6 +388,7 @@ mod tests {
                 services: service.into_iter().map(String::from).collect(),
                 customers: Vec::new(),
                 url: None,
+                labels: Default::default(),
             }
         };
         let (a, b) = (item("web", Some("shop")), item("db", Some("billing")));
