@@ -394,7 +394,7 @@ async fn exec_runs_real_monitoring_plugins() {
     assert_eq!(warn.error.as_deref(), Some("WARNING: disk almost full"));
     let unknown = run(&exec(&format!("{PLUGINS}/check_dummy"), &["3", "no idea"])).await;
     assert!(!unknown.success);
-    assert_eq!(unknown.error.as_deref(), Some("UNKNOWN: UNKNOWN: no idea"));
+    assert_eq!(unknown.error.as_deref(), Some("UNKNOWN: no idea"), "the state said once");
 
     let missing = run(&exec("/nonexistent/check_x", &[])).await;
     assert!(missing.error.as_deref().unwrap().starts_with("cannot run /nonexistent/check_x"), "{missing:?}");

@@ -86,6 +86,7 @@ conformance!(
     retention_prunes_raw_samples_before_rollups,
     people_acknowledge_note_and_resolve,
     a_newer_schema_is_refused_with_a_clear_error,
+    a_limit_takes_the_newest_or_the_oldest_samples_in_time_order,
 );
 
 // ------------------------------------------------------------------ the cases
@@ -358,6 +359,21 @@ fn people_acknowledge_note_and_resolve(db: &Db) {
     assert_eq!(store.manual(id, &resolve, 8_000).unwrap().unwrap_err(), ManualError::Resolved(id));
     assert!(store.manual(id, &ManualOp::Note { by: "bob".into(), text: "postmortem".into() }, 9_000).unwrap().is_ok());
     assert_eq!(store.manual(id + 100, &resolve, 9_000).unwrap().unwrap_err(), ManualError::NotFound(id + 100));
+}
+
+/// `limit` with `newest` picks the last samples of the range, without it the first; either way
+/// the answer runs forward in time.
+fn a_limit_takes_the_newest_or_the_oldest_samples_in_time_order(db: &Db) {
+    use vakt_collector::store::SampleFilter;
+    let store = db.open();
+    let results: Vec<(i64, bool)> = (1..=5).map(|k| (k * 1_000, true)).collect();
+    store.commit_batch(&batch(1, &results), 6_000, &Policies::default()).unwrap();
+    let times = |newest: bool| -> Vec<i64> {
+        let filter = SampleFilter { limit: Some(2), newest, ..Default::default() };
+        store.samples(&filter).unwrap().into_iter().map(|s| s.timestamp_ms).collect()
+    };
+    assert_eq!(times(true), [4_000, 5_000]);
+    assert_eq!(times(false), [1_000, 2_000]);
 }
 
 fn a_newer_schema_is_refused_with_a_clear_error(db: &Db) {

@@ -130,11 +130,21 @@ receivers = ["oncall-mail"]
     assert!(data.contains("multipart/alternative"), "{data}");
     assert!(data.contains("text/plain") && data.contains("text/html"), "{data}");
     assert!(data.contains("Impact: services: webmail; customers: acme"), "{data}");
+    // Threading: the announcement is the thread's root; a list per receiver; dated.
+    let root = format!("<vakt.incident.{id}@example.test>");
+    assert!(data.contains(&format!("Message-ID: {root}")), "{data}");
+    assert!(data.contains("List-Id: Vakt oncall-mail <oncall-mail.vakt.example.test>"), "{data}");
+    assert!(data.contains("\nDate: "), "{data}");
+    assert!(!data.contains("In-Reply-To:"), "{data}");
 
     target.set_status(200);
     wait_for("the resolved mail", WAIT, || async { (mails(&sink).len() >= 2).then_some(()) }).await;
     let resolved = mails(&sink)[1]["data"].as_str().unwrap().to_string();
     assert!(resolved.contains("Subject: [RESOLVED] mail-web is down: status 503 (after"), "{resolved}");
+    // The resolution answers the announcement, so mail clients show one thread.
+    assert!(resolved.contains(&format!("In-Reply-To: {root}")), "{resolved}");
+    assert!(resolved.contains(&format!("References: {root}")), "{resolved}");
+    assert!(resolved.contains(&format!("Message-ID: <vakt.incident.{id}.resolved.")), "{resolved}");
     let rows = collector.get_json(&format!("/api/v1/notifications?incident={id}")).await;
     let delivered: Vec<&str> = rows
         .as_array()

@@ -98,6 +98,8 @@ impl ExecProbe {
             Some(0) => ProbeResult::ok(latency),
             Some(1) => ProbeResult::ok(latency).degrade(message.clone()),
             Some(2) => ProbeResult::failed(Some(latency), message.clone()),
+            // Plugins start their line with their state ("UNKNOWN: ...", "UNKNOWN - ..."): say it once.
+            Some(3) if message.starts_with("UNKNOWN") => ProbeResult::failed(Some(latency), message.clone()),
             Some(3) => ProbeResult::failed(Some(latency), format!("UNKNOWN: {message}")),
             Some(other) => ProbeResult::failed(Some(latency), format!("exit code {other}: {message}")),
             None => ProbeResult::failed(Some(latency), format!("{} was killed by a signal", self.program)),

@@ -68,6 +68,8 @@ pub(crate) struct SampleQuery {
     from: Option<String>,
     to: Option<String>,
     limit: Option<usize>,
+    /// "newest" (the default without `from`) or "oldest" (the default with it).
+    order: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -97,7 +99,15 @@ pub(crate) async fn list_samples(
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
         };
-    let filter = SampleFilter { check: q.check, from_ms, to_ms, limit: Some(q.limit.unwrap_or(1000).min(100_000)) };
+    // The newest `limit` samples, unless asked from a start on (paging forward) or for the oldest.
+    let newest = match q.order.as_deref() {
+        None => from_ms.is_none(),
+        Some("newest") => true,
+        Some("oldest") => false,
+        Some(other) => return error(StatusCode::BAD_REQUEST, format!("order {other:?} is newest or oldest")),
+    };
+    let limit = Some(q.limit.unwrap_or(1000).min(100_000));
+    let filter = SampleFilter { check: q.check, from_ms, to_ms, limit, newest };
     let store_app = app.clone();
     match tokio::task::spawn_blocking(move || store_app.store.samples(&filter)).await {
         Ok(Ok(list)) => Json(

@@ -13,6 +13,8 @@ use crate::core::time::rfc3339;
 pub struct Message {
     /// "firing" or "resolved".
     pub event: String,
+    /// A "firing" told again (a repeat while unacknowledged), not the first announcement.
+    pub repeat: bool,
     pub incident: Incident,
     pub services: Vec<String>,
     pub customers: Vec<String>,
@@ -616,6 +618,7 @@ mod tests {
             customers: vec!["acme".into()],
             receiver: "r".into(),
             labels: Default::default(),
+            repeat: false,
             url: None,
             external_url: String::new(),
             sent_ms: 0,

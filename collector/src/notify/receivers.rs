@@ -161,13 +161,65 @@ async fn post_to(http: &reqwest::Client, r: &Receiver, url: &str, body: Vec<u8>)
     }
 }
 
+/// `List-Id` (RFC 2919): one list per receiver, so people can filter Vakt's mail.
+#[derive(Clone)]
+struct ListId(String);
+
+impl lettre::message::header::Header for ListId {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("List-Id")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListId(s.to_string()))
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// How a mail about incidents threads in mail clients (RFC 5322): the first announcement of an
+/// incident is the thread's root, `<vakt.incident.ID@DOMAIN>`; every later mail about it
+/// (resolution, repeat, escalation) has its own id and refers to that root, as do grouped
+/// mails to each incident's root.
+pub struct Threading {
+    pub message_id: String,
+    /// The roots this mail refers to (empty for an incident's first announcement).
+    pub references: Vec<String>,
+    pub list_id: String,
+}
+
+pub fn threading(m: &Message, receiver: &str, domain: &str) -> Threading {
+    let all = m.all();
+    let roots: Vec<String> = all.iter().map(|g| format!("<vakt.incident.{}@{domain}>", g.incident.id)).collect();
+    let ids: Vec<String> = all.iter().map(|g| g.incident.id.to_string()).collect();
+    let list_id = format!("Vakt {receiver} <{receiver}.vakt.{domain}>");
+    if m.event == "firing" && !m.repeat && roots.len() == 1 {
+        return Threading { message_id: roots[0].clone(), references: Vec::new(), list_id };
+    }
+    let what = if m.repeat { "repeat" } else { m.event.as_str() };
+    let message_id = format!("<vakt.incident.{}.{what}.{}@{domain}>", ids.join("-"), m.sent_ms);
+    Threading { message_id, references: roots, list_id }
+}
+
 async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> {
     use lettre::message::{Mailbox, MultiPart};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
     let (subject, text, html) = payload::email(m);
     let from: Mailbox = e.from.parse().map_err(|err| format!("{}: from: {err}", r.name))?;
-    let mut builder = lettre::Message::builder().from(from).subject(subject);
+    let domain = from.email.domain().to_string();
+    let thread = threading(m, &r.name, &domain);
+    let mut builder = lettre::Message::builder()
+        .from(from)
+        .subject(subject)
+        .date_now()
+        .message_id(Some(thread.message_id))
+        .header(ListId(thread.list_id));
+    if !thread.references.is_empty() {
+        builder = builder.in_reply_to(thread.references.join(" ")).references(thread.references.join(" "));
+    }
     for to in &e.to {
         builder = builder.to(to.parse::<Mailbox>().map_err(|err| format!("{}: to {to:?}: {err}", r.name))?);
     }
@@ -263,6 +315,7 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
         customers: Vec::new(),
         receiver: receiver.to_string(),
         labels: Default::default(),
+        repeat: false,
         url: config.public_url.clone(),
         external_url: config.public_url.clone().unwrap_or_default(),
         sent_ms: now,

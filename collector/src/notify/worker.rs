@@ -229,6 +229,7 @@ async fn repost_to_alertmanagers(
         let Some(first) = items.next() else { continue };
         let message = Message {
             event: "firing".into(),
+            repeat: true,
             incident: first.incident,
             services: first.services,
             customers: first.customers,
@@ -257,9 +258,11 @@ fn incident_page(app: &App, id: i64) -> Option<String> {
 async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group: Vec<Ready>, now: i64) {
     let mut items = group.iter().map(|g| g.item.clone());
     let Some(first) = items.next() else { return };
-    let event = if group[0].n.event == "repeat" { "firing".to_string() } else { group[0].n.event.clone() };
+    let repeat = group[0].n.event == "repeat";
+    let event = if repeat { "firing".to_string() } else { group[0].n.event.clone() };
     let message = Message {
         event,
+        repeat,
         incident: first.incident,
         services: first.services,
         customers: first.customers,

@@ -106,6 +106,9 @@ pub struct SampleFilter {
     /// Exclusive, Unix ms.
     pub to_ms: Option<i64>,
     pub limit: Option<usize>,
+    /// With a limit, the newest samples of the range rather than the oldest. Either way the
+    /// answer is in time order.
+    pub newest: bool,
 }
 
 /// A stored sample, as the API shows it.

@@ -824,14 +824,18 @@ impl Store for PostgresStore {
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError> {
         let mut client = self.client()?;
         let limit = filter.limit.map(|l| l as i64);
+        let dir = if filter.newest { "DESC" } else { "ASC" };
         let rows = client.query(
-            "SELECT check_id, agent, ts_ms, success, latency_s, error, degraded, values_json FROM samples
-             WHERE ($1::text IS NULL OR check_id = $1) AND ($2::bigint IS NULL OR ts_ms >= $2)
-               AND ($3::bigint IS NULL OR ts_ms < $3)
-             ORDER BY ts_ms, id LIMIT $4",
+            &format!(
+                "SELECT check_id, agent, ts_ms, success, latency_s, error, degraded, values_json FROM samples
+                 WHERE ($1::text IS NULL OR check_id = $1) AND ($2::bigint IS NULL OR ts_ms >= $2)
+                   AND ($3::bigint IS NULL OR ts_ms < $3)
+                 ORDER BY ts_ms {dir}, id {dir} LIMIT $4"
+            ),
             &[&filter.check, &filter.from_ms, &filter.to_ms, &limit],
         )?;
-        rows.iter()
+        let mut list: Vec<StoredSample> = rows
+            .iter()
             .map(|r| {
                 Ok(StoredSample {
                     check: r.try_get(0)?,
@@ -847,7 +851,11 @@ impl Store for PostgresStore {
                         .unwrap_or_default(),
                 })
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        if filter.newest {
+            list.reverse();
+        }
+        Ok(list)
     }
 
     fn sample_count(&self, check: Option<&str>) -> Result<u64, StoreError> {

@@ -799,11 +799,12 @@ impl Store for SqliteStore {
 
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        let dir = if filter.newest { "DESC" } else { "ASC" };
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT check_id, agent, ts_ms, success, latency_s, error, degraded, values_json FROM samples
              WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR ts_ms >= ?2) AND (?3 IS NULL OR ts_ms < ?3)
-             ORDER BY ts_ms, id LIMIT ?4",
-        )?;
+             ORDER BY ts_ms {dir}, id {dir} LIMIT ?4"
+        ))?;
         let limit = filter.limit.map_or(-1, |l| l as i64);
         let rows = stmt.query_map(params![filter.check, filter.from_ms, filter.to_ms, limit], |r| {
             Ok(StoredSample {
@@ -817,7 +818,11 @@ impl Store for SqliteStore {
                 values: r.get::<_, Option<String>>(7)?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut list: Vec<StoredSample> = rows.collect::<Result<_, _>>()?;
+        if filter.newest {
+            list.reverse();
+        }
+        Ok(list)
     }
 
     fn sample_count(&self, check: Option<&str>) -> Result<u64, StoreError> {
