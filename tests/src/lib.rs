@@ -563,29 +563,42 @@ impl Postgres {
             };
             std::os::unix::fs::chown(dir.path(), Some(id("-u")), Some(id("-g"))).unwrap();
         }
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let server = Postgres { dir, bin, port };
+        let mut server = Postgres { dir, bin, port: free_port() };
         let data = server.dir.path().join("data");
         server.run(
             "initdb",
             &["-D", data.to_str().unwrap(), "-U", "vakt", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
         );
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            server.dir.path().display()
-        );
         let log = server.dir.path().join("server.log");
-        server.run(
-            "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "-o", &options, "start"],
-        );
-        server
+        // A port free a moment ago may be taken by the time the server binds: try another.
+        let mut attempts = 0;
+        loop {
+            let options = format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                server.port,
+                server.dir.path().display()
+            );
+            let args =
+                ["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "-o", &options, "start"];
+            match server.try_run("pg_ctl", &args) {
+                Ok(()) => return server,
+                Err(e) if attempts < 3 => {
+                    attempts += 1;
+                    eprintln!("PostgreSQL did not start on port {} ({e}); trying another", server.port);
+                    server.port = free_port();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     fn run(&self, program: &str, args: &[&str]) {
+        if let Err(e) = self.try_run(program, args) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_run(&self, program: &str, args: &[&str]) -> Result<(), String> {
         let path = self.bin.join(program);
         let mut cmd = if is_root() {
             let mut c = Command::new("runuser");
@@ -594,13 +607,16 @@ impl Postgres {
         } else {
             Command::new(&path)
         };
-        let out = cmd.args(args).current_dir(self.dir.path()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{program} failed: {}{}",
+        let out = cmd.args(args).current_dir(self.dir.path()).output().map_err(|e| format!("{program}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        Err(format!(
+            "{program} failed: {}{}{log}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ))
     }
 
     /// The URL of its `postgres` database as the trusted user `vakt`.
@@ -612,6 +628,9 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        self.run("pg_ctl", &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
+        // Never a panic here (a failing test is unwinding): say it and go on.
+        if let Err(e) = self.try_run("pg_ctl", &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]) {
+            eprintln!("stopping the test's PostgreSQL: {e}");
+        }
     }
 }
