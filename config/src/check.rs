@@ -254,6 +254,30 @@ impl CheckConfig {
                 }
             }
         }
+        // TLS options where no TLS is spoken do nothing: a plain http:// URL, or a TCP check
+        // without `tls = true`.
+        let plain = match kind {
+            CheckKind::Http => self
+                .target
+                .get_ref()
+                .starts_with("http://")
+                .then_some("the target is plain http://; use an https:// URL, or remove it"),
+            CheckKind::Tcp if !self.tls.as_ref().is_some_and(|t| *t.get_ref()) => {
+                Some("this TCP check does no TLS handshake; add `tls = true`, or remove it")
+            }
+            _ => None,
+        };
+        if let Some(hint) = plain {
+            for (field, span) in [
+                ("tls_verify", span_of(&self.tls_verify)),
+                ("ca_file", span_of(&self.ca_file)),
+                ("cert_min_days", span_of(&self.cert_min_days)),
+            ] {
+                if let Some(span) = span {
+                    r.span(span, format!("check {id:?}: `{field}` does nothing without TLS"), hint);
+                }
+            }
+        }
         let target = self.target.get_ref();
         let bad_target = |r: &mut Reporter<'_>, what: &str, hint: &str| {
             r.span(self.target.span(), format!("check {id:?}: target {target:?} is not {what}"), hint);

@@ -174,3 +174,28 @@ fn the_store_section_says_what_is_missing() {
     let default = CollectorConfig::parse("", Path::new("c.toml")).unwrap();
     assert_eq!(default.store.get_ref().kind, vakt_config::collector::StoreKind::Sqlite);
 }
+
+/// Options that would do nothing are refused with their fix: certificate options on a plain
+/// http:// target or on a TCP check without a TLS handshake. With TLS they are fine.
+#[test]
+fn tls_options_without_tls_are_refused() {
+    let head = "[agents.a]\ntoken_hash = \"sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n";
+    let errs = errors(CollectorConfig::parse(
+        &format!(
+            "{head}[checks.web]\nkind = \"http\"\ntarget = \"http://shop/\"\ncert_min_days = 14\nagents = [\"a\"]\n"
+        ),
+        Path::new("c.toml"),
+    ));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains("`cert_min_days` does nothing without TLS") && errs[0].contains("https://"), "{errs:#?}");
+    let errs = errors(CollectorConfig::parse(
+        &format!("{head}[checks.db]\nkind = \"tcp\"\ntarget = \"db:5432\"\ntls_verify = false\nagents = [\"a\"]\n"),
+        Path::new("c.toml"),
+    ));
+    assert!(errs[0].contains("`tls_verify` does nothing without TLS") && errs[0].contains("tls = true"), "{errs:#?}");
+    let ok = format!(
+        "{head}[checks.db]\nkind = \"tcp\"\ntarget = \"db:5432\"\ntls = true\ncert_min_days = 14\nagents = [\"a\"]\n\
+         [checks.web]\nkind = \"http\"\ntarget = \"https://shop/\"\ncert_min_days = 14\nagents = [\"a\"]\n"
+    );
+    assert!(CollectorConfig::parse(&ok, Path::new("c.toml")).is_ok());
+}
