@@ -44,6 +44,23 @@ pub struct Loaded {
     pub incidents: Vec<KnownIncident>,
 }
 
+/// Whether a batch is a replay: the same agent, instance and sequence were stored with the
+/// same content (or before contents were kept, an empty hash). Another content under a used
+/// number is a new batch, with its sequence reused (a state directory restored from a copy).
+/// Returns (duplicate, sequence reused).
+pub fn replay(stored_hashes: &[String], hash: &str) -> (bool, bool) {
+    let duplicate = stored_hashes.iter().any(|h| h.is_empty() || h == hash);
+    (duplicate, !duplicate && !stored_hashes.is_empty())
+}
+
+/// The instance an agent had before, when a new batch comes from another one (its state
+/// directory is new); `previous` is the stored agent's instance, `None` for an agent never
+/// heard of ("" for one heard of before instances were sent).
+pub fn new_instance(previous: Option<Option<String>>, instance: &str, duplicate: bool) -> Option<String> {
+    let before = previous?.unwrap_or_default();
+    (!duplicate && before != instance).then_some(before)
+}
+
 /// Each check's samples (indices into the batch), in time order, checks by name.
 fn by_check(batch: &Batch) -> BTreeMap<&str, Vec<usize>> {
     let mut by: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

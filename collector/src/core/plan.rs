@@ -16,6 +16,16 @@ pub enum IncidentRef {
     New(usize),
 }
 
+impl IncidentRef {
+    /// The stored id, given the ids of the incidents the plan opened, in their order.
+    pub fn id(self, new_ids: &[i64]) -> i64 {
+        match self {
+            IncidentRef::Stored(id) => id,
+            IncidentRef::New(n) => new_ids[n],
+        }
+    }
+}
+
 /// An incident as the step sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KnownIncident {
@@ -63,12 +73,40 @@ pub enum Write {
     SaveState { key: String, state: CheckState, open_incident: Option<IncidentRef> },
 }
 
+/// What a written plan did, in stored ids.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Written {
+    pub opened: Vec<i64>,
+    pub resolved: Vec<i64>,
+    /// Every state the plan saved, with its open incident's stored id.
+    pub states: Vec<(String, CheckState)>,
+}
+
 /// What a batch changes: the writes in order, and the incidents it opened and resolved.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
     pub writes: Vec<Write>,
     pub opened: Vec<IncidentRef>,
     pub resolved: Vec<IncidentRef>,
+}
+
+impl Plan {
+    /// What the plan did once written, `new_ids` being the ids the store gave the incidents it
+    /// opened.
+    pub fn written(self, new_ids: Vec<i64>) -> Written {
+        let resolved = self.resolved.iter().map(|r| r.id(&new_ids)).collect();
+        let states = self
+            .writes
+            .into_iter()
+            .filter_map(|w| match w {
+                Write::SaveState { key, state, open_incident } => {
+                    Some((key, CheckState { open_incident: open_incident.map(|r| r.id(&new_ids)), ..state }))
+                }
+                _ => None,
+            })
+            .collect();
+        Written { opened: new_ids, resolved, states }
+    }
 }
 
 /// The timeline event of an incident folded into the flapping incident `into`.

@@ -157,21 +157,21 @@ async fn prepare(
         tracing::warn!(notification = n.id, "notification for a missing incident");
         return None;
     };
-    let services = crate::core::catalog::services_of(&app.config, incident.kind, &incident.subject);
     if !receivers.contains_key(&n.receiver) {
         let why = format!("receiver {:?} is not configured any more", n.receiver);
         record(app, n, NotificationOutcome::Failed(why), now).await;
         return None;
     }
+    let item = grouped(app, incident);
     let held = {
-        let (a, n2, i2, s2) = (app.clone(), n.clone(), incident.clone(), services.clone());
+        let (a, n2, i2, s2) = (app.clone(), n.clone(), item.incident.clone(), item.services.clone());
         tokio::task::spawn_blocking(move || suppression(&a, &n2, &i2, &s2, now)).await
     };
     if let Ok(Ok(Some(why))) = held {
         record(app, n, NotificationOutcome::Suppressed(why), now).await;
         return None;
     }
-    Some(Ready { n, item: grouped(app, incident) })
+    Some(Ready { n, item })
 }
 
 /// What a message says of one incident: its services, customers, labels and page.
@@ -225,23 +225,8 @@ async fn repost_to_alertmanagers(
         Err(e) => return tracing::warn!(error = %e, "Alertmanager re-post task failed"),
     };
     for r in receivers.values().filter(|r| r.kind == ReceiverKind::Alertmanager) {
-        let mut items = found.iter().filter(|(name, _)| *name == r.name).map(|(_, i)| grouped(app, i.clone()));
-        let Some(first) = items.next() else { continue };
-        let message = Message {
-            event: "firing".into(),
-            repeat: true,
-            incident: first.incident,
-            services: first.services,
-            customers: first.customers,
-            url: first.url,
-            labels: first.labels,
-            external_url: app.config.public_url.clone().unwrap_or_default(),
-            receiver: r.name.clone(),
-            sent_ms: now,
-            title: String::new(),
-            text: String::new(),
-            more: items.collect(),
-        };
+        let items = found.iter().filter(|(name, _)| *name == r.name).map(|(_, i)| grouped(app, i.clone()));
+        let Some(message) = message_of(app, r, "firing", true, items, now) else { continue };
         if let Err(e) = send(http, r, &message).await {
             tracing::warn!(receiver = %r.name, error = %e, "posting open incidents to Alertmanager again failed; next try in a minute");
         }
@@ -253,15 +238,19 @@ fn incident_page(app: &App, id: i64) -> Option<String> {
     app.config.public_url.as_ref().map(|u| format!("{}/incidents/{id}", u.trim_end_matches('/')))
 }
 
-/// Sends one message for a group of notifications to the same receiver and records the
-/// outcome of each.
-async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group: Vec<Ready>, now: i64) {
-    let mut items = group.iter().map(|g| g.item.clone());
-    let Some(first) = items.next() else { return };
-    let repeat = group[0].n.event == "repeat";
-    let event = if repeat { "firing".to_string() } else { group[0].n.event.clone() };
-    let message = Message {
-        event,
+/// One message to `r` about `items` (the first is the message's own incident); `None` without
+/// any.
+fn message_of(
+    app: &App,
+    r: &Receiver,
+    event: &str,
+    repeat: bool,
+    mut items: impl Iterator<Item = payload::Grouped>,
+    now: i64,
+) -> Option<Message> {
+    let first = items.next()?;
+    Some(Message {
+        event: event.to_string(),
         repeat,
         incident: first.incident,
         services: first.services,
@@ -274,7 +263,17 @@ async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group:
         title: String::new(),
         text: String::new(),
         more: items.collect(),
-    };
+    })
+}
+
+/// Sends one message for a group of notifications to the same receiver and records the
+/// outcome of each.
+async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group: Vec<Ready>, now: i64) {
+    let Some(n) = group.first().map(|g| &g.n) else { return };
+    let repeat = n.event == "repeat";
+    let event = if repeat { "firing" } else { n.event.as_str() };
+    let items = group.iter().map(|g| g.item.clone());
+    let Some(message) = message_of(app, r, event, repeat, items, now) else { return };
     let sent = send(http, r, &message).await;
     let attempts = group.iter().map(|g| g.n.attempts).max().unwrap_or(0);
     for g in group {

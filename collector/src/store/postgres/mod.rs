@@ -26,14 +26,13 @@ use super::{
 };
 use crate::core::batch;
 use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent};
-use crate::core::plan::{self, Write};
+use crate::core::plan;
 use crate::core::policies::Policies;
 use crate::core::routing::Router;
 use crate::core::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::core::state::CheckState;
 use plan_io::{
-    add_event, apply, load, load_incident, load_open, merge_rollups, resolved_id, row_to_state, start_period,
-    STATE_COLUMNS,
+    add_event, apply, load, load_incident, load_open, merge_rollups, row_to_state, start_period, STATE_COLUMNS,
 };
 
 /// How often a batch is tried when PostgreSQL reports a conflict with a concurrent one.
@@ -195,8 +194,8 @@ impl PostgresStore {
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
-        let duplicate = stored.iter().any(|h| h.is_empty() || *h == hash);
-        outcome.sequence_reused = !duplicate && !stored.is_empty();
+        let (duplicate, reused) = batch::replay(&stored, &hash);
+        outcome.sequence_reused = reused;
         if !duplicate {
             tx.execute(
                 "INSERT INTO batches (agent, instance, sequence, content_hash, received_ms, samples)
@@ -205,13 +204,11 @@ impl PostgresStore {
             )?;
         }
         let newest = if duplicate { None } else { batch.samples.iter().map(|s| s.timestamp_ms).max() };
-        let previous = tx.query_opt("SELECT instance FROM agents WHERE name = $1", &[&batch.agent])?;
-        if let Some(row) = previous {
-            let before: Option<String> = row.try_get(0)?;
-            if !duplicate && before.as_deref().unwrap_or("") != instance {
-                outcome.new_instance = Some(before.unwrap_or_default());
-            }
-        }
+        let previous = match tx.query_opt("SELECT instance FROM agents WHERE name = $1", &[&batch.agent])? {
+            Some(row) => Some(row.try_get::<_, Option<String>>(0)?),
+            None => None,
+        };
+        outcome.new_instance = batch::new_instance(previous, instance, duplicate);
         let new_instance = outcome.new_instance.is_some();
         tx.execute(
             "INSERT INTO agents (name, last_seen_ms, version, instance, instance_since_ms, high_water_ms)
@@ -228,7 +225,7 @@ impl PostgresStore {
         if duplicate {
             let new_ids = apply(&mut tx, &plan)?;
             tx.commit()?;
-            outcome.incidents_resolved = plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect();
+            outcome.incidents_resolved = plan.written(new_ids).resolved;
             outcome.ack = Some(IngestAck::new(batch.sequence, 0, true));
             return Ok(outcome);
         }
@@ -236,18 +233,9 @@ impl PostgresStore {
         merge_rollups(&mut tx, batch::minute_rollups(batch))?;
         let new_ids = apply(&mut tx, &plan)?;
         tx.commit()?;
-        outcome.incidents_opened = new_ids.clone();
-        outcome.incidents_resolved = plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect();
-        outcome.states = plan
-            .writes
-            .into_iter()
-            .filter_map(|w| match w {
-                Write::SaveState { key, state, open_incident } => {
-                    Some((key, CheckState { open_incident: open_incident.map(|r| resolved_id(r, &new_ids)), ..state }))
-                }
-                _ => None,
-            })
-            .collect();
+        let written = plan.written(new_ids);
+        (outcome.incidents_opened, outcome.incidents_resolved, outcome.states) =
+            (written.opened, written.resolved, written.states);
         outcome.ack = Some(IngestAck::new(batch.sequence, batch.samples.len(), false));
         Ok(outcome)
     }
@@ -700,7 +688,7 @@ impl Store for PostgresStore {
         let plan = plan::resolve_all(resolutions, open, &router);
         let new_ids = apply(&mut tx, &plan)?;
         tx.commit()?;
-        Ok(plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect())
+        Ok(plan.written(new_ids).resolved)
     }
 
     fn manual(&self, id: i64, op: &ManualOp, at_ms: i64) -> Result<Result<Incident, ManualError>, StoreError> {

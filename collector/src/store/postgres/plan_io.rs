@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::super::StoreError;
 use crate::core::batch::{Loaded, MinuteRollup, Needs};
 use crate::core::incident::{Action, IncidentKind, TimelineEvent};
-use crate::core::plan::{self, IncidentRef, KnownIncident, Plan, Write};
+use crate::core::plan::{self, KnownIncident, Plan, Write};
 use crate::core::state::{CheckState, Status};
 
 /// The columns [`row_to_state`] reads, after the key.
@@ -214,13 +214,6 @@ pub(super) fn load_open(tx: &mut Transaction<'_>, keys: Vec<String>) -> Result<V
     Ok(load(tx, &Needs { open_keys: keys, ..Needs::default() })?.incidents)
 }
 
-pub(super) fn resolved_id(r: IncidentRef, new_ids: &[i64]) -> i64 {
-    match r {
-        IncidentRef::Stored(id) => id,
-        IncidentRef::New(n) => new_ids[n],
-    }
-}
-
 pub(super) fn add_event(tx: &mut Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES ($1, $2, $3, $4)",
@@ -247,7 +240,7 @@ fn notify(
 }
 
 /// Writes a plan, in order. Returns the ids of the incidents it opened, in the order of their
-/// [`IncidentRef::New`] numbers.
+/// [`plan::IncidentRef::New`] numbers.
 pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, StoreError> {
     let mut new_ids: Vec<i64> = Vec::new();
     for w in &plan.writes {
@@ -279,7 +272,7 @@ pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, S
                 new_ids.push(id);
             }
             Write::ResolveIncident { id, event, announce } => {
-                let id = resolved_id(*id, &new_ids);
+                let id = id.id(&new_ids);
                 tx.execute(
                     "UPDATE incidents SET status = 'resolved', resolved_ms = $2 WHERE id = $1",
                     &[&id, &event.at_ms],
@@ -288,7 +281,7 @@ pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, S
                 notify(tx, id, "resolved", announce, event.at_ms)?;
             }
             Write::ReopenIncident { id, event } => {
-                let id = resolved_id(*id, &new_ids);
+                let id = id.id(&new_ids);
                 tx.execute(
                     "UPDATE incidents SET status = 'open', resolved_ms = NULL, reopened_ms = $2 WHERE id = $1",
                     &[&id, &event.at_ms],
@@ -296,7 +289,7 @@ pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, S
                 add_event(tx, id, event)?;
             }
             Write::FoldIncident { id, into, resolved_ms, closed, at_ms } => {
-                let (id, into) = (resolved_id(*id, &new_ids), resolved_id(*into, &new_ids));
+                let (id, into) = (id.id(&new_ids), into.id(&new_ids));
                 tx.execute(
                     "UPDATE incidents SET parent_id = $2, status = 'resolved', resolved_ms = $3 WHERE id = $1",
                     &[&id, &into, resolved_ms],
@@ -304,21 +297,20 @@ pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, S
                 add_event(tx, id, &plan::folded_event(*closed, into, *at_ms))?;
             }
             Write::FoldNote { into, folded, check, at_ms } => {
-                let ids: Vec<i64> = folded.iter().map(|r| resolved_id(*r, &new_ids)).collect();
-                add_event(tx, resolved_id(*into, &new_ids), &plan::folds_event(&ids, check, *at_ms))?;
+                let ids: Vec<i64> = folded.iter().map(|r| r.id(&new_ids)).collect();
+                add_event(tx, into.id(&new_ids), &plan::folds_event(&ids, check, *at_ms))?;
             }
             Write::AcknowledgeIncident { id, by, event } => {
-                let id = resolved_id(*id, &new_ids);
+                let id = id.id(&new_ids);
                 tx.execute(
                     "UPDATE incidents SET status = 'acknowledged', acked_ms = $2, acked_by = $3 WHERE id = $1 AND acked_ms IS NULL",
                     &[&id, &event.at_ms, by],
                 )?;
                 add_event(tx, id, event)?;
             }
-            Write::AddEvent { id, event } => add_event(tx, resolved_id(*id, &new_ids), event)?,
+            Write::AddEvent { id, event } => add_event(tx, id.id(&new_ids), event)?,
             Write::SaveState { key, state, open_incident } => {
-                let state =
-                    CheckState { open_incident: open_incident.map(|r| resolved_id(r, &new_ids)), ..state.clone() };
+                let state = CheckState { open_incident: open_incident.map(|r| r.id(&new_ids)), ..state.clone() };
                 save_state(tx, key, &state)?;
             }
         }

@@ -17,16 +17,14 @@ use super::{
 };
 use crate::core::batch;
 use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent};
-use crate::core::plan::{self, Write};
+use crate::core::plan;
 use crate::core::policies::Policies;
 use crate::core::routing::Router;
 use crate::core::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::core::state::CheckState;
 
 use super::migrations::MIGRATIONS;
-use plan_io::{
-    add_event, apply, load, load_incident, load_open, merge_rollups, resolved_id, row_to_state, start_period,
-};
+use plan_io::{add_event, apply, load, load_incident, load_open, merge_rollups, row_to_state, start_period};
 
 mod plan_io;
 
@@ -216,8 +214,8 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT content_hash FROM batches WHERE agent = ?1 AND instance = ?2 AND sequence = ?3")?
             .query_map(params![batch.agent, instance, batch.sequence as i64], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let duplicate = stored.iter().any(|h| h.is_empty() || *h == hash);
-        outcome.sequence_reused = !duplicate && !stored.is_empty();
+        let (duplicate, reused) = batch::replay(&stored, &hash);
+        outcome.sequence_reused = reused;
         if !duplicate {
             tx.prepare_cached(
                 "INSERT INTO batches (agent, instance, sequence, content_hash, received_ms, samples)
@@ -237,13 +235,7 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT instance FROM agents WHERE name = ?1")?
             .query_row([&batch.agent], |r| r.get(0))
             .optional()?;
-        // An agent heard of before under another instance (or before instances existed, with
-        // a sequence this one does not continue) started afresh: its state directory is new.
-        if let Some(before) = &previous {
-            if !duplicate && before.as_deref().unwrap_or("") != instance {
-                outcome.new_instance = Some(before.clone().unwrap_or_default());
-            }
-        }
+        outcome.new_instance = batch::new_instance(previous, instance, duplicate);
         tx.prepare_cached(
             "INSERT INTO agents (name, last_seen_ms, version, instance, instance_since_ms, high_water_ms)
              VALUES (?1, ?2, ?3, ?4, ?2, ?5)
@@ -266,7 +258,7 @@ impl Store for SqliteStore {
         if duplicate {
             let new_ids = apply(&tx, &plan)?;
             tx.commit()?;
-            outcome.incidents_resolved = plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect();
+            outcome.incidents_resolved = plan.written(new_ids).resolved;
             outcome.ack = Some(IngestAck::new(batch.sequence, 0, true));
             return Ok(outcome);
         }
@@ -298,18 +290,9 @@ impl Store for SqliteStore {
         merge_rollups(&tx, batch::minute_rollups(batch))?;
         let new_ids = apply(&tx, &plan)?;
         tx.commit()?;
-        outcome.incidents_opened = new_ids.clone();
-        outcome.incidents_resolved = plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect();
-        outcome.states = plan
-            .writes
-            .into_iter()
-            .filter_map(|w| match w {
-                Write::SaveState { key, state, open_incident } => {
-                    Some((key, CheckState { open_incident: open_incident.map(|r| resolved_id(r, &new_ids)), ..state }))
-                }
-                _ => None,
-            })
-            .collect();
+        let written = plan.written(new_ids);
+        (outcome.incidents_opened, outcome.incidents_resolved, outcome.states) =
+            (written.opened, written.resolved, written.states);
         outcome.ack = Some(IngestAck::new(batch.sequence, batch.samples.len(), false));
         Ok(outcome)
     }
@@ -667,7 +650,7 @@ impl Store for SqliteStore {
         let plan = plan::resolve_all(resolutions, open, &router);
         let new_ids = apply(&tx, &plan)?;
         tx.commit()?;
-        Ok(plan.resolved.iter().map(|r| resolved_id(*r, &new_ids)).collect())
+        Ok(plan.written(new_ids).resolved)
     }
 
     fn manual(&self, id: i64, op: &ManualOp, at_ms: i64) -> Result<Result<Incident, ManualError>, StoreError> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::super::StoreError;
 use crate::core::batch::{Loaded, MinuteRollup, Needs};
 use crate::core::incident::{Action, IncidentKind, TimelineEvent};
-use crate::core::plan::{self, IncidentRef, KnownIncident, Plan, Write};
+use crate::core::plan::{self, KnownIncident, Plan, Write};
 use crate::core::state::{CheckState, Status};
 
 pub(super) fn load_state(tx: &Transaction<'_>, check: &str) -> Result<Option<CheckState>, StoreError> {
@@ -232,13 +232,9 @@ pub(super) fn load_open(tx: &Transaction<'_>, keys: Vec<String>) -> Result<Vec<K
 }
 
 /// Writes a plan of the batch step, in order. Returns the ids of the incidents it opened, in
-/// the order of their [`IncidentRef::New`] numbers.
+/// the order of their [`plan::IncidentRef::New`] numbers.
 pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, StoreError> {
     let mut new_ids: Vec<i64> = Vec::new();
-    let id_of = |r: IncidentRef, new_ids: &[i64]| match r {
-        IncidentRef::Stored(id) => id,
-        IncidentRef::New(n) => new_ids[n],
-    };
     let notify = |id: i64, event: &str, announce: &[(String, i64)], at_ms: i64| -> Result<(), StoreError> {
         for (receiver, next_attempt_ms) in announce {
             tx.prepare_cached(
@@ -279,14 +275,14 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, Store
                 new_ids.push(id);
             }
             Write::ResolveIncident { id, event, announce } => {
-                let id = id_of(*id, &new_ids);
+                let id = id.id(&new_ids);
                 tx.prepare_cached("UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1")?
                     .execute(params![id, event.at_ms])?;
                 add_event(tx, id, event)?;
                 notify(id, "resolved", announce, event.at_ms)?;
             }
             Write::ReopenIncident { id, event } => {
-                let id = id_of(*id, &new_ids);
+                let id = id.id(&new_ids);
                 tx.prepare_cached(
                     "UPDATE incidents SET status = 'open', resolved_ms = NULL, reopened_ms = ?2 WHERE id = ?1",
                 )?
@@ -294,7 +290,7 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, Store
                 add_event(tx, id, event)?;
             }
             Write::FoldIncident { id, into, resolved_ms, closed, at_ms } => {
-                let (id, into) = (id_of(*id, &new_ids), id_of(*into, &new_ids));
+                let (id, into) = (id.id(&new_ids), into.id(&new_ids));
                 tx.prepare_cached(
                     "UPDATE incidents SET parent_id = ?2, status = 'resolved', resolved_ms = ?3 WHERE id = ?1",
                 )?
@@ -302,32 +298,25 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, Store
                 add_event(tx, id, &plan::folded_event(*closed, into, *at_ms))?;
             }
             Write::FoldNote { into, folded, check, at_ms } => {
-                let ids: Vec<i64> = folded.iter().map(|r| id_of(*r, &new_ids)).collect();
-                add_event(tx, id_of(*into, &new_ids), &plan::folds_event(&ids, check, *at_ms))?;
+                let ids: Vec<i64> = folded.iter().map(|r| r.id(&new_ids)).collect();
+                add_event(tx, into.id(&new_ids), &plan::folds_event(&ids, check, *at_ms))?;
             }
             Write::AcknowledgeIncident { id, by, event } => {
-                let id = id_of(*id, &new_ids);
+                let id = id.id(&new_ids);
                 tx.prepare_cached(
                     "UPDATE incidents SET status = 'acknowledged', acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
                 )?
                 .execute(params![id, event.at_ms, by])?;
                 add_event(tx, id, event)?;
             }
-            Write::AddEvent { id, event } => add_event(tx, id_of(*id, &new_ids), event)?,
+            Write::AddEvent { id, event } => add_event(tx, id.id(&new_ids), event)?,
             Write::SaveState { key, state, open_incident } => {
-                let state = CheckState { open_incident: open_incident.map(|r| id_of(r, &new_ids)), ..state.clone() };
+                let state = CheckState { open_incident: open_incident.map(|r| r.id(&new_ids)), ..state.clone() };
                 save_state(tx, key, &state)?;
             }
         }
     }
     Ok(new_ids)
-}
-
-pub(super) fn resolved_id(r: IncidentRef, new_ids: &[i64]) -> i64 {
-    match r {
-        IncidentRef::Stored(id) => id,
-        IncidentRef::New(n) => new_ids[n],
-    }
 }
 
 pub(super) fn add_event(tx: &Transaction<'_>, incident: i64, e: &TimelineEvent) -> Result<(), StoreError> {
