@@ -27,10 +27,15 @@ pub fn retry_after(value: Option<&str>) -> Duration {
     Duration::from_secs(secs.clamp(1, 300))
 }
 
+/// The agent's link to its collectors: one base URL, or several nodes sharing a database.
+/// A request that fails in a way worth retrying moves on to the next node at once; the node
+/// that answered is asked first next time.
 #[derive(Clone)]
 pub struct CollectorClient {
     http: reqwest::Client,
-    base: String,
+    bases: Arc<Vec<String>>,
+    /// Index into `bases` of the node that answered last.
+    current: Arc<std::sync::atomic::AtomicUsize>,
     agent: String,
     token: String,
 }
@@ -64,10 +69,11 @@ impl CollectorTls {
 
 impl CollectorClient {
     pub fn new(base: &str, agent: &str, token: &str) -> Result<Self, reqwest::Error> {
-        Self::with_tls(base, agent, token, &CollectorTls::default())
+        Self::with_tls(&[base.to_string()], agent, token, &CollectorTls::default())
     }
 
-    pub fn with_tls(base: &str, agent: &str, token: &str, tls: &CollectorTls) -> Result<Self, reqwest::Error> {
+    /// A client for the collectors at `bases`, tried in this order.
+    pub fn with_tls(bases: &[String], agent: &str, token: &str, tls: &CollectorTls) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("vakt-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
@@ -83,10 +89,45 @@ impl CollectorClient {
         let http = builder.build()?;
         Ok(Self {
             http,
-            base: base.trim_end_matches('/').to_string(),
+            bases: Arc::new(bases.iter().map(|b| b.trim_end_matches('/').to_string()).collect()),
+            current: Default::default(),
             agent: agent.to_string(),
             token: token.to_string(),
         })
+    }
+
+    /// Asks each collector in turn, starting with the one that answered last, until one gives
+    /// an answer that is not worth retrying elsewhere; that one is asked first next time.
+    /// With every node failing, the errors of all are returned together.
+    async fn each<T, F, Fut>(&self, mut ask: F) -> Result<T, ClientError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        use std::sync::atomic::Ordering;
+        let n = self.bases.len().max(1);
+        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut failures = Vec::new();
+        for k in 0..n {
+            let i = (first + k) % n;
+            let base = self.bases.get(i).cloned().unwrap_or_default();
+            match ask(base.clone()).await {
+                Err(ClientError::Retryable(why)) if n > 1 => {
+                    if k + 1 < n {
+                        tracing::warn!(collector = %base, "{why}; trying the next collector");
+                    }
+                    failures.push(why);
+                }
+                answer => {
+                    if i != first {
+                        tracing::info!(collector = %base, "now talking to this collector");
+                    }
+                    self.current.store(i, Ordering::Relaxed);
+                    return answer;
+                }
+            }
+        }
+        Err(ClientError::Retryable(failures.join("; ")))
     }
 
     pub fn agent(&self) -> &str {
@@ -96,7 +137,11 @@ impl CollectorClient {
     /// Announces the agent's local checks and fetches its assignments, in one request. A
     /// collector from before announcements (405) is asked with a plain GET.
     pub async fn fetch_assignments(&self, local: &[Arc<CheckSpec>]) -> Result<Assignments, ClientError> {
-        let url = format!("{}/api/v1/agents/{}/checks", self.base, self.agent);
+        self.each(|base| self.fetch_assignments_from(base, local)).await
+    }
+
+    async fn fetch_assignments_from(&self, base: String, local: &[Arc<CheckSpec>]) -> Result<Assignments, ClientError> {
+        let url = format!("{base}/api/v1/agents/{}/checks", self.agent);
         let body = serde_json::to_vec(&LocalChecks { checks: local.to_vec() })
             .map_err(|e| ClientError::Rejected(format!("cannot encode the local checks: {e}")))?;
         let sent = self
@@ -132,7 +177,12 @@ impl CollectorClient {
 
     /// Pushes an encoded batch (see [`CollectorClient::encode`]).
     pub async fn push(&self, body: Vec<u8>) -> Result<IngestAck, ClientError> {
-        let url = format!("{}/api/v1/ingest", self.base);
+        let body = Arc::new(body);
+        self.each(|base| self.push_to(base, Arc::clone(&body))).await
+    }
+
+    async fn push_to(&self, base: String, body: Arc<Vec<u8>>) -> Result<IngestAck, ClientError> {
+        let url = format!("{base}/api/v1/ingest");
         let response = self
             .http
             .post(&url)
@@ -143,7 +193,7 @@ impl CollectorClient {
                 vakt_config::wire::SENT_AT_HEADER,
                 crate::scheduler::unix_ms(std::time::SystemTime::now()).to_string(),
             )
-            .body(body)
+            .body(Vec::clone(&body))
             .send()
             .await
             .map_err(|e| ClientError::Retryable(format!("POST {url}: {}", chain(&e))))?;

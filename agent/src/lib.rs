@@ -131,7 +131,7 @@ fn reload_local(reload: &Reload, running: &AgentConfig) -> Option<Vec<Arc<CheckS
     match AgentConfig::load(&reload.path) {
         Ok(new) => {
             if new.name.get_ref() != running.name.get_ref()
-                || new.collector.get_ref() != running.collector.get_ref()
+                || new.collector_urls() != running.collector_urls()
                 || new.spool_dir != running.spool_dir
             {
                 tracing::warn!("name, collector and spool_dir changes take effect at the next restart");
@@ -161,7 +161,7 @@ pub async fn run_with_reload(
     let name = config.name.get_ref().to_string();
     let state = StateDir::open(&config.spool_dir)?;
     let tls = client::CollectorTls::from_config(&config).map_err(AgentError::Tls)?;
-    let client = CollectorClient::with_tls(config.collector.get_ref(), &name, &token, &tls)?;
+    let client = CollectorClient::with_tls(&config.collector_urls(), &name, &token, &tls)?;
     let mut local = local_checks(&config);
 
     let metrics = Arc::new(AgentMetrics::new());
@@ -204,7 +204,7 @@ pub async fn run_with_reload(
         tracing::info!("running cached assignments until the collector answers");
     }
     scheduler.apply(&merge(&local, current.as_deref()));
-    tracing::info!(agent = %name, collector = %config.collector.get_ref(), checks = scheduler.len(), "agent started");
+    tracing::info!(agent = %name, collectors = %config.collector_urls().join(", "), checks = scheduler.len(), "agent started");
 
     let refresh = config.refresh_interval.get();
     let mut fetched_once = false;

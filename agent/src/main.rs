@@ -72,7 +72,7 @@ fn status(config_path: &std::path::Path, behind_after: &str) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    println!("vakt-agent {} -> {}", config.name.get_ref(), config.collector.get_ref());
+    println!("vakt-agent {} -> {}", config.name.get_ref(), config.collector_urls().join(", "));
     let waited = spool.oldest.and_then(|t| t.elapsed().ok()).unwrap_or_default();
     let behind = spool.batches > 0 && waited > behind_after;
     if spool.batches == 0 {

@@ -39,12 +39,134 @@ pub struct App {
     pub ingest_budget: Arc<tokio::sync::Semaphore>,
     /// The local checks agents announced: check → agent (kept in the store too).
     local_checks: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    /// This node's standing among the collectors sharing the store: only the leader runs the
+    /// time-driven work (evaluation, notification delivery, pruning).
+    pub leadership: Leadership,
     /// The last write probe of the store: when, and what it found (see [`App::store_health`]).
     store_health: std::sync::Mutex<Option<(i64, Result<(), String>)>>,
     /// Why the last batch could not be committed, until one is again.
     write_failure: std::sync::Mutex<Option<String>>,
     /// (agent, check, reason) refusals already logged, so each is logged once.
     refusals_logged: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
+}
+
+/// When this process started, and its id: with the node name, the holder of a leadership
+/// term, so that a restarted node never inherits the term of the process before it.
+fn process_start() -> (u32, i64) {
+    static START: std::sync::OnceLock<(u32, i64)> = std::sync::OnceLock::new();
+    *START.get_or_init(|| (std::process::id(), crate::core::time::now_ms()))
+}
+
+/// This node's standing among the collectors sharing the store, as its last campaign left it.
+pub struct Leadership {
+    pub me: crate::store::NodeInfo,
+    lease: std::time::Duration,
+    /// Whether a term runs out unless renewed (a shared store), or lasts (SQLite: one node).
+    expires: bool,
+    term: std::sync::Mutex<Term>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Term {
+    epoch: Option<i64>,
+    /// Where this node stops acting as leader unless a renewal comes first: the lease counted
+    /// from before the campaign was sent, on this machine's monotonic clock (which runs on
+    /// while the process is frozen).
+    until: Option<std::time::Instant>,
+    leader: Option<String>,
+}
+
+impl Leadership {
+    fn new(config: &CollectorConfig, generation: &str) -> Self {
+        let (pid, started_ms) = process_start();
+        let node = config.node_name();
+        let store = config.store.get_ref();
+        Leadership {
+            me: crate::store::NodeInfo {
+                holder: format!("{node}#{pid}.{started_ms}"),
+                node,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                config_hash: generation.to_string(),
+                started_ms,
+            },
+            lease: store.leader_lease.get(),
+            expires: store.kind == vakt_config::collector::StoreKind::Postgres,
+            term: Default::default(),
+        }
+    }
+
+    /// How long a term lasts without renewal.
+    pub fn lease(&self) -> std::time::Duration {
+        self.lease
+    }
+
+    /// The epoch of the term this node holds now, if it leads.
+    pub fn epoch(&self) -> Option<i64> {
+        let term = self.term.lock().unwrap_or_else(|p| p.into_inner());
+        match (term.epoch, term.until) {
+            (Some(e), Some(until)) if std::time::Instant::now() < until => Some(e),
+            (Some(e), None) if !self.expires => Some(e),
+            _ => None,
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.epoch().is_some()
+    }
+
+    /// Who leads, as the last campaign saw it.
+    pub fn leader(&self) -> Option<String> {
+        self.term.lock().unwrap_or_else(|p| p.into_inner()).leader.clone()
+    }
+
+    /// Renews or seeks the leadership, and says what changed. Blocking.
+    pub fn campaign(&self, store: &dyn Store, metrics: &Metrics) -> Result<(), StoreError> {
+        let asked_at = std::time::Instant::now();
+        let was = self.epoch();
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let campaign = store.campaign(&self.me, lease_ms)?;
+        let leader_before = {
+            let mut term = self.term.lock().unwrap_or_else(|p| p.into_inner());
+            let before = term.leader.clone();
+            term.epoch = campaign.epoch;
+            term.until = (self.expires && campaign.epoch.is_some()).then(|| asked_at + self.lease);
+            term.leader.clone_from(&campaign.leader);
+            before
+        };
+        let now = self.epoch();
+        let changed = was.is_some() != now.is_some() || (was.is_some() && was != now);
+        match (was, now) {
+            (None, Some(epoch)) => tracing::info!(node = %self.me.node, epoch, "this collector leads now"),
+            (Some(epoch), None) => {
+                tracing::warn!(node = %self.me.node, epoch, leader = ?campaign.leader, "this collector no longer leads")
+            }
+            _ if campaign.leader != leader_before && now.is_none() => {
+                tracing::info!(leader = ?campaign.leader, "the leader is another collector")
+            }
+            _ => {}
+        }
+        metrics.set_leadership(now.is_some(), campaign.epoch, campaign.clock_offset_ms, changed);
+        Ok(())
+    }
+}
+
+/// Names what agents are told to run: a hash of every agent's assignments, so that collectors
+/// sharing a database with the same checks give the same generation, and an agent refetches
+/// its checks only when they changed.
+pub fn generation_of(config: &CollectorConfig) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for name in config.agents.keys() {
+        hash.update(name.as_str().as_bytes());
+        hash.update([0]);
+        for spec in config.assignments_for(name.as_str()) {
+            hash.update(serde_json::to_vec(&spec).unwrap_or_default());
+            hash.update([0]);
+        }
+        hash.update([1]);
+    }
+    let digest = hash.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How long a store write probe's answer is reused by `/healthz` and `/readyz`.
@@ -167,7 +289,11 @@ impl App {
             (*config.ingest_memory_bytes.get_ref()).min(tokio::sync::Semaphore::MAX_PERMITS),
         ));
         let api_scopes = config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.scope)).collect();
+        let generation = generation_of(&config);
+        let leadership = Leadership::new(&config, &generation);
+        leadership.campaign(store.as_ref(), &metrics)?;
         Ok(App {
+            leadership,
             api_scopes,
             config,
             store,
@@ -178,10 +304,7 @@ impl App {
             router,
             outbox_wakeup: tokio::sync::Notify::new(),
             rate_limiter,
-            generation: format!(
-                "{:x}",
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
-            ),
+            generation,
             clock_skew: Default::default(),
             ingest_budget,
             local_checks: std::sync::RwLock::new(local_checks),

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod check_series;
+pub mod cluster;
 pub mod core;
 pub mod evaluate;
 pub mod http;

@@ -47,6 +47,17 @@ pub struct Metrics {
     service_mttr: GaugeVec,
     mtta: GaugeVec,
     mttr: GaugeVec,
+    cluster: ClusterMetrics,
+}
+
+/// How the nodes sharing a store see each other.
+struct ClusterMetrics {
+    is_leader: IntGauge,
+    epoch: IntGauge,
+    nodes: IntGauge,
+    clock_offset: prometheus::Gauge,
+    leader_changes: IntCounter,
+    node_info: GaugeVec,
 }
 
 /// The states a service can be in; the bounded values of `state`.
@@ -281,6 +292,44 @@ impl Metrics {
             "Mean time to resolve incidents opened in the last 30 days (absent until one is resolved)",
             &[],
         );
+        let cluster = ClusterMetrics {
+            is_leader: register(
+                &registry,
+                IntGauge::new("vakt_cluster_is_leader", "1 while this collector leads the time-driven work, else 0")
+                    .expect("valid metric"),
+            ),
+            epoch: register(
+                &registry,
+                IntGauge::new("vakt_cluster_leader_epoch", "The current leader's term (fencing epoch), as last seen")
+                    .expect("valid metric"),
+            ),
+            nodes: register(
+                &registry,
+                IntGauge::new("vakt_cluster_nodes", "Collectors sharing the store that were heard from recently")
+                    .expect("valid metric"),
+            ),
+            clock_offset: register(
+                &registry,
+                prometheus::Gauge::new(
+                    "vakt_cluster_clock_offset_seconds",
+                    "The database's clock minus this collector's, measured at the last leader election",
+                )
+                .expect("valid metric"),
+            ),
+            leader_changes: register(
+                &registry,
+                IntCounter::new(
+                    "vakt_cluster_leadership_changes_total",
+                    "Times this collector became or stopped being the leader",
+                )
+                .expect("valid metric"),
+            ),
+            node_info: gauge(
+                "vakt_cluster_node_info",
+                "Always 1 per node heard from recently: its version and configuration hash (equal on every node when they run the same checks)",
+                &["node", "version", "config_hash", "leader"],
+            ),
+        };
         for outcome in ["accepted", "duplicate"] {
             ingest_batches.with_label_values(&[outcome]);
         }
@@ -310,6 +359,7 @@ impl Metrics {
             service_mttr,
             mtta,
             mttr,
+            cluster,
         }
     }
 
@@ -402,6 +452,35 @@ impl Metrics {
 
     pub fn set_cert_days_left(&self, check: &str, days: f64) {
         self.checks.set_cert_days_left(check, days);
+    }
+
+    /// What the last leader election said of this node.
+    pub fn set_leadership(&self, leader: bool, epoch: Option<i64>, clock_offset_ms: i64, changed: bool) {
+        self.cluster.is_leader.set(i64::from(leader));
+        if let Some(e) = epoch {
+            self.cluster.epoch.set(e);
+        }
+        self.cluster.clock_offset.set(clock_offset_ms as f64 / 1000.0);
+        if changed {
+            self.cluster.leader_changes.inc();
+        }
+    }
+
+    /// The nodes heard from recently, as the store lists them.
+    pub fn set_cluster_nodes(&self, nodes: &[(String, String, String, bool)]) {
+        self.cluster.nodes.set(nodes.len() as i64);
+        self.cluster.node_info.reset();
+        for (node, version, hash, leader) in nodes {
+            self.cluster
+                .node_info
+                .with_label_values(&[
+                    node.as_str(),
+                    version.as_str(),
+                    hash.as_str(),
+                    if *leader { "true" } else { "false" },
+                ])
+                .set(1.0);
+        }
     }
 
     pub fn set_storage_bytes(&self, bytes: u64) {

@@ -103,6 +103,7 @@ impl Server {
         };
         loop {
             let tasks_stop = shutdown.child_token();
+            let election = tokio::spawn(crate::cluster::run(app.clone(), tasks_stop.clone()));
             let outbox = tokio::spawn(crate::notify::worker::run(app.clone(), receivers.clone(), tasks_stop.clone()));
             let evaluator = tokio::spawn(crate::evaluate::run(
                 app.clone(),
@@ -116,6 +117,7 @@ impl Server {
             tasks_stop.cancel();
             let _ = evaluator.await;
             let _ = outbox.await;
+            let _ = election.await;
             let Some(Reloadable { config, certs: fresh_certs }) = next else { break };
             let fresh_receivers = match crate::notify::receivers::receivers(&config) {
                 Ok(r) => r,

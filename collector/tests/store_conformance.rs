@@ -13,7 +13,7 @@ use vakt_collector::core::incident::{IncidentKind, IncidentStatus};
 use vakt_collector::core::policies::Policies;
 use vakt_collector::core::routing::Router;
 use vakt_collector::core::state::{Policy, Status};
-use vakt_collector::store::{IncidentFilter, StaleCheck, Store};
+use vakt_collector::store::{IncidentFilter, NodeInfo, StaleCheck, Store, StoreError};
 use vakt_config::wire::{Batch, IngestAck, Sample, PROTOCOL_VERSION};
 use vakt_config::CollectorConfig;
 use vakt_tests::Postgres as PgServer;
@@ -41,11 +41,23 @@ impl Db {
             Db::Postgres(pg) => format!("[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\n{tables}", pg.url()),
         };
         let config = Arc::new(CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap());
-        vakt_collector::store::open(&config, Router::new(config.clone())).unwrap()
+        let store = vakt_collector::store::open(&config, Router::new(config.clone())).unwrap();
+        // The cases act as the leader: time-driven writes are the leader's alone.
+        let campaign = store.campaign(&node("test"), 60_000).unwrap();
+        assert_eq!(campaign.epoch, Some(1), "the only node is elected");
+        store
     }
 
     fn open(&self) -> Arc<dyn Store> {
         self.open_with("")
+    }
+
+    /// Another node's store on the same database, not yet campaigning.
+    fn open_with_node_only(&self) -> Arc<dyn Store> {
+        let Db::Postgres(pg) = self else { unreachable!("several nodes share PostgreSQL only") };
+        let text = format!("[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\n", pg.url());
+        let config = Arc::new(CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap());
+        vakt_collector::store::open(&config, Router::new(config.clone())).unwrap()
     }
 
     /// Marks the schema as written by a newer collector.
@@ -88,6 +100,16 @@ conformance!(
     a_newer_schema_is_refused_with_a_clear_error,
     a_limit_takes_the_newest_or_the_oldest_samples_in_time_order,
 );
+
+fn node(name: &str) -> NodeInfo {
+    NodeInfo {
+        node: name.into(),
+        holder: format!("{name}#1"),
+        version: "test".into(),
+        config_hash: "h".into(),
+        started_ms: 0,
+    }
+}
 
 // ------------------------------------------------------------------ the cases
 
@@ -386,4 +408,80 @@ fn a_newer_schema_is_refused_with_a_clear_error(db: &Db) {
     let config = CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap();
     let err = vakt_collector::store::open(&config, Router::default()).err().unwrap().to_string();
     assert!(err.contains("schema version 99 is newer"), "{err}");
+}
+
+// ------------------------------------------------------------------ several nodes on PostgreSQL
+
+/// Ends the current leader's lease now, as if it had not renewed it for a whole lease.
+fn lapse_lease(pg: &PgServer) {
+    let mut client = ::postgres::Client::connect(&pg.url(), ::postgres::NoTls).unwrap();
+    let n =
+        client.execute("UPDATE vakt_leader SET lease_until = clock_timestamp() - interval '1 second'", &[]).unwrap();
+    assert_eq!(n, 1);
+}
+
+/// Two collectors on one database: one leads at a time; a leader whose lease lapsed (frozen,
+/// cut off) and was replaced commits no time-driven write — not an incident, not a
+/// notification, not a resolution, not a prune — while the new leader's go through.
+#[test]
+fn postgres_elects_one_leader_and_fences_the_old_one() {
+    let db = Db::postgres();
+    let Db::Postgres(pg) = &db else { unreachable!() };
+    let a = db.open_with("");
+    let b = db.open_with_node_only();
+    let (na, nb) = (node("test"), node("b"));
+    let lease = 60_000;
+    // `a` was elected when opened (term 1); `b` finds it leading.
+    let seen = b.campaign(&nb, lease).unwrap();
+    assert_eq!((seen.epoch, seen.leader.as_deref()), (None, Some("test")));
+    assert!(seen.clock_offset_ms.abs() < 1_000, "one machine, one clock: {}", seen.clock_offset_ms);
+    let refused = b.open_incidents(&[open_action("web")]).unwrap_err();
+    assert!(matches!(refused, StoreError::NotLeader(_)), "a follower's time-driven write: {refused}");
+    // `a` renews: the same term.
+    assert_eq!(a.campaign(&na, lease).unwrap().epoch, Some(1));
+
+    // `a` stops renewing; `b` takes over in term 2.
+    lapse_lease(pg);
+    let won = b.campaign(&nb, lease).unwrap();
+    assert_eq!((won.epoch, won.leader.as_deref()), (Some(2), Some("b")));
+
+    // `a` resumes believing it leads: every leader-only write is refused with the reason.
+    let err = a.open_incidents(&[open_action("web")]).unwrap_err().to_string();
+    assert!(err.contains("not the leader: term 1 is over: b leads in term 2"), "{err}");
+    assert!(a.enqueue_notifications(&[(1, "ops".into(), "repeat".into())], 0).is_err());
+    assert!(a.resolve_incidents(&[]).is_err());
+    assert!(a.prune(0, 0).is_err());
+    assert!(a.expire_checks(&[]).is_err());
+    assert!(a.record_notification(1, &vakt_collector::store::NotificationOutcome::Delivered, 0).is_err());
+    assert!(a.incidents(&IncidentFilter::default()).unwrap().is_empty(), "nothing the old leader tried was committed");
+    // …and its campaign does not take the live lease back.
+    let back = a.campaign(&na, lease).unwrap();
+    assert_eq!((back.epoch, back.leader.as_deref()), (None, Some("b")));
+
+    // The new leader's writes go through.
+    assert_eq!(b.open_incidents(&[open_action("web")]).unwrap().len(), 1);
+
+    // Both nodes are listed, with who leads.
+    let view = a.cluster().unwrap();
+    assert_eq!((view.leader.as_deref(), view.epoch), (Some("b"), Some(2)));
+    let names: Vec<&str> = view.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, ["b", "test"]);
+
+    // A restarted `b` (a new process: another holder) is a new term, not the old one's.
+    lapse_lease(pg);
+    let restarted = NodeInfo { holder: "b#2".into(), ..nb };
+    assert_eq!(b.campaign(&restarted, lease).unwrap().epoch, Some(3));
+}
+
+fn open_action(check: &str) -> vakt_collector::core::incident::Action {
+    let at_ms = 1_700_000_000_000;
+    vakt_collector::core::incident::Action::Open {
+        kind: IncidentKind::CheckDown,
+        subject: check.into(),
+        title: format!("{check} is down"),
+        severity: "critical".into(),
+        priority: "P2".into(),
+        opened_ms: at_ms,
+        event: vakt_collector::core::incident::TimelineEvent { at_ms, kind: "opened".into(), message: "down".into() },
+    }
 }

@@ -15,8 +15,14 @@ use crate::{resolve_path, LoadError};
 pub struct AgentConfig {
     /// This agent's name; the collector knows it by this name and its token.
     pub name: Spanned<Id>,
-    /// Base URL of the collector, e.g. "https://vakt.example.com:8427".
-    pub collector: Spanned<String>,
+    /// Base URL of the collector, e.g. "https://vakt.example.com:8427" (one node, or a load
+    /// balancer in front of several). Give this or `collectors`.
+    #[serde(default)]
+    pub collector: Option<Spanned<String>>,
+    /// Base URLs of several collectors sharing one database: the agent uses the first that
+    /// answers and moves to the next at once when one fails.
+    #[serde(default)]
+    pub collectors: Vec<Spanned<String>>,
     /// A PEM file of CA certificates to trust for an https collector (a private CA), besides
     /// the usual public roots.
     #[serde(default)]
@@ -135,22 +141,44 @@ impl AgentConfig {
         r.finish(cfg)
     }
 
+    /// The collectors' base URLs, in the order they are tried (`collector` or `collectors`).
+    pub fn collector_urls(&self) -> Vec<String> {
+        self.collector.iter().chain(&self.collectors).map(|u| u.get_ref().trim_end_matches('/').to_string()).collect()
+    }
+
     fn validate(&self, r: &mut Reporter<'_>) {
-        let url = self.collector.get_ref();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            r.span(
-                self.collector.span(),
-                format!("collector {url:?} is not an http(s) URL"),
-                "e.g. \"https://vakt.example.com:8427\"",
-            );
+        // After a syntax error the key at fault was set aside: what seems missing may be it.
+        let clean = r.diagnostics.is_empty();
+        match (&self.collector, self.collectors.is_empty()) {
+            (Some(c), false) => r.span(
+                c.span(),
+                "both `collector` and `collectors` are set",
+                "keep one: `collectors = [...]` lists every node, `collector` names one (or a load balancer)",
+            ),
+            (None, true) if clean => r.span(
+                self.name.span(),
+                "neither `collector` nor `collectors` is set",
+                "add collector = \"https://vakt.example.com:8427\"",
+            ),
+            _ => {}
         }
-        if let Some(host) = url.strip_prefix("http://").map(url_host) {
-            if !self.insecure_plaintext && !is_loopback_host(host) {
+        for u in self.collector.iter().chain(&self.collectors) {
+            let url = u.get_ref();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 r.span(
-                    self.collector.span(),
-                    format!("collector {url:?} is plain http to {host:?}: the token, the results and the checks this agent is told to run would cross the network unencrypted"),
-                    "use https:// (the collector's [tls]), or set insecure_plaintext = true on a network you trust",
+                    u.span(),
+                    format!("collector {url:?} is not an http(s) URL"),
+                    "e.g. \"https://vakt.example.com:8427\"",
                 );
+            }
+            if let Some(host) = url.strip_prefix("http://").map(url_host) {
+                if !self.insecure_plaintext && !is_loopback_host(host) {
+                    r.span(
+                        u.span(),
+                        format!("collector {url:?} is plain http to {host:?}: the token, the results and the checks this agent is told to run would cross the network unencrypted"),
+                        "use https:// (the collector's [tls]), or set insecure_plaintext = true on a network you trust",
+                    );
+                }
             }
         }
         for p in &self.exec_allow {
@@ -169,7 +197,7 @@ impl AgentConfig {
                 "both `token` and `token_file` are set",
                 "keep one; `token_file` keeps the secret out of the config",
             ),
-            (None, None) => r.span(
+            (None, None) if clean => r.span(
                 self.name.span(),
                 "neither `token` nor `token_file` is set",
                 "add token_file = \"/etc/vakt/agent.token\"",
@@ -293,5 +321,25 @@ mod tests {
         let err = parse("exec_allow = [\"plugins/*\", \"/usr/lib/../bin/*\"]", "http://127.0.0.1:1").unwrap_err();
         assert_eq!(err.matches("is not an absolute path").count(), 2, "{err}");
         assert!(parse("exec_allow = [\"/usr/lib/nagios/plugins/*\"]", "http://127.0.0.1:1").is_ok());
+    }
+
+    #[test]
+    fn collectors_is_a_list_tried_in_order_and_exclusive_with_collector() {
+        let text = "name = \"web-1\"\ntoken = \"t\"\ncollectors = [\"https://c1:8427/\", \"https://c2:8427\"]\n";
+        let cfg = AgentConfig::parse(text, Path::new("agent.toml")).unwrap();
+        assert_eq!(cfg.collector_urls(), vec!["https://c1:8427", "https://c2:8427"]);
+        let err = parse("collectors = [\"https://c2:8427\"]", "https://c1:8427").unwrap_err();
+        assert!(err.contains("both `collector` and `collectors` are set"), "{err}");
+        let err =
+            AgentConfig::parse("name = \"web-1\"\ntoken = \"t\"\n", Path::new("agent.toml")).unwrap_err().to_string();
+        assert!(err.contains("neither `collector` nor `collectors` is set"), "{err}");
+        let err = AgentConfig::parse(
+            "name = \"web-1\"\ntoken = \"t\"\ncollectors = [\"https://c1\", \"http://c2:8427\"]\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("agent.toml:3:"), "each URL is checked, with its place: {err}");
+        assert!(err.contains("plain http to \"c2\""), "{err}");
     }
 }

@@ -19,7 +19,7 @@ use crate::wire::CheckSpec;
 use crate::{resolve_path, LoadError};
 
 /// `[store]`: which database the collector keeps its data in.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     #[serde(default)]
@@ -31,6 +31,19 @@ pub struct StoreConfig {
     /// PostgreSQL: connections kept open (default 8).
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
+    /// PostgreSQL: this collector's name among those sharing the database (default: the host
+    /// name and the listen port). Shown by `/api/v1/cluster`; must differ between nodes.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// PostgreSQL: how long the elected leader's term lasts without renewal (default 2 s). A
+    /// killed leader is replaced within this (plus a quarter of it); a frozen one commits
+    /// nothing once it has passed.
+    #[serde(default = "default_leader_lease")]
+    pub leader_lease: HumanDuration,
+}
+
+fn default_leader_lease() -> HumanDuration {
+    HumanDuration::from_secs(2)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -44,7 +57,16 @@ pub enum StoreKind {
 }
 
 fn default_store() -> Spanned<StoreConfig> {
-    Spanned::new(0..0, StoreConfig { pool_size: default_pool_size(), ..StoreConfig::default() })
+    Spanned::new(
+        0..0,
+        StoreConfig {
+            kind: StoreKind::Sqlite,
+            url: None,
+            pool_size: default_pool_size(),
+            node: None,
+            leader_lease: default_leader_lease(),
+        },
+    )
 }
 
 fn default_pool_size() -> u32 {
@@ -407,6 +429,16 @@ impl CollectorConfig {
         if store.pool_size == 0 {
             r.span(self.store.span(), "[store] pool_size must be at least 1", "the default is 8");
         }
+        if store.leader_lease.get() < std::time::Duration::from_millis(500) {
+            r.span(
+                self.store.span(),
+                "[store] leader_lease is shorter than 500ms: the leader could not renew it in time",
+                "the default is 2s",
+            );
+        }
+        if store.node.as_ref().is_some_and(|n| n.trim().is_empty() || n.len() > 100) {
+            r.span(self.store.span(), "[store] node is empty or longer than 100 characters", "e.g. node = \"c1\"");
+        }
         if self.listen.get_ref().parse::<SocketAddr>().is_err() {
             r.span(
                 self.listen.span(),
@@ -629,6 +661,21 @@ impl CollectorConfig {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.get_ref().parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8427)))
+    }
+
+    /// This collector's name among the nodes sharing a database: `[store] node`, or the host
+    /// name and the listen port.
+    pub fn node_name(&self) -> String {
+        if let Some(node) = &self.store.get_ref().node {
+            return node.trim().to_string();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "collector".into());
+        format!("{host}:{}", self.listen_addr().port())
     }
 
     /// True when `from` needs `to`, directly or through other services.

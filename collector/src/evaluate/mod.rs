@@ -67,6 +67,7 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
 pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
     let open = app.store.incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?;
     let mut items = Vec::new();
+    let mut notes = Vec::new();
     for i in open.iter().filter(|i| i.status == IncidentStatus::Open && i.parent_id.is_none()) {
         let facts = crate::core::routing::Facts {
             kind: i.kind,
@@ -107,15 +108,18 @@ pub fn follow_up(app: &App, now_ms: i64) -> Result<(), StoreError> {
                     }
                 }
                 tracing::warn!(incident = i.id, "{said}");
-                let note = crate::core::incident::ManualOp::Note { by: "vakt".into(), text: said };
-                let _ = app.store.manual(i.id, &note, now_ms)?;
+                notes.push((i.id, crate::core::incident::ManualOp::Note { by: "vakt".into(), text: said }));
             }
         }
     }
-    if items.is_empty() {
-        return Ok(());
+    if !items.is_empty() {
+        // Fenced: a leader whose term ended writes neither these nor the notes below.
+        app.store.enqueue_notifications(&items, now_ms)?;
     }
-    app.store.enqueue_notifications(&items, now_ms)
+    for (id, note) in notes {
+        let _ = app.store.manual(id, &note, now_ms)?;
+    }
+    Ok(())
 }
 
 /// Checks whose results stopped coming (their agent is silent or lost them) become unknown:
@@ -264,6 +268,10 @@ pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::evaluate::slos
             None => {}
         }
     }
+    if !app.leadership.is_leader() {
+        // A follower publishes the figures; the leader opens and resolves.
+        return Ok(evaluations);
+    }
     let opened = app.store.open_incidents(&to_open)?;
     let resolved = app.store.resolve_incidents(&to_resolve)?;
     if !opened.is_empty() || !resolved.is_empty() {
@@ -338,7 +346,18 @@ pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationTok
         tick = tick.wrapping_add(1);
         let prune_due = tick.is_multiple_of(3600);
         let size_due = tick.is_multiple_of(60);
+        // Only the leader decides and writes; every node publishes the figures it serves.
+        let leader = app.leadership.is_leader();
         let work = move || {
+            if !leader {
+                if slos_due && !tick_app.config.slos.is_empty() {
+                    evaluate_slos(&tick_app, now)?;
+                }
+                if slos_due {
+                    publish_service_figures(&tick_app, now)?;
+                }
+                return Ok(Vec::new());
+            }
             if prune_due {
                 prune(&tick_app, now)?;
             }

@@ -41,6 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/checks", get(list_checks))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/cluster", get(crate::http::cluster::cluster))
         .route("/healthz", get(healthz))
         .route("/readyz", get(healthz))
         .route("/metrics", get(metrics))

@@ -1,13 +1,14 @@
 //! The HTTP layer, by audience. `api`: the router and what routes share. Agents: `agents` (push,
 //! assignments, local-check announcements) with `ingest` (reading and validating a push).
 //! People: `incidents`, `slos` (SLOs and reports), `planned` (maintenance, silences),
-//! `inventory` (checks, samples, agents). The public: `public` (status page, badges). On-call
+//! `inventory` (checks, samples, agents), `cluster` (the nodes sharing a store). The public: `public` (status page, badges). On-call
 //! engineers' pages: `oncall` (forms) rendered by `views`, the fleet in `fleet`. Around them:
 //! `access` (who may read and write what), `front` (connections) and `tls`.
 
 pub mod access;
 pub mod agents;
 pub mod api;
+pub mod cluster;
 pub mod fleet;
 pub mod front;
 pub mod incidents;

@@ -302,6 +302,12 @@ pub async fn deliver(
         }
     }
     for group in into_groups(ready) {
+        if !app.leadership.is_leader() {
+            // The term ended (or this process was frozen past its lease): the new leader
+            // delivers what is left; nothing more leaves from here.
+            tracing::warn!("no longer the leader: leaving the rest of the outbox to the new one");
+            return;
+        }
         if let Some(r) = receivers.get(&group[0].n.receiver) {
             send_group(app, r, http, group, now).await;
         }
@@ -338,6 +344,13 @@ pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: 
     };
     let mut last_repost = now_ms();
     loop {
+        if !app.leadership.is_leader() {
+            // Followers deliver nothing: the leader's outbox worker does.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+            }
+        }
         let store_app = app.clone();
         let due = tokio::task::spawn_blocking(move || due_with_joiners(&store_app, now_ms())).await;
         if now_ms() - last_repost >= ALERTMANAGER_REPOST_MS {

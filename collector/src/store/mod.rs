@@ -30,6 +30,9 @@ pub enum StoreError {
     TooNew { path: String, found: i64, known: i64 },
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    /// A leader-only write refused: this node does not hold the leadership (any more).
+    #[error("not the leader: {0}")]
+    NotLeader(String),
     #[error(
         "database {path} is damaged ({detail}): restore the last backup (vakt-collector backup) into the data_dir as vakt.db, or move the file away to start empty"
     )]
@@ -178,7 +181,64 @@ pub struct AgentSummary {
     pub instance_since_ms: Option<i64>,
 }
 
+/// This collector, as it tells the others sharing the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// `[store] node`.
+    pub node: String,
+    /// The node and this process's start: a restarted node is a new holder, so it cannot
+    /// inherit the term of the process before it.
+    pub holder: String,
+    pub version: String,
+    /// Names the checks this node hands to agents (the configuration generation).
+    pub config_hash: String,
+    pub started_ms: i64,
+}
+
+/// What one campaign for the leadership found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Campaign {
+    /// The term this node holds, when it is the leader: its fencing epoch.
+    pub epoch: Option<i64>,
+    /// Who leads, if anyone holds a lease.
+    pub leader: Option<String>,
+    /// The database's clock minus this node's (ms), measured at the campaign.
+    pub clock_offset_ms: i64,
+}
+
+/// A node as the cluster view shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NodeRow {
+    pub node: String,
+    pub version: String,
+    pub config_hash: String,
+    pub started_ms: i64,
+    /// Its last heartbeat, on the database's clock.
+    pub last_seen_ms: i64,
+    pub clock_offset_ms: i64,
+}
+
+/// Who leads the nodes sharing a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterView {
+    pub leader: Option<String>,
+    pub epoch: Option<i64>,
+    /// The leader's lease ends here (database clock, Unix ms) unless renewed.
+    pub lease_until_ms: Option<i64>,
+    /// The database's clock now (Unix ms), to read the others against.
+    pub now_ms: i64,
+    pub nodes: Vec<NodeRow>,
+}
+
 pub trait Store: Send + Sync + 'static {
+    /// Renews this node's leadership, or takes it when nobody holds a live lease, for
+    /// `lease_ms` on the database's clock; records the node's heartbeat. A node that wins
+    /// after another held it gets the next epoch, and leader-only writes carry that epoch from
+    /// then on ([`StoreError::NotLeader`] once it is no longer the current one). A store only
+    /// one collector can use (SQLite) always elects it.
+    fn campaign(&self, me: &NodeInfo, lease_ms: i64) -> Result<Campaign, StoreError>;
+    /// The nodes sharing this store and who leads them.
+    fn cluster(&self) -> Result<ClusterView, StoreError>;
     /// Stores the batch and applies its samples to check states and incidents, all in one
     /// transaction. A batch already stored (same agent and sequence) changes nothing and is
     /// acknowledged as a duplicate.

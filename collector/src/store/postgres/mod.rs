@@ -112,6 +112,11 @@ impl Pool {
 pub struct PostgresStore {
     pool: Pool,
     router: std::sync::RwLock<Router>,
+    /// The term this node won at its last campaign: (holder, epoch). Leader-only writes check
+    /// it against the database in their own transaction (see [`PostgresStore::fenced`]).
+    fence: std::sync::RwLock<Option<(String, i64)>>,
+    /// The campaigns' own connection, so that a pool busy with ingest never delays a renewal.
+    campaigner: Mutex<Option<Client>>,
 }
 
 /// Whether a failed batch is worth trying again: it lost a race with a concurrent one.
@@ -142,7 +147,12 @@ impl PostgresStore {
             state: Mutex::new((Vec::new(), 0)),
             returned: Condvar::new(),
         };
-        let store = PostgresStore { pool, router: std::sync::RwLock::new(Router::default()) };
+        let store = PostgresStore {
+            pool,
+            router: std::sync::RwLock::new(Router::default()),
+            fence: Default::default(),
+            campaigner: Mutex::new(None),
+        };
         {
             let mut client = store.pool.get().map_err(|e| StoreError::Open {
                 path: where_.clone(),
@@ -166,6 +176,80 @@ impl PostgresStore {
 
     fn client(&self) -> Result<Pooled<'_>, StoreError> {
         self.pool.get()
+    }
+
+    /// Fencing: a leader-only write goes on only while this node's term is the current one
+    /// and its lease has not run out, on the database's clock. The leader row stays share-locked
+    /// to the end of the transaction, so no other node can take over before it commits; a
+    /// leader that was frozen and resumed finds another epoch and commits nothing.
+    fn fenced(&self, tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+        let Some((holder, epoch)) = self.fence.read().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Err(StoreError::NotLeader("this node has not been elected".into()));
+        };
+        let row = tx.query_opt(
+            "SELECT holder, node, epoch, lease_until > clock_timestamp() FROM vakt_leader WHERE id = 1 FOR SHARE",
+            &[],
+        )?;
+        match row {
+            Some(r) if r.try_get::<_, String>(0)? == holder && r.try_get::<_, i64>(2)? == epoch => {
+                if r.try_get::<_, bool>(3)? {
+                    Ok(())
+                } else {
+                    Err(StoreError::NotLeader(format!("the lease of term {epoch} ran out before it was renewed")))
+                }
+            }
+            Some(r) => Err(StoreError::NotLeader(format!(
+                "term {epoch} is over: {} leads in term {}",
+                r.try_get::<_, String>(1)?,
+                r.try_get::<_, i64>(2)?
+            ))),
+            None => Err(StoreError::NotLeader("nobody has been elected".into())),
+        }
+    }
+
+    fn try_campaign(
+        &self,
+        client: &mut Client,
+        me: &super::NodeInfo,
+        lease_ms: i64,
+    ) -> Result<super::Campaign, StoreError> {
+        let before = crate::core::time::now_ms();
+        let db_now: i64 =
+            client.query_one("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint", &[])?.try_get(0)?;
+        let after = crate::core::time::now_ms();
+        let clock_offset_ms = db_now - (before + after) / 2;
+        let won = client.query_opt(
+            "INSERT INTO vakt_leader (id, holder, node, epoch, lease_until)
+             VALUES (1, $1, $2, 1, clock_timestamp() + make_interval(secs => $3::float8 / 1000))
+             ON CONFLICT (id) DO UPDATE SET
+                 epoch = CASE WHEN vakt_leader.holder = excluded.holder THEN vakt_leader.epoch
+                              ELSE vakt_leader.epoch + 1 END,
+                 holder = excluded.holder, node = excluded.node, lease_until = excluded.lease_until
+             WHERE vakt_leader.holder = excluded.holder OR vakt_leader.lease_until < clock_timestamp()
+             RETURNING epoch",
+            &[&me.holder, &me.node, &(lease_ms as f64)],
+        )?;
+        let epoch = match won {
+            Some(row) => Some(row.try_get::<_, i64>(0)?),
+            None => None,
+        };
+        let leader = match epoch {
+            Some(_) => Some(me.node.clone()),
+            None => client
+                .query_opt("SELECT node FROM vakt_leader WHERE id = 1 AND lease_until > clock_timestamp()", &[])?
+                .map(|r| r.try_get::<_, String>(0))
+                .transpose()?,
+        };
+        client.execute(
+            "INSERT INTO vakt_nodes (node, holder, version, config_hash, started_ms, seen_ms, clock_offset_ms)
+             VALUES ($1, $2, $3, $4, $5, (extract(epoch from clock_timestamp()) * 1000)::bigint, $6)
+             ON CONFLICT (node) DO UPDATE SET holder = excluded.holder, version = excluded.version,
+                 config_hash = excluded.config_hash, started_ms = excluded.started_ms,
+                 seen_ms = excluded.seen_ms, clock_offset_ms = excluded.clock_offset_ms",
+            &[&me.node, &me.holder, &me.version, &me.config_hash, &me.started_ms, &clock_offset_ms],
+        )?;
+        *self.fence.write().unwrap_or_else(|p| p.into_inner()) = epoch.map(|e| (me.holder.clone(), e));
+        Ok(super::Campaign { epoch, leader, clock_offset_ms })
     }
 
     fn try_commit(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError> {
@@ -323,6 +407,63 @@ fn period_status(s: &str) -> PeriodStatus {
 }
 
 impl Store for PostgresStore {
+    fn campaign(&self, me: &super::NodeInfo, lease_ms: i64) -> Result<super::Campaign, StoreError> {
+        let mut slot = self.campaigner.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            let mut config = self.pool.config.clone();
+            config.application_name("vakt-collector leader election");
+            *slot = Some(config.connect(NoTls)?);
+        }
+        let Some(client) = slot.as_mut() else { unreachable!("connected above") };
+        let result = self.try_campaign(client, me, lease_ms);
+        if result.is_err() {
+            // A broken connection is opened anew at the next campaign; so is one in doubt.
+            *slot = None;
+        }
+        result
+    }
+
+    fn cluster(&self) -> Result<super::ClusterView, StoreError> {
+        let mut client = self.client()?;
+        let now_ms: i64 =
+            client.query_one("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint", &[])?.try_get(0)?;
+        let leader = client.query_opt(
+            "SELECT node, epoch, (extract(epoch from lease_until) * 1000)::bigint, lease_until > clock_timestamp()
+             FROM vakt_leader WHERE id = 1",
+            &[],
+        )?;
+        let (mut view, live) = match leader {
+            Some(r) => (
+                super::ClusterView {
+                    leader: Some(r.try_get(0)?),
+                    epoch: Some(r.try_get(1)?),
+                    lease_until_ms: Some(r.try_get(2)?),
+                    now_ms,
+                    nodes: Vec::new(),
+                },
+                r.try_get::<_, bool>(3)?,
+            ),
+            None => (super::ClusterView { now_ms, ..Default::default() }, false),
+        };
+        if !live {
+            view.leader = None;
+        }
+        for r in client.query(
+            "SELECT node, version, config_hash, started_ms, seen_ms, clock_offset_ms FROM vakt_nodes ORDER BY node",
+            &[],
+        )? {
+            view.nodes.push(super::NodeRow {
+                node: r.try_get(0)?,
+                version: r.try_get(1)?,
+                config_hash: r.try_get(2)?,
+                started_ms: r.try_get(3)?,
+                last_seen_ms: r.try_get(4)?,
+                clock_offset_ms: r.try_get(5)?,
+            });
+        }
+        Ok(view)
+    }
+
     fn commit_batch(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError> {
         let mut attempt = 1;
         loop {
@@ -389,6 +530,7 @@ impl Store for PostgresStore {
         let router = self.router();
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
         let open = load_open(&mut tx, plan::keys_of(actions))?;
         let opened = apply(&mut tx, &plan::open_all(actions, open, &router))?;
         tx.commit()?;
@@ -398,6 +540,7 @@ impl Store for PostgresStore {
     fn expire_checks(&self, checks: &[StaleCheck]) -> Result<Vec<String>, StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
         let mut changed = Vec::new();
         for StaleCheck { check, unknown_from_ms: at_ms, last_received_ms } in checks {
             // Only the state the evaluator read: a batch committed since then is fresher.
@@ -477,6 +620,7 @@ impl Store for PostgresStore {
     fn prune(&self, raw_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64), StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
         let samples = tx.execute("DELETE FROM samples WHERE ts_ms < $1", &[&raw_before_ms])?;
         let rollups = tx.execute("DELETE FROM rollups WHERE minute_ms < $1", &[&rollups_before_ms])?;
         tx.execute("DELETE FROM check_periods WHERE end_ms IS NOT NULL AND end_ms < $1", &[&rollups_before_ms])?;
@@ -557,6 +701,7 @@ impl Store for PostgresStore {
     fn enqueue_notifications(&self, items: &[(i64, String, String)], at_ms: i64) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
         for (incident, receiver, event) in items {
             tx.execute(
                 "INSERT INTO notifications (incident_id, receiver, event, status, next_attempt_ms, created_ms)
@@ -591,6 +736,7 @@ impl Store for PostgresStore {
     fn record_notification(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
         match outcome {
             NotificationOutcome::Delivered => tx.execute(
                 "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, done_ms = $2, last_error = NULL WHERE id = $1",
@@ -667,6 +813,7 @@ impl Store for PostgresStore {
     fn link_incidents(&self, links: &[(i64, i64, String)], at_ms: i64) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
         for (child, root, why) in links {
             let changed = tx.execute(
                 "UPDATE incidents SET parent_id = $2 WHERE id = $1 AND parent_id IS NULL AND status != 'resolved'",
@@ -684,6 +831,7 @@ impl Store for PostgresStore {
         let router = self.router();
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
         let open = load_open(&mut tx, resolutions.iter().map(|(key, _)| key.clone()).collect())?;
         let plan = plan::resolve_all(resolutions, open, &router);
         let new_ids = apply(&mut tx, &plan)?;

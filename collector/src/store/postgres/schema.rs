@@ -139,4 +139,23 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE health (id integer PRIMARY KEY CHECK (id = 1), probed_ms bigint NOT NULL);
     "#,
+    // 2: several collectors on one database: the leader's lease and the nodes' heartbeats.
+    r#"
+    CREATE TABLE vakt_leader (
+        id integer PRIMARY KEY CHECK (id = 1),
+        holder text NOT NULL,
+        node text NOT NULL,
+        epoch bigint NOT NULL,
+        lease_until timestamptz NOT NULL
+    );
+    CREATE TABLE vakt_nodes (
+        node text PRIMARY KEY,
+        holder text NOT NULL,
+        version text NOT NULL,
+        config_hash text NOT NULL,
+        started_ms bigint NOT NULL,
+        seen_ms bigint NOT NULL,
+        clock_offset_ms bigint NOT NULL
+    );
+    "#,
 ];

@@ -93,6 +93,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
     router: std::sync::RwLock<Router>,
+    /// The one node using this file, as its last campaign told it.
+    node: Mutex<Option<(super::NodeInfo, i64)>>,
 }
 
 impl SqliteStore {
@@ -114,7 +116,12 @@ impl SqliteStore {
         if check != "ok" {
             return Err(StoreError::Damaged { path: path.display().to_string(), detail: check });
         }
-        Ok(Self { conn: Mutex::new(conn), path, router: std::sync::RwLock::new(Router::default()) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+            router: std::sync::RwLock::new(Router::default()),
+            node: Mutex::new(None),
+        })
     }
 
     /// Sets the routing of notifications written to the outbox with incident events.
@@ -201,6 +208,34 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 impl Store for SqliteStore {
+    /// One collector per SQLite file: it always leads, in one term.
+    fn campaign(&self, me: &super::NodeInfo, _lease_ms: i64) -> Result<super::Campaign, StoreError> {
+        *self.node.lock().unwrap_or_else(|p| p.into_inner()) = Some((me.clone(), crate::core::time::now_ms()));
+        Ok(super::Campaign { epoch: Some(1), leader: Some(me.node.clone()), clock_offset_ms: 0 })
+    }
+
+    fn cluster(&self) -> Result<super::ClusterView, StoreError> {
+        let now_ms = crate::core::time::now_ms();
+        let node = self.node.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(super::ClusterView {
+            leader: node.as_ref().map(|(n, _)| n.node.clone()),
+            epoch: node.as_ref().map(|_| 1),
+            lease_until_ms: None,
+            now_ms,
+            nodes: node
+                .into_iter()
+                .map(|(n, seen)| super::NodeRow {
+                    node: n.node,
+                    version: n.version,
+                    config_hash: n.config_hash,
+                    started_ms: n.started_ms,
+                    last_seen_ms: seen,
+                    clock_offset_ms: 0,
+                })
+                .collect(),
+        })
+    }
+
     fn commit_batch(&self, batch: &Batch, received_ms: i64, policies: &Policies) -> Result<IngestOutcome, StoreError> {
         let router = self.router();
         let mut conn = self.conn();
