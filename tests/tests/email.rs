@@ -144,8 +144,14 @@ receivers = ["oncall-mail"]
     // The resolution answers the announcement, so mail clients show one thread.
     assert!(resolved.contains(&format!("In-Reply-To: {root}")), "{resolved}");
     assert!(resolved.contains(&format!("References: {root}")), "{resolved}");
-    assert!(resolved.contains(&format!("Message-ID: <vakt.incident.{id}.resolved.")), "{resolved}");
     let rows = collector.get_json(&format!("/api/v1/notifications?incident={id}")).await;
+    // Named by its outbox entry: delivered again after a failover, it has the same Message-ID.
+    let resolved_entry = rows.as_array().unwrap().iter().find(|n| n["event"] == "resolved").unwrap()["id"].clone();
+    assert!(
+        resolved.contains(&format!("Message-ID: <vakt.incident.{id}.resolved.vakt-{resolved_entry}@example.test>")),
+        "{resolved}"
+    );
+    assert!(resolved.contains(&format!("X-Vakt-Notification-Id: vakt-{resolved_entry}")), "{resolved}");
     let delivered: Vec<&str> = rows
         .as_array()
         .unwrap()

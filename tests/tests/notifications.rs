@@ -19,6 +19,7 @@ const SIGNING_KEY: &str = "s3cret-signing-key";
 struct Received {
     path: String,
     signature: Option<String>,
+    notification_id: Option<String>,
     body: Vec<u8>,
 }
 
@@ -38,8 +39,14 @@ async fn receiver_on(listener: tokio::net::TcpListener) -> Arc<Mutex<Vec<Receive
             if uri.path() == "/fail" {
                 return StatusCode::INTERNAL_SERVER_ERROR;
             }
-            let signature = headers.get("x-vakt-signature").and_then(|v| v.to_str().ok()).map(String::from);
-            sink.lock().unwrap().push(Received { path: uri.path().to_string(), signature, body: body.to_vec() });
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+            let (signature, notification_id) = (header("x-vakt-signature"), header("x-vakt-notification-id"));
+            sink.lock().unwrap().push(Received {
+                path: uri.path().to_string(),
+                signature,
+                notification_id,
+                body: body.to_vec(),
+            });
             StatusCode::OK
         }
     });
@@ -174,6 +181,16 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
     let id = h["incident"]["id"].as_i64().unwrap();
     assert_eq!(h["incident"]["url"], format!("https://vakt.example.test/incidents/{id}"));
     assert!(h["incident"]["title"].as_str().unwrap().contains("status 500"));
+    // A stable id to deduplicate on, in the header and the body, named after the outbox entry.
+    let outbox = collector.get_json(&format!("/api/v1/notifications?incident={id}")).await;
+    let entry = outbox.as_array().unwrap().iter().find(|n| n["receiver"] == "hook" && n["event"] == "firing").unwrap();
+    let expected_id = format!("vakt-{}", entry["id"]);
+    assert_eq!(h["notification_id"], expected_id.as_str());
+    assert_eq!(hook.notification_id.as_deref(), Some(expected_id.as_str()));
+    for path in ["/slack", "/teams", "/discord", "/am"] {
+        let other = of(&got, path)[0].notification_id.clone().expect("every HTTP receiver gets the id header");
+        assert!(other.starts_with("vakt-") && other != expected_id, "{path}: its own outbox entry: {other}");
+    }
 
     // Slack: fallback text and Block Kit blocks.
     let s = of(&got, "/slack")[0].json();

@@ -32,6 +32,8 @@ pub struct Message {
     /// Further incidents due for the same receiver at the same time, told in this one message
     /// (see `group_by`); empty for a message about one incident.
     pub more: Vec<Grouped>,
+    /// The outbox entries this message delivers: they name it (see [`Message::notification_id`]).
+    pub notification_ids: Vec<i64>,
 }
 
 /// One incident of a grouped message.
@@ -79,6 +81,18 @@ impl Markup {
 }
 
 impl Message {
+    /// A stable name for this message, the same at every delivery attempt and on whichever
+    /// collector delivers it (a repeat after a failover carries the id of the first try), for
+    /// receivers to deduplicate on. Sent as the `X-Vakt-Notification-Id` header and the
+    /// `notification_id` field; empty for messages outside the outbox (tests, re-posts).
+    pub fn notification_id(&self) -> String {
+        if self.notification_ids.is_empty() {
+            return String::new();
+        }
+        let ids: Vec<String> = self.notification_ids.iter().map(i64::to_string).collect();
+        format!("vakt-{}", ids.join("-"))
+    }
+
     /// The message with the text that came from probes (incident titles carry their error
     /// text) made inert in `markup`; templates and the defaults are then rendered from it.
     /// Subjects are ids (letters, digits, '-', '_', '.') and stay as they are.
@@ -310,6 +324,7 @@ pub fn webhook(m: &Message) -> Value {
         "title": m.title,
         "text": m.text,
         "sent_at": rfc3339(m.sent_ms),
+        "notification_id": m.notification_id(),
     })
 }
 
@@ -625,6 +640,7 @@ mod tests {
             title: String::new(),
             text: String::new(),
             more: Vec::new(),
+            notification_ids: vec![7],
         }
     }
 

@@ -113,8 +113,8 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
     Ok(out)
 }
 
-async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>) -> Result<(), String> {
-    post_to(http, r, &r.url, body).await
+async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>, notification_id: &str) -> Result<(), String> {
+    post_to(http, r, &r.url, body, notification_id).await
 }
 
 /// Alertmanager's alerts endpoint under a receiver's URL (`http://am:9093` or the endpoint
@@ -128,8 +128,20 @@ pub fn alertmanager_alerts_url(url: &str) -> String {
     }
 }
 
-async fn post_to(http: &reqwest::Client, r: &Receiver, url: &str, body: Vec<u8>) -> Result<(), String> {
+/// The header naming a notification for receivers to deduplicate on.
+pub const NOTIFICATION_ID_HEADER: &str = "X-Vakt-Notification-Id";
+
+async fn post_to(
+    http: &reqwest::Client,
+    r: &Receiver,
+    url: &str,
+    body: Vec<u8>,
+    notification_id: &str,
+) -> Result<(), String> {
     let mut req = http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
+    if !notification_id.is_empty() {
+        req = req.header(NOTIFICATION_ID_HEADER, notification_id);
+    }
     if let Some(key) = &r.signing_key {
         req = req.header("X-Vakt-Signature", format!("sha256={}", payload::hmac_sha256_hex(key.as_bytes(), &body)));
     }
@@ -179,6 +191,24 @@ impl lettre::message::header::Header for ListId {
     }
 }
 
+/// `X-Vakt-Notification-Id`: the same name a webhook carries, for mail filters and tools.
+#[derive(Clone)]
+struct NotificationId(String);
+
+impl lettre::message::header::Header for NotificationId {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str(NOTIFICATION_ID_HEADER)
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(NotificationId(s.to_string()))
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
 /// How a mail about incidents threads in mail clients (RFC 5322): the first announcement of an
 /// incident is the thread's root, `<vakt.incident.ID@DOMAIN>`; every later mail about it
 /// (resolution, repeat, escalation) has its own id and refers to that root, as do grouped
@@ -199,7 +229,13 @@ pub fn threading(m: &Message, receiver: &str, domain: &str) -> Threading {
         return Threading { message_id: roots[0].clone(), references: Vec::new(), list_id };
     }
     let what = if m.repeat { "repeat" } else { m.event.as_str() };
-    let message_id = format!("<vakt.incident.{}.{what}.{}@{domain}>", ids.join("-"), m.sent_ms);
+    // Named by its outbox entries: a mail delivered again (after a failover) has the same id,
+    // and mail clients show it once.
+    let unique = match m.notification_id() {
+        id if id.is_empty() => m.sent_ms.to_string(),
+        id => id,
+    };
+    let message_id = format!("<vakt.incident.{}.{what}.{unique}@{domain}>", ids.join("-"));
     Threading { message_id, references: roots, list_id }
 }
 
@@ -217,6 +253,9 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
         .date_now()
         .message_id(Some(thread.message_id))
         .header(ListId(thread.list_id));
+    if !m.notification_id().is_empty() {
+        builder = builder.header(NotificationId(m.notification_id()));
+    }
     if !thread.references.is_empty() {
         builder = builder.in_reply_to(thread.references.join(" ")).references(thread.references.join(" "));
     }
@@ -279,13 +318,14 @@ pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Re
                         r,
                         &alertmanager_alerts_url(&r.url),
                         serde_json::to_vec(&body).unwrap_or_default(),
+                        &message.notification_id(),
                     )
                     .await;
                 }
                 ReceiverKind::Discord => payload::discord(message),
                 ReceiverKind::Webhook | ReceiverKind::Email => payload::webhook(message),
             };
-            post(http, r, serde_json::to_vec(&body).unwrap_or_default()).await
+            post(http, r, serde_json::to_vec(&body).unwrap_or_default(), &message.notification_id()).await
         }
     }
 }
@@ -322,5 +362,6 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
         title: String::new(),
         text: String::new(),
         more: Vec::new(),
+        notification_ids: Vec::new(),
     }
 }

@@ -263,6 +263,7 @@ fn message_of(
         title: String::new(),
         text: String::new(),
         more: items.collect(),
+        notification_ids: Vec::new(),
     })
 }
 
@@ -273,7 +274,8 @@ async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group:
     let repeat = n.event == "repeat";
     let event = if repeat { "firing" } else { n.event.as_str() };
     let items = group.iter().map(|g| g.item.clone());
-    let Some(message) = message_of(app, r, event, repeat, items, now) else { return };
+    let Some(mut message) = message_of(app, r, event, repeat, items, now) else { return };
+    message.notification_ids = group.iter().map(|g| g.n.id).collect();
     let sent = send(http, r, &message).await;
     let attempts = group.iter().map(|g| g.n.attempts).max().unwrap_or(0);
     for g in group {
