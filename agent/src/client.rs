@@ -77,7 +77,8 @@ impl CollectorClient {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("vakt-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30));
+            // A node that hangs (frozen, overloaded) is left for the next one after this long.
+            .timeout(Duration::from_secs(10));
         if let Some(pem) = &tls.ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)? {
                 builder = builder.add_root_certificate(cert);

@@ -122,25 +122,29 @@ impl Leadership {
     /// Renews or seeks the leadership, and says what changed. Blocking.
     pub fn campaign(&self, store: &dyn Store, metrics: &Metrics) -> Result<(), StoreError> {
         let asked_at = std::time::Instant::now();
-        let was = self.epoch();
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         let campaign = store.campaign(&self.me, lease_ms)?;
-        let leader_before = {
+        // The term held before, whether or not its lease ran out meanwhile (a frozen process
+        // wakes up past it).
+        let (had, leader_before) = {
             let mut term = self.term.lock().unwrap_or_else(|p| p.into_inner());
-            let before = term.leader.clone();
+            let before = (term.epoch, term.leader.clone());
             term.epoch = campaign.epoch;
             term.until = (self.expires && campaign.epoch.is_some()).then(|| asked_at + self.lease);
             term.leader.clone_from(&campaign.leader);
             before
         };
         let now = self.epoch();
-        let changed = was.is_some() != now.is_some() || (was.is_some() && was != now);
-        match (was, now) {
+        let changed = had != campaign.epoch;
+        match (had, campaign.epoch) {
             (None, Some(epoch)) => tracing::info!(node = %self.me.node, epoch, "this collector leads now"),
+            (Some(was), Some(epoch)) if was != epoch => {
+                tracing::warn!(node = %self.me.node, was, epoch, "this collector leads again, in a new term")
+            }
             (Some(epoch), None) => {
                 tracing::warn!(node = %self.me.node, epoch, leader = ?campaign.leader, "this collector no longer leads")
             }
-            _ if campaign.leader != leader_before && now.is_none() => {
+            (None, None) if campaign.leader != leader_before => {
                 tracing::info!(leader = ?campaign.leader, "the leader is another collector")
             }
             _ => {}
