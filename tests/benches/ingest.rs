@@ -7,6 +7,11 @@
 //! BENCH_SAMPLES (default 1,000,000) samples in batches of BENCH_BATCH (default 5,000), pushed
 //! by BENCH_AGENTS (default 4) concurrent agents. The bodies are encoded before the clock
 //! starts, so the figure is the collector's, not the load generator's.
+//!
+//!     BENCH_STORE=postgres cargo bench -p vakt-tests --bench ingest
+//!
+//! does the same into PostgreSQL (Debian's, started by the bench as in the tests), beside a raw
+//! `COPY` of the same rows, one per batch, into a table of the same database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -76,20 +81,73 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-#[tokio::main]
+/// The same rows with one `COPY ... FROM STDIN` per transaction of `batch` rows, into a table
+/// like the collector's `samples` in the same database: PostgreSQL's ceiling on this machine.
+fn raw_postgres_copy_rate(url: &str, total: usize, batch: usize) -> f64 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE raw_samples (id bigserial PRIMARY KEY, check_id text NOT NULL, agent text NOT NULL,
+             ts_ms bigint NOT NULL, success boolean NOT NULL, latency_s double precision, values_json text,
+             error text, degraded boolean NOT NULL DEFAULT false);
+             CREATE INDEX ON raw_samples (check_id, ts_ms); CREATE INDEX ON raw_samples (ts_ms);",
+        )
+        .unwrap();
+    let base = now_ms();
+    let started = Instant::now();
+    let mut n = 0usize;
+    while n < total {
+        let mut tx = client.transaction().unwrap();
+        let mut text = String::with_capacity(batch * 80);
+        for i in n..(n + batch).min(total) {
+            let ok = !i.is_multiple_of(97);
+            text.push_str(&format!(
+                "raw-c{}\traw\t{}\t{}\t0.012\t{{\"status_code\":{}}}\t\\N\tf\n",
+                i % CHECKS_PER_AGENT,
+                base + i as i64,
+                if ok { "t" } else { "f" },
+                if ok { 200 } else { 503 }
+            ));
+        }
+        let mut w = tx
+            .copy_in("COPY raw_samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded) FROM STDIN")
+            .unwrap();
+        w.write_all(text.as_bytes()).unwrap();
+        w.finish().unwrap();
+        tx.commit().unwrap();
+        n += batch;
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let total = env("BENCH_SAMPLES", 1_000_000);
     let batch = env("BENCH_BATCH", 5_000);
     let agents = env("BENCH_AGENTS", 4).max(1);
     let dir = tempfile::tempdir().unwrap();
+    let postgres = (std::env::var("BENCH_STORE").as_deref() == Ok("postgres"))
+        .then(|| tokio::task::block_in_place(vakt_tests::Postgres::start));
 
-    let raw = raw_rusqlite_rate(dir.path(), total, batch);
+    let (raw, raw_what) = match &postgres {
+        Some(pg) => (
+            tokio::task::block_in_place(|| raw_postgres_copy_rate(&pg.url(), total, batch)),
+            "raw PostgreSQL COPY, same rows, same database, one COPY per batch",
+        ),
+        None => (
+            raw_rusqlite_rate(dir.path(), total, batch),
+            "raw rusqlite prepared insert, same rows, same disk, same pragmas",
+        ),
+    };
 
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let mut cfg = format!(
         "listen = \"{addr}\"\ndata_dir = \"data\"\nagent_push_rate = 0\nmax_batch_samples = {batch}\n\
          max_body_bytes = 67108864\n"
     );
+    if let Some(pg) = &postgres {
+        cfg.push_str(&format!("[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\n", pg.url()));
+    }
     for a in 0..agents {
         cfg.push_str(&format!(
             "[agents.a{a}]\ntoken_hash = \"{}\"\n",
@@ -178,7 +236,7 @@ async fn main() {
         bytes as f64 / 1048576.0
     );
     println!("  end to end (HTTP + gzip + JSON + validation + durable commit): {rate:.0} samples/s");
-    println!("  raw rusqlite prepared insert, same rows, same disk, same pragmas: {raw:.0} rows/s");
+    println!("  {raw_what}: {raw:.0} rows/s");
     println!("  ratio end to end / raw insert: {:.2}", rate / raw);
     println!(
         "  per batch: p50 {:.1} ms · p99 {:.1} ms · collector CPU {:.1} s for {:.1} s wall · peak RSS {:.1} MiB",
