@@ -67,6 +67,9 @@ pub(crate) enum Command {
         /// A new file; an existing one is never overwritten.
         file: PathBuf,
     },
+    /// Move the collector's data between stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Send a test message to a receiver and report the outcome.
     NotifyTest {
         #[arg(long, short)]
@@ -81,6 +84,49 @@ pub(crate) enum Command {
         #[arg(long, default_value = "vakt-data")]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Copy every sample, state, incident and notification from a SQLite data directory into
+    /// an empty PostgreSQL database, in one transaction. Stop the collector first.
+    Copy {
+        /// `sqlite:DATA_DIR` (the directory holding vakt.db, or the file itself).
+        #[arg(long)]
+        from: String,
+        /// `postgres:URL` (postgres://user@host:5432/db), or `postgres:env:NAME` to read the URL
+        /// from an environment variable (keeps a password out of the process list).
+        #[arg(long)]
+        to: String,
+    },
+}
+
+pub(crate) fn store_command(command: StoreCommand) -> anyhow::Result<()> {
+    let StoreCommand::Copy { from, to } = command;
+    let Some(from) = from.strip_prefix("sqlite:") else {
+        anyhow::bail!("--from is sqlite:DATA_DIR (e.g. sqlite:/var/lib/vakt)");
+    };
+    let mut dir = PathBuf::from(from);
+    if dir.is_file() {
+        dir = dir.parent().map(PathBuf::from).unwrap_or_default();
+    }
+    let url = match to.strip_prefix("postgres:") {
+        Some(rest) => match rest.strip_prefix("env:") {
+            Some(name) => std::env::var(name).with_context(|| format!("environment variable {name} is not set"))?,
+            None => rest.to_string(),
+        },
+        None => anyhow::bail!("--to is postgres:URL or postgres:env:NAME"),
+    };
+    let copied = vakt_collector::store::copy::sqlite_to_postgres(&dir, &url)?;
+    let total: u64 = copied.tables.iter().map(|(_, n)| n).sum();
+    for (table, n) in &copied.tables {
+        println!("{table:>20}  {n} rows");
+    }
+    println!(
+        "copied {total} rows from {} into PostgreSQL; point [store] at it and start the collectors",
+        dir.display()
+    );
+    Ok(())
 }
 
 pub(crate) fn report_command(

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         },
         Command::HashToken { stdin } => cli::hash_token_command(stdin),
         Command::Backup { config, file } => cli::backup_command(&config, &file),
+        Command::Store(command) => cli::store_command(command),
         Command::NotifyTest { config, receiver } => cli::notify_test(&config, &receiver),
         Command::Maintenance(args) => cli::plan_maintenance(args),
         Command::Report { config, service, customer, vendor, period, format, timezone } => {

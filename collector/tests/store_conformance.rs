@@ -485,3 +485,89 @@ fn open_action(check: &str) -> vakt_collector::core::incident::Action {
         event: vakt_collector::core::incident::TimelineEvent { at_ms, kind: "opened".into(), message: "down".into() },
     }
 }
+
+// ------------------------------------------------------------------ moving a site to PostgreSQL
+
+/// `store copy`: a SQLite site with history (an incident opened, acknowledged, noted and
+/// resolved with its notifications; a second one still open; samples, periods, rollups, a
+/// maintenance window, a silence) reads the same through the PostgreSQL store after the copy;
+/// new incidents there continue the numbering; a second copy into the filled database is
+/// refused and changes nothing.
+#[test]
+fn store_copy_moves_a_sqlite_site_to_postgres_whole() {
+    use vakt_collector::core::incident::ManualOp;
+    let routes = "[receivers.pager]\nkind = \"webhook\"\nurl = { value = \"http://127.0.0.1:9\" }\n\
+                  [[routes]]\nreceivers = [\"pager\"]\n";
+    let lite = Db::sqlite();
+    let p = Policies::default();
+    let (first, second) = {
+        let store = lite.open_with(routes);
+        let out = store.commit_batch(&batch(1, &[(1_000, false), (2_000, false), (3_000, false)]), 3_000, &p).unwrap();
+        let first = out.incidents_opened[0];
+        store.manual(first, &ManualOp::Acknowledge { by: "alice".into(), note: None }, 4_000).unwrap().unwrap();
+        store.manual(first, &ManualOp::Note { by: "alice".into(), text: "restarting".into() }, 5_000).unwrap().unwrap();
+        store.commit_batch(&batch(2, &[(6_000, true), (7_000, true)]), 7_000, &p).unwrap();
+        // An hour later (past the window in which a recovery reopens the incident before it).
+        let out = store
+            .commit_batch(&batch(3, &[(3_608_000, false), (3_609_000, false), (3_610_000, false)]), 3_610_000, &p)
+            .unwrap();
+        store.record_notification(1, &vakt_collector::store::NotificationOutcome::Delivered, 11_000).unwrap();
+        let window = vakt_collector::core::maintenance::Occurrence {
+            name: "patching".into(),
+            start_ms: 20_000,
+            end_ms: 30_000,
+            services: vec!["shop".into()],
+            change_id: Some("CHG-1".into()),
+            exclude_from_sla: true,
+            source: "api",
+            created: None,
+        };
+        store.add_maintenance(&window).unwrap();
+        (first, out.incidents_opened[0])
+    };
+    let before = lite.open_with(routes);
+    let pg = Db::postgres();
+    let Db::Sqlite(dir) = &lite else { unreachable!() };
+    let Db::Postgres(server) = &pg else { unreachable!() };
+    let copied = vakt_collector::store::copy::sqlite_to_postgres(dir.path(), &server.url()).unwrap();
+    let rows = |t: &str| copied.tables.iter().find(|(n, _)| n == t).unwrap().1;
+    assert_eq!((rows("incidents"), rows("samples"), rows("maintenance_windows")), (2, 8, 1));
+
+    let after = pg.open_with(routes);
+    let all = IncidentFilter::default();
+    assert_eq!(after.incidents(&all).unwrap(), before.incidents(&all).unwrap(), "incidents with their timelines");
+    assert_eq!(after.incident(first).unwrap().unwrap().acknowledged_by.as_deref(), Some("alice"));
+    assert_eq!(after.check_states().unwrap(), before.check_states().unwrap());
+    let checks = ["web".to_string()];
+    assert_eq!(after.periods(&checks, 0, 4_000_000).unwrap(), before.periods(&checks, 0, 4_000_000).unwrap());
+    assert_eq!(
+        after.minute_events(&checks, 0, 4_000_000, None).unwrap(),
+        before.minute_events(&checks, 0, 4_000_000, None).unwrap()
+    );
+    let samples = vakt_collector::store::SampleFilter::default();
+    assert_eq!(after.samples(&samples).unwrap(), before.samples(&samples).unwrap());
+    assert_eq!(after.notifications(None).unwrap(), before.notifications(None).unwrap());
+    assert_eq!(after.agents().unwrap(), before.agents().unwrap());
+    assert_eq!(after.maintenance(0, 100_000).unwrap(), before.maintenance(0, 100_000).unwrap());
+    assert_eq!(
+        after.merged_latency(&checks, 0, 4_000_000).unwrap(),
+        before.merged_latency(&checks, 0, 4_000_000).unwrap()
+    );
+
+    // The site goes on in PostgreSQL: the open incident resolves; a new one is numbered after.
+    let out = after.commit_batch(&batch(4, &[(3_611_000, true), (3_612_000, true)]), 3_612_000, &p).unwrap();
+    assert_eq!(out.incidents_resolved, vec![second]);
+    let t = 20_000_000; // hours after: a new outage, not a reopening
+    let out =
+        after.commit_batch(&batch(5, &[(t, false), (t + 1_000, false), (t + 2_000, false)]), t + 2_000, &p).unwrap();
+    assert_eq!(out.incidents_opened, vec![second + 1]);
+    let replay = batch(1, &[(1_000, false), (2_000, false), (3_000, false)]);
+    assert!(
+        after.commit_batch(&replay, t + 3_000, &p).unwrap().ack.unwrap().duplicate,
+        "a batch copied over is a duplicate"
+    );
+
+    let err = vakt_collector::store::copy::sqlite_to_postgres(dir.path(), &server.url()).unwrap_err().to_string();
+    assert!(err.contains("holds") && err.contains("copy into an empty database"), "{err}");
+    assert_eq!(after.incidents(&all).unwrap().len(), 3, "the refused copy changed nothing");
+}

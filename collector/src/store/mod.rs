@@ -1,6 +1,7 @@
 //! Where samples, check states and incidents live: SQLite (embedded, the default) or PostgreSQL
 //! (shared by several collectors). Both only load and write; the core decides.
 
+pub mod copy;
 mod migrations;
 mod postgres;
 mod sqlite;
