@@ -14,5 +14,6 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod quickstart;
+pub mod remote_write;
 pub mod server;
 pub mod store;

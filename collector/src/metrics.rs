@@ -48,6 +48,15 @@ pub struct Metrics {
     mtta: GaugeVec,
     mttr: GaugeVec,
     cluster: ClusterMetrics,
+    remote_write: RemoteWriteMetrics,
+}
+
+/// Each `[[remote_write]]` target's progress.
+struct RemoteWriteMetrics {
+    samples: IntCounterVec,
+    failures: IntCounterVec,
+    pending: IntGaugeVec,
+    lag: GaugeVec,
 }
 
 /// How the nodes sharing a store see each other.
@@ -330,6 +339,43 @@ impl Metrics {
                 &["node", "version", "config_hash", "leader"],
             ),
         };
+        let remote_write = RemoteWriteMetrics {
+            samples: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "vakt_remote_write_samples_total",
+                        "Probe results sent to a remote-write target (sent) or refused by it for good (dropped)",
+                    ),
+                    &["target", "outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            failures: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "vakt_remote_write_failures_total",
+                        "Remote-write requests that failed and will be retried",
+                    ),
+                    &["target"],
+                )
+                .expect("valid metric"),
+            ),
+            pending: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new("vakt_remote_write_pending_samples", "Probe results queued for a remote-write target"),
+                    &["target"],
+                )
+                .expect("valid metric"),
+            ),
+            lag: gauge(
+                "vakt_remote_write_lag_seconds",
+                "Age of the oldest probe result queued for a remote-write target (0 when none waits)",
+                &["target"],
+            ),
+        };
         for outcome in ["accepted", "duplicate"] {
             ingest_batches.with_label_values(&[outcome]);
         }
@@ -360,6 +406,7 @@ impl Metrics {
             mtta,
             mttr,
             cluster,
+            remote_write,
         }
     }
 
@@ -452,6 +499,30 @@ impl Metrics {
 
     pub fn set_cert_days_left(&self, check: &str, days: f64) {
         self.checks.set_cert_days_left(check, days);
+    }
+
+    /// A remote-write target exists: its series start at zero.
+    pub fn remote_write_reset(&self, target: &str) {
+        for outcome in ["sent", "dropped"] {
+            self.remote_write.samples.with_label_values(&[target, outcome]);
+        }
+        self.remote_write.failures.with_label_values(&[target]);
+        self.remote_write.pending.with_label_values(&[target]);
+        self.remote_write.lag.with_label_values(&[target]);
+    }
+
+    /// `outcome`: "sent" or "dropped".
+    pub fn remote_write_samples(&self, target: &str, outcome: &str, n: usize) {
+        self.remote_write.samples.with_label_values(&[target, outcome]).inc_by(n as u64);
+    }
+
+    pub fn remote_write_failed(&self, target: &str) {
+        self.remote_write.failures.with_label_values(&[target]).inc();
+    }
+
+    pub fn remote_write_backlog(&self, target: &str, pending: u64, lag_seconds: f64) {
+        self.remote_write.pending.with_label_values(&[target]).set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.remote_write.lag.with_label_values(&[target]).set(lag_seconds);
     }
 
     /// What the last leader election said of this node.

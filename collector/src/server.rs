@@ -16,6 +16,8 @@ pub struct Server {
     certs: Option<Arc<crate::http::tls::Certificates>>,
     /// Notification receivers with their secrets read (for the outbox worker).
     receivers: Receivers,
+    /// Remote-write targets with their secrets read.
+    remote_write: Vec<crate::remote_write::Target>,
 }
 
 type Receivers = std::collections::HashMap<String, crate::notify::receivers::Receiver>;
@@ -31,6 +33,7 @@ impl Server {
     /// The collector on a socket already listening: a reload keeps the socket it had.
     pub async fn on(config: CollectorConfig, listener: std::net::TcpListener) -> Result<Self, ServerError> {
         let receivers = crate::notify::receivers::receivers(&config).map_err(ServerError::Config)?;
+        let remote_write = crate::remote_write::targets(&config).map_err(ServerError::Config)?;
         let app = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
@@ -42,7 +45,7 @@ impl Server {
         };
         listener.set_nonblocking(true).map_err(ServerError::Serve)?;
         let listener = TcpListener::from_std(listener).map_err(ServerError::Serve)?;
-        Ok(Server { app: Arc::new(app), listener, certs, receivers })
+        Ok(Server { app: Arc::new(app), listener, certs, receivers, remote_write })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -76,6 +79,7 @@ impl Server {
         let addr = self.local_addr();
         let mut app = self.app;
         let mut receivers = self.receivers;
+        let mut remote_write = self.remote_write;
         tracing::info!(%addr, db = %app.config.data_dir.display(), "collector serving");
         let current = Arc::new(std::sync::RwLock::new(crate::http::api::router(app.clone())));
         let front = axum::Router::new().fallback({
@@ -104,6 +108,8 @@ impl Server {
         loop {
             let tasks_stop = shutdown.child_token();
             let election = tokio::spawn(crate::cluster::run(app.clone(), tasks_stop.clone()));
+            let exporter =
+                tokio::spawn(crate::remote_write::run(app.clone(), remote_write.clone(), tasks_stop.clone()));
             let outbox = tokio::spawn(crate::notify::worker::run(app.clone(), receivers.clone(), tasks_stop.clone()));
             let evaluator = tokio::spawn(crate::evaluate::run(
                 app.clone(),
@@ -118,8 +124,11 @@ impl Server {
             let _ = evaluator.await;
             let _ = outbox.await;
             let _ = election.await;
+            let _ = exporter.await;
             let Some(Reloadable { config, certs: fresh_certs }) = next else { break };
-            let fresh_receivers = match crate::notify::receivers::receivers(&config) {
+            let fresh = crate::notify::receivers::receivers(&config)
+                .and_then(|r| crate::remote_write::targets(&config).map(|w| (r, w)));
+            let (fresh_receivers, fresh_remote_write) = match fresh {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!("SIGHUP: configuration not reloaded; the running one goes on: {e}");
@@ -139,6 +148,7 @@ impl Server {
             }
             app = Arc::new(new_app);
             receivers = fresh_receivers;
+            remote_write = fresh_remote_write;
             *current.write().unwrap_or_else(|p| p.into_inner()) = crate::http::api::router(app.clone());
             let checks = app.config.checks.len();
             if app.config.tls.is_some() {
@@ -213,6 +223,7 @@ fn reloadable(path: &std::path::Path, running: &CollectorConfig) -> Result<Reloa
         return Err("[store] changed; restart the collector to move to another database".into());
     }
     crate::notify::receivers::receivers(&new)?;
+    crate::remote_write::targets(&new)?;
     let certs = match &new.tls {
         Some(files) => Some(
             crate::http::tls::Certificates::load(files.clone())

@@ -1,8 +1,8 @@
 //! The collector's house keeps its layers: every `crate::` path in `collector/src` points to
 //! its own layer or one below it (see ARCHITECTURE.md), so imports never form a loop.
-//! Ranks: core 0; store, auth, check_series 1; metrics 2; app 3; evaluate, notify, cluster 4; http 5; server 6;
-//! quickstart 7. A module may use its own top-level module freely; evaluate, notify and cluster,
-//! side by side, do not use each other.
+//! Ranks: core 0; store, auth, check_series 1; metrics 2; app 3; evaluate, notify, cluster, remote_write 4; http 5; server 6;
+//! quickstart 7. A module may use its own top-level module freely; evaluate, notify, cluster and
+//! remote_write, side by side, do not use each other.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +14,7 @@ fn layer(top: &str) -> Option<u8> {
         "store" | "auth" | "check_series" => 1,
         "metrics" => 2,
         "app" => 3,
-        "evaluate" | "notify" | "cluster" => 4,
+        "evaluate" | "notify" | "cluster" | "remote_write" => 4,
         "http" => 5,
         "server" => 6,
         "quickstart" => 7,

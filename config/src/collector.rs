@@ -42,6 +42,34 @@ pub struct StoreConfig {
     pub leader_lease: HumanDuration,
 }
 
+/// `[[remote_write]]`: one time-series database to send every probe result to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// Names its queue, its metrics and its log lines; unique.
+    pub name: String,
+    /// The receiver's write endpoint, e.g. `http://prometheus:9090/api/v1/write` (inline, from
+    /// `env` or from a `file`: it may carry credentials).
+    pub url: crate::notify::Secret,
+    /// Sent as `Authorization: Bearer ...` when set.
+    #[serde(default)]
+    pub bearer_token: Option<crate::notify::Secret>,
+    /// Most samples per request (default 2,000).
+    #[serde(default = "default_remote_write_batch")]
+    pub max_samples_per_send: usize,
+    /// A request not answered within this is retried (default 10 s).
+    #[serde(default = "default_remote_write_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_remote_write_batch() -> usize {
+    2_000
+}
+
+fn default_remote_write_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+
 fn default_leader_lease() -> HumanDuration {
     HumanDuration::from_secs(2)
 }
@@ -162,6 +190,10 @@ pub struct CollectorConfig {
     pub maintenance: Vec<MaintenanceConfig>,
     #[serde(default)]
     pub receivers: BTreeMap<Id, ReceiverConfig>,
+    /// Raw samples sent on to a time-series database with the Prometheus remote-write protocol
+    /// (Prometheus, VictoriaMetrics, Mimir, Thanos), each from a queue written with the batch.
+    #[serde(default)]
+    pub remote_write: Vec<Spanned<RemoteWriteConfig>>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
     /// Notifications wait this long before going out, so an incident linked under its root
@@ -408,6 +440,14 @@ impl CollectorConfig {
         if let Some(file) = cfg.store.get_mut().url.as_mut().and_then(|u| u.file.as_mut()) {
             *file = resolve_path(path, file);
         }
+        for rw in &mut cfg.remote_write {
+            let rw = rw.get_mut();
+            for file in
+                [rw.url.file.as_mut(), rw.bearer_token.as_mut().and_then(|t| t.file.as_mut())].into_iter().flatten()
+            {
+                *file = resolve_path(path, file);
+            }
+        }
         r.finish(cfg)
     }
 
@@ -428,6 +468,30 @@ impl CollectorConfig {
         }
         if store.pool_size == 0 {
             r.span(self.store.span(), "[store] pool_size must be at least 1", "the default is 8");
+        }
+        let mut names = std::collections::HashSet::new();
+        for rw in &self.remote_write {
+            let c = rw.get_ref();
+            if !names.insert(c.name.clone()) {
+                r.span(rw.span(), format!("two [[remote_write]] are named {:?}", c.name), "give each its own name");
+            }
+            if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                r.span(
+                    rw.span(),
+                    format!("remote_write name {:?} is not a plain name", c.name),
+                    "letters, digits, - and _",
+                );
+            }
+            if !c.url.is_set() {
+                r.span(
+                    rw.span(),
+                    "[[remote_write]] needs a `url`",
+                    "e.g. url = { value = \"http://prometheus:9090/api/v1/write\" }",
+                );
+            }
+            if c.max_samples_per_send == 0 {
+                r.span(rw.span(), "max_samples_per_send must be at least 1", "the default is 2000");
+            }
         }
         if store.leader_lease.get() < std::time::Duration::from_millis(500) {
             r.span(

@@ -22,6 +22,8 @@ pub struct Policies {
     pub interval: HashMap<String, i64>,
     /// Checks with flap detection of their own: (threshold, window ms).
     pub flap_of: HashMap<String, (u32, i64)>,
+    /// The `[[remote_write]]` targets each stored sample is queued for, by name.
+    pub remote_write: Vec<String>,
 }
 
 impl Default for Policies {
@@ -35,6 +37,7 @@ impl Default for Policies {
             stale: HashMap::new(),
             interval: HashMap::new(),
             flap_of: HashMap::new(),
+            remote_write: Vec::new(),
         }
     }
 }

@@ -188,4 +188,18 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE check_periods ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE incidents ADD COLUMN reopened_ms INTEGER;
     "#,
+    // 14: samples waiting to be sent to each [[remote_write]] target, queued with their batch.
+    r#"
+    CREATE TABLE remote_write_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        success INTEGER NOT NULL,
+        latency_s REAL,
+        values_json TEXT
+    );
+    CREATE INDEX remote_write_queue_by_target ON remote_write_queue (target, id);
+    "#,
 ];

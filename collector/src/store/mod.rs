@@ -182,6 +182,19 @@ pub struct AgentSummary {
     pub instance_since_ms: Option<i64>,
 }
 
+/// A sample waiting in a remote-write queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueuedSample {
+    /// Its place in the queue.
+    pub id: i64,
+    pub check: String,
+    pub agent: String,
+    pub timestamp_ms: i64,
+    pub success: bool,
+    pub latency_seconds: Option<f64>,
+    pub values: std::collections::BTreeMap<String, f64>,
+}
+
 /// This collector, as it tells the others sharing the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -240,6 +253,13 @@ pub trait Store: Send + Sync + 'static {
     fn campaign(&self, me: &NodeInfo, lease_ms: i64) -> Result<Campaign, StoreError>;
     /// The nodes sharing this store and who leads them.
     fn cluster(&self) -> Result<ClusterView, StoreError>;
+    /// The oldest `limit` samples queued for the remote-write `target`, in queue order.
+    fn remote_write_queue(&self, target: &str, limit: usize) -> Result<Vec<QueuedSample>, StoreError>;
+    /// Takes the samples with `ids` off `target`'s queue (sent, or refused for good by the
+    /// receiver). Leader-only.
+    fn remote_write_done(&self, target: &str, ids: &[i64]) -> Result<(), StoreError>;
+    /// How many samples wait for `target`, and the time of the oldest.
+    fn remote_write_backlog(&self, target: &str) -> Result<(u64, Option<i64>), StoreError>;
     /// Stores the batch and applies its samples to check states and incidents, all in one
     /// transaction. A batch already stored (same agent and sequence) changes nothing and is
     /// acknowledged as a duplicate.

@@ -313,7 +313,7 @@ impl PostgresStore {
             outcome.ack = Some(IngestAck::new(batch.sequence, 0, true));
             return Ok(outcome);
         }
-        insert_samples(&mut tx, batch)?;
+        insert_samples(&mut tx, batch, &policies.remote_write)?;
         merge_rollups(&mut tx, batch::minute_rollups(batch))?;
         let new_ids = apply(&mut tx, &plan)?;
         tx.commit()?;
@@ -336,8 +336,9 @@ fn describe(config: &postgres::Config) -> String {
     format!("postgresql {host}:{port}/{}", config.get_dbname().unwrap_or(""))
 }
 
-/// All of a batch's samples in one statement.
-fn insert_samples(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), StoreError> {
+/// All of a batch's samples in one statement, and as many again into the remote-write queue
+/// per target.
+fn insert_samples(tx: &mut Transaction<'_>, batch: &Batch, remote_write: &[String]) -> Result<(), StoreError> {
     let n = batch.samples.len();
     let (mut checks, mut ts, mut ok, mut latency, mut values, mut errors, mut degraded) = (
         Vec::with_capacity(n),
@@ -364,6 +365,17 @@ fn insert_samples(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), StoreEr
               AS x(c, t, s, l, v, e, d)",
         &[&checks, &batch.agent, &ts, &ok, &latency, &values, &errors, &degraded],
     )?;
+    if !remote_write.is_empty() {
+        tx.execute(
+            "INSERT INTO remote_write_queue (target, check_id, agent, ts_ms, success, latency_s, values_json)
+             SELECT q, c, $2, t, s, l, v
+             FROM unnest($1::text[], $3::bigint[], $4::boolean[], $5::float8[], $6::text[]) WITH ORDINALITY
+                  AS x(c, t, s, l, v, n)
+             CROSS JOIN unnest($7::text[]) AS r(q)
+             ORDER BY q, n",
+            &[&checks, &batch.agent, &ts, &ok, &latency, &values, &remote_write],
+        )?;
+    }
     Ok(())
 }
 
@@ -407,6 +419,46 @@ fn period_status(s: &str) -> PeriodStatus {
 }
 
 impl Store for PostgresStore {
+    fn remote_write_queue(&self, target: &str, limit: usize) -> Result<Vec<super::QueuedSample>, StoreError> {
+        let mut client = self.client()?;
+        let rows = client.query(
+            "SELECT id, check_id, agent, ts_ms, success, latency_s, values_json FROM remote_write_queue
+             WHERE target = $1 ORDER BY id LIMIT $2",
+            &[&target, &(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let values: Option<String> = r.try_get(6)?;
+                Ok(super::QueuedSample {
+                    id: r.try_get(0)?,
+                    check: r.try_get(1)?,
+                    agent: r.try_get(2)?,
+                    timestamp_ms: r.try_get(3)?,
+                    success: r.try_get(4)?,
+                    latency_seconds: r.try_get(5)?,
+                    values: values.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    fn remote_write_done(&self, target: &str, ids: &[i64]) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        self.fenced(&mut tx)?;
+        // By id, not "up to": a batch committed late with a lower id is still to be sent.
+        tx.execute("DELETE FROM remote_write_queue WHERE target = $1 AND id = ANY($2)", &[&target, &ids])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn remote_write_backlog(&self, target: &str) -> Result<(u64, Option<i64>), StoreError> {
+        let mut client = self.client()?;
+        let r =
+            client.query_one("SELECT count(*), min(ts_ms) FROM remote_write_queue WHERE target = $1", &[&target])?;
+        Ok((r.try_get::<_, i64>(0)?.max(0) as u64, r.try_get(1)?))
+    }
+
     fn campaign(&self, me: &super::NodeInfo, lease_ms: i64) -> Result<super::Campaign, StoreError> {
         let mut slot = self.campaigner.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_none_or(|c| c.is_closed()) {

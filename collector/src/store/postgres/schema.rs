@@ -158,4 +158,18 @@ pub const MIGRATIONS: &[&str] = &[
         clock_offset_ms bigint NOT NULL
     );
     "#,
+    // 3: samples waiting to be sent to each [[remote_write]] target, queued with their batch.
+    r#"
+    CREATE TABLE remote_write_queue (
+        id bigserial PRIMARY KEY,
+        target text NOT NULL,
+        check_id text NOT NULL,
+        agent text NOT NULL,
+        ts_ms bigint NOT NULL,
+        success boolean NOT NULL,
+        latency_s double precision,
+        values_json text
+    );
+    CREATE INDEX remote_write_queue_by_target ON remote_write_queue (target, id);
+    "#,
 ];

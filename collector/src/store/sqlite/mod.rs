@@ -208,6 +208,50 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 impl Store for SqliteStore {
+    fn remote_write_queue(&self, target: &str, limit: usize) -> Result<Vec<super::QueuedSample>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, check_id, agent, ts_ms, success, latency_s, values_json FROM remote_write_queue
+             WHERE target = ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![target, limit as i64], |r| {
+            let values: Option<String> = r.get(6)?;
+            Ok(super::QueuedSample {
+                id: r.get(0)?,
+                check: r.get(1)?,
+                agent: r.get(2)?,
+                timestamp_ms: r.get(3)?,
+                success: r.get(4)?,
+                latency_seconds: r.get(5)?,
+                values: values.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn remote_write_done(&self, target: &str, ids: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM remote_write_queue WHERE target = ?1 AND id = ?2")?;
+            for id in ids {
+                delete.execute(params![target, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn remote_write_backlog(&self, target: &str) -> Result<(u64, Option<i64>), StoreError> {
+        let conn = self.conn();
+        let (n, oldest): (i64, Option<i64>) = conn.query_row(
+            "SELECT count(*), min(ts_ms) FROM remote_write_queue WHERE target = ?1",
+            params![target],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n.max(0) as u64, oldest))
+    }
+
     /// One collector per SQLite file: it always leads, in one term.
     fn campaign(&self, me: &super::NodeInfo, _lease_ms: i64) -> Result<super::Campaign, StoreError> {
         *self.node.lock().unwrap_or_else(|p| p.into_inner()) = Some((me.clone(), crate::core::time::now_ms()));
@@ -302,6 +346,16 @@ impl Store for SqliteStore {
                 "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            // Queued for each remote-write target in the same transaction: what is
+            // acknowledged is sent on, whatever happens after.
+            let mut queue = if policies.remote_write.is_empty() {
+                None
+            } else {
+                Some(tx.prepare_cached(
+                    "INSERT INTO remote_write_queue (target, check_id, agent, ts_ms, success, latency_s, values_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?)
+            };
             let mut values = Vec::with_capacity(128);
             for s in &batch.samples {
                 values.clear();
@@ -320,6 +374,19 @@ impl Store for SqliteStore {
                     s.error,
                     s.degraded
                 ])?;
+                if let Some(queue) = queue.as_mut() {
+                    for target in &policies.remote_write {
+                        queue.execute(params![
+                            target,
+                            s.check,
+                            batch.agent,
+                            s.timestamp_ms,
+                            s.success,
+                            s.latency_seconds,
+                            values_json
+                        ])?;
+                    }
+                }
             }
         }
         merge_rollups(&tx, batch::minute_rollups(batch))?;
