@@ -286,6 +286,7 @@ impl App {
             flap_threshold: config.flap_threshold,
             flap_window_ms: i64::try_from(config.flap_window.get().as_millis()).unwrap_or(i64::MAX),
             remote_write: config.remote_write.iter().map(|r| r.get_ref().name.clone()).collect(),
+            store_raw_samples: config.store_raw_samples,
         };
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),

@@ -99,6 +99,8 @@ conformance!(
     people_acknowledge_note_and_resolve,
     a_newer_schema_is_refused_with_a_clear_error,
     a_limit_takes_the_newest_or_the_oldest_samples_in_time_order,
+    without_raw_samples_states_incidents_and_rollups_are_kept,
+    remote_write_queues_each_stored_sample_per_target_until_taken,
 );
 
 fn node(name: &str) -> NodeInfo {
@@ -471,6 +473,16 @@ fn postgres_elects_one_leader_and_fences_the_old_one() {
     lapse_lease(pg);
     let restarted = NodeInfo { holder: "b#2".into(), ..nb };
     assert_eq!(b.campaign(&restarted, lease).unwrap().epoch, Some(3));
+
+    // A leader whose session ends (its process died) is replaced at the next campaign, not
+    // when its 60 s lease runs out; one that is merely slow is not.
+    let c = db.open_with_node_only();
+    let nc = node("c");
+    assert_eq!(c.campaign(&nc, lease).unwrap().epoch, None, "b is alive and holds its lease");
+    drop(b);
+    let took = c.campaign(&nc, lease).unwrap();
+    assert_eq!((took.epoch, took.leader.as_deref()), (Some(4), Some("c")));
+    drop(a);
 }
 
 fn open_action(check: &str) -> vakt_collector::core::incident::Action {
@@ -570,4 +582,82 @@ fn store_copy_moves_a_sqlite_site_to_postgres_whole() {
     let err = vakt_collector::store::copy::sqlite_to_postgres(dir.path(), &server.url()).unwrap_err().to_string();
     assert!(err.contains("holds") && err.contains("copy into an empty database"), "{err}");
     assert_eq!(after.incidents(&all).unwrap().len(), 3, "the refused copy changed nothing");
+}
+
+/// Every state change carries its precondition: eight people on two collectors acknowledging
+/// and then resolving the same incident at once leave one acknowledgement, one resolution and
+/// one resolution notification.
+#[test]
+fn postgres_racing_nodes_change_an_incident_once() {
+    use vakt_collector::core::incident::ManualOp;
+    let routes = "[receivers.pager]\nkind = \"webhook\"\nurl = { value = \"http://127.0.0.1:9\" }\n\
+                  [[routes]]\nreceivers = [\"pager\"]\n";
+    let db = Db::postgres();
+    let (a, b) = (db.open_with(routes), db.open_with(routes));
+    let p = Policies::default();
+    let id = a
+        .commit_batch(&batch(1, &[(1_000, false), (2_000, false), (3_000, false)]), 3_000, &p)
+        .unwrap()
+        .incidents_opened[0];
+    for (at, op) in [
+        (4_000, ManualOp::Acknowledge { by: "x".into(), note: None }),
+        (5_000, ManualOp::Resolve { by: "x".into(), note: None }),
+    ] {
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (store, op) = (if i % 2 == 0 { a.clone() } else { b.clone() }, op.clone());
+                s.spawn(move || {
+                    let _ = store.manual(id, &op, at + i).unwrap();
+                });
+            }
+        });
+    }
+    let incident = a.incident(id).unwrap().unwrap();
+    let kinds: Vec<&str> = incident.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "acknowledged", "resolved"], "{:?}", incident.timeline);
+    let mut events: Vec<String> = a.notifications(Some(id)).unwrap().into_iter().map(|n| n.event).collect();
+    events.sort();
+    assert_eq!(events, ["firing", "resolved"]);
+}
+
+/// `store_raw_samples = false`: no raw rows, but the same states, incident and per-minute
+/// figures as with them (three failures then two successes in one minute: 5 events, 3 bad).
+fn without_raw_samples_states_incidents_and_rollups_are_kept(db: &Db) {
+    let store = db.open();
+    let p = Policies { store_raw_samples: false, ..Policies::default() };
+    let t0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000;
+    let out = store
+        .commit_batch(&batch(1, &[(t0, false), (t0 + 1_000, false), (t0 + 2_000, false)]), t0 + 2_000, &p)
+        .unwrap();
+    assert_eq!(out.incidents_opened.len(), 1);
+    store.commit_batch(&batch(2, &[(t0 + 3_000, true), (t0 + 4_000, true)]), t0 + 4_000, &p).unwrap();
+    assert_eq!(store.sample_count(None).unwrap(), 0, "no raw samples kept");
+    let minutes = store.minute_events(&["web".into()], t0, t0 + 60_000, None).unwrap();
+    assert_eq!(minutes.len(), 1);
+    assert_eq!((minutes[0].events, minutes[0].bad_events), (5, 3));
+    assert!(store.merged_latency(&["web".into()], t0, t0 + 60_000).unwrap().is_some());
+    let resolved = store.incidents(&IncidentFilter { status: Some(IncidentStatus::Resolved), ..Default::default() });
+    assert_eq!(resolved.unwrap().len(), 1, "the outage opened and resolved as ever");
+}
+
+/// Each stored sample is queued once per remote-write target, in order, and stays queued until
+/// taken off; a replayed batch queues nothing more.
+fn remote_write_queues_each_stored_sample_per_target_until_taken(db: &Db) {
+    let store = db.open();
+    let p = Policies { remote_write: vec!["prom".into(), "vm".into()], ..Policies::default() };
+    let b = batch(1, &[(1_000, true), (2_000, false)]);
+    store.commit_batch(&b, 2_000, &p).unwrap();
+    store.commit_batch(&b, 3_000, &p).unwrap(); // a replay
+    for target in ["prom", "vm"] {
+        let queued = store.remote_write_queue(target, 10).unwrap();
+        let got: Vec<(i64, bool)> = queued.iter().map(|q| (q.timestamp_ms, q.success)).collect();
+        assert_eq!(got, [(1_000, true), (2_000, false)], "{target}");
+        assert_eq!(queued[0].latency_seconds, Some(0.01));
+        assert_eq!(store.remote_write_backlog(target).unwrap(), (2, Some(1_000)));
+    }
+    let first = store.remote_write_queue("prom", 1).unwrap();
+    store.remote_write_done("prom", &[first[0].id]).unwrap();
+    assert_eq!(store.remote_write_backlog("prom").unwrap(), (1, Some(2_000)));
+    assert_eq!(store.remote_write_backlog("vm").unwrap(), (2, Some(1_000)), "each target has its own queue");
+    assert!(store.remote_write_queue("nobody", 10).unwrap().is_empty());
 }

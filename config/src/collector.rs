@@ -70,6 +70,10 @@ fn default_remote_write_timeout() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_leader_lease() -> HumanDuration {
     HumanDuration::from_secs(2)
 }
@@ -205,6 +209,11 @@ pub struct CollectorConfig {
     /// meant for recording rules, and `promtool check metrics` says so.
     #[serde(default)]
     pub sloth_metrics: bool,
+    /// Keep each raw probe result in the store (default). With `false` only what the states,
+    /// incidents, SLOs and latency figures need is kept (per-minute rollups), and the raw
+    /// results live in the `[[remote_write]]` targets alone.
+    #[serde(default = "default_true")]
+    pub store_raw_samples: bool,
     /// Serve HTTPS instead of HTTP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,

@@ -24,6 +24,8 @@ pub struct Policies {
     pub flap_of: HashMap<String, (u32, i64)>,
     /// The `[[remote_write]]` targets each stored sample is queued for, by name.
     pub remote_write: Vec<String>,
+    /// Whether raw samples are kept (`store_raw_samples`); rollups are, either way.
+    pub store_raw_samples: bool,
 }
 
 impl Default for Policies {
@@ -38,6 +40,7 @@ impl Default for Policies {
             interval: HashMap::new(),
             flap_of: HashMap::new(),
             remote_write: Vec::new(),
+            store_raw_samples: true,
         }
     }
 }

@@ -109,6 +109,16 @@ impl Pool {
     }
 }
 
+/// The campaigns' connection, and whether it holds the leadership's session lock.
+struct Campaigner {
+    client: Client,
+    holds_lock: bool,
+}
+
+/// The session advisory lock the leader holds on its campaign connection: PostgreSQL releases
+/// it the moment that session ends, which tells the others the leader is gone.
+const LEADER_LOCK: i64 = 0x7661_6b74_0002; // "vakt" 2
+
 pub struct PostgresStore {
     pool: Pool,
     router: std::sync::RwLock<Router>,
@@ -116,7 +126,7 @@ pub struct PostgresStore {
     /// it against the database in their own transaction (see [`PostgresStore::fenced`]).
     fence: std::sync::RwLock<Option<(String, i64)>>,
     /// The campaigns' own connection, so that a pool busy with ingest never delays a renewal.
-    campaigner: Mutex<Option<Client>>,
+    campaigner: Mutex<Option<Campaigner>>,
 }
 
 /// Whether a failed batch is worth trying again: it lost a race with a concurrent one.
@@ -209,30 +219,45 @@ impl PostgresStore {
 
     fn try_campaign(
         &self,
-        client: &mut Client,
+        c: &mut Campaigner,
         me: &super::NodeInfo,
         lease_ms: i64,
     ) -> Result<super::Campaign, StoreError> {
+        let client = &mut c.client;
         let before = crate::core::time::now_ms();
         let db_now: i64 =
             client.query_one("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint", &[])?.try_get(0)?;
         let after = crate::core::time::now_ms();
         let clock_offset_ms = db_now - (before + after) / 2;
+        // Whoever holds the lock: the leader, normally. Getting it while the leader row says its
+        // holder has it means that holder's session is gone: take over without waiting for
+        // the lease. A node that gets it and does not lead lets it go again.
+        let got_lock =
+            c.holds_lock || client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?.try_get(0)?;
         let won = client.query_opt(
-            "INSERT INTO vakt_leader (id, holder, node, epoch, lease_until)
-             VALUES (1, $1, $2, 1, clock_timestamp() + make_interval(secs => $3::float8 / 1000))
+            "INSERT INTO vakt_leader (id, holder, node, epoch, lease_until, locked)
+             VALUES (1, $1, $2, 1, clock_timestamp() + make_interval(secs => $3::float8 / 1000), $4)
              ON CONFLICT (id) DO UPDATE SET
                  epoch = CASE WHEN vakt_leader.holder = excluded.holder THEN vakt_leader.epoch
                               ELSE vakt_leader.epoch + 1 END,
-                 holder = excluded.holder, node = excluded.node, lease_until = excluded.lease_until
+                 holder = excluded.holder, node = excluded.node, lease_until = excluded.lease_until,
+                 locked = excluded.locked
              WHERE vakt_leader.holder = excluded.holder OR vakt_leader.lease_until < clock_timestamp()
+                OR (vakt_leader.locked AND excluded.locked)
              RETURNING epoch",
-            &[&me.holder, &me.node, &(lease_ms as f64)],
+            &[&me.holder, &me.node, &(lease_ms as f64), &got_lock],
         )?;
         let epoch = match won {
             Some(row) => Some(row.try_get::<_, i64>(0)?),
             None => None,
         };
+        if got_lock && epoch.is_none() {
+            client.execute("SELECT pg_advisory_unlock($1)", &[&LEADER_LOCK])?;
+            c.holds_lock = false;
+        } else {
+            c.holds_lock = got_lock;
+        }
+        let client = &mut c.client;
         let leader = match epoch {
             Some(_) => Some(me.node.clone()),
             None => client
@@ -313,7 +338,7 @@ impl PostgresStore {
             outcome.ack = Some(IngestAck::new(batch.sequence, 0, true));
             return Ok(outcome);
         }
-        insert_samples(&mut tx, batch, &policies.remote_write)?;
+        insert_samples(&mut tx, batch, policies.store_raw_samples, &policies.remote_write)?;
         merge_rollups(&mut tx, batch::minute_rollups(batch))?;
         let new_ids = apply(&mut tx, &plan)?;
         tx.commit()?;
@@ -338,7 +363,12 @@ fn describe(config: &postgres::Config) -> String {
 
 /// All of a batch's samples in one statement, and as many again into the remote-write queue
 /// per target.
-fn insert_samples(tx: &mut Transaction<'_>, batch: &Batch, remote_write: &[String]) -> Result<(), StoreError> {
+fn insert_samples(
+    tx: &mut Transaction<'_>,
+    batch: &Batch,
+    keep_raw: bool,
+    remote_write: &[String],
+) -> Result<(), StoreError> {
     let n = batch.samples.len();
     let (mut checks, mut ts, mut ok, mut latency, mut values, mut errors, mut degraded) = (
         Vec::with_capacity(n),
@@ -358,13 +388,15 @@ fn insert_samples(tx: &mut Transaction<'_>, batch: &Batch, remote_write: &[Strin
         errors.push(s.error.as_deref());
         degraded.push(s.degraded);
     }
-    tx.execute(
-        "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded)
+    if keep_raw {
+        tx.execute(
+            "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded)
          SELECT c, $2, t, s, l, v, e, d
          FROM unnest($1::text[], $3::bigint[], $4::boolean[], $5::float8[], $6::text[], $7::text[], $8::boolean[])
               AS x(c, t, s, l, v, e, d)",
-        &[&checks, &batch.agent, &ts, &ok, &latency, &values, &errors, &degraded],
-    )?;
+            &[&checks, &batch.agent, &ts, &ok, &latency, &values, &errors, &degraded],
+        )?;
+    }
     if !remote_write.is_empty() {
         tx.execute(
             "INSERT INTO remote_write_queue (target, check_id, agent, ts_ms, success, latency_s, values_json)
@@ -461,10 +493,10 @@ impl Store for PostgresStore {
 
     fn campaign(&self, me: &super::NodeInfo, lease_ms: i64) -> Result<super::Campaign, StoreError> {
         let mut slot = self.campaigner.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+        if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
             let mut config = self.pool.config.clone();
             config.application_name("vakt-collector leader election");
-            *slot = Some(config.connect(NoTls)?);
+            *slot = Some(Campaigner { client: config.connect(NoTls)?, holds_lock: false });
         }
         let Some(client) = slot.as_mut() else { unreachable!("connected above") };
         let result = self.try_campaign(client, me, lease_ms);

@@ -172,4 +172,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX remote_write_queue_by_target ON remote_write_queue (target, id);
     "#,
+    // 4: whether the leader holds the leadership's session lock (a leader whose session ends,
+    // as when its process dies, is replaced at once rather than when its lease runs out).
+    r#"
+    ALTER TABLE vakt_leader ADD COLUMN locked boolean NOT NULL DEFAULT false;
+    "#,
 ];

@@ -364,16 +364,18 @@ impl Store for SqliteStore {
                 } else {
                     serde_json::to_writer(&mut values, &s.values).ok().and_then(|()| std::str::from_utf8(&values).ok())
                 };
-                insert.execute(params![
-                    s.check,
-                    batch.agent,
-                    s.timestamp_ms,
-                    s.success,
-                    s.latency_seconds,
-                    values_json,
-                    s.error,
-                    s.degraded
-                ])?;
+                if policies.store_raw_samples {
+                    insert.execute(params![
+                        s.check,
+                        batch.agent,
+                        s.timestamp_ms,
+                        s.success,
+                        s.latency_seconds,
+                        values_json,
+                        s.error,
+                        s.degraded
+                    ])?;
+                }
                 if let Some(queue) = queue.as_mut() {
                     for target in &policies.remote_write {
                         queue.execute(params![
