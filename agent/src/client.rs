@@ -30,6 +30,23 @@ pub fn retry_after(value: Option<&str>) -> Duration {
 /// The agent's link to its collectors: one base URL, or several nodes sharing a database.
 /// A request that fails in a way worth retrying moves on to the next node at once; the node
 /// that answered is asked first next time.
+/// A TLS setting that cannot be used (a client certificate or key that does not parse).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientBuildError(pub String);
+
+/// The client certificate chain and key of a PEM bundle (certificates, then the key).
+fn identity_of(
+    pem: &[u8],
+) -> Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>), String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("client certificate: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("client key: {e}"))?;
+    Ok((certs, key))
+}
+
 #[derive(Clone)]
 pub struct CollectorClient {
     http: reqwest::Client,
@@ -68,26 +85,34 @@ impl CollectorTls {
 }
 
 impl CollectorClient {
-    pub fn new(base: &str, agent: &str, token: &str) -> Result<Self, reqwest::Error> {
+    pub fn new(base: &str, agent: &str, token: &str) -> Result<Self, ClientBuildError> {
         Self::with_tls(&[base.to_string()], agent, token, &CollectorTls::default())
     }
 
     /// A client for the collectors at `bases`, tried in this order.
-    pub fn with_tls(bases: &[String], agent: &str, token: &str, tls: &CollectorTls) -> Result<Self, reqwest::Error> {
+    pub fn with_tls(bases: &[String], agent: &str, token: &str, tls: &CollectorTls) -> Result<Self, ClientBuildError> {
+        let failed = |e: reqwest::Error| ClientBuildError(format!("cannot build the HTTP client: {e}"));
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("vakt-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             // A node that hangs (frozen, overloaded) is left for the next one after this long.
             .timeout(Duration::from_secs(10));
         if let Some(pem) = &tls.ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)? {
-                builder = builder.add_root_certificate(cert);
-            }
+            // The file's CAs, and its certificates as exactly what the collector may present
+            // (a self-signed `openssl req -x509` certificate is both).
+            let identity = match &tls.identity_pem {
+                Some(pem) => Some(identity_of(pem).map_err(ClientBuildError)?),
+                None => None,
+            };
+            let mut config = crate::probe::tls::Trust::new(pem, "collector_ca_file")
+                .and_then(|t| t.client_config(identity))
+                .map_err(ClientBuildError)?;
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            builder = builder.use_preconfigured_tls(config);
+        } else if let Some(pem) = &tls.identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(failed)?);
         }
-        if let Some(pem) = &tls.identity_pem {
-            builder = builder.identity(reqwest::Identity::from_pem(pem)?);
-        }
-        let http = builder.build()?;
+        let http = builder.build().map_err(failed)?;
         Ok(Self {
             http,
             bases: Arc::new(bases.iter().map(|b| b.trim_end_matches('/').to_string()).collect()),

@@ -161,7 +161,8 @@ pub async fn run_with_reload(
     let name = config.name.get_ref().to_string();
     let state = StateDir::open(&config.spool_dir)?;
     let tls = client::CollectorTls::from_config(&config).map_err(AgentError::Tls)?;
-    let client = CollectorClient::with_tls(&config.collector_urls(), &name, &token, &tls)?;
+    let client = CollectorClient::with_tls(&config.collector_urls(), &name, &token, &tls)
+        .map_err(|e| AgentError::Tls(e.to_string()))?;
     let mut local = local_checks(&config);
 
     let metrics = Arc::new(AgentMetrics::new());

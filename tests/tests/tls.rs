@@ -113,3 +113,97 @@ async fn agents_push_over_mutual_tls_and_sighup_reloads_the_certificate() {
     assert!(status(&trusted, &format!("{base}/healthz")).await.is_err(), "the old CA no longer matches");
     assert!(collector.log_text().contains("TLS certificate reloaded"), "{}", collector.log_text());
 }
+
+/// A self-signed certificate made the usual way (`openssl req -x509`, which marks it a CA) and
+/// given as `ca_file` / `collector_ca_file` is trusted as exactly that certificate, as curl and
+/// blackbox_exporter do: the agent pushes to a collector serving it, and http and tcp+TLS
+/// checks of it are up. A server presenting another certificate is refused with a message that
+/// names its fingerprint and why it is not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openssl_self_signed_certificate_is_trusted_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let (cert, key) = (dir.path().join(format!("{name}-cert.pem")), dir.path().join(format!("{name}-key.pem")));
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl is installed (.ci/run installs it)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (cert, key)
+    };
+    let (cert, key) = make("collector");
+    let (other, _) = make("other");
+    let text =
+        std::process::Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(&cert).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"), "the certificate people really have is a CA");
+    let fp = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&fp.stdout).trim().rsplit('=').next().unwrap().to_string();
+
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let port = addr.port();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n\
+             [tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n\
+             [agents.edge]\ntoken_hash = \"{hash}\"\n\
+             [checks.self-http]\nkind = \"http\"\ntarget = \"https://localhost:{port}/healthz\"\nca_file = \"{cert}\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n\
+             [checks.self-tcp]\nkind = \"tcp\"\ntarget = \"127.0.0.1:{port}\"\ntls = true\nca_file = \"{cert}\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n\
+             [checks.wrong]\nkind = \"http\"\ntarget = \"https://localhost:{port}/healthz\"\nca_file = \"{other}\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n",
+            cert = cert.display(),
+            key = key.display(),
+            other = other.display(),
+            hash = token_hash(AGENT_TOKEN),
+        ),
+    )
+    .unwrap();
+    vakt_tests::grant_reader(&ctoml);
+    let _collector =
+        Proc::spawn("vakt-collector", &["run", "--config", ctoml.to_str().unwrap()], &dir.path().join("c.log"));
+    // The test's own reader does not verify: what is under test is the agent's trust.
+    let reader = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let base = format!("https://{addr}");
+    let atoml = dir.path().join("agent.toml");
+    std::fs::write(
+        &atoml,
+        format!(
+            "name = \"edge\"\ncollector = \"{base}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"agent\"\n\
+             push_interval = \"100ms\"\ncollector_ca_file = \"{cert}\"\n",
+            cert = cert.display(),
+        ),
+    )
+    .unwrap();
+    let _agent = Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("a.log"));
+    let (reader, base) = (&reader, base.as_str());
+    for check in ["self-http", "self-tcp"] {
+        wait_for(&format!("{check} up"), Duration::from_secs(30), || async {
+            let text =
+                reader.get(format!("{base}/metrics")).bearer_auth(READ_TOKEN).send().await.ok()?.text().await.ok()?;
+            (metric(&text, &format!("vakt_check_up{{check=\"{check}\"}}")) == Some(1.0)).then_some(())
+        })
+        .await;
+    }
+    let error = wait_for("the refusal of the other certificate", Duration::from_secs(30), || async {
+        let r = reader
+            .get(format!("{base}/api/v1/samples?check=wrong&limit=1"))
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+            .ok()?;
+        let samples: serde_json::Value = r.json().await.ok()?;
+        samples[0]["error"].as_str().map(String::from)
+    })
+    .await;
+    assert!(error.contains("is not trusted") && error.contains(&fingerprint), "{error} (expected {fingerprint})");
+    assert!(error.contains(&format!("ca_file {}", other.display())), "{error}");
+}

@@ -118,14 +118,15 @@ impl ProbeContext {
             } else {
                 reqwest::redirect::Policy::none()
             });
-        if let Some(path) = &key.ca_file {
+        if let (Some(path), true) = (&key.ca_file, key.verify) {
+            // The ca_file's CAs, and its certificates as exactly what a server may present.
             let pem =
                 std::fs::read(path).map_err(|e| BuildError(format!("cannot read ca_file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| BuildError(format!("ca_file {} holds no usable PEM certificate: {e}", path.display())))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+            let mut config = tls::Trust::new(&pem, &format!("ca_file {}", path.display()))
+                .and_then(|t| t.client_config(None))
+                .map_err(BuildError)?;
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            builder = builder.use_preconfigured_tls(config);
         }
         let client = builder.build().map_err(|e| BuildError(format!("cannot build the HTTP client: {e}")))?;
         clients.insert(key, client.clone());
