@@ -233,8 +233,9 @@ impl CollectorClient {
         if status.as_u16() == 429 {
             return Err(ClientError::Throttled { wait, message });
         }
-        // 401/403: the operator may be fixing the token right now; keep the data.
-        if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 429) {
+        // 401/403: the operator may be fixing the token right now; keep the data. 426: the
+        // URL says http:// to a collector that speaks HTTPS; keep it until the URL is fixed.
+        if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 426 | 429) {
             Err(ClientError::Retryable(message))
         } else {
             Err(ClientError::Rejected(message))
@@ -247,7 +248,19 @@ async fn reason(response: reqwest::Response) -> String {
     serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text)
 }
 
+/// What went wrong with a request, its causes joined; a TLS client that met a plain-HTTP
+/// server is told so in words.
 fn chain(e: &reqwest::Error) -> String {
+    let all = causes(e);
+    if all.contains("InvalidContentType") || all.contains("corrupt message") {
+        return format!(
+            "the collector answered in plain HTTP, not TLS: use an http:// URL, or give the collector a [tls] table ({all})"
+        );
+    }
+    all
+}
+
+fn causes(e: &reqwest::Error) -> String {
     let mut out = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

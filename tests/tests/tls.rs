@@ -84,11 +84,14 @@ async fn agents_push_over_mutual_tls_and_sighup_reloads_the_certificate() {
     })
     .await;
 
-    // No client certificate: the handshake fails. Plain HTTP: nothing. The collector goes on.
+    // No client certificate: the handshake fails. Plain HTTP: told to use https, in plain HTTP.
+    // The collector goes on.
     let anonymous = client(&pki.ca, None);
     assert!(status(&anonymous, &format!("{base}/healthz")).await.is_err(), "a client without a certificate");
     let plain = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    assert!(status(&plain, &format!("http://{addr}/healthz")).await.is_err(), "plain HTTP on the HTTPS port");
+    let refused = plain.get(format!("http://{addr}/healthz")).send().await.expect("an answer in plain HTTP");
+    assert_eq!(refused.status().as_u16(), 426, "plain HTTP on the HTTPS port");
+    assert!(refused.text().await.unwrap().contains("this port speaks HTTPS, not plain HTTP: use an https:// URL"));
     assert_eq!(status(&trusted, &format!("{base}/healthz")).await, Ok(200));
 
     // A broken certificate file and SIGHUP: refused, the old certificate keeps serving.
@@ -206,4 +209,67 @@ async fn an_openssl_self_signed_certificate_is_trusted_as_itself() {
     .await;
     assert!(error.contains("is not trusted") && error.contains(&fingerprint), "{error} (expected {fingerprint})");
     assert!(error.contains(&format!("ca_file {}", other.display())), "{error}");
+}
+
+/// The two mismatches a newcomer makes, each named in the agent's log instead of "received
+/// corrupt message": https:// towards a collector serving plain HTTP, and http:// towards one
+/// serving HTTPS. The agent keeps its results meanwhile (nothing is dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_https_mismatch_is_named_in_the_agents_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::issue(dir.path(), "mm");
+    let target = Target::start().await;
+    let (plain_addr, tls_addr): (SocketAddr, SocketAddr) = (vakt_tests::loopback_addr(), vakt_tests::loopback_addr());
+    let checks = format!(
+        "[agents.edge]\ntoken_hash = \"{}\"\n[checks.web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n",
+        token_hash(AGENT_TOKEN),
+        target.addr
+    );
+    let plain_toml = dir.path().join("plain.toml");
+    std::fs::write(&plain_toml, format!("listen = \"{plain_addr}\"\ndata_dir = \"plain\"\n{checks}")).unwrap();
+    let tls_toml = dir.path().join("tls.toml");
+    std::fs::write(
+        &tls_toml,
+        format!(
+            "listen = \"{tls_addr}\"\ndata_dir = \"tls\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n{checks}",
+            pki.cert.display(),
+            pki.key.display()
+        ),
+    )
+    .unwrap();
+    let _plain = vakt_tests::Collector::start(&plain_toml, plain_addr, &dir.path().join("plain.log")).await;
+    let _tls =
+        Proc::spawn("vakt-collector", &["run", "--config", tls_toml.to_str().unwrap()], &dir.path().join("tls.log"));
+    let agent = |name: &str, url: String| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"edge\"\ncollector = \"{url}\"\ntoken = \"{AGENT_TOKEN}\"\nspool_dir = \"{name}-state\"\n\
+                 push_interval = \"100ms\"\ncollector_ca_file = \"{}\"\n",
+                pki.ca.display()
+            ),
+        )
+        .unwrap();
+        Proc::spawn("vakt-agent", &["run", "--config", path.to_str().unwrap()], &dir.path().join(format!("{name}.log")))
+    };
+    let https_to_plain = agent("a1", format!("https://{plain_addr}"));
+    let http_to_https = agent("a2", format!("http://{tls_addr}"));
+    wait_for("the https-to-plain mismatch named", Duration::from_secs(30), || async {
+        https_to_plain
+            .log_text()
+            .contains("the collector answered in plain HTTP, not TLS: use an http:// URL")
+            .then_some(())
+    })
+    .await;
+    wait_for("the http-to-https mismatch named", Duration::from_secs(30), || async {
+        let log = http_to_https.log_text();
+        (log.contains("426") && log.contains("this port speaks HTTPS, not plain HTTP: use an https:// URL"))
+            .then_some(())
+    })
+    .await;
+    for (a, name) in [(&https_to_plain, "a1"), (&http_to_https, "a2")] {
+        let log = a.log_text();
+        assert!(!log.contains("dropping it"), "{name}: nothing dropped:\n{log}");
+    }
 }

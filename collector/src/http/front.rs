@@ -90,6 +90,15 @@ pub async fn serve(
             let result = match certs {
                 None => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)).await,
                 Some(certs) => {
+                    // A client speaking plain HTTP to the HTTPS port is told so in plain HTTP,
+                    // rather than left with a broken handshake.
+                    let mut first = [0u8; 1];
+                    if let Ok(Ok(1)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+                        if first[0].is_ascii_uppercase() {
+                            let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, plain_http_refusal(tcp)).await;
+                            return;
+                        }
+                    }
                     let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
                     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => s,
@@ -114,6 +123,22 @@ pub async fn serve(
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still in flight after the drain period; closing them");
     }
+}
+
+/// Answers a plain-HTTP request on the HTTPS port with 426 and the reason, then closes.
+async fn plain_http_refusal(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Read what fits of the request, so that closing does not reset the answer away.
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), tcp.read(&mut buf)).await;
+    let body = "{\"error\":\"this port speaks HTTPS, not plain HTTP: use an https:// URL\"}";
+    let answer = format!(
+        "HTTP/1.1 426 Upgrade Required\r\nUpgrade: TLS/1.2, HTTP/1.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(answer.as_bytes()).await;
+    let _ = tcp.shutdown().await;
 }
 
 /// Raises this process's open-file limit to its hard limit, so that many connections do not
