@@ -213,6 +213,10 @@ pub async fn run_with_reload(
         match client.fetch_assignments(&local).await {
             Ok(assigned) => {
                 fetched_once = true;
+                probe::PERFDATA_ACCEPTED.store(
+                    assigned.accepts.iter().any(|a| a == vakt_config::wire::ACCEPTS_PERFDATA),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 announced.send_if_modified(|a| !std::mem::replace(a, true));
                 for r in &assigned.refused_local {
                     tracing::error!(check = %r.check, "the collector refuses this local check's results: {}", r.reason);

@@ -148,5 +148,10 @@ pub async fn run_once(spec: &CheckSpec, probe: &dyn Probe, metrics: &AgentMetric
         latency_seconds: result.latency.map(|d| d.as_secs_f64()),
         values: result.values,
         error: result.error,
+        perfdata: if crate::probe::PERFDATA_ACCEPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            result.perfdata
+        } else {
+            Vec::new()
+        },
     }
 }

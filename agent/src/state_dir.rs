@@ -152,7 +152,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
         assert!(state.load_assignments().is_none());
-        let a = Assignments { agent: "a".into(), checks: vec![], refused_local: vec![] };
+        let a = Assignments { agent: "a".into(), checks: vec![], refused_local: vec![], accepts: vec![] };
         state.save_assignments(&a).unwrap();
         assert_eq!(state.load_assignments(), Some(a));
     }

@@ -92,6 +92,7 @@ fn status_reports_what_waits_and_says_when_delivery_is_behind() {
             agent: "edge".into(),
             checks: vec![spec("a"), spec("b")],
             refused_local: vec![],
+            accepts: vec![],
         })
         .unwrap();
     let (code, out, _) = status(&[]);

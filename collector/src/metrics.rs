@@ -49,6 +49,8 @@ pub struct Metrics {
     mttr: GaugeVec,
     cluster: ClusterMetrics,
     remote_write: RemoteWriteMetrics,
+    /// Plugins' performance data: the value, and warn, crit, min and max where given.
+    perfdata: [GaugeVec; 5],
 }
 
 /// Each `[[remote_write]]` target's progress.
@@ -376,6 +378,14 @@ impl Metrics {
                 &["target"],
             ),
         };
+        let perf_labels = &["check", "label", "unit"];
+        let perfdata = [
+            gauge("vakt_check_perfdata", "A plugin's performance value as its last result gave it, in base units (label: the plugin's own, e.g. a mount point)", perf_labels),
+            gauge("vakt_check_perfdata_warn", "The warning threshold a plugin gave with its performance value", perf_labels),
+            gauge("vakt_check_perfdata_crit", "The critical threshold a plugin gave with its performance value", perf_labels),
+            gauge("vakt_check_perfdata_min", "The lower bound a plugin gave with its performance value", perf_labels),
+            gauge("vakt_check_perfdata_max", "The upper bound a plugin gave with its performance value", perf_labels),
+        ];
         for outcome in ["accepted", "duplicate"] {
             ingest_batches.with_label_values(&[outcome]);
         }
@@ -407,6 +417,7 @@ impl Metrics {
             mttr,
             cluster,
             remote_write,
+            perfdata,
         }
     }
 
@@ -499,6 +510,18 @@ impl Metrics {
 
     pub fn set_cert_days_left(&self, check: &str, days: f64) {
         self.checks.set_cert_days_left(check, days);
+    }
+
+    /// A check's performance data from its latest result.
+    pub fn set_perfdata(&self, check: &str, values: &[vakt_config::wire::PerfValue]) {
+        for p in values {
+            let labels = [check, p.label.as_str(), p.unit.as_str()];
+            for (gauge, v) in self.perfdata.iter().zip([Some(p.value), p.warn, p.crit, p.min, p.max]) {
+                if let Some(v) = v {
+                    gauge.with_label_values(&labels).set(v);
+                }
+            }
+        }
     }
 
     /// A remote-write target exists: its series start at zero.

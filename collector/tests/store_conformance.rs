@@ -132,6 +132,7 @@ fn batch(seq: u64, results: &[(i64, bool)]) -> Batch {
                 latency_seconds: Some(0.01),
                 values: Default::default(),
                 error: (!ok).then(|| "status 500".into()),
+                perfdata: Vec::new(),
             })
             .collect(),
     }

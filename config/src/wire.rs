@@ -50,6 +50,30 @@ pub struct Sample {
     pub values: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A plugin's performance data as it gave it: its own labels (a mount point such as `/`
+    /// stays `/`), values in base units, and the thresholds and bounds where given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perfdata: Vec<PerfValue>,
+}
+
+/// One performance value of a Nagios-style plugin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerfValue {
+    /// The label as the plugin wrote it.
+    pub label: String,
+    /// In base units: seconds, bytes, percent, a counter's total, or none.
+    pub value: f64,
+    /// `seconds`, `bytes`, `percent`, `total` or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crit: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +163,14 @@ pub struct Assignments {
     /// Announced local checks the collector refused (their samples will be refused too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused_local: Vec<RefusedLocalCheck>,
+    /// Optional sample fields this collector takes (`perfdata`): an agent sends them only to a
+    /// collector that says so, since an older one refuses fields it does not know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepts: Vec<String>,
 }
+
+/// What [`Assignments::accepts`] names for [`Sample::perfdata`].
+pub const ACCEPTS_PERFDATA: &str = "perfdata";
 
 /// A check as an agent runs it: durations resolved to milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -259,6 +290,7 @@ mod tests {
                 latency_seconds: Some(0.25),
                 values: BTreeMap::from([("status_code".into(), 500.0)]),
                 error: Some("status 500".into()),
+                perfdata: Vec::new(),
             }],
         };
         let json = serde_json::to_string(&batch).unwrap();

@@ -108,8 +108,25 @@ impl ExecProbe {
             result = result.with_value("exit_code", f64::from(c));
         }
         for p in super::perfdata::parse(&out) {
-            let name = if p.unit.is_empty() { p.label } else { format!("{}_{}", p.label, p.unit) };
+            let base = if p.unit.is_empty() { p.label.clone() } else { format!("{}_{}", p.label, p.unit) };
+            // Two labels may make the same name ("/" and "value"): both are kept, the later
+            // one numbered.
+            let mut name = base.clone();
+            let mut n = 1;
+            while result.values.contains_key(&name) {
+                n += 1;
+                name = format!("{base}_{n}");
+            }
             result = result.with_value(&name, p.value);
+            result.perfdata.push(vakt_config::wire::PerfValue {
+                label: p.raw_label,
+                value: p.value,
+                unit: p.unit.to_string(),
+                warn: p.warn,
+                crit: p.crit,
+                min: p.min,
+                max: p.max,
+            });
         }
         result
     }

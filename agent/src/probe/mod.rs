@@ -36,14 +36,34 @@ pub struct ProbeResult {
     pub latency: Option<Duration>,
     pub values: BTreeMap<String, f64>,
     pub error: Option<String>,
+    /// A plugin's performance data with its own labels and thresholds.
+    pub perfdata: Vec<vakt_config::wire::PerfValue>,
 }
+
+/// Whether the collector said it takes [`vakt_config::wire::Sample::perfdata`] (in its last
+/// assignments): an older one refuses a sample with a field it does not know.
+pub static PERFDATA_ACCEPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl ProbeResult {
     pub fn ok(latency: Duration) -> Self {
-        Self { success: true, degraded: false, latency: Some(latency), values: BTreeMap::new(), error: None }
+        Self {
+            success: true,
+            degraded: false,
+            latency: Some(latency),
+            values: BTreeMap::new(),
+            error: None,
+            perfdata: Vec::new(),
+        }
     }
     pub fn failed(latency: Option<Duration>, error: impl Into<String>) -> Self {
-        Self { success: false, degraded: false, latency, values: BTreeMap::new(), error: Some(error.into()) }
+        Self {
+            success: false,
+            degraded: false,
+            latency,
+            values: BTreeMap::new(),
+            error: Some(error.into()),
+            perfdata: Vec::new(),
+        }
     }
     pub fn with_value(mut self, name: &str, value: f64) -> Self {
         self.values.insert(name.to_string(), value);

@@ -7,9 +7,18 @@
 /// One parsed perfdata value: sanitised name and value in base units.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Perf {
+    /// The label made a value name: letters, digits and '_'.
     pub label: String,
     pub value: f64,
     pub unit: &'static str,
+    /// The label as the plugin wrote it (`/`, `/boot a`).
+    pub raw_label: String,
+    /// Warning and critical thresholds (a plain number, or a range's upper end) and the
+    /// bounds, in the value's base unit.
+    pub warn: Option<f64>,
+    pub crit: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// Parses all perfdata in a plugin's output. Malformed items are skipped, never fatal.
@@ -62,7 +71,8 @@ fn parse_items(mut s: &str, out: &mut Vec<Perf>) {
         };
         let (item, next) = rest.split_once(' ').unwrap_or((rest, ""));
         s = next;
-        let value_uom = item.split(';').next().unwrap_or("");
+        let mut fields = item.split(';');
+        let value_uom = fields.next().unwrap_or("");
         let num_end = value_uom
             .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
             .unwrap_or(value_uom.len());
@@ -84,7 +94,20 @@ fn parse_items(mut s: &str, out: &mut Vec<Perf>) {
             "c" => (1.0, "total"),
             _ => (1.0, ""),
         };
-        out.push(Perf { label: sanitize(&label), value: value * factor, unit });
+        // warn;crit;min;max: a number, or a range ("10:20", "~:20", "@10:20") of which the
+        // upper end is the threshold (the lower when open above, "10:").
+        let threshold = |f: Option<&str>| -> Option<f64> {
+            let t = f?.trim().trim_start_matches('@');
+            let end = match t.split_once(':') {
+                Some((lo, "")) => lo,
+                Some((_, hi)) => hi,
+                None => t,
+            };
+            end.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| v * factor)
+        };
+        let (warn, crit, min, max) =
+            (threshold(fields.next()), threshold(fields.next()), threshold(fields.next()), threshold(fields.next()));
+        out.push(Perf { label: sanitize(&label), value: value * factor, unit, raw_label: label, warn, crit, min, max });
     }
 }
 
@@ -113,11 +136,20 @@ mod tests {
             |l: &str| perf.iter().find(|p| p.label == l).unwrap_or_else(|| panic!("{l} missing from {perf:?}")).clone();
         assert_eq!(perf.len(), 7, "{perf:?}");
         assert_eq!(by("value").value, 2643.0 * 1024.0 * 1024.0, "'/' sanitises to 'value'");
-        assert_eq!(by("boot_a"), Perf { label: "boot_a".into(), value: 68.0 * 1024.0 * 1024.0, unit: "bytes" });
-        assert_eq!(by("time_s_up"), Perf { label: "time_s_up".into(), value: 0.5, unit: "seconds" });
+        let mib = 1024.0 * 1024.0;
+        let boot = by("boot_a");
+        assert_eq!((boot.value, boot.unit, boot.raw_label.as_str()), (68.0 * mib, "bytes", "/boot a"));
+        assert_eq!(
+            (boot.warn, boot.crit, boot.min, boot.max),
+            (Some(88.0 * mib), Some(93.0 * mib), Some(0.0), Some(98.0 * mib))
+        );
+        assert_eq!(by("value").raw_label, "/", "the mount point survives as the raw label");
+        let up = by("time_s_up");
+        assert_eq!((up.value, up.unit, up.raw_label.as_str(), up.warn), (0.5, "seconds", "time's up", None));
         assert_eq!(by("load").value, 1.5);
         assert_eq!(by("c").unit, "total");
-        assert_eq!(by("pct"), Perf { label: "pct".into(), value: 93.0, unit: "percent" });
+        let pct = by("pct");
+        assert_eq!((pct.value, pct.unit, pct.warn, pct.crit), (93.0, "percent", Some(80.0), Some(90.0)));
         assert!((by("t").value - 0.012).abs() < 1e-12);
     }
 }

@@ -139,6 +139,7 @@ mod tests {
             latency_seconds: None,
             values: Default::default(),
             error: None,
+            perfdata: Vec::new(),
         }
     }
 

@@ -310,6 +310,7 @@ mod tests {
                     latency_seconds: Some(0.01),
                     values: Default::default(),
                     error: (!ok).then(|| "status 500".into()),
+                    perfdata: Vec::new(),
                 })
                 .collect(),
         }

@@ -202,6 +202,7 @@ mod tests {
                 latency_seconds: Some(0.01),
                 values: Default::default(),
                 error: None,
+                perfdata: Vec::new(),
             })
             .collect();
         let batch = Batch { version: 1, agent: "a".into(), instance: None, sequence: 1, samples, agent_version: None };

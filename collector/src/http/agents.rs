@@ -191,6 +191,9 @@ pub(crate) async fn ingest_inner(
         if let Some(days) = s.values.get("cert_days_left") {
             app.metrics.set_cert_days_left(&s.check, *days);
         }
+        if !s.perfdata.is_empty() {
+            app.metrics.set_perfdata(&s.check, &s.perfdata);
+        }
     }
     // Per-agent votes of quorum checks ("check@agent") stay out of the metrics.
     for (check, state) in outcome.states.iter().filter(|(c, _)| !c.contains('@')) {
@@ -236,6 +239,7 @@ pub(crate) async fn agent_checks(
         agent: name.clone(),
         checks: app.config.assignments_for(&name).into_iter().map(std::sync::Arc::new).collect(),
         refused_local,
+        accepts: vec![vakt_config::wire::ACCEPTS_PERFDATA.to_string()],
     })
     .into_response()
 }

@@ -233,6 +233,21 @@ pub fn validate(batch: &Batch, now_ms: i64, max_samples: usize) -> Result<(), In
         if s.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_LEN) {
             return Err(bad(format!("error text longer than {MAX_ERROR_LEN} bytes")));
         }
+        if s.perfdata.len() > MAX_VALUES_PER_SAMPLE {
+            return Err(bad(format!("{} performance values; the limit is {MAX_VALUES_PER_SAMPLE}", s.perfdata.len())));
+        }
+        for p in &s.perfdata {
+            if p.label.is_empty() || p.label.len() > MAX_VALUE_NAME_LEN || p.unit.len() > 16 {
+                return Err(bad(format!(
+                    "performance label {:?} is empty or longer than {MAX_VALUE_NAME_LEN} bytes (or its unit too long)",
+                    p.label.chars().take(40).collect::<String>()
+                )));
+            }
+            let all = [Some(p.value), p.warn, p.crit, p.min, p.max];
+            if all.iter().flatten().any(|v| !v.is_finite()) {
+                return Err(bad(format!("performance value {:?} holds a number that is not finite", p.label)));
+            }
+        }
     }
     Ok(())
 }
