@@ -287,6 +287,19 @@ impl App {
             flap_window_ms: i64::try_from(config.flap_window.get().as_millis()).unwrap_or(i64::MAX),
             remote_write: config.remote_write.iter().map(|r| r.get_ref().name.clone()).collect(),
             store_raw_samples: config.store_raw_samples,
+            warning_incidents: config
+                .checks
+                .iter()
+                .filter(|(_, c)| c.warning_incidents)
+                .map(|(id, _)| {
+                    let services = crate::core::catalog::services_of(
+                        &config,
+                        crate::core::incident::IncidentKind::CheckWarning,
+                        id.as_str(),
+                    );
+                    (id.to_string(), crate::core::catalog::priority_for(&config, &services, "warning"))
+                })
+                .collect(),
         };
         let api_tokens = TokenTable::new(
             config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.token_hash.get_ref().clone())),

@@ -92,6 +92,12 @@ pub struct CheckConfig {
     /// Slower than this, the check still succeeds but is degraded (any kind).
     #[serde(default)]
     pub degraded_latency: Option<Spanned<HumanDuration>>,
+    /// Open an incident of severity "warning" (kind `check_warning`) while the check is up but
+    /// degraded — a plugin's WARNING, slower than `degraded_latency`, a host value above
+    /// `warn_value` — after `fail_after` degraded results in a row; it resolves when a result is
+    /// no longer degraded. Routes take these only when they name the kind or the severity.
+    #[serde(default)]
+    pub warning_incidents: bool,
 
     // --- http ---
     #[serde(default)]

@@ -130,7 +130,8 @@ pub struct RouteConfig {
     /// Services touched by the incident (any of them).
     #[serde(default)]
     pub services: Vec<Spanned<String>>,
-    /// Incident kinds: check_down, agent_silent, slo_burn, flapping.
+    /// Incident kinds: check_down, agent_silent, slo_burn, flapping, check_warning. A route
+    /// takes check_warning incidents only when it names that kind or the severity "warning".
     #[serde(default)]
     pub kinds: Vec<Spanned<String>>,
     /// Labels of the incident's check (or agent) that must all be present with these values.
@@ -152,7 +153,7 @@ pub struct RouteConfig {
     pub escalate_to: Vec<Spanned<String>>,
 }
 
-pub const INCIDENT_KINDS: &[&str] = &["check_down", "agent_silent", "slo_burn", "flapping"];
+pub const INCIDENT_KINDS: &[&str] = &["check_down", "agent_silent", "slo_burn", "flapping", "check_warning"];
 
 impl RouteConfig {
     pub fn validate(

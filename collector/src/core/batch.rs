@@ -90,6 +90,9 @@ pub fn needs(batch: &Batch, duplicate: bool, policies: &Policies) -> Needs {
         n.incidents_since.push((check.to_string(), horizon));
         n.open_keys.push(IncidentKind::CheckDown.dedup_key(check));
         n.open_keys.push(IncidentKind::Flapping.dedup_key(check));
+        if policies.warning_incidents.contains_key(check) {
+            n.open_keys.push(IncidentKind::CheckWarning.dedup_key(check));
+        }
     }
     n
 }
@@ -155,9 +158,13 @@ pub fn step(
                     }
                 }
             }
+            let was_degraded = states.get(&seen_by).is_some_and(|st| st.degraded);
             let seen = states.get_mut(&seen_by).and_then(|st| {
                 st.observe_from(&batch.agent, s.success, s.degraded, s.timestamp_ms, s.error.as_deref(), policy)
             });
+            if let (None, Some(priority)) = (quorum, policies.warning_incidents.get(check)) {
+                warning(check, &states[check], was_degraded, s.timestamp_ms, priority, &mut incidents, &mut plan);
+            }
             let transition = match quorum {
                 // Several agents vote: each has its own state; the check is down when `q` agree.
                 Some(q) => {
@@ -223,6 +230,46 @@ pub fn step(
         plan.writes.push(Write::SaveState { key, state, open_incident });
     }
     plan
+}
+
+/// A check with `warning_incidents`: degraded in two results in a row while up opens its
+/// warning; a result that is not degraded (or a check gone down) resolves it.
+fn warning(
+    check: &str,
+    state: &CheckState,
+    was_degraded: bool,
+    at_ms: i64,
+    priority: &str,
+    incidents: &mut Incidents<'_>,
+    plan: &mut Plan,
+) {
+    if state.status == Status::Up && state.degraded {
+        if was_degraded {
+            let reason = state.last_error.as_deref().unwrap_or("degraded");
+            let action = Action::Open {
+                kind: IncidentKind::CheckWarning,
+                subject: check.to_string(),
+                title: format!("{check} is degraded: {reason}"),
+                severity: "warning".into(),
+                priority: priority.to_string(),
+                opened_ms: at_ms,
+                event: TimelineEvent {
+                    at_ms,
+                    kind: "opened".into(),
+                    message: format!("check {check} degraded in two results in a row: {reason}"),
+                },
+            };
+            incidents.open(action, plan);
+        }
+    } else if !state.degraded && state.last_sample_ms == Some(at_ms) {
+        let message = if state.status == Status::Down {
+            format!("check {check} went down (its down incident takes over)")
+        } else {
+            format!("check {check} no longer degraded")
+        };
+        let event = TimelineEvent { at_ms, kind: "resolved".into(), message };
+        incidents.resolve(&IncidentKind::CheckWarning.dedup_key(check), &event, plan);
+    }
 }
 
 fn event_at(action: &Action) -> i64 {
@@ -356,6 +403,70 @@ mod tests {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{key} not saved: {plan:?}"))
+    }
+
+    /// `warning_incidents`: one degraded result is a blip; the second in a row opens a warning
+    /// (severity "warning"), routed only to the route that asks for warnings ("team", not the
+    /// catch-all "ops"); a result that is no longer degraded resolves it.
+    #[test]
+    fn two_degraded_results_in_a_row_open_a_warning_routed_only_where_asked() {
+        let src = format!(
+            "group_wait = \"0s\"\n[receivers.ops]\nkind = \"webhook\"\nurl = {{ value = \"http://x\" }}\n\
+             [receivers.team]\nkind = \"webhook\"\nurl = {{ value = \"http://y\" }}\n\
+             [agents.a]\ntoken_hash = \"sha256:{h}\"\n\
+             [checks.web]\nkind = \"tcp\"\ntarget = \"127.0.0.1:80\"\nagents = [\"a\"]\nwarning_incidents = true\n\
+             [[routes]]\nseverities = [\"warning\"]\nreceivers = [\"team\"]\ncontinue = true\n\
+             [[routes]]\nreceivers = [\"ops\"]\n",
+            h = "0".repeat(64)
+        );
+        let router = Router::new(Arc::new(CollectorConfig::parse(&src, std::path::Path::new("t.toml")).unwrap()));
+        let mut policies = Policies::default();
+        policies.warning_incidents.insert("web".into(), "P4".into());
+        let degraded = |results: &[(i64, bool)]| {
+            let mut b = batch("a", results);
+            for (s, (_, d)) in b.samples.iter_mut().zip(results) {
+                s.degraded = *d;
+                s.error = d.then(|| "WARNING: disk 91% full".into());
+            }
+            b
+        };
+        let loaded = || Loaded { states: HashMap::from([("web".to_string(), up_since(T))]), ..Loaded::default() };
+        // One degraded result: nothing.
+        let plan =
+            step(&degraded(&[(T + MIN, true), (T + 2 * MIN, false)]), T + 2 * MIN, false, &policies, &router, loaded());
+        assert!(opened(&plan).is_empty(), "a blip opens nothing");
+        // Two in a row: a warning for "team" only.
+        let plan =
+            step(&degraded(&[(T + MIN, true), (T + 2 * MIN, true)]), T + 2 * MIN, false, &policies, &router, loaded());
+        assert_eq!(opened(&plan), [(IncidentKind::CheckWarning, vec![("team".to_string(), T + 2 * MIN)])]);
+        let title = plan.writes.iter().find_map(|w| match w {
+            Write::OpenIncident { action: Action::Open { title, severity, priority, .. }, .. } => {
+                Some((title.clone(), severity.clone(), priority.clone()))
+            }
+            _ => None,
+        });
+        assert_eq!(title, Some(("web is degraded: WARNING: disk 91% full".into(), "warning".into(), "P4".into())));
+        let (state, _) = saved(&plan, "web");
+        assert_eq!(state.status, Status::Up, "a warning is not an outage");
+
+        // Degraded again, then fine: the open warning resolves.
+        let open = KnownIncident {
+            id: 9,
+            kind: IncidentKind::CheckWarning,
+            subject: "web".into(),
+            opened_ms: T + 2 * MIN,
+            resolved_ms: None,
+            reopened_ms: None,
+            has_parent: false,
+            acknowledged: false,
+            announced_to: vec!["team".into()],
+        };
+        let was = CheckState { degraded: true, last_error: Some("WARNING".into()), ..up_since(T + 2 * MIN) };
+        let loaded =
+            Loaded { states: HashMap::from([("web".to_string(), was)]), incidents: vec![open], ..Loaded::default() };
+        let plan = step(&degraded(&[(T + 3 * MIN, false)]), T + 3 * MIN, false, &policies, &router, loaded);
+        assert_eq!(plan.resolved, [IncidentRef::Stored(9)]);
+        assert!(opened(&plan).is_empty());
     }
 
     /// Three failures (fail_after 3) take an up check down from the first failure: a period

@@ -10,7 +10,7 @@ use crate::core::priority::{default_matrix, impact, priority, urgency, Matrix};
 /// The services an incident about `subject` touches.
 pub fn services_of(config: &CollectorConfig, kind: IncidentKind, subject: &str) -> Vec<String> {
     match kind {
-        IncidentKind::CheckDown | IncidentKind::Flapping => {
+        IncidentKind::CheckDown | IncidentKind::Flapping | IncidentKind::CheckWarning => {
             config.services_of(subject).into_iter().map(String::from).collect()
         }
         IncidentKind::AgentSilent => {
@@ -31,7 +31,7 @@ pub fn labels_of(
     subject: &str,
 ) -> std::collections::BTreeMap<String, String> {
     match kind {
-        IncidentKind::CheckDown | IncidentKind::Flapping => {
+        IncidentKind::CheckDown | IncidentKind::Flapping | IncidentKind::CheckWarning => {
             config.checks.get(subject).map(|c| c.labels.clone()).unwrap_or_default()
         }
         IncidentKind::AgentSilent => config.agents.get(subject).map(|a| a.labels.clone()).unwrap_or_default(),

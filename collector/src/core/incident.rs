@@ -44,6 +44,10 @@ pub enum IncidentKind {
     SloBurn,
     /// A check keeps changing state; the subject is the check id.
     Flapping,
+    /// A check is up but degraded (a plugin WARNING, slow, a value above its warning level),
+    /// for checks with `warning_incidents = true`; severity "warning". The subject is the
+    /// check id.
+    CheckWarning,
 }
 
 impl IncidentKind {
@@ -53,6 +57,7 @@ impl IncidentKind {
             IncidentKind::AgentSilent => "agent_silent",
             IncidentKind::SloBurn => "slo_burn",
             IncidentKind::Flapping => "flapping",
+            IncidentKind::CheckWarning => "check_warning",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -61,6 +66,7 @@ impl IncidentKind {
             "agent_silent" => Some(IncidentKind::AgentSilent),
             "slo_burn" => Some(IncidentKind::SloBurn),
             "flapping" => Some(IncidentKind::Flapping),
+            "check_warning" => Some(IncidentKind::CheckWarning),
             _ => None,
         }
     }
@@ -71,6 +77,7 @@ impl IncidentKind {
             IncidentKind::AgentSilent => format!("agent:{subject}"),
             IncidentKind::SloBurn => format!("slo:{subject}"),
             IncidentKind::Flapping => format!("flapping:{subject}"),
+            IncidentKind::CheckWarning => format!("warning:{subject}"),
         }
     }
 }

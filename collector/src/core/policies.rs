@@ -26,6 +26,8 @@ pub struct Policies {
     pub remote_write: Vec<String>,
     /// Whether raw samples are kept (`store_raw_samples`); rollups are, either way.
     pub store_raw_samples: bool,
+    /// Checks with `warning_incidents = true`, with the priority of their warnings.
+    pub warning_incidents: HashMap<String, String>,
 }
 
 impl Default for Policies {
@@ -41,6 +43,7 @@ impl Default for Policies {
             flap_of: HashMap::new(),
             remote_write: Vec::new(),
             store_raw_samples: true,
+            warning_incidents: Default::default(),
         }
     }
 }

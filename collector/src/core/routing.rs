@@ -59,6 +59,10 @@ impl Router {
                 && route.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
                 && (route.kinds.is_empty() || route.kinds.iter().any(|k| k.get_ref() == facts.kind.as_str()))
                 && (route.severities.is_empty() || route.severities.iter().any(|s| s == facts.severity))
+                // Warnings are off on a route unless it asks for them.
+                && (facts.kind != crate::core::incident::IncidentKind::CheckWarning
+                    || route.kinds.iter().any(|k| k.get_ref() == "check_warning")
+                    || route.severities.iter().any(|s| s == "warning"))
                 && route
                     .min_priority
                     .as_ref()

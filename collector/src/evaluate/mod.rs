@@ -199,8 +199,10 @@ pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
     if open.len() < 2 {
         return Ok(());
     }
+    // A warning is no outage: it never holds another incident's page back.
     let view: Vec<crate::core::priority::Open> = open
         .iter()
+        .filter(|i| i.kind != IncidentKind::CheckWarning)
         .map(|i| crate::core::priority::Open {
             id: i.id,
             kind: i.kind,

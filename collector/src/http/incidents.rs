@@ -75,7 +75,8 @@ pub(crate) fn view(app: &App, i: Incident) -> IncidentView {
         services: crate::core::catalog::services_of(&app.config, i.kind, &i.subject),
         priority: i.priority,
         parent_id: i.parent_id,
-        check: matches!(i.kind, IncidentKind::CheckDown | IncidentKind::Flapping).then(|| i.subject.clone()),
+        check: matches!(i.kind, IncidentKind::CheckDown | IncidentKind::Flapping | IncidentKind::CheckWarning)
+            .then(|| i.subject.clone()),
         agent: (i.kind == IncidentKind::AgentSilent).then(|| i.subject.clone()),
         kind: i.kind,
         dedup_key: i.dedup_key,

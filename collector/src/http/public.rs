@@ -123,6 +123,7 @@ pub fn public_title(i: &Incident) -> String {
     match i.kind {
         IncidentKind::CheckDown => format!("{} is down", i.subject),
         IncidentKind::Flapping => format!("{} is unstable", i.subject),
+        IncidentKind::CheckWarning => format!("{} is degraded", i.subject),
         IncidentKind::SloBurn => format!("{}: service level at risk", i.subject),
         IncidentKind::AgentSilent => "monitoring is interrupted for some services".to_string(),
     }

@@ -484,9 +484,9 @@ fn alert_labels(g: &Grouped) -> Value {
     set("kind", i.kind.as_str());
     set("subject", &i.subject);
     match i.kind {
-        crate::core::incident::IncidentKind::CheckDown | crate::core::incident::IncidentKind::Flapping => {
-            set("check", &i.subject)
-        }
+        crate::core::incident::IncidentKind::CheckDown
+        | crate::core::incident::IncidentKind::Flapping
+        | crate::core::incident::IncidentKind::CheckWarning => set("check", &i.subject),
         crate::core::incident::IncidentKind::AgentSilent => set("agent", &i.subject),
         crate::core::incident::IncidentKind::SloBurn => set("slo", &i.subject),
     }

@@ -1,0 +1,100 @@
+//! A plugin's WARNING as an incident of severity "warning", with the real binaries: a check
+//! with `warning_incidents = true` whose plugin exits 1 opens a `check_warning` incident that
+//! goes to the route asking for warnings and not to the catch-all route; when the plugin says
+//! OK again the warning resolves, and the check was up all along.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use vakt_tests::{token_hash, wait_for, Collector, Hook, Proc};
+
+const TOKEN: &str = "warn-agent-token-0123456789abcdef";
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_warning_is_an_incident_routed_only_where_warnings_are_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let code = dir.path().join("code");
+    std::fs::write(&code, "1").unwrap();
+    let plugin = plugins.join("check_raid");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\nc=$(cat {})\nif [ \"$c\" = 1 ]; then echo 'RAID WARNING - array degraded, rebuilding'; else echo 'RAID OK'; fi\nexit $c\n",
+            code.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (team, ops) = (Hook::start().await, Hook::start().await);
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+group_wait = "0s"
+
+[agents.edge]
+token_hash = "{hash}"
+
+[checks.raid]
+kind = "exec"
+target = "{plugin}"
+interval = "200ms"
+agents = ["edge"]
+warning_incidents = true
+
+[receivers.team]
+kind = "webhook"
+url = {{ value = "http://{team}/" }}
+
+[receivers.ops]
+kind = "webhook"
+url = {{ value = "http://{ops}/" }}
+
+[[routes]]
+severities = ["warning"]
+receivers = ["team"]
+continue = true
+
+[[routes]]
+receivers = ["ops"]
+"#,
+            hash = token_hash(TOKEN),
+            plugin = plugin.display(),
+            team = team.addr,
+            ops = ops.addr,
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
+    let allow = format!("exec_allow = [\"{}/*\"]\n", plugins.display());
+    let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, &allow);
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+
+    let firing = wait_for("the warning at the team's hook", WAIT, || async {
+        team.received().into_iter().find(|b| b["event"] == "firing")
+    })
+    .await;
+    assert_eq!(firing["incident"]["kind"], "check_warning");
+    assert_eq!(firing["incident"]["severity"], "warning");
+    assert!(firing["incident"]["title"].as_str().unwrap().contains("RAID WARNING - array degraded"), "{firing}");
+    assert_eq!(collector.metric("vakt_check_up{check=\"raid\"}").await, Some(1.0), "a warning is not down");
+    assert_eq!(collector.metric("vakt_check_degraded{check=\"raid\"}").await, Some(1.0));
+
+    std::fs::write(&code, "0").unwrap();
+    wait_for("the warning resolved at the team's hook", WAIT, || async {
+        team.received().iter().any(|b| b["event"] == "resolved").then_some(())
+    })
+    .await;
+    let id = firing["incident"]["id"].as_i64().unwrap();
+    let incident = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident["status"], "resolved");
+    assert!(ops.received().is_empty(), "the catch-all route takes no warnings: {:?}", ops.received());
+}
