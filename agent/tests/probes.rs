@@ -395,6 +395,8 @@ async fn exec_runs_real_monitoring_plugins() {
     let unknown = run(&exec(&format!("{PLUGINS}/check_dummy"), &["3", "no idea"])).await;
     assert!(!unknown.success);
     assert_eq!(unknown.error.as_deref(), Some("UNKNOWN: no idea"), "the state said once");
+    assert_eq!(value(&unknown, "unknown"), 1.0, "UNKNOWN told apart from CRITICAL");
+    assert!(!crit.values.contains_key("unknown"));
 
     let missing = run(&exec("/nonexistent/check_x", &[])).await;
     assert!(missing.error.as_deref().unwrap().starts_with("cannot run /nonexistent/check_x"), "{missing:?}");
@@ -410,7 +412,8 @@ async fn exec_timeout_kills_the_whole_process_group() {
     let started = std::time::Instant::now();
     let r = run(&s).await;
     assert!(started.elapsed() < Duration::from_secs(3), "the probe returns at its timeout");
-    assert_eq!(r.error.as_deref(), Some("/bin/sh timed out after 500ms and was killed"));
+    assert_eq!(r.error.as_deref(), Some("UNKNOWN: /bin/sh timed out after 500ms and was killed"));
+    assert_eq!(r.values.get("unknown"), Some(&1.0), "a plugin that never answered said nothing: UNKNOWN");
     let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
     // The grandchild `sleep` was killed with the group: gone, or a zombie awaiting its reaper.
     let mut gone = false;

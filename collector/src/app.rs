@@ -287,6 +287,12 @@ impl App {
             flap_window_ms: i64::try_from(config.flap_window.get().as_millis()).unwrap_or(i64::MAX),
             remote_write: config.remote_write.iter().map(|r| r.get_ref().name.clone()).collect(),
             store_raw_samples: config.store_raw_samples,
+            unknown_is_no_data: config
+                .checks
+                .iter()
+                .filter(|(_, c)| c.unknown_counts_as == vakt_config::check::UnknownCountsAs::Unknown)
+                .map(|(id, _)| id.to_string())
+                .collect(),
             warning_incidents: config
                 .checks
                 .iter()

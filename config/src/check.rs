@@ -52,6 +52,15 @@ pub const DNS_RCODES: &[&str] = &["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", 
 pub const HOST_TARGETS: &[&str] =
     &["cpu", "memory", "swap", "load1", "load5", "load15", "uptime", "network", "disk:<mount>", "process:<name>"];
 
+/// What a plugin's UNKNOWN counts as (see `CheckConfig::unknown_counts_as`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownCountsAs {
+    #[default]
+    Down,
+    Unknown,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
@@ -98,6 +107,12 @@ pub struct CheckConfig {
     /// no longer degraded. Routes take these only when they name the kind or the severity.
     #[serde(default)]
     pub warning_incidents: bool,
+    /// exec: what a plugin's UNKNOWN (exit 3 or above, a timeout) counts as: `"down"` (the
+    /// default: a failure like CRITICAL, its reason starting "UNKNOWN") or `"unknown"` (no
+    /// data: the check is unknown from there, which the SLA leaves out like a silence, and an
+    /// open incident stays open until a real result comes).
+    #[serde(default)]
+    pub unknown_counts_as: UnknownCountsAs,
 
     // --- http ---
     #[serde(default)]

@@ -169,6 +169,9 @@ pub struct Assignments {
     pub accepts: Vec<String>,
 }
 
+/// The value a plugin's UNKNOWN result carries (1): exit code 3 or above, a timeout, a signal.
+pub const PLUGIN_UNKNOWN_VALUE: &str = "unknown";
+
 /// What [`Assignments::accepts`] names for [`Sample::perfdata`].
 pub const ACCEPTS_PERFDATA: &str = "perfdata";
 

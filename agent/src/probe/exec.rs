@@ -15,6 +15,10 @@ use super::{BoxFuture, BuildError, Probe, ProbeResult};
 /// Output beyond this is not read (a plugin's output is a few lines).
 const MAX_OUTPUT: u64 = 64 * 1024;
 
+/// The value an UNKNOWN result carries (exit 3 or above, a timeout, a signal): the collector
+/// tells it from a CRITICAL by it (see the check's `unknown_counts_as`).
+pub const UNKNOWN_VALUE: &str = vakt_config::wire::PLUGIN_UNKNOWN_VALUE;
+
 pub struct ExecProbe {
     program: String,
     args: Vec<String>,
@@ -76,14 +80,16 @@ impl ExecProbe {
                 if let Some(pgid) = pgid {
                     let _ = killpg(pgid, Signal::SIGKILL);
                 }
+                // As Nagios has it: a plugin that does not answer says nothing of the service.
                 return ProbeResult::failed(
                     Some(start.elapsed()),
                     format!(
-                        "{} timed out after {} and was killed",
+                        "UNKNOWN: {} timed out after {} and was killed",
                         self.program,
                         vakt_config::duration::format_duration(self.timeout)
                     ),
-                );
+                )
+                .with_value(UNKNOWN_VALUE, 1.0);
             }
         };
         let latency = start.elapsed();
@@ -99,10 +105,14 @@ impl ExecProbe {
             Some(1) => ProbeResult::ok(latency).degrade(message.clone()),
             Some(2) => ProbeResult::failed(Some(latency), message.clone()),
             // Plugins start their line with their state ("UNKNOWN: ...", "UNKNOWN - ..."): say it once.
-            Some(3) if message.starts_with("UNKNOWN") => ProbeResult::failed(Some(latency), message.clone()),
-            Some(3) => ProbeResult::failed(Some(latency), format!("UNKNOWN: {message}")),
-            Some(other) => ProbeResult::failed(Some(latency), format!("exit code {other}: {message}")),
-            None => ProbeResult::failed(Some(latency), format!("{} was killed by a signal", self.program)),
+            Some(3) if message.starts_with("UNKNOWN") => {
+                ProbeResult::failed(Some(latency), message.clone()).with_value(UNKNOWN_VALUE, 1.0)
+            }
+            Some(3) => ProbeResult::failed(Some(latency), format!("UNKNOWN: {message}")).with_value(UNKNOWN_VALUE, 1.0),
+            Some(other) => ProbeResult::failed(Some(latency), format!("UNKNOWN (exit code {other}): {message}"))
+                .with_value(UNKNOWN_VALUE, 1.0),
+            None => ProbeResult::failed(Some(latency), format!("UNKNOWN: {} was killed by a signal", self.program))
+                .with_value(UNKNOWN_VALUE, 1.0),
         };
         if let Some(c) = code {
             result = result.with_value("exit_code", f64::from(c));

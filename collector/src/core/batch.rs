@@ -158,6 +158,20 @@ pub fn step(
                     }
                 }
             }
+            // A plugin's UNKNOWN counted as no data: the check is unknown, nothing else changes.
+            let said_unknown = s.values.get(vakt_config::wire::PLUGIN_UNKNOWN_VALUE) == Some(&1.0);
+            if quorum.is_none() && said_unknown && policies.unknown_is_no_data.contains(check) {
+                if let Some(st) = states.get_mut(check) {
+                    if st.observe_unknown(&batch.agent, s.timestamp_ms, s.error.as_deref()) {
+                        plan.writes.push(Write::StartPeriod {
+                            check: check.to_string(),
+                            status: Status::Unknown,
+                            at_ms: s.timestamp_ms,
+                        });
+                    }
+                }
+                continue;
+            }
             let was_degraded = states.get(&seen_by).is_some_and(|st| st.degraded);
             let seen = states.get_mut(&seen_by).and_then(|st| {
                 st.observe_from(&batch.agent, s.success, s.degraded, s.timestamp_ms, s.error.as_deref(), policy)
@@ -403,6 +417,79 @@ mod tests {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{key} not saved: {plan:?}"))
+    }
+
+    /// `unknown_counts_as = "unknown"`: a plugin's UNKNOWN is no data. An up check becomes
+    /// unknown at the first one (an unknown period starts there, no incident); a down check
+    /// keeps its incident open through them, and the first real success resolves it. Without
+    /// the setting, UNKNOWN is a failure like any other.
+    #[test]
+    fn a_plugins_unknown_is_no_data_when_so_configured() {
+        let unknown = |results: &[(i64, bool, bool)]| {
+            let mut b = batch("a", &results.iter().map(|&(t, ok, _)| (t, ok)).collect::<Vec<_>>());
+            for (s, &(_, _, u)) in b.samples.iter_mut().zip(results) {
+                if u {
+                    s.values.insert(vakt_config::wire::PLUGIN_UNKNOWN_VALUE.into(), 1.0);
+                    s.error = Some("UNKNOWN: cannot read /proc/mdstat".into());
+                }
+            }
+            b
+        };
+        let mut policies = Policies::default();
+        policies.unknown_is_no_data.insert("web".into());
+        let loaded = || Loaded { states: HashMap::from([("web".to_string(), up_since(T))]), ..Loaded::default() };
+        let three = [(T + MIN, false, true), (T + 2 * MIN, false, true), (T + 3 * MIN, false, true)];
+        let plan = step(&unknown(&three), T + 3 * MIN, false, &policies, &router(), loaded());
+        assert!(opened(&plan).is_empty(), "no data is no outage");
+        assert!(plan.writes.contains(&Write::StartPeriod {
+            check: "web".into(),
+            status: Status::Unknown,
+            at_ms: T + MIN
+        }));
+        let (state, _) = saved(&plan, "web");
+        assert_eq!((state.status, state.since_ms), (Status::Unknown, T + MIN));
+        assert_eq!(state.last_error.as_deref(), Some("UNKNOWN: cannot read /proc/mdstat"));
+
+        // The default: the same results are failures, and the check goes down.
+        let plan = step(&unknown(&three), T + 3 * MIN, false, &Policies::default(), &router(), loaded());
+        assert_eq!(opened(&plan).len(), 1);
+
+        // Down with its incident open: UNKNOWN keeps it open; a real success resolves it.
+        let down = CheckState {
+            status: Status::Down,
+            since_ms: T,
+            consecutive_failures: 3,
+            last_sample_ms: Some(T),
+            open_incident: Some(7),
+            ..CheckState::default()
+        };
+        let incident = KnownIncident {
+            id: 7,
+            kind: IncidentKind::CheckDown,
+            subject: "web".into(),
+            opened_ms: T,
+            resolved_ms: None,
+            reopened_ms: None,
+            has_parent: false,
+            acknowledged: false,
+            announced_to: vec!["ops".into()],
+        };
+        let loaded = Loaded {
+            states: HashMap::from([("web".to_string(), down)]),
+            incidents: vec![incident],
+            ..Loaded::default()
+        };
+        let plan = step(
+            &unknown(&[(T + MIN, false, true), (T + 2 * MIN, true, false)]),
+            T + 2 * MIN,
+            false,
+            &policies,
+            &router(),
+            loaded,
+        );
+        assert_eq!(plan.resolved, [IncidentRef::Stored(7)], "resolved by the success, not by the UNKNOWN");
+        let (state, _) = saved(&plan, "web");
+        assert_eq!(state.status, Status::Up);
     }
 
     /// `warning_incidents`: one degraded result is a blip; the second in a row opens a warning

@@ -28,6 +28,8 @@ pub struct Policies {
     pub store_raw_samples: bool,
     /// Checks with `warning_incidents = true`, with the priority of their warnings.
     pub warning_incidents: HashMap<String, String>,
+    /// Checks whose plugin's UNKNOWN counts as no data (`unknown_counts_as = "unknown"`).
+    pub unknown_is_no_data: std::collections::HashSet<String>,
 }
 
 impl Default for Policies {
@@ -44,6 +46,7 @@ impl Default for Policies {
             remote_write: Vec::new(),
             store_raw_samples: true,
             warning_incidents: Default::default(),
+            unknown_is_no_data: Default::default(),
         }
     }
 }

@@ -197,6 +197,28 @@ impl CheckState {
 }
 
 impl CheckState {
+    /// A result that says nothing of the service (a plugin's UNKNOWN, counted as no data): the
+    /// check is unknown from here and its counters start again; an open incident stays open
+    /// (nothing says it recovered). True when the status changed to unknown.
+    pub fn observe_unknown(&mut self, agent: &str, at_ms: i64, error: Option<&str>) -> bool {
+        if self.last_sample_ms.is_some_and(|last| at_ms < last) {
+            return false;
+        }
+        self.last_sample_ms = Some(at_ms);
+        self.last_agent = Some(agent.to_string());
+        self.degraded = false;
+        self.last_error = error.map(str::to_string);
+        self.consecutive_failures = 0;
+        self.consecutive_successes = 0;
+        self.first_failure_ms = None;
+        if self.status == Status::Unknown {
+            return false;
+        }
+        self.status = Status::Unknown;
+        self.since_ms = at_ms;
+        true
+    }
+
     /// A check probed by several agents: down when at least `quorum` of the agents heard from
     /// recently see it down, up when fewer do and at least one sees it up, unchanged otherwise
     /// (no fresh votes: the state is not known better than before).

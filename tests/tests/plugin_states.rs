@@ -98,3 +98,64 @@ receivers = ["ops"]
     assert_eq!(incident["status"], "resolved");
     assert!(ops.received().is_empty(), "the catch-all route takes no warnings: {:?}", ops.received());
 }
+
+/// A plugin's UNKNOWN (Debian's `check_dummy 3`) told apart from CRITICAL: by default a failure
+/// whose reason says UNKNOWN once; with `unknown_counts_as = "unknown"` no data — the check is
+/// unknown, no incident opens, and the SLA leaves the time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_unknown_is_down_or_no_data_as_configured() {
+    let dummy = "/usr/lib/nagios/plugins/check_dummy";
+    if !std::path::Path::new(dummy).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{dummy} is missing: .ci/run must install monitoring-plugins"
+        );
+        eprintln!("skipping: {dummy} is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let ctoml = dir.path().join("collector.toml");
+    let check = |name: &str, extra: &str| {
+        format!(
+            "[checks.{name}]\nkind = \"exec\"\ntarget = \"{dummy}\"\nargs = [\"3\", \"cannot read /proc/mdstat\"]\ninterval = \"200ms\"\nfail_after = 2\nagents = [\"edge\"]\n{extra}\n"
+        )
+    };
+    std::fs::write(
+        &ctoml,
+        format!(
+            "listen = \"{addr}\"\ndata_dir = \"data\"\n[agents.edge]\ntoken_hash = \"{}\"\n{}{}",
+            token_hash(TOKEN),
+            check("strict", ""),
+            check("lenient", "unknown_counts_as = \"unknown\""),
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
+    let atoml =
+        vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, "exec_allow = [\"/usr/lib/nagios/plugins/*\"]\n");
+    let _agent =
+        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+
+    let incident = wait_for("the strict check's incident", WAIT, || async {
+        let list = collector.get_json("/api/v1/incidents?status=open").await;
+        list.as_array().unwrap().iter().find(|i| i["subject"] == "strict").cloned()
+    })
+    .await;
+    let title = incident["title"].as_str().unwrap();
+    assert_eq!(title, "strict is down: UNKNOWN: cannot read /proc/mdstat", "UNKNOWN said once");
+    // The lenient check has run as often: unknown, not down, and no incident.
+    wait_for("the lenient check's results", WAIT, || async {
+        let samples = collector.get_json("/api/v1/samples?check=lenient&limit=3").await;
+        (samples.as_array().unwrap().len() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(collector.metric("vakt_check_up{check=\"strict\"}").await, Some(0.0));
+    assert_eq!(collector.metric("vakt_check_up{check=\"lenient\"}").await, None, "unknown: neither up nor down");
+    let all = collector.get_json("/api/v1/incidents").await;
+    assert!(all.as_array().unwrap().iter().all(|i| i["subject"] != "lenient"), "{all}");
+    let checks = collector.get_json("/api/v1/checks").await;
+    let lenient = checks.as_array().unwrap().iter().find(|c| c["check"] == "lenient").cloned().unwrap();
+    assert_eq!(lenient["status"], "unknown", "{lenient}");
+    assert_eq!(lenient["last_error"], "UNKNOWN: cannot read /proc/mdstat", "what the plugin said is kept");
+}
