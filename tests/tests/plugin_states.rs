@@ -23,7 +23,7 @@ async fn a_plugin_warning_is_an_incident_routed_only_where_warnings_are_asked_fo
     std::fs::write(
         &plugin,
         format!(
-            "#!/bin/sh\nc=$(cat {})\nif [ \"$c\" = 1 ]; then echo 'RAID WARNING - array degraded, rebuilding'; else echo 'RAID OK'; fi\nexit $c\n",
+            "#!/bin/sh\nc=$(cat {})\nif [ \"$c\" = 1 ]; then printf 'RAID WARNING - array degraded, rebuilding | rebuild=42%%\\nmd0: [UU_] recovery = 42.0%%\\nmd1: [UU] ok\\n'; else echo 'RAID OK'; fi\nexit $c\n",
             code.display()
         ),
     )
@@ -84,7 +84,7 @@ receivers = ["ops"]
     .await;
     assert_eq!(firing["incident"]["kind"], "check_warning");
     assert_eq!(firing["incident"]["severity"], "warning");
-    assert!(firing["incident"]["title"].as_str().unwrap().contains("RAID WARNING - array degraded"), "{firing}");
+    assert_eq!(firing["incident"]["title"], "raid is degraded: RAID WARNING - array degraded, rebuilding", "one line");
     assert_eq!(collector.metric("vakt_check_up{check=\"raid\"}").await, Some(1.0), "a warning is not down");
     assert_eq!(collector.metric("vakt_check_degraded{check=\"raid\"}").await, Some(1.0));
 
@@ -96,6 +96,11 @@ receivers = ["ops"]
     let id = firing["incident"]["id"].as_i64().unwrap();
     let incident = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(incident["status"], "resolved");
+    // The plugin's long output is on the incident, under its opening event.
+    let opened = incident["timeline"].as_array().unwrap().iter().find(|e| e["kind"] == "opened").unwrap().clone();
+    let message = opened["message"].as_str().unwrap();
+    assert!(message.contains("\nmd0: [UU_] recovery = 42.0%\nmd1: [UU] ok"), "{message}");
+    assert!(!message.contains("rebuild=42%"), "perfdata is not output: {message}");
     assert!(ops.received().is_empty(), "the catch-all route takes no warnings: {:?}", ops.received());
 }
 

@@ -100,6 +100,10 @@ impl ExecProbe {
         let message =
             out.lines().next().map(|l| l.split('|').next().unwrap_or(l).trim().to_string()).filter(|m| !m.is_empty());
         let message = message.or_else(|| err.lines().next().map(str::to_string)).unwrap_or_else(|| "no output".into());
+        // A plugin's long output (the lines after the first, their perfdata cut off) goes with
+        // the reason on the lines after it, within what the collector takes.
+        let long = long_output(&out);
+        let message = if long.is_empty() || code == Some(0) { message } else { format!("{message}\n{long}") };
         let mut result = match code {
             Some(0) => ProbeResult::ok(latency),
             Some(1) => ProbeResult::ok(latency).degrade(message.clone()),
@@ -141,6 +145,34 @@ impl ExecProbe {
         result
     }
 }
+
+/// The lines after a plugin's first, perfdata cut off, blank ones dropped, at most
+/// [`MAX_LONG_OUTPUT`] bytes (cut at a character boundary, said with "…").
+fn long_output(out: &str) -> String {
+    let mut text = String::new();
+    for line in out.lines().skip(1) {
+        let line = line.split('|').next().unwrap_or(line).trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(line);
+    }
+    if text.len() > MAX_LONG_OUTPUT {
+        let mut cut = MAX_LONG_OUTPUT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// Bytes of long output kept: the collector takes reasons up to 4 KiB.
+const MAX_LONG_OUTPUT: usize = 3 * 1024;
 
 impl Probe for ExecProbe {
     fn run(&self) -> BoxFuture<'_, ProbeResult> {

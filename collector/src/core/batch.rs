@@ -259,7 +259,8 @@ fn warning(
 ) {
     if state.status == Status::Up && state.degraded {
         if was_degraded {
-            let reason = state.last_error.as_deref().unwrap_or("degraded");
+            let full = state.last_error.as_deref().unwrap_or("degraded");
+            let reason = crate::core::incident::first_line(full);
             let action = Action::Open {
                 kind: IncidentKind::CheckWarning,
                 subject: check.to_string(),
@@ -270,7 +271,7 @@ fn warning(
                 event: TimelineEvent {
                     at_ms,
                     kind: "opened".into(),
-                    message: format!("check {check} degraded in two results in a row: {reason}"),
+                    message: format!("check {check} degraded in two results in a row: {full}"),
                 },
             };
             incidents.open(action, plan);

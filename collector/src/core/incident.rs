@@ -174,11 +174,14 @@ pub enum Action {
 pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
     match transition {
         Transition::Down { at_ms, since_ms, error } => {
+            // The first line makes the title; a plugin's long output (the lines after it) goes
+            // with the opening event, on the incident's page.
             let cause = error.as_deref().unwrap_or("probe failed");
+            let headline = first_line(cause);
             Some(Action::Open {
                 kind: IncidentKind::CheckDown,
                 subject: check.to_string(),
-                title: format!("{check} is down: {cause}"),
+                title: format!("{check} is down: {headline}"),
                 severity: "critical".into(),
                 priority: DEFAULT_PRIORITY.into(),
                 opened_ms: *since_ms,
@@ -199,6 +202,11 @@ pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
             },
         }),
     }
+}
+
+/// The first line of a reason (a plugin's status line, without its long output).
+pub fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim_end()
 }
 
 /// An agent that should be reporting, as the silence rule sees it.

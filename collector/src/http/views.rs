@@ -59,7 +59,7 @@ dl {{ display: grid; grid-template-columns: 12rem 1fr; gap: .3rem 1rem; }} dt {{
 form {{ margin: .6rem 0; }} textarea {{ width: 100%; max-width: 40rem; min-height: 3rem; }}
 button {{ padding: .35rem .9rem; border-radius: .3rem; border: 1px solid #0b5cad; background: #0b5cad; color: #fff; cursor: pointer; }}
 button.secondary {{ background: #fff; color: #0b5cad; }}
-.timeline li {{ margin: .25rem 0; }} .muted {{ color: #6b7785; font-size: .9rem; }}
+.timeline li {{ margin: .25rem 0; white-space: pre-line; }} .muted {{ color: #6b7785; font-size: .9rem; }}
 .silent, .clock.off {{ color: #b3261e; font-weight: 600; }} .reporting {{ color: #17702f; }}
 </style></head>
 <body>
