@@ -51,6 +51,8 @@ pub struct Metrics {
     remote_write: RemoteWriteMetrics,
     /// Plugins' performance data: the value, and warn, crit, min and max where given.
     perfdata: [GaugeVec; 5],
+    /// 1 while a plugin check's latest result was UNKNOWN.
+    plugin_unknown: GaugeVec,
 }
 
 /// Each `[[remote_write]]` target's progress.
@@ -386,6 +388,11 @@ impl Metrics {
             gauge("vakt_check_perfdata_min", "The lower bound a plugin gave with its performance value", perf_labels),
             gauge("vakt_check_perfdata_max", "The upper bound a plugin gave with its performance value", perf_labels),
         ];
+        let plugin_unknown = gauge(
+            "vakt_check_plugin_unknown",
+            "1 while a plugin check's latest result was UNKNOWN (exit 3 or above, a timeout), 0 after any other result",
+            &["check"],
+        );
         for outcome in ["accepted", "duplicate"] {
             ingest_batches.with_label_values(&[outcome]);
         }
@@ -418,6 +425,7 @@ impl Metrics {
             cluster,
             remote_write,
             perfdata,
+            plugin_unknown,
         }
     }
 
@@ -510,6 +518,11 @@ impl Metrics {
 
     pub fn set_cert_days_left(&self, check: &str, days: f64) {
         self.checks.set_cert_days_left(check, days);
+    }
+
+    /// Whether a plugin check's latest result was UNKNOWN.
+    pub fn set_plugin_unknown(&self, check: &str, unknown: bool) {
+        self.plugin_unknown.with_label_values(&[check]).set(if unknown { 1.0 } else { 0.0 });
     }
 
     /// A check's performance data from its latest result.

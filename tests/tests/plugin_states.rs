@@ -156,6 +156,7 @@ async fn a_plugins_unknown_is_down_or_no_data_as_configured() {
     })
     .await;
     assert_eq!(collector.metric("vakt_check_up{check=\"strict\"}").await, Some(0.0));
+    assert_eq!(collector.metric("vakt_check_plugin_unknown{check=\"strict\"}").await, Some(1.0), "down, and why");
     assert_eq!(collector.metric("vakt_check_up{check=\"lenient\"}").await, None, "unknown: neither up nor down");
     let all = collector.get_json("/api/v1/incidents").await;
     assert!(all.as_array().unwrap().iter().all(|i| i["subject"] != "lenient"), "{all}");

@@ -194,6 +194,10 @@ pub(crate) async fn ingest_inner(
         if !s.perfdata.is_empty() {
             app.metrics.set_perfdata(&s.check, &s.perfdata);
         }
+        if s.values.contains_key("exit_code") || s.values.contains_key(vakt_config::wire::PLUGIN_UNKNOWN_VALUE) {
+            let unknown = s.values.get(vakt_config::wire::PLUGIN_UNKNOWN_VALUE) == Some(&1.0);
+            app.metrics.set_plugin_unknown(&s.check, unknown);
+        }
     }
     // Per-agent votes of quorum checks ("check@agent") stay out of the metrics.
     for (check, state) in outcome.states.iter().filter(|(c, _)| !c.contains('@')) {
