@@ -5,6 +5,12 @@
 //!
 //!     cargo bench -p vakt-tests --bench fleet
 //!
+//!     BENCH_FLEET_COLLECTORS=2 cargo bench -p vakt-tests --bench fleet
+//!
+//! runs the same fleet through two collectors sharing one PostgreSQL (Debian's, started by the
+//! bench), each agent pushing to one of them (even to the first, odd to the second); the
+//! figures are the two together, the process figures the first collector's.
+//!
 //! Memory per active check: for the first third of the run each agent reports one of its checks,
 //! then all of them; the collector's RSS after, less its RSS before every check was active, over
 //! the checks that became active. (The agents' connections cost the same in both phases.)
@@ -25,14 +31,19 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let agents = env("BENCH_FLEET_AGENTS", 1_000);
     let checks = env("BENCH_FLEET_CHECKS", 20);
     let seconds = env("BENCH_FLEET_SECONDS", 30);
+    let nodes = env("BENCH_FLEET_COLLECTORS", 1).clamp(1, 2);
     let dir = tempfile::tempdir().unwrap();
+    let postgres = (nodes > 1).then(|| tokio::task::block_in_place(vakt_tests::Postgres::start));
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let mut cfg = format!("listen = \"{addr}\"\ndata_dir = \"data\"\n");
+    if let Some(pg) = &postgres {
+        cfg.push_str(&format!("[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\nnode = \"NODE\"\n", pg.url()));
+    }
     for a in 0..agents {
         cfg.push_str(&format!("[agents.a{a}]\ntoken_hash = \"{}\"\n", token_hash(&format!("fleet-token-{a:05}"))));
     }
@@ -44,9 +55,20 @@ async fn main() {
         }
     }
     let ctoml = dir.path().join("collector.toml");
-    std::fs::write(&ctoml, cfg).unwrap();
+    std::fs::write(&ctoml, cfg.replace("NODE", "c1")).unwrap();
     let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
     let pid = collector.proc.child.id();
+    let second = match nodes {
+        1 => None,
+        _ => {
+            let addr2: SocketAddr = vakt_tests::loopback_addr();
+            let ctoml2 = dir.path().join("collector-2.toml");
+            let cfg2 =
+                cfg.replace("NODE", "c2").replace(&format!("listen = \"{addr}\""), &format!("listen = \"{addr2}\""));
+            std::fs::write(&ctoml2, cfg2).unwrap();
+            Some(Collector::start(&ctoml2, addr2, &dir.path().join("collector-2.log")).await)
+        }
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = proc_stats(pid);
 
@@ -56,12 +78,13 @@ async fn main() {
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let url = collector.url("/api/v1/ingest");
+    let urls: Vec<String> =
+        std::iter::once(&collector).chain(second.as_ref()).map(|c| c.url("/api/v1/ingest")).collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for a in 0..agents {
-        let (http, url, latencies, sent, failed) =
-            (http.clone(), url.clone(), latencies.clone(), sent.clone(), failed.clone());
+        let url = urls[a % urls.len()].clone();
+        let (http, latencies, sent, failed) = (http.clone(), latencies.clone(), sent.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             // Spread the agents over the second, as real ones drift apart.
             tokio::time::sleep(Duration::from_micros((a as u64 * 1_000_000) / agents as u64)).await;
@@ -107,7 +130,10 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     let loaded = proc_stats(pid);
-    let stored = collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0) as u64;
+    let mut stored = collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0) as u64;
+    if let Some(c) = &second {
+        stored += c.metric("vakt_ingest_samples_total").await.unwrap_or(0.0) as u64;
+    }
     let sent = sent.load(Ordering::Relaxed);
     let failed = failed.load(Ordering::Relaxed);
     let mut l = latencies.lock().unwrap().clone();
@@ -119,8 +145,9 @@ async fn main() {
     let per_agent = (one_check_rss.saturating_sub(idle.rss_kib)) as f64 / agents as f64;
 
     println!(
-        "fleet: {agents} agents x {checks} checks, one push per agent per second for {seconds} s ({:.0} samples/s offered)",
-        active
+        "fleet: {agents} agents x {checks} checks, one push per agent per second for {seconds} s ({:.0} samples/s offered){}",
+        active,
+        if nodes > 1 { ", through two collectors on one PostgreSQL" } else { "" }
     );
     println!(
         "  pushes: {} acknowledged, {failed} failed · latency p50 {:.1} ms · p99 {:.1} ms · max {:.1} ms",

@@ -5,8 +5,8 @@
 //! A batch is one transaction. Batches touching the same checks on two nodes are serialised by
 //! transaction-scoped advisory locks on the agent and on each check, taken in one sorted order
 //! (so two batches never wait on each other in a cycle); a serialisation failure, a deadlock or
-//! a concurrent replay's unique violation is retried. Samples go in with one statement per
-//! batch (`unnest` of arrays), not one per row.
+//! a concurrent replay's unique violation is retried. Samples go in with one binary `COPY`
+//! per batch, not one statement per row.
 //!
 //! The blocking `postgres` client (tokio-postgres underneath) matches the `Store` trait, whose
 //! calls run on the blocking pool; connections come from a small pool of `pool_size`.
@@ -389,13 +389,20 @@ fn insert_samples(
         degraded.push(s.degraded);
     }
     if keep_raw {
-        tx.execute(
-            "INSERT INTO samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded)
-         SELECT c, $2, t, s, l, v, e, d
-         FROM unnest($1::text[], $3::bigint[], $4::boolean[], $5::float8[], $6::text[], $7::text[], $8::boolean[])
-              AS x(c, t, s, l, v, e, d)",
-            &[&checks, &batch.agent, &ts, &ok, &latency, &values, &errors, &degraded],
+        // COPY in binary: one round trip for the rows, however many.
+        use postgres::types::{ToSql, Type};
+        let sink = tx.copy_in(
+            "COPY samples (check_id, agent, ts_ms, success, latency_s, values_json, error, degraded)
+             FROM STDIN (FORMAT binary)",
         )?;
+        let types = [Type::TEXT, Type::TEXT, Type::INT8, Type::BOOL, Type::FLOAT8, Type::TEXT, Type::TEXT, Type::BOOL];
+        let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+        for i in 0..n {
+            let row: [&(dyn ToSql + Sync); 8] =
+                [&checks[i], &batch.agent, &ts[i], &ok[i], &latency[i], &values[i], &errors[i], &degraded[i]];
+            writer.write(&row)?;
+        }
+        writer.finish()?;
     }
     if !remote_write.is_empty() {
         tx.execute(
