@@ -84,29 +84,47 @@ pub(super) fn start_period(
     Ok(())
 }
 
-/// Adds a batch's per-minute rollups to the stored ones.
-pub(super) fn merge_rollups(tx: &mut Transaction<'_>, rollups: Vec<MinuteRollup<'_>>) -> Result<(), StoreError> {
-    for mut r in rollups {
-        let old = tx.query_opt(
-            "SELECT events, failed, degraded, latency FROM rollups WHERE check_id = $1 AND minute_ms = $2 FOR UPDATE",
-            &[&r.check, &r.minute_ms],
-        )?;
-        if let Some(row) = old {
-            r.events += row.try_get::<_, i64>(0)?;
-            r.failed += row.try_get::<_, i64>(1)?;
-            r.degraded += row.try_get::<_, i64>(2)?;
-            if let Some(h) = row.try_get::<_, Option<Vec<u8>>>(3)?.as_deref().and_then(crate::core::latency::decode) {
+/// Adds a batch's per-minute rollups to the stored ones: the stored ones read (and locked) in
+/// one statement, merged here (latency histograms), written back in one upsert.
+pub(super) fn merge_rollups(tx: &mut Transaction<'_>, mut rollups: Vec<MinuteRollup<'_>>) -> Result<(), StoreError> {
+    if rollups.is_empty() {
+        return Ok(());
+    }
+    let checks: Vec<&str> = rollups.iter().map(|r| r.check).collect();
+    let minutes: Vec<i64> = rollups.iter().map(|r| r.minute_ms).collect();
+    let old = tx.query(
+        "SELECT r.check_id, r.minute_ms, r.events, r.failed, r.degraded, r.latency
+         FROM rollups r JOIN unnest($1::text[], $2::bigint[]) AS n(c, m) ON r.check_id = n.c AND r.minute_ms = n.m
+         ORDER BY r.check_id, r.minute_ms
+         FOR UPDATE OF r",
+        &[&checks, &minutes],
+    )?;
+    let mut stored: std::collections::HashMap<(String, i64), &postgres::Row> = std::collections::HashMap::new();
+    for row in &old {
+        stored.insert((row.try_get(0)?, row.try_get(1)?), row);
+    }
+    for r in &mut rollups {
+        if let Some(row) = stored.get(&(r.check.to_string(), r.minute_ms)) {
+            r.events += row.try_get::<_, i64>(2)?;
+            r.failed += row.try_get::<_, i64>(3)?;
+            r.degraded += row.try_get::<_, i64>(4)?;
+            if let Some(h) = row.try_get::<_, Option<Vec<u8>>>(5)?.as_deref().and_then(crate::core::latency::decode) {
                 let _ = r.latency.add(&h);
             }
         }
-        let blob = (!r.latency.is_empty()).then(|| crate::core::latency::encode(&r.latency));
-        tx.execute(
-            "INSERT INTO rollups (check_id, minute_ms, events, failed, degraded, latency) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (check_id, minute_ms) DO UPDATE SET events = excluded.events, failed = excluded.failed,
-                degraded = excluded.degraded, latency = excluded.latency",
-            &[&r.check, &r.minute_ms, &r.events, &r.failed, &r.degraded, &blob],
-        )?;
     }
+    let events: Vec<i64> = rollups.iter().map(|r| r.events).collect();
+    let failed: Vec<i64> = rollups.iter().map(|r| r.failed).collect();
+    let degraded: Vec<i64> = rollups.iter().map(|r| r.degraded).collect();
+    let blobs: Vec<Option<Vec<u8>>> =
+        rollups.iter().map(|r| (!r.latency.is_empty()).then(|| crate::core::latency::encode(&r.latency))).collect();
+    tx.execute(
+        "INSERT INTO rollups (check_id, minute_ms, events, failed, degraded, latency)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bytea[])
+         ON CONFLICT (check_id, minute_ms) DO UPDATE SET events = excluded.events, failed = excluded.failed,
+            degraded = excluded.degraded, latency = excluded.latency",
+        &[&checks, &minutes, &events, &failed, &degraded, &blobs],
+    )?;
     Ok(())
 }
 
@@ -170,22 +188,34 @@ pub(super) fn load(tx: &mut Transaction<'_>, needs: &Needs) -> Result<Loaded, St
             loaded.states.insert(key, state);
         }
     }
-    for (check, after) in &needs.changes_after {
+    // One statement for all the batch's checks, not one per check.
+    if !needs.changes_after.is_empty() {
+        let (checks, after): (Vec<&str>, Vec<i64>) = needs.changes_after.iter().map(|(c, a)| (c.as_str(), *a)).unzip();
+        for c in &checks {
+            loaded.changes.insert(c.to_string(), Vec::new());
+        }
         let rows = tx.query(
-            "SELECT start_ms FROM check_periods WHERE check_id = $1 AND start_ms > $2 AND NOT resumed",
-            &[check, after],
+            "SELECT p.check_id, p.start_ms FROM check_periods p
+             JOIN unnest($1::text[], $2::bigint[]) AS n(c, after) ON p.check_id = n.c AND p.start_ms > n.after
+             WHERE NOT p.resumed ORDER BY p.check_id, p.start_ms",
+            &[&checks, &after],
         )?;
-        let starts = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
-        loaded.changes.insert(check.clone(), starts);
+        for r in &rows {
+            let check: String = r.try_get(0)?;
+            loaded.changes.entry(check).or_default().push(r.try_get(1)?);
+        }
     }
     let mut incidents: BTreeMap<i64, KnownIncident> = BTreeMap::new();
-    for (check, since) in &needs.incidents_since {
+    if !needs.incidents_since.is_empty() {
+        let (checks, since): (Vec<&str>, Vec<i64>) =
+            needs.incidents_since.iter().map(|(c, s)| (c.as_str(), *s)).unzip();
         let rows = tx.query(
             &format!(
-                "SELECT {KNOWN_COLUMNS} FROM incidents WHERE kind = 'check_down' AND subject = $1 AND parent_id IS NULL
-                     AND (status != 'resolved' OR resolved_ms >= $2)"
+                "SELECT {KNOWN_COLUMNS} FROM incidents JOIN unnest($1::text[], $2::bigint[]) AS n(c, since)
+                     ON subject = n.c
+                 WHERE kind = 'check_down' AND parent_id IS NULL AND (status != 'resolved' OR resolved_ms >= n.since)"
             ),
-            &[check, since],
+            &[&checks, &since],
         )?;
         for row in &rows {
             let i = known(row)?;
