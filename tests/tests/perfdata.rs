@@ -82,7 +82,15 @@ agents = ["edge"]
     );
 
     // The twins: both "/" and "value" kept, as values of the sample and as labels.
-    let samples = collector.get_json("/api/v1/samples?check=twins&limit=1").await;
+    wait_for("the twins' perfdata in /metrics", Duration::from_secs(30), || async {
+        collector.metric("vakt_check_perfdata{check=\"twins\",label=\"a_b\",unit=\"seconds\"}").await
+    })
+    .await;
+    let samples = wait_for("the twins' result", Duration::from_secs(30), || async {
+        let samples = collector.get_json("/api/v1/samples?check=twins&limit=1").await;
+        samples[0]["values"].is_object().then_some(samples)
+    })
+    .await;
     let values = &samples[0]["values"];
     assert_eq!((values["value"].as_f64(), values["value_2"].as_f64()), (Some(1.0), Some(2.0)), "{values}");
     assert_eq!((values["a_b_seconds"].as_f64(), values["a_b_seconds_2"].as_f64()), (Some(3.0), Some(6.0)), "{values}");

@@ -85,8 +85,12 @@ receivers = ["ops"]
     assert_eq!(firing["incident"]["kind"], "check_warning");
     assert_eq!(firing["incident"]["severity"], "warning");
     assert_eq!(firing["incident"]["title"], "raid is degraded: RAID WARNING - array degraded, rebuilding", "one line");
-    assert_eq!(collector.metric("vakt_check_up{check=\"raid\"}").await, Some(1.0), "a warning is not down");
-    assert_eq!(collector.metric("vakt_check_degraded{check=\"raid\"}").await, Some(1.0));
+    wait_for("raid up but degraded in /metrics (a warning is not down)", WAIT, || async {
+        let up = collector.metric("vakt_check_up{check=\"raid\"}").await;
+        let degraded = collector.metric("vakt_check_degraded{check=\"raid\"}").await;
+        (up == Some(1.0) && degraded == Some(1.0)).then_some(())
+    })
+    .await;
 
     std::fs::write(&code, "0").unwrap();
     wait_for("the warning resolved at the team's hook", WAIT, || async {
@@ -155,8 +159,12 @@ async fn a_plugins_unknown_is_down_or_no_data_as_configured() {
         (samples.as_array().unwrap().len() >= 3).then_some(())
     })
     .await;
-    assert_eq!(collector.metric("vakt_check_up{check=\"strict\"}").await, Some(0.0));
-    assert_eq!(collector.metric("vakt_check_plugin_unknown{check=\"strict\"}").await, Some(1.0), "down, and why");
+    wait_for("strict down, and why, in /metrics", WAIT, || async {
+        let up = collector.metric("vakt_check_up{check=\"strict\"}").await;
+        let unknown = collector.metric("vakt_check_plugin_unknown{check=\"strict\"}").await;
+        (up == Some(0.0) && unknown == Some(1.0)).then_some(())
+    })
+    .await;
     assert_eq!(collector.metric("vakt_check_up{check=\"lenient\"}").await, None, "unknown: neither up nor down");
     let all = collector.get_json("/api/v1/incidents").await;
     assert!(all.as_array().unwrap().iter().all(|i| i["subject"] != "lenient"), "{all}");
