@@ -351,22 +351,17 @@ pub async fn run(app: Arc<App>, clock: Arc<dyn Clock>, shutdown: CancellationTok
         // Only the leader decides and writes; every node publishes the figures it serves.
         let leader = app.leadership.is_leader();
         let work = move || {
-            if !leader {
-                if slos_due && !tick_app.config.slos.is_empty() {
-                    evaluate_slos(&tick_app, now)?;
+            let mut opened = Vec::new();
+            if leader {
+                if prune_due {
+                    prune(&tick_app, now)?;
                 }
-                if slos_due {
-                    publish_service_figures(&tick_app, now)?;
+                if size_due {
+                    tick_app.metrics.set_storage_bytes(tick_app.store.size_bytes());
                 }
-                return Ok(Vec::new());
+                opened = evaluate(&tick_app, now)?;
             }
-            if prune_due {
-                prune(&tick_app, now)?;
-            }
-            if size_due {
-                tick_app.metrics.set_storage_bytes(tick_app.store.size_bytes());
-            }
-            let opened = evaluate(&tick_app, now)?;
+            // On every node (a follower's SLO round publishes and leaves the incidents alone).
             if slos_due && !tick_app.config.slos.is_empty() {
                 evaluate_slos(&tick_app, now)?;
             }
