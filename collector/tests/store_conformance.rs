@@ -670,3 +670,54 @@ fn remote_write_queues_each_stored_sample_per_target_until_taken(db: &Db) {
     assert_eq!(store.remote_write_backlog("vm").unwrap(), (2, Some(1_000)), "each target has its own queue");
     assert!(store.remote_write_queue("nobody", 10).unwrap().is_empty());
 }
+
+/// A batch costs the same statements on PostgreSQL whether it carries one check or twenty: the
+/// loads, the samples, the rollups, the states and the periods each go in one statement for the
+/// whole batch, not one per check (counted by the server itself, `pg_stat_statements`). Twice:
+/// for checks seen the first time (each starts a period) and for steady ones.
+#[test]
+fn postgres_a_batch_costs_the_same_statements_for_one_check_or_twenty() {
+    let pg = PgServer::start_with("-c shared_preload_libraries=pg_stat_statements");
+    let db = Db::Postgres(pg);
+    let store = db.open();
+    let Db::Postgres(pg) = &db else { unreachable!() };
+    let mut stats = ::postgres::Client::connect(&pg.url(), ::postgres::NoTls).unwrap();
+    stats.batch_execute("CREATE EXTENSION pg_stat_statements").unwrap();
+    let p = Policies::default();
+    let mut statements = |agent: &str, checks: usize, seq: u64, at: i64| -> i64 {
+        let b = Batch {
+            agent: agent.into(),
+            sequence: seq,
+            samples: (0..checks)
+                .flat_map(|c| {
+                    let mut ok = batch(seq, &[(at, true), (at + 500, true)]).samples;
+                    for s in &mut ok {
+                        s.check = format!("{agent}-c{c}");
+                    }
+                    ok
+                })
+                .collect(),
+            ..batch(seq, &[])
+        };
+        stats.execute("SELECT pg_stat_statements_reset()", &[]).unwrap();
+        let outcome = store.commit_batch(&b, at + 1_000, &p).unwrap();
+        assert_eq!(outcome.ack.unwrap().accepted, checks * 2);
+        let row = stats
+            .query_one(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'",
+                &[],
+            )
+            .unwrap();
+        row.get(0)
+    };
+    let (first_one, first_twenty) = (statements("one", 1, 1, 10_000), statements("twenty", 20, 1, 10_000));
+    let (steady_one, steady_twenty) = (statements("one", 1, 2, 20_000), statements("twenty", 20, 2, 20_000));
+    assert!(first_one > 5 && steady_one > 5, "the count sees the batch: {first_one}, {steady_one}");
+    assert_eq!(first_twenty, first_one, "new checks: twenty cost what one costs");
+    assert_eq!(steady_twenty, steady_one, "steady checks: twenty cost what one costs");
+    assert_eq!(db_states(&store, "twenty-c"), 20);
+}
+
+fn db_states(store: &Arc<dyn Store>, prefix: &str) -> usize {
+    store.check_states().unwrap().iter().filter(|(c, _)| c.starts_with(prefix)).count()
+}

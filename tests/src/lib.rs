@@ -553,6 +553,11 @@ fn pg_bin() -> PathBuf {
 impl Postgres {
     /// Starts one (initdb, then pg_ctl start); as root, as the `postgres` user.
     pub fn start() -> Postgres {
+        Postgres::start_with("")
+    }
+
+    /// Starts one with more server options (`-c name=value ...`).
+    pub fn start_with(more_options: &str) -> Postgres {
         let bin = pg_bin();
         let dir = tempfile::tempdir().unwrap();
         if is_root() {
@@ -574,7 +579,7 @@ impl Postgres {
         let mut attempts = 0;
         loop {
             let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off {more_options}",
                 server.port,
                 server.dir.path().display()
             );

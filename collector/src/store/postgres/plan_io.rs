@@ -36,12 +36,32 @@ pub(super) fn row_to_state(r: &postgres::Row) -> Result<(String, CheckState), St
     ))
 }
 
-fn save_state(tx: &mut Transaction<'_>, check: &str, s: &CheckState) -> Result<(), StoreError> {
+/// Writes the batch's check states in one upsert (one row per check, the last state a plan
+/// gave it; rows in key order, so two transactions lock them in the same order).
+fn save_states(tx: &mut Transaction<'_>, states: &BTreeMap<&str, CheckState>) -> Result<(), StoreError> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = states.keys().copied().collect();
+    let column = |f: &dyn Fn(&CheckState) -> i64| -> Vec<i64> { states.values().map(f).collect() };
+    let optional = |f: &dyn Fn(&CheckState) -> Option<i64>| -> Vec<Option<i64>> { states.values().map(f).collect() };
+    let status: Vec<&str> = states.values().map(|s| s.status.as_str()).collect();
+    let since = column(&|s| s.since_ms);
+    let failures = column(&|s| i64::from(s.consecutive_failures));
+    let successes = column(&|s| i64::from(s.consecutive_successes));
+    let first_failure = optional(&|s| s.first_failure_ms);
+    let last_sample = optional(&|s| s.last_sample_ms);
+    let last_error: Vec<Option<&str>> = states.values().map(|s| s.last_error.as_deref()).collect();
+    let open_incident = optional(&|s| s.open_incident);
+    let degraded: Vec<bool> = states.values().map(|s| s.degraded).collect();
+    let last_agent: Vec<Option<&str>> = states.values().map(|s| s.last_agent.as_deref()).collect();
+    let last_received = optional(&|s| s.last_received_ms);
     tx.execute(
         "INSERT INTO check_state (check_id, status, since_ms, consecutive_failures, consecutive_successes,
                                   first_failure_ms, last_sample_ms, last_error, open_incident, degraded, last_agent,
                                   last_received_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                              $7::bigint[], $8::text[], $9::bigint[], $10::bool[], $11::text[], $12::bigint[])
          ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, since_ms = excluded.since_ms,
             consecutive_failures = excluded.consecutive_failures,
             consecutive_successes = excluded.consecutive_successes,
@@ -50,18 +70,18 @@ fn save_state(tx: &mut Transaction<'_>, check: &str, s: &CheckState) -> Result<(
             degraded = excluded.degraded, last_agent = excluded.last_agent,
             last_received_ms = excluded.last_received_ms",
         &[
-            &check,
-            &s.status.as_str(),
-            &s.since_ms,
-            &i64::from(s.consecutive_failures),
-            &i64::from(s.consecutive_successes),
-            &s.first_failure_ms,
-            &s.last_sample_ms,
-            &s.last_error,
-            &s.open_incident,
-            &s.degraded,
-            &s.last_agent,
-            &s.last_received_ms,
+            &keys,
+            &status,
+            &since,
+            &failures,
+            &successes,
+            &first_failure,
+            &last_sample,
+            &last_error,
+            &open_incident,
+            &degraded,
+            &last_agent,
+            &last_received,
         ],
     )?;
     Ok(())
@@ -81,6 +101,53 @@ pub(super) fn start_period(
             &[&check, &status, &at_ms],
         )?;
     }
+    Ok(())
+}
+
+/// A period a plan starts: it closes the check's open period (at `closes_previous_at_ms`) and
+/// opens one.
+struct PeriodStart<'a> {
+    check: &'a str,
+    status: &'a str,
+    start_ms: i64,
+    resumed: bool,
+    closes_previous_at_ms: i64,
+}
+
+/// Writes a plan's period starts in two statements, with the effect of doing them one by one in
+/// order: the first start of a check closes its stored open period; each later one closes the
+/// period the one before it opened (so that one is inserted closed already).
+fn start_periods(tx: &mut Transaction<'_>, starts: &[PeriodStart<'_>]) -> Result<(), StoreError> {
+    if starts.is_empty() {
+        return Ok(());
+    }
+    let mut first: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut ends: Vec<Option<i64>> = vec![None; starts.len()];
+    let mut last_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, p) in starts.iter().enumerate() {
+        match last_of.insert(p.check, i) {
+            Some(before) => ends[before] = Some(p.closes_previous_at_ms),
+            None => {
+                first.insert(p.check, p.closes_previous_at_ms);
+            }
+        }
+    }
+    let (checks, closes): (Vec<&str>, Vec<i64>) = first.into_iter().unzip();
+    tx.execute(
+        "UPDATE check_periods p SET end_ms = n.close FROM unnest($1::text[], $2::bigint[]) AS n(c, close)
+         WHERE p.check_id = n.c AND p.end_ms IS NULL",
+        &[&checks, &closes],
+    )?;
+    let checks: Vec<&str> = starts.iter().map(|p| p.check).collect();
+    let status: Vec<&str> = starts.iter().map(|p| p.status).collect();
+    let start: Vec<i64> = starts.iter().map(|p| p.start_ms).collect();
+    let resumed: Vec<bool> = starts.iter().map(|p| p.resumed).collect();
+    tx.execute(
+        "INSERT INTO check_periods (check_id, status, start_ms, resumed, end_ms)
+         SELECT c, s, st, r, e FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::bigint[])
+             WITH ORDINALITY AS n(c, s, st, r, e, i) ORDER BY i",
+        &[&checks, &status, &start, &resumed, &ends],
+    )?;
     Ok(())
 }
 
@@ -178,10 +245,13 @@ pub(super) fn load(tx: &mut Transaction<'_>, needs: &Needs) -> Result<Loaded, St
             loaded.states.insert(key, state);
         }
     }
-    for prefix in &needs.voter_prefixes {
+    if !needs.voter_prefixes.is_empty() {
         let rows = tx.query(
-            &format!("SELECT {STATE_COLUMNS} FROM check_state WHERE left(check_id, length($1)) = $1"),
-            &[prefix],
+            &format!(
+                "SELECT {STATE_COLUMNS} FROM check_state
+                 WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) AS p WHERE left(check_id, length(p)) = p)"
+            ),
+            &[&needs.voter_prefixes],
         )?;
         for row in &rows {
             let (key, state) = row_to_state(row)?;
@@ -232,8 +302,18 @@ pub(super) fn load(tx: &mut Transaction<'_>, needs: &Needs) -> Result<Loaded, St
             incidents.insert(i.id, i);
         }
     }
-    for i in incidents.values_mut().filter(|i| i.resolved_ms.is_none()) {
-        i.announced_to = announced_to(tx, i.id)?;
+    let unresolved: Vec<i64> = incidents.values().filter(|i| i.resolved_ms.is_none()).map(|i| i.id).collect();
+    if !unresolved.is_empty() {
+        let rows = tx.query(
+            "SELECT DISTINCT incident_id, receiver FROM notifications
+             WHERE incident_id = ANY($1) AND event = 'firing' ORDER BY incident_id, receiver",
+            &[&unresolved],
+        )?;
+        for r in &rows {
+            if let Some(i) = incidents.get_mut(&r.try_get::<_, i64>(0)?) {
+                i.announced_to.push(r.try_get(1)?);
+            }
+        }
     }
     loaded.incidents = incidents.into_values().collect();
     Ok(loaded)
@@ -273,19 +353,26 @@ fn notify(
 /// [`plan::IncidentRef::New`] numbers.
 pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, StoreError> {
     let mut new_ids: Vec<i64> = Vec::new();
+    // Nothing in a plan reads a check's state back, so the states go in last, in one statement.
+    let mut states: BTreeMap<&str, CheckState> = BTreeMap::new();
+    // Likewise the periods: nothing reads them back either.
+    let mut periods: Vec<PeriodStart<'_>> = Vec::new();
     for w in &plan.writes {
         match w {
-            Write::StartPeriod { check, status, at_ms } => start_period(tx, check, Some(status.as_str()), *at_ms)?,
-            Write::ResumePeriod { check, status, unknown_from_ms, at_ms } => {
-                tx.execute(
-                    "UPDATE check_periods SET end_ms = $2 WHERE check_id = $1 AND end_ms IS NULL",
-                    &[check, unknown_from_ms],
-                )?;
-                tx.execute(
-                    "INSERT INTO check_periods (check_id, status, start_ms, resumed) VALUES ($1, $2, $3, true)",
-                    &[check, &status.as_str(), at_ms],
-                )?;
-            }
+            Write::StartPeriod { check, status, at_ms } => periods.push(PeriodStart {
+                check,
+                status: status.as_str(),
+                start_ms: *at_ms,
+                resumed: false,
+                closes_previous_at_ms: *at_ms,
+            }),
+            Write::ResumePeriod { check, status, unknown_from_ms, at_ms } => periods.push(PeriodStart {
+                check,
+                status: status.as_str(),
+                start_ms: *at_ms,
+                resumed: true,
+                closes_previous_at_ms: *unknown_from_ms,
+            }),
             Write::OpenIncident { action, announce } => {
                 let Action::Open { kind, subject, title, severity, priority, opened_ms, event } = action else {
                     continue;
@@ -341,9 +428,11 @@ pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, S
             Write::AddEvent { id, event } => add_event(tx, id.id(&new_ids), event)?,
             Write::SaveState { key, state, open_incident } => {
                 let state = CheckState { open_incident: open_incident.map(|r| r.id(&new_ids)), ..state.clone() };
-                save_state(tx, key, &state)?;
+                states.insert(key.as_str(), state);
             }
         }
     }
+    start_periods(tx, &periods)?;
+    save_states(tx, &states)?;
     Ok(new_ids)
 }
