@@ -25,6 +25,40 @@ pub enum ReceiverKind {
     Discord,
     /// Email over SMTP: plain text and HTML.
     Email,
+    /// PagerDuty Events API v2: trigger on open, acknowledge, resolve, one `dedup_key` per
+    /// incident. `routing_key` is the integration key of a PagerDuty service.
+    #[serde(rename = "pagerduty")]
+    PagerDuty,
+    /// Opsgenie (and Jira Service Management's alerts) API: create, acknowledge, close, the
+    /// incident's alias as the dedup key. `api_key` is an API integration key.
+    Opsgenie,
+}
+
+impl ReceiverKind {
+    /// Receivers that keep an alert of their own per incident: they get one message per
+    /// incident (never a group) and are told of acknowledgements as well as openings and
+    /// resolutions.
+    pub fn follows_lifecycle(self) -> bool {
+        matches!(self, ReceiverKind::PagerDuty | ReceiverKind::Opsgenie)
+    }
+
+    /// Where the receiver's API is when no `url` is given.
+    pub fn default_url(self) -> Option<&'static str> {
+        match self {
+            ReceiverKind::PagerDuty => Some("https://events.pagerduty.com/v2/enqueue"),
+            ReceiverKind::Opsgenie => Some("https://api.opsgenie.com"),
+            _ => None,
+        }
+    }
+
+    /// The secret field the receiver authenticates with, if it has one of its own.
+    pub fn key_field(self) -> Option<&'static str> {
+        match self {
+            ReceiverKind::PagerDuty => Some("routing_key"),
+            ReceiverKind::Opsgenie => Some("api_key"),
+            _ => None,
+        }
+    }
 }
 
 /// How email reaches the SMTP server.
@@ -104,6 +138,12 @@ pub struct ReceiverConfig {
     /// Webhook: the HMAC-SHA256 key for the `X-Vakt-Signature` header.
     #[serde(default)]
     pub signing_secret: Option<Secret>,
+    /// PagerDuty: the service's Events API v2 integration key.
+    #[serde(default)]
+    pub routing_key: Option<Secret>,
+    /// Opsgenie: the API integration key (sent as `Authorization: GenieKey ...`).
+    #[serde(default)]
+    pub api_key: Option<Secret>,
     /// A minijinja template for the message's title (email subject, chat headline). Variables:
     /// `event` ("firing" or "resolved"), `incident` (`id`, `kind`, `subject`, `title`,
     /// `severity`, `priority`, `status`, `opened_at`, `resolved_at`, `duration`), `services`,
@@ -272,6 +312,7 @@ impl ReceiverConfig {
         } else {
             match &self.url {
                 Some(u) if u.get_ref().is_set() => {}
+                None if self.kind.default_url().is_some() => {}
                 Some(u) => r.span(
                     u.span(),
                     format!("receiver {name:?}: url has no value, env or file"),
@@ -306,8 +347,56 @@ impl ReceiverConfig {
                 hint("remove it"),
             );
         }
+        for (field, key) in [("routing_key", &self.routing_key), ("api_key", &self.api_key)] {
+            let wanted = self.kind.key_field() == Some(field);
+            match key {
+                Some(k) if wanted && !k.is_set() => r.at(
+                    at.start,
+                    format!("receiver {name:?}: {field} has no value, env or file"),
+                    hint(&format!("e.g. {field} = {{ env = \"{}\" }}", field.to_uppercase())),
+                ),
+                Some(_) if !wanted => r.at(
+                    at.start,
+                    format!("receiver {name:?}: {field} does not apply to a {:?} receiver", self.kind),
+                    hint("remove it"),
+                ),
+                None if wanted => r.at(
+                    at.start,
+                    format!("receiver {name:?}: needs {field}"),
+                    hint(&format!("e.g. {field} = {{ env = \"{}\" }}", field.to_uppercase())),
+                ),
+                _ => {}
+            }
+        }
         if self.max_attempts == 0 {
             r.at(at.start, format!("receiver {name:?}: max_attempts must be at least 1"), hint("the default is 10"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::CollectorConfig;
+    use std::path::Path;
+
+    fn errors(receiver: &str) -> String {
+        let text = format!("[receivers.pager]\n{receiver}");
+        match CollectorConfig::parse(&text, Path::new("collector.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn pagers_need_their_key_and_only_their_key() {
+        assert_eq!(errors("kind = \"pagerduty\"\nrouting_key = { env = \"PD_KEY\" }\n"), "");
+        assert_eq!(errors("kind = \"opsgenie\"\napi_key = { file = \"/etc/vakt/og.key\" }\n"), "");
+        let missing = errors("kind = \"pagerduty\"\n");
+        assert!(missing.contains("receiver \"pager\": needs routing_key"), "{missing}");
+        assert!(missing.contains("routing_key = { env = \"ROUTING_KEY\" }"), "the fix is shown: {missing}");
+        let wrong = errors("kind = \"opsgenie\"\napi_key = { value = \"k\" }\nrouting_key = { value = \"k\" }\n");
+        assert!(wrong.contains("routing_key does not apply"), "{wrong}");
+        let webhook = errors("kind = \"webhook\"\n");
+        assert!(webhook.contains("needs url"), "a webhook still needs its url: {webhook}");
     }
 }

@@ -65,8 +65,9 @@ pub enum Write {
     FoldIncident { id: IncidentRef, into: IncidentRef, resolved_ms: i64, closed: bool, at_ms: i64 },
     /// Notes on the flapping incident `into` which incidents it folded ([`folds_event`]).
     FoldNote { into: IncidentRef, folded: Vec<IncidentRef>, check: String, at_ms: i64 },
-    /// Acknowledges an incident by `by`, with its timeline event.
-    AcknowledgeIncident { id: IncidentRef, by: String, event: TimelineEvent },
+    /// Acknowledges an incident by `by`, with its timeline event; `announce` are the pagers
+    /// (receivers that follow an incident's lifecycle) to tell, with when.
+    AcknowledgeIncident { id: IncidentRef, by: String, event: TimelineEvent, announce: Vec<(String, i64)> },
     /// A timeline event.
     AddEvent { id: IncidentRef, event: TimelineEvent },
     /// Saves a check's (or a vote's) state; its open incident is `open_incident`.
@@ -325,7 +326,19 @@ pub fn manual(
     match op {
         ManualOp::Acknowledge { by, note } if !incident.acknowledged => {
             let text = with_note(format!("acknowledged by {by}"), note);
-            plan.writes.push(Write::AcknowledgeIncident { id: r, by: by.clone(), event: event("acknowledged", text) });
+            // Pagers it was announced to close their own alert's loop; the others hear nothing.
+            let announce = incident
+                .announced_to
+                .iter()
+                .filter(|x| router.follows_lifecycle(x))
+                .map(|x| (x.clone(), at_ms))
+                .collect();
+            plan.writes.push(Write::AcknowledgeIncident {
+                id: r,
+                by: by.clone(),
+                event: event("acknowledged", text),
+                announce,
+            });
         }
         ManualOp::Acknowledge { .. } => {}
         ManualOp::Note { by, text } => {

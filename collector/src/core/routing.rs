@@ -34,6 +34,12 @@ impl Router {
         Router { config: Some(config), group_wait_ms }
     }
 
+    /// Whether `receiver` keeps an alert per incident (a pager) and so is told of
+    /// acknowledgements too.
+    pub fn follows_lifecycle(&self, receiver: &str) -> bool {
+        self.config.as_ref().and_then(|c| c.receivers.get(receiver)).is_some_and(|r| r.kind.follows_lifecycle())
+    }
+
     pub fn group_wait_ms(&self) -> i64 {
         self.group_wait_ms
     }

@@ -6,6 +6,7 @@
 //! A notification held back (its incident is linked under a root cause, or its services are in
 //! maintenance) is recorded as suppressed, never dropped.
 
+pub mod paging;
 pub mod payload;
 pub mod receivers;
 pub mod worker;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use vakt_config::notify::ReceiverKind;
 use vakt_config::CollectorConfig;
 
+use super::paging;
 use super::payload::{self, Message};
 use crate::core::incident::{Incident, IncidentStatus};
 
@@ -17,6 +18,8 @@ pub struct Receiver {
     pub kind: ReceiverKind,
     pub url: String,
     pub signing_key: Option<String>,
+    /// PagerDuty's routing key or Opsgenie's API key.
+    pub key: Option<String>,
     pub email: Option<Email>,
     pub title_template: Option<String>,
     pub text_template: Option<String>,
@@ -79,14 +82,16 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
                 };
             (String::new(), Some(email))
         } else {
-            let url = r
-                .url
-                .as_ref()
-                .ok_or_else(|| format!("receiver {name:?}: needs url"))?
-                .get_ref()
-                .read()
-                .map_err(|e| format!("receiver {name:?}: url: {e}"))?
-                .ok_or_else(|| format!("receiver {name:?}: url has no value"))?;
+            let url = match (&r.url, r.kind.default_url()) {
+                (None, Some(default)) => default.to_string(),
+                (url, _) => url
+                    .as_ref()
+                    .ok_or_else(|| format!("receiver {name:?}: needs url"))?
+                    .get_ref()
+                    .read()
+                    .map_err(|e| format!("receiver {name:?}: url: {e}"))?
+                    .ok_or_else(|| format!("receiver {name:?}: url has no value"))?,
+            };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!("receiver {name:?}: url is not an http(s) URL"));
             }
@@ -96,6 +101,14 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
             Some(s) => s.read().map_err(|e| format!("receiver {name:?}: signing_secret: {e}"))?,
             None => None,
         };
+        let key = match r.routing_key.as_ref().or(r.api_key.as_ref()) {
+            Some(k) => {
+                let field = r.kind.key_field().unwrap_or("key");
+                let value = k.read().map_err(|e| format!("receiver {name:?}: {field}: {e}"))?;
+                Some(value.filter(|v| !v.is_empty()).ok_or_else(|| format!("receiver {name:?}: {field} is empty"))?)
+            }
+            None => None,
+        };
         out.insert(
             name.to_string(),
             Receiver {
@@ -103,6 +116,7 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
                 kind: r.kind,
                 url,
                 signing_key,
+                key,
                 email,
                 title_template: r.title.as_ref().map(|t| t.get_ref().clone()),
                 text_template: r.text.as_ref().map(|t| t.get_ref().clone()),
@@ -113,8 +127,39 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
     Ok(out)
 }
 
-async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>, notification_id: &str) -> Result<(), String> {
-    post_to(http, r, &r.url, body, notification_id).await
+/// Why a delivery failed, and when it may be tried again.
+#[derive(Clone, Debug)]
+pub struct SendError {
+    pub message: String,
+    pub retry: Retry,
+}
+
+/// When a failed delivery may be tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// After the usual backoff.
+    Backoff,
+    /// Not before this many milliseconds (the receiver said so: 429 with `Retry-After`).
+    After(i64),
+    /// Never: the receiver refused the request itself (a 4xx from a pager's API), and the
+    /// same request would be refused again.
+    Never,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for SendError {
+    fn from(message: String) -> SendError {
+        SendError { message, retry: Retry::Backoff }
+    }
+}
+
+async fn post(http: &reqwest::Client, r: &Receiver, body: Vec<u8>, notification_id: &str) -> Result<(), SendError> {
+    post_to(http, r, &r.url, body, notification_id, None).await
 }
 
 /// Alertmanager's alerts endpoint under a receiver's URL (`http://am:9093` or the endpoint
@@ -131,16 +176,26 @@ pub fn alertmanager_alerts_url(url: &str) -> String {
 /// The header naming a notification for receivers to deduplicate on.
 pub const NOTIFICATION_ID_HEADER: &str = "X-Vakt-Notification-Id";
 
+/// `Retry-After` in seconds (the form rate limiters use), as milliseconds.
+fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+    let secs: f64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).min(3_600_000.0) as i64)
+}
+
 async fn post_to(
     http: &reqwest::Client,
     r: &Receiver,
     url: &str,
     body: Vec<u8>,
     notification_id: &str,
-) -> Result<(), String> {
+    authorization: Option<String>,
+) -> Result<(), SendError> {
     let mut req = http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
     if !notification_id.is_empty() {
         req = req.header(NOTIFICATION_ID_HEADER, notification_id);
+    }
+    if let Some(auth) = authorization {
+        req = req.header(reqwest::header::AUTHORIZATION, auth);
     }
     if let Some(key) = &r.signing_key {
         req = req.header("X-Vakt-Signature", format!("sha256={}", payload::hmac_sha256_hex(key.as_bytes(), &body)));
@@ -149,14 +204,25 @@ async fn post_to(
         Ok(resp) if resp.status().is_success() => Ok(()),
         Ok(resp) => {
             let status = resp.status();
+            let retry = if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                retry_after_ms(resp.headers()).map_or(Retry::Backoff, Retry::After)
+            } else if r.kind.follows_lifecycle()
+                && status.is_client_error()
+                && status != reqwest::StatusCode::REQUEST_TIMEOUT
+            {
+                Retry::Never
+            } else {
+                Retry::Backoff
+            };
             // What the remote side says is wrong (Alertmanager explains a 400), briefly.
             let said: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
             let said = said.trim();
-            if said.is_empty() {
-                Err(format!("{} answered {status}", r.name))
+            let message = if said.is_empty() {
+                format!("{} answered {status}", r.name)
             } else {
-                Err(format!("{} answered {status}: {said}", r.name))
-            }
+                format!("{} answered {status}: {said}", r.name)
+            };
+            Err(SendError { message, retry })
         }
         // The URL may hold a token: say which receiver, not where.
         Err(e) => Err(format!(
@@ -169,7 +235,8 @@ async fn post_to(
             } else {
                 "request failed"
             }
-        )),
+        )
+        .into()),
     }
 }
 
@@ -294,18 +361,38 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
 }
 
 /// Sends one message to one receiver, in the receiver's format.
-pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), String> {
+pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), SendError> {
     let message = match r.kind {
         ReceiverKind::Slack => message.clone().escaped_for(payload::Markup::SlackMrkdwn),
         ReceiverKind::Teams | ReceiverKind::Discord => message.clone().escaped_for(payload::Markup::Markdown),
         ReceiverKind::Email
         | ReceiverKind::Webhook
         | ReceiverKind::Alertmanager
-        | ReceiverKind::AlertmanagerWebhook => message.clone(),
+        | ReceiverKind::AlertmanagerWebhook
+        | ReceiverKind::PagerDuty
+        | ReceiverKind::Opsgenie => message.clone(),
     };
     let message = &message.with_texts(r.title_template.as_deref(), r.text_template.as_deref());
     match (r.kind, &r.email) {
-        (ReceiverKind::Email, Some(email)) => send_email(r, email, message).await,
+        (ReceiverKind::Email, Some(email)) => send_email(r, email, message).await.map_err(SendError::from),
+        (ReceiverKind::PagerDuty, _) => {
+            let body = paging::pagerduty(message, r.key.as_deref().unwrap_or_default());
+            post(http, r, serde_json::to_vec(&body).unwrap_or_default(), &message.notification_id()).await
+        }
+        (ReceiverKind::Opsgenie, _) => {
+            let (path, body) = paging::opsgenie(message);
+            let url = format!("{}{path}", r.url.trim_end_matches('/'));
+            let auth = format!("GenieKey {}", r.key.as_deref().unwrap_or_default());
+            post_to(
+                http,
+                r,
+                &url,
+                serde_json::to_vec(&body).unwrap_or_default(),
+                &message.notification_id(),
+                Some(auth),
+            )
+            .await
+        }
         (kind, _) => {
             let body = match kind {
                 ReceiverKind::Slack => payload::slack(message),
@@ -319,11 +406,14 @@ pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Re
                         &alertmanager_alerts_url(&r.url),
                         serde_json::to_vec(&body).unwrap_or_default(),
                         &message.notification_id(),
+                        None,
                     )
                     .await;
                 }
                 ReceiverKind::Discord => payload::discord(message),
-                ReceiverKind::Webhook | ReceiverKind::Email => payload::webhook(message),
+                ReceiverKind::Webhook | ReceiverKind::Email | ReceiverKind::PagerDuty | ReceiverKind::Opsgenie => {
+                    payload::webhook(message)
+                }
             };
             post(http, r, serde_json::to_vec(&body).unwrap_or_default(), &message.notification_id()).await
         }

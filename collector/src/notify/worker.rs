@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use vakt_config::collector::GroupBy;
 
 use super::payload::{self, Message};
-use super::receivers::{send, Receiver};
+use super::receivers::{send, Receiver, Retry};
 use crate::app::App;
 use crate::core::incident::{Incident, IncidentStatus};
 use crate::core::time::now_ms;
@@ -20,6 +20,9 @@ use vakt_config::notify::ReceiverKind;
 pub fn backoff_ms(attempts: u32) -> i64 {
     (1_000i64 << attempts.min(9)).min(300_000)
 }
+
+/// Why an acknowledgement waits: its announcement has not gone out yet.
+const WAIT_FOR_ANNOUNCEMENT: &str = "waiting for its announcement to go out first";
 
 /// Whether a notification is held back, and why.
 fn suppression(
@@ -68,6 +71,13 @@ fn suppression(
             .into_iter()
             .filter(|x| x.receiver == n.receiver && x.event == "firing")
             .collect();
+        if n.event == "acknowledged"
+            && announcements.iter().any(|x| x.status == "pending")
+            && !announcements.iter().any(|x| x.status == "delivered")
+        {
+            // Acknowledged within the group wait: the pager hears of the alert first.
+            return Ok(Some(WAIT_FOR_ANNOUNCEMENT.into()));
+        }
         if !announcements.iter().any(|x| x.status == "delivered") {
             let failed = announcements.iter().find(|x| x.status == "failed");
             return Ok(Some(match failed {
@@ -90,9 +100,16 @@ struct Ready {
 
 /// The key of the message a notification joins: receiver, what the message says (a repeat says
 /// the same as the announcement), and the `group_by` part.
-fn group_key(group_by: GroupBy, n: &PendingNotification, item: &payload::Grouped) -> (String, String, String) {
+fn group_key(
+    group_by: GroupBy,
+    one_per_incident: bool,
+    n: &PendingNotification,
+    item: &payload::Grouped,
+) -> (String, String, String) {
     let event = if n.event == "repeat" { "firing" } else { n.event.as_str() };
     let part = match group_by {
+        // A pager keeps one alert per incident: its messages are never grouped.
+        _ if one_per_incident => n.id.to_string(),
         GroupBy::Receiver => String::new(),
         GroupBy::Service => item.services.first().cloned().unwrap_or_else(|| item.incident.subject.clone()),
         GroupBy::Incident => n.id.to_string(),
@@ -168,7 +185,12 @@ async fn prepare(
         tokio::task::spawn_blocking(move || suppression(&a, &n2, &i2, &s2, now)).await
     };
     if let Ok(Ok(Some(why))) = held {
-        record(app, n, NotificationOutcome::Suppressed(why), now).await;
+        let outcome = if why == WAIT_FOR_ANNOUNCEMENT {
+            NotificationOutcome::Retry { next_attempt_ms: now + backoff_ms(n.attempts), error: why }
+        } else {
+            NotificationOutcome::Suppressed(why)
+        };
+        record(app, n, outcome, now).await;
         return None;
     }
     Some(Ready { n, item })
@@ -281,8 +303,17 @@ async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group:
     for g in group {
         let outcome = match &sent {
             Ok(()) => NotificationOutcome::Delivered,
-            Err(e) if attempts + 1 >= r.max_attempts => NotificationOutcome::Failed(e.clone()),
-            Err(e) => NotificationOutcome::Retry { next_attempt_ms: now + backoff_ms(attempts), error: e.clone() },
+            Err(e) if e.retry == Retry::Never || attempts + 1 >= r.max_attempts => {
+                NotificationOutcome::Failed(e.message.clone())
+            }
+            Err(e) => NotificationOutcome::Retry {
+                next_attempt_ms: now
+                    + match e.retry {
+                        Retry::After(ms) => ms.max(backoff_ms(attempts)),
+                        _ => backoff_ms(attempts),
+                    },
+                error: e.message.clone(),
+            },
         };
         record(app, g.n, outcome, now).await;
     }
@@ -300,7 +331,8 @@ pub async fn deliver(
     let mut ready = Vec::new();
     for n in due {
         if let Some(r) = prepare(app, receivers, n, now).await {
-            ready.push((group_key(app.config.group_by, &r.n, &r.item), r));
+            let one_per_incident = receivers.get(&r.n.receiver).is_some_and(|x| x.kind.follows_lifecycle());
+            ready.push((group_key(app.config.group_by, one_per_incident, &r.n, &r.item), r));
         }
     }
     for group in into_groups(ready) {
@@ -410,17 +442,20 @@ mod tests {
         };
         let (a, b) = (item("web", Some("shop")), item("db", Some("billing")));
         assert_eq!(
-            group_key(GroupBy::Receiver, &n(1, "firing"), &a),
-            group_key(GroupBy::Receiver, &n(2, "repeat"), &b)
+            group_key(GroupBy::Receiver, false, &n(1, "firing"), &a),
+            group_key(GroupBy::Receiver, false, &n(2, "repeat"), &b)
         );
         assert_ne!(
-            group_key(GroupBy::Receiver, &n(1, "firing"), &a),
-            group_key(GroupBy::Receiver, &n(2, "resolved"), &b)
+            group_key(GroupBy::Receiver, false, &n(1, "firing"), &a),
+            group_key(GroupBy::Receiver, false, &n(2, "resolved"), &b)
         );
-        assert_ne!(group_key(GroupBy::Service, &n(1, "firing"), &a), group_key(GroupBy::Service, &n(2, "firing"), &b));
         assert_ne!(
-            group_key(GroupBy::Incident, &n(1, "firing"), &a),
-            group_key(GroupBy::Incident, &n(2, "firing"), &a)
+            group_key(GroupBy::Service, false, &n(1, "firing"), &a),
+            group_key(GroupBy::Service, false, &n(2, "firing"), &b)
+        );
+        assert_ne!(
+            group_key(GroupBy::Incident, false, &n(1, "firing"), &a),
+            group_key(GroupBy::Incident, false, &n(2, "firing"), &a)
         );
     }
 }

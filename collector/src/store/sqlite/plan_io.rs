@@ -301,13 +301,14 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, Store
                 let ids: Vec<i64> = folded.iter().map(|r| r.id(&new_ids)).collect();
                 add_event(tx, into.id(&new_ids), &plan::folds_event(&ids, check, *at_ms))?;
             }
-            Write::AcknowledgeIncident { id, by, event } => {
+            Write::AcknowledgeIncident { id, by, event, announce } => {
                 let id = id.id(&new_ids);
                 tx.prepare_cached(
                     "UPDATE incidents SET status = 'acknowledged', acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
                 )?
                 .execute(params![id, event.at_ms, by])?;
                 add_event(tx, id, event)?;
+                notify(id, "acknowledged", announce, event.at_ms)?;
             }
             Write::AddEvent { id, event } => add_event(tx, id.id(&new_ids), event)?,
             Write::SaveState { key, state, open_incident } => {
