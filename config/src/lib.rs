@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod check;
 pub mod collector;
+pub mod cron;
 pub mod diagnostics;
 pub mod duration;
 pub mod notify;
