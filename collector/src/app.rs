@@ -48,6 +48,31 @@ pub struct App {
     write_failure: std::sync::Mutex<Option<String>>,
     /// (agent, check, reason) refusals already logged, so each is logged once.
     refusals_logged: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
+    /// The heartbeat checks: their ping keys, when runs are due, runs started.
+    pub heartbeats: crate::core::heartbeat::Heartbeats,
+}
+
+/// The heartbeat checks with their ping keys read (an error names the check and where the key
+/// was looked for, never the key).
+fn heartbeats_of(config: &CollectorConfig) -> Result<crate::core::heartbeat::Heartbeats, ServerError> {
+    let mut checks = Vec::new();
+    for (id, c) in config.checks.iter().filter(|(_, c)| c.kind == vakt_config::CheckKind::Heartbeat) {
+        let key = c
+            .ping_key
+            .as_ref()
+            .map(|k| k.get_ref().read())
+            .transpose()
+            .map_err(|e| ServerError::Config(format!("check {id:?}: ping_key: {e}")))?
+            .flatten()
+            .filter(|k| k.len() >= 16)
+            .ok_or_else(|| {
+                ServerError::Config(format!("check {id:?}: ping_key is missing or shorter than 16 characters"))
+            })?;
+        let expectation =
+            crate::core::heartbeat::expectation_of(c).map_err(|e| ServerError::Config(format!("check {id:?}: {e}")))?;
+        checks.push((id.to_string(), key, expectation));
+    }
+    Ok(crate::core::heartbeat::Heartbeats::new(checks))
 }
 
 /// When this process started, and its id: with the node name, the holder of a leadership
@@ -208,7 +233,7 @@ impl App {
         for (check, state) in store.check_states()?.into_iter().filter(|(c, _)| !c.contains('@')) {
             metrics.set_check_state(&check, &state);
         }
-        for agent in store.agents()? {
+        for agent in store.agents()?.into_iter().filter(|a| a.name != crate::core::heartbeat::HEARTBEAT_AGENT) {
             metrics.agent_seen(&agent.name, agent.last_seen_ms);
             if let Some(v) = &agent.version {
                 metrics.agent_version(&agent.name, v);
@@ -232,7 +257,22 @@ impl App {
                 .map(|(id, c)| {
                     (
                         id.to_string(),
-                        Policy { fail_after: *c.fail_after.get_ref(), recover_after: *c.recover_after.get_ref() },
+                        // A job's report is its run's result: one failure is down, one
+                        // success up, unless the check says otherwise.
+                        match c.kind {
+                            vakt_config::CheckKind::Heartbeat => Policy {
+                                fail_after: if c.fail_after.span() == (0..0) { 1 } else { *c.fail_after.get_ref() },
+                                recover_after: if c.recover_after.span() == (0..0) {
+                                    1
+                                } else {
+                                    *c.recover_after.get_ref()
+                                },
+                            },
+                            _ => Policy {
+                                fail_after: *c.fail_after.get_ref(),
+                                recover_after: *c.recover_after.get_ref(),
+                            },
+                        },
                     )
                 })
                 .collect(),
@@ -258,6 +298,10 @@ impl App {
                 .iter()
                 .map(|(id, c)| {
                     let interval = i64::try_from(c.interval.get_ref().get().as_millis()).unwrap_or(i64::MAX / 4);
+                    // A heartbeat is never stale: a missing ping is a missed run (down).
+                    if c.kind == vakt_config::CheckKind::Heartbeat {
+                        return (id.to_string(), i64::MAX / 4);
+                    }
                     (id.to_string(), (3 * interval).max(30_000))
                 })
                 .collect(),
@@ -314,6 +358,7 @@ impl App {
             (*config.ingest_memory_bytes.get_ref()).min(tokio::sync::Semaphore::MAX_PERMITS),
         ));
         let api_scopes = config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.scope)).collect();
+        let heartbeats = heartbeats_of(&config)?;
         let generation = generation_of(&config);
         let leadership = Leadership::new(&config, &generation);
         leadership.campaign(store.as_ref(), &metrics)?;
@@ -334,6 +379,7 @@ impl App {
             ingest_budget,
             local_checks: std::sync::RwLock::new(local_checks),
             refusals_logged: Default::default(),
+            heartbeats,
             store_health: Default::default(),
             write_failure: Default::default(),
         })

@@ -29,6 +29,8 @@ pub enum CheckKind {
     Host,
     /// A Nagios / Monitoring Plugins compatible command.
     Exec,
+    /// A job that reports itself to the collector's ping URL (collector only: no agent).
+    Heartbeat,
 }
 
 impl CheckKind {
@@ -40,6 +42,7 @@ impl CheckKind {
             CheckKind::Dns => "dns",
             CheckKind::Host => "host",
             CheckKind::Exec => "exec",
+            CheckKind::Heartbeat => "heartbeat",
         }
     }
 }
@@ -66,7 +69,8 @@ pub enum UnknownCountsAs {
 pub struct CheckConfig {
     pub kind: CheckKind,
     /// http: URL; tcp: host:port; icmp: host; dns: the name to look up; host: what to measure
-    /// (see [`HOST_TARGETS`]); exec: the plugin's path.
+    /// (see [`HOST_TARGETS`]); exec: the plugin's path; heartbeat: none.
+    #[serde(default = "no_target")]
     pub target: Spanned<String>,
     #[serde(default = "default_interval")]
     pub interval: Spanned<HumanDuration>,
@@ -191,7 +195,30 @@ pub struct CheckConfig {
     // --- exec ---
     #[serde(default)]
     pub args: Option<Spanned<Vec<String>>>,
+
+    // --- heartbeat ---
+    /// The secret part of the check's ping URL, `/ping/{ping_key}` (at least 16 characters;
+    /// e.g. the output of `uuidgen`).
+    #[serde(default)]
+    pub ping_key: Option<Spanned<crate::notify::Secret>>,
+    /// How late a ping may come after its run was due (default 5m).
+    #[serde(default)]
+    pub grace: Option<Spanned<HumanDuration>>,
+    /// When runs are due, as a cron schedule ("0 2 * * *"); without it, `interval` after the
+    /// last ping.
+    #[serde(default)]
+    pub schedule: Option<Spanned<String>>,
+    /// The time zone of `schedule` (default UTC), e.g. "Europe/Oslo".
+    #[serde(default)]
+    pub tz: Option<Spanned<String>>,
 }
+
+fn no_target() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
+
+/// A heartbeat's default grace.
+pub const DEFAULT_GRACE: HumanDuration = HumanDuration::from_secs(300);
 
 pub fn default_interval() -> Spanned<HumanDuration> {
     Spanned::new(0..0, HumanDuration::from_secs(30))
@@ -257,6 +284,10 @@ impl CheckConfig {
             ("warn_value", span_of(&self.warn_value), &[Host]),
             ("min_value", span_of(&self.min_value), &[Host]),
             ("args", span_of(&self.args), &[Exec]),
+            ("ping_key", span_of(&self.ping_key), &[Heartbeat]),
+            ("grace", span_of(&self.grace), &[Heartbeat]),
+            ("schedule", span_of(&self.schedule), &[Heartbeat]),
+            ("tz", span_of(&self.tz), &[Heartbeat]),
         ]
     }
 
@@ -336,6 +367,7 @@ impl CheckConfig {
                     bad_target(r, "an absolute path", "e.g. \"/usr/lib/nagios/plugins/check_disk\"");
                 }
             }
+            CheckKind::Heartbeat => self.validate_heartbeat(id, r),
         }
         if let Some(m) = &self.method {
             if !HTTP_METHODS.contains(&m.get_ref().as_str()) {
@@ -444,6 +476,87 @@ impl CheckConfig {
                 );
             }
         }
+    }
+
+    fn validate_heartbeat(&self, id: &str, r: &mut Reporter<'_>) {
+        let key_hint = "e.g. ping_key = { env = \"BACKUP_PING_KEY\" } holding the output of `uuidgen`";
+        match &self.ping_key {
+            None => r.at(
+                self.interval.span().start,
+                format!("check {id:?}: a heartbeat check needs ping_key"),
+                Some(key_hint.into()),
+            ),
+            Some(k) if !k.get_ref().is_set() => {
+                r.span(k.span(), format!("check {id:?}: ping_key has no value, env or file"), key_hint)
+            }
+            Some(k) => {
+                if let Some(v) = &k.get_ref().value {
+                    if v.len() < 16 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                        r.span(
+                            k.span(),
+                            format!("check {id:?}: ping_key must be at least 16 letters, digits, '-' or '_'"),
+                            "it is the secret of the ping URL; use the output of `uuidgen`",
+                        );
+                    }
+                }
+            }
+        }
+        if !self.target.get_ref().is_empty() {
+            r.span(
+                self.target.span(),
+                format!("check {id:?}: a heartbeat check has no target"),
+                "the job pings the collector; remove it",
+            );
+        }
+        for (field, set) in [
+            ("agents", !self.agents.is_empty()),
+            ("selector", self.selector.is_some()),
+            ("quorum", self.quorum.is_some()),
+        ] {
+            if set {
+                r.span(
+                    self.target.span().start..self.target.span().start,
+                    format!("check {id:?}: `{field}` does not apply to a heartbeat check"),
+                    "the collector watches it itself; remove it",
+                );
+            }
+        }
+        match &self.schedule {
+            Some(s) => {
+                if let Err(e) = crate::cron::Schedule::parse(s.get_ref()) {
+                    r.span(s.span(), format!("check {id:?}: schedule: {e}"), "e.g. \"0 2 * * *\" for 02:00 every day");
+                }
+                if self.interval.span() != (0..0) {
+                    r.span(
+                        self.interval.span(),
+                        format!("check {id:?}: interval and schedule both given"),
+                        "keep one: a schedule says when runs are due",
+                    );
+                }
+            }
+            None if self.interval.span() == (0..0) => r.at(
+                0,
+                format!("check {id:?}: a heartbeat check needs interval or schedule"),
+                Some("e.g. interval = \"1d\", or schedule = \"0 2 * * *\" with tz = \"Europe/Oslo\"".into()),
+            ),
+            None => {}
+        }
+        if let Some(tz) = &self.tz {
+            if self.schedule.is_none() {
+                r.span(tz.span(), format!("check {id:?}: tz applies to a schedule"), "add schedule, or remove tz");
+            } else if jiff::tz::TimeZone::get(tz.get_ref()).is_err() {
+                r.span(
+                    tz.span(),
+                    format!("check {id:?}: unknown time zone {:?}", tz.get_ref()),
+                    "an IANA name, e.g. \"Europe/Oslo\"",
+                );
+            }
+        }
+    }
+
+    /// The grace of a heartbeat check.
+    pub fn grace(&self) -> HumanDuration {
+        self.grace.as_ref().map_or(DEFAULT_GRACE, |g| *g.get_ref())
     }
 
     pub fn timeout(&self) -> HumanDuration {

@@ -622,7 +622,7 @@ impl CollectorConfig {
                     );
                 }
             }
-            if check.agents.is_empty() && check.selector.is_none() {
+            if check.agents.is_empty() && check.selector.is_none() && check.kind != crate::CheckKind::Heartbeat {
                 r.span(
                     check.target.span(),
                     format!("check {id:?} is assigned to no agent"),

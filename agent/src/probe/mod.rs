@@ -162,6 +162,9 @@ pub fn build(spec: &CheckSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe>, Bui
         CheckKind::Icmp => Ok(Box::new(icmp::IcmpProbe::new(spec, ctx)?)),
         CheckKind::Dns => Ok(Box::new(dns::DnsProbe::new(spec)?)),
         CheckKind::Host => Ok(Box::new(host::HostProbe::new(spec, ctx)?)),
+        CheckKind::Heartbeat => {
+            Err(BuildError("a heartbeat check is watched by the collector (its job pings it), not probed".into()))
+        }
         CheckKind::Exec => match ctx.exec.refusal(spec) {
             None => Ok(Box::new(exec::ExecProbe::new(spec)?)),
             Some(reason) => {

@@ -106,6 +106,8 @@ pub fn announce(
         }
         if !valid_id(id) {
             refuse(id, "not a valid check id (letters, digits, '-', '_' and '.', up to 128)".into());
+        } else if spec.kind == vakt_config::CheckKind::Heartbeat {
+            refuse(id, "a heartbeat check lives in the collector's configuration (its job pings the collector)".into());
         } else if config.checks.contains_key(id) {
             if !config.is_assigned(agent, id) {
                 refuse(id, format!("{id:?} is a check of the collector's configuration that agent {agent:?} is not assigned; rename the local check"));

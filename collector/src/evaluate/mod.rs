@@ -2,6 +2,7 @@
 //! arriving — today, agents that fell silent. The decisions are pure (`incident.rs`); this task
 //! reads the store, asks them with the clock's `now`, and stores what they decide.
 
+pub mod heartbeat;
 pub mod report;
 pub mod service;
 pub mod slos;
@@ -56,6 +57,7 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
     for id in &opened {
         tracing::warn!(incident = id, "incident opened: agent silent");
     }
+    heartbeat::record_missed(app, now_ms)?;
     expire_stale_checks(app, now_ms)?;
     settle_flapping(app, now_ms)?;
     link_root_causes(app, now_ms)?;

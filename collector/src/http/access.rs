@@ -31,7 +31,11 @@ pub fn need(path: &str, access: &AccessConfig) -> Need {
     if path == "/healthz" || path == "/readyz" {
         return Need::Nothing;
     }
-    if path == "/api/v1/ingest" || (path.starts_with("/api/v1/agents/") && path.ends_with("/checks")) {
+    // Heartbeat pings carry their secret in the path; the handler checks it.
+    if path == "/api/v1/ingest"
+        || (path.starts_with("/api/v1/agents/") && path.ends_with("/checks"))
+        || path.starts_with("/ping/")
+    {
         return Need::AgentToken;
     }
     if path == "/" || path.starts_with("/badge/") || path == "/style.css" {

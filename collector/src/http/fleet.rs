@@ -36,6 +36,7 @@ pub fn overview(app: &App, known: Vec<AgentSummary>, now_ms: i64) -> Vec<AgentOv
     let silent_after_ms = |name: &str| i64::try_from(app.config.silent_after(name).as_millis()).unwrap_or(i64::MAX);
     let mut out: Vec<AgentOverview> = known
         .into_iter()
+        .filter(|a| a.name != crate::core::heartbeat::HEARTBEAT_AGENT)
         .map(|a| AgentOverview {
             configured: app.config.agents.contains_key(a.name.as_str()),
             last_seen: Some(rfc3339(a.last_seen_ms)),

@@ -15,6 +15,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod inventory;
 pub mod oncall;
+pub mod ping;
 pub mod planned;
 pub mod public;
 pub mod slos;
