@@ -218,9 +218,13 @@ pub fn step(
                         continue;
                     }
                     // Down again soon after it recovered: the same incident, not a new page.
-                    if let Some(id) =
-                        incidents.reopen_recent(check, s.timestamp_ms - window_ms, event_at(&action), &mut plan)
-                    {
+                    if let Some(id) = incidents.reopen_recent(
+                        check,
+                        s.timestamp_ms - window_ms,
+                        event_at(&action),
+                        s.error.as_deref(),
+                        &mut plan,
+                    ) {
                         *open = Some(id);
                         continue;
                     }

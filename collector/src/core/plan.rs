@@ -213,6 +213,7 @@ impl<'r> Incidents<'r> {
         check: &str,
         since_ms: i64,
         at_ms: i64,
+        why: Option<&str>,
         plan: &mut Plan,
     ) -> Option<IncidentRef> {
         let i = self
@@ -232,10 +233,15 @@ impl<'r> Incidents<'r> {
         let resolved = inc.resolved_ms.unwrap_or(at_ms);
         inc.resolved_ms = None;
         inc.reopened_ms = Some(at_ms);
-        let message = format!(
+        let mut message = format!(
             "{check} again {} after it recovered: reopened, not paged again (the check may be flapping)",
             crate::core::time::human_duration_ms(at_ms - resolved)
         );
+        // Why it failed this time (a job's output, say) belongs to the incident too.
+        if let Some(why) = why.filter(|w| !w.is_empty()) {
+            message.push_str(": ");
+            message.push_str(why);
+        }
         plan.writes
             .push(Write::ReopenIncident { id: *id, event: TimelineEvent { at_ms, kind: "reopened".into(), message } });
         Some(*id)
