@@ -56,6 +56,11 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
     let (status, extra, body) = match path.as_str() {
         "/ok" => ("200 OK", String::new(), "hello vakt, build 42"),
         "/redirect" => ("302 Found", "location: /ok\r\n".to_string(), ""),
+        "/json" => (
+            "200 OK",
+            "content-type: application/json; charset=utf-8\r\n".to_string(),
+            r#"{"status":"degraded","queue":{"depth":1500},"checks":[{"name":"db","ok":true}]}"#,
+        ),
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             ("200 OK", String::new(), "slow")
@@ -168,6 +173,43 @@ async fn http_status_body_regex_and_redirects() {
     not_followed.options.follow_redirects = Some(false);
     not_followed.options.expect_status = vec![302];
     assert!(run(&not_followed).await.success);
+}
+
+/// JSON assertions read the value at a path and compare it; header assertions look for text
+/// in a header. The failure says what was found.
+#[tokio::test]
+async fn http_json_and_header_assertions_say_what_they_found() {
+    let addr = http_server().await;
+    let check = |path: &str, expect: Option<&str>| {
+        let mut s = spec(CheckKind::Http, &format!("http://{addr}/json"));
+        s.options.json_path = Some(path.into());
+        s.options.json_expect = expect.map(String::from);
+        s
+    };
+    let ok = run(&check("$.checks[0].ok", Some("true"))).await;
+    assert!(ok.success, "{ok:?}");
+    let depth = run(&check("$.queue.depth", Some("< 1000"))).await;
+    assert!(!depth.success);
+    assert_eq!(depth.error.as_deref(), Some("$.queue.depth is 1500, expected < 1000"));
+    assert_eq!(value(&depth, "json_value"), 1500.0, "a number found is reported");
+    let status = run(&check("$.status", Some("ok"))).await;
+    assert_eq!(status.error.as_deref(), Some("$.status is \"degraded\", expected == \"ok\""));
+    let missing = run(&check("$.version", None)).await;
+    assert_eq!(missing.error.as_deref(), Some("$.version is not in the body"));
+    let mut html = check("$.status", None);
+    html.target = format!("http://{addr}/ok");
+    assert!(run(&html).await.error.unwrap().starts_with("body is not JSON"));
+
+    let mut headers = spec(CheckKind::Http, &format!("http://{addr}/json"));
+    headers.options.expect_headers = [("Content-Type".to_string(), "application/json".to_string())].into();
+    assert!(run(&headers).await.success, "names are case-insensitive");
+    headers.options.expect_headers = [("content-type".to_string(), "text/html".to_string())].into();
+    assert_eq!(
+        run(&headers).await.error.as_deref(),
+        Some("header content-type is \"application/json; charset=utf-8\", expected it to contain \"text/html\"")
+    );
+    headers.options.expect_headers = [("x-build".to_string(), "42".to_string())].into();
+    assert_eq!(run(&headers).await.error.as_deref(), Some("no x-build header"));
 }
 
 #[tokio::test]

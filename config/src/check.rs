@@ -134,6 +134,17 @@ pub struct CheckConfig {
     /// A regular expression the body must match.
     #[serde(default)]
     pub body_regex: Option<Spanned<String>>,
+    /// A path into a JSON body that must exist ("$.status", "$.checks[0].ok"); see
+    /// [`crate::json_assert`].
+    #[serde(default)]
+    pub json_path: Option<Spanned<String>>,
+    /// What the value at `json_path` must be: "ok", "!= down", "< 1000", "true".
+    #[serde(default)]
+    pub json_expect: Option<Spanned<String>>,
+    /// Response headers that must be present, each containing the given text
+    /// (`{ "content-type" = "application/json" }`; names are case-insensitive).
+    #[serde(default)]
+    pub expect_headers: Option<Spanned<BTreeMap<String, String>>>,
     /// Default true.
     #[serde(default)]
     pub follow_redirects: Option<Spanned<bool>>,
@@ -267,6 +278,9 @@ impl CheckConfig {
             ("expect_status", span_of(&self.expect_status), &[Http]),
             ("body_contains", span_of(&self.body_contains), &[Http]),
             ("body_regex", span_of(&self.body_regex), &[Http]),
+            ("json_path", span_of(&self.json_path), &[Http]),
+            ("json_expect", span_of(&self.json_expect), &[Http]),
+            ("expect_headers", span_of(&self.expect_headers), &[Http]),
             ("follow_redirects", span_of(&self.follow_redirects), &[Http]),
             ("tls_verify", span_of(&self.tls_verify), &[Http, Tcp]),
             ("ca_file", span_of(&self.ca_file), &[Http, Tcp]),
@@ -381,6 +395,38 @@ impl CheckConfig {
         if let Some(codes) = &self.expect_status {
             if codes.get_ref().iter().any(|c| !(100..=599).contains(c)) || codes.get_ref().is_empty() {
                 r.span(codes.span(), format!("check {id:?}: expect_status needs HTTP status codes"), "use 100..=599");
+            }
+        }
+        if let Some(p) = &self.json_path {
+            if let Err(e) = crate::json_assert::JsonPath::parse(p.get_ref()) {
+                r.span(
+                    p.span(),
+                    format!("check {id:?}: json_path {e}"),
+                    "e.g. \"$.status\" or \"$.checks[0].healthy\"",
+                );
+            }
+        }
+        if let Some(x) = &self.json_expect {
+            if self.json_path.is_none() {
+                r.span(
+                    x.span(),
+                    format!("check {id:?}: json_expect without json_path"),
+                    "add json_path = \"$.status\"",
+                );
+            }
+            if let Err(e) = crate::json_assert::Expect::parse(x.get_ref()) {
+                r.span(x.span(), format!("check {id:?}: json_expect {e}"), "e.g. \"ok\", \"!= down\" or \"< 1000\"");
+            }
+        }
+        if let Some(h) = &self.expect_headers {
+            for name in h.get_ref().keys() {
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+                    r.span(
+                        h.span(),
+                        format!("check {id:?}: expect_headers: {name:?} is not a header name"),
+                        "e.g. \"content-type\"",
+                    );
+                }
             }
         }
         if let Some(re) = &self.body_regex {
@@ -596,6 +642,9 @@ impl CheckConfig {
                 expect_status: v(&self.expect_status).unwrap_or_default(),
                 body_contains: v(&self.body_contains),
                 body_regex: v(&self.body_regex),
+                json_path: v(&self.json_path),
+                json_expect: v(&self.json_expect),
+                expect_headers: v(&self.expect_headers).unwrap_or_default(),
                 follow_redirects: v(&self.follow_redirects),
                 tls_verify: v(&self.tls_verify),
                 ca_file: v(&self.ca_file),
@@ -695,4 +744,53 @@ pub fn parse_check(source: &str, path: &std::path::Path, id: &str) -> Result<Che
     };
     check.validate(id, &mut r);
     r.finish(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::CollectorConfig;
+    use std::path::Path;
+
+    fn errors(check: &str) -> String {
+        let text = format!("[agents.a]\ntoken_hash = \"sha256:{}\"\n[checks.c]\n{check}", "0".repeat(64));
+        match CollectorConfig::parse(&text, Path::new("collector.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn heartbeat_checks_need_a_key_and_a_due_time_and_no_agent() {
+        let key = "ping_key = { value = \"0f6e3c2a-9d1b-4c53-8a77-5b2f1e9d4c10\" }\n";
+        assert_eq!(errors(&format!("kind = \"heartbeat\"\n{key}interval = \"1d\"\n")), "");
+        assert_eq!(errors(&format!("kind = \"heartbeat\"\n{key}schedule = \"0 2 * * *\"\ntz = \"Europe/Oslo\"\n")), "");
+        let no_key = errors("kind = \"heartbeat\"\ninterval = \"1d\"\n");
+        assert!(no_key.contains("a heartbeat check needs ping_key"), "{no_key}");
+        let no_due = errors(&format!("kind = \"heartbeat\"\n{key}"));
+        assert!(no_due.contains("needs interval or schedule"), "{no_due}");
+        let short = errors("kind = \"heartbeat\"\nping_key = { value = \"short\" }\ninterval = \"1h\"\n");
+        assert!(short.contains("at least 16"), "{short}");
+        let cron = errors(&format!("kind = \"heartbeat\"\n{key}schedule = \"0 25 * * *\"\n"));
+        assert!(cron.contains("schedule: hour: \"25\" is outside 0-23"), "{cron}");
+        let zone = errors(&format!("kind = \"heartbeat\"\n{key}schedule = \"0 2 * * *\"\ntz = \"Europe/Oslow\"\n"));
+        assert!(zone.contains("unknown time zone \"Europe/Oslow\""), "{zone}");
+        let agents = errors(&format!("kind = \"heartbeat\"\n{key}interval = \"1h\"\nagents = [\"a\"]\n"));
+        assert!(agents.contains("`agents` does not apply to a heartbeat check"), "{agents}");
+        let elsewhere = errors("kind = \"http\"\ntarget = \"https://x/\"\nagents = [\"a\"]\ngrace = \"5m\"\n");
+        assert!(elsewhere.contains("`grace` does not apply to http checks"), "{elsewhere}");
+    }
+
+    #[test]
+    fn json_assertions_are_checked_where_they_are_written() {
+        let http = "kind = \"http\"\ntarget = \"https://api.example.com/health\"\nagents = [\"a\"]\n";
+        assert_eq!(errors(&format!("{http}json_path = \"$.status\"\njson_expect = \"ok\"\n")), "");
+        let path = errors(&format!("{http}json_path = \"status\"\n"));
+        assert!(path.contains("json_path \"status\" does not start with $"), "{path}");
+        let alone = errors(&format!("{http}json_expect = \"ok\"\n"));
+        assert!(alone.contains("json_expect without json_path"), "{alone}");
+        let order = errors(&format!("{http}json_path = \"$.n\"\njson_expect = \"< lots\"\n"));
+        assert!(order.contains("compares numbers"), "{order}");
+        let header = errors(&format!("{http}expect_headers = {{ \"content type\" = \"json\" }}\n"));
+        assert!(header.contains("is not a header name"), "{header}");
+    }
 }

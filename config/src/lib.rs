@@ -10,6 +10,7 @@ pub mod collector;
 pub mod cron;
 pub mod diagnostics;
 pub mod duration;
+pub mod json_assert;
 pub mod notify;
 pub mod rrule;
 pub mod selector;

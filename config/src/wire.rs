@@ -223,6 +223,12 @@ pub struct CheckOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_regex: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_expect: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub expect_headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_verify: Option<bool>,

@@ -5,6 +5,8 @@
 use std::time::{Duration, Instant};
 use vakt_config::wire::CheckSpec;
 
+use vakt_config::json_assert::{Expect, JsonPath};
+
 use super::{BoxFuture, BuildError, HttpClientKey, Probe, ProbeContext, ProbeResult};
 
 /// Bodies are read up to this size for matching; the rest is drained but not kept.
@@ -19,6 +21,8 @@ pub struct HttpProbe {
     expect_status: Vec<u16>,
     body_contains: Option<String>,
     body_regex: Option<regex_lite::Regex>,
+    json: Option<(JsonPath, Option<Expect>)>,
+    expect_headers: Vec<(reqwest::header::HeaderName, String)>,
     cert_min_days: Option<u32>,
     timeout: Duration,
 }
@@ -46,6 +50,22 @@ impl HttpProbe {
             .map(regex_lite::Regex::new)
             .transpose()
             .map_err(|e| bad(format!("body_regex: {e}")))?;
+        let json = match &o.json_path {
+            Some(p) => Some((
+                JsonPath::parse(p).map_err(|e| bad(format!("json_path {e}")))?,
+                o.json_expect.as_deref().map(Expect::parse).transpose().map_err(|e| bad(format!("json_expect {e}")))?,
+            )),
+            None => None,
+        };
+        let expect_headers = o
+            .expect_headers
+            .iter()
+            .map(|(k, v)| {
+                reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                    .map(|name| (name, v.clone()))
+                    .map_err(|_| bad(format!("expect_headers: bad header name {k:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let client = ctx.http_client(HttpClientKey {
             verify: o.tls_verify.unwrap_or(true),
             ca_file: o.ca_file.clone(),
@@ -60,6 +80,8 @@ impl HttpProbe {
             expect_status: o.expect_status.clone(),
             body_contains: o.body_contains.clone(),
             body_regex,
+            json,
+            expect_headers,
             cert_min_days: o.cert_min_days,
             timeout: Duration::from_millis(spec.timeout_ms),
         })
@@ -94,7 +116,16 @@ impl HttpProbe {
             .get::<reqwest::tls::TlsInfo>()
             .and_then(|info| info.peer_certificate())
             .map(super::tls::days_left);
-        let keep_body = self.body_contains.is_some() || self.body_regex.is_some();
+        let keep_body = self.body_contains.is_some() || self.body_regex.is_some() || self.json.is_some();
+        // The headers asked for, read before the body is: (name, value or none).
+        let headers: Vec<(String, Option<String>)> = self
+            .expect_headers
+            .iter()
+            .map(|(name, _)| {
+                let value = response.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                (name.to_string(), value)
+            })
+            .collect();
         let mut body = Vec::new();
         let mut body_bytes = 0usize;
         loop {
@@ -127,6 +158,27 @@ impl HttpProbe {
         }
         if !self.status_ok(status) {
             return result.fail(format!("status {status}"));
+        }
+        for ((name, value), (_, wanted)) in headers.iter().zip(&self.expect_headers) {
+            match value {
+                None => return result.fail(format!("no {name} header")),
+                Some(v) if !v.contains(wanted.as_str()) => {
+                    return result.fail(format!("header {name} is {v:?}, expected it to contain {wanted:?}"));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some((path, expect)) = &self.json {
+            // The number found is reported whether or not it passes (a queue depth to graph).
+            if let Some(n) = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|json| path.find(&json).and_then(serde_json::Value::as_f64))
+            {
+                result = result.with_value("json_value", n);
+            }
+            if let Err(why) = vakt_config::json_assert::check(&body, path, expect.as_ref()) {
+                return result.fail(why);
+            }
         }
         let text = String::from_utf8_lossy(&body);
         if let Some(needle) = &self.body_contains {
