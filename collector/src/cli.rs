@@ -260,18 +260,18 @@ pub(crate) fn notify_test(config_path: &std::path::Path, receiver: &str) -> anyh
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
     let message = receivers::test_message(&config, receiver, vakt_collector::core::time::now_ms());
     match runtime.block_on(receivers::send(&http, r, &message)) {
-        Ok(()) if r.kind.follows_lifecycle() => {
+        Ok(_) if r.kind.follows_lifecycle() => {
             // A pager keeps the test alert open until told otherwise: resolve it at once.
             let resolved = vakt_collector::notify::payload::Message { event: "resolved".into(), ..message };
             match runtime.block_on(receivers::send(&http, r, &resolved)) {
-                Ok(()) => {
-                    println!("{receiver}: delivered (a test alert, triggered and resolved)");
+                Ok(_) => {
+                    println!("{receiver}: delivered (a test alert or ticket, opened and resolved)");
                     Ok(())
                 }
                 Err(e) => anyhow::bail!("{receiver}: the test alert was triggered but not resolved: {e}"),
             }
         }
-        Ok(()) => {
+        Ok(_) => {
             println!("{receiver}: delivered");
             Ok(())
         }

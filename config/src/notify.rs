@@ -32,6 +32,13 @@ pub enum ReceiverKind {
     /// Opsgenie (and Jira Service Management's alerts) API: create, acknowledge, close, the
     /// incident's alias as the dedup key. `api_key` is an API integration key.
     Opsgenie,
+    /// ServiceNow's Table API: one `incident` ticket per Vakt incident (found again by its
+    /// `correlation_id`), work notes for acknowledgements and notes, resolved with a close code.
+    #[serde(rename = "servicenow")]
+    ServiceNow,
+    /// Jira (Service Management) issues: one per Vakt incident (found again by its label),
+    /// comments for acknowledgements and notes, a transition on resolution.
+    Jira,
 }
 
 impl ReceiverKind {
@@ -39,7 +46,29 @@ impl ReceiverKind {
     /// incident (never a group) and are told of acknowledgements as well as openings and
     /// resolutions.
     pub fn follows_lifecycle(self) -> bool {
-        matches!(self, ReceiverKind::PagerDuty | ReceiverKind::Opsgenie)
+        matches!(self, ReceiverKind::PagerDuty | ReceiverKind::Opsgenie | ReceiverKind::ServiceNow | ReceiverKind::Jira)
+    }
+
+    /// Service desks: they keep a ticket per incident and take people's notes on it.
+    pub fn is_service_desk(self) -> bool {
+        matches!(self, ReceiverKind::ServiceNow | ReceiverKind::Jira)
+    }
+
+    /// The kind as written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReceiverKind::Webhook => "webhook",
+            ReceiverKind::Slack => "slack",
+            ReceiverKind::Teams => "teams",
+            ReceiverKind::Alertmanager => "alertmanager",
+            ReceiverKind::AlertmanagerWebhook => "alertmanager_webhook",
+            ReceiverKind::Discord => "discord",
+            ReceiverKind::Email => "email",
+            ReceiverKind::PagerDuty => "pagerduty",
+            ReceiverKind::Opsgenie => "opsgenie",
+            ReceiverKind::ServiceNow => "servicenow",
+            ReceiverKind::Jira => "jira",
+        }
     }
 
     /// Where the receiver's API is when no `url` is given.
@@ -144,6 +173,23 @@ pub struct ReceiverConfig {
     /// Opsgenie: the API integration key (sent as `Authorization: GenieKey ...`).
     #[serde(default)]
     pub api_key: Option<Secret>,
+    /// Jira: the project the issues go to (its key, e.g. "OPS").
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Jira: the issue type (default "Incident").
+    #[serde(default)]
+    pub issue_type: Option<String>,
+    /// Jira: the transition that resolves an issue (default "Resolve").
+    #[serde(default)]
+    pub resolve_transition: Option<String>,
+    /// ServiceNow: the close code of a resolved ticket (default "Solution provided").
+    #[serde(default)]
+    pub close_code: Option<String>,
+    /// Service desks: fields of a new ticket, each a minijinja template over the message
+    /// (the same variables as `title`); a value that renders as JSON (an object, a list) is
+    /// sent as such, an empty one leaves the field out. These override Vakt's own.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
     /// A minijinja template for the message's title (email subject, chat headline). Variables:
     /// `event` ("firing" or "resolved"), `incident` (`id`, `kind`, `subject`, `title`,
     /// `severity`, `priority`, `status`, `opened_at`, `resolved_at`, `duration`), `services`,
@@ -357,7 +403,7 @@ impl ReceiverConfig {
                 ),
                 Some(_) if !wanted => r.at(
                     at.start,
-                    format!("receiver {name:?}: {field} does not apply to a {:?} receiver", self.kind),
+                    format!("receiver {name:?}: {field} does not apply to a {} receiver", self.kind.name()),
                     hint("remove it"),
                 ),
                 None if wanted => r.at(
@@ -366,6 +412,58 @@ impl ReceiverConfig {
                     hint(&format!("e.g. {field} = {{ env = \"{}\" }}", field.to_uppercase())),
                 ),
                 _ => {}
+            }
+        }
+        if self.kind.is_service_desk() {
+            if self.username.is_none() || self.password.is_none() {
+                r.at(
+                    at.start,
+                    format!("receiver {name:?}: a {} receiver needs username and password", self.kind.name()),
+                    hint(match self.kind {
+                        ReceiverKind::Jira => {
+                            "the account's email and an API token: password = { env = \"JIRA_API_TOKEN\" }"
+                        }
+                        _ => "an integration user: username = \"vakt\", password = { env = \"SERVICENOW_PASSWORD\" }",
+                    }),
+                );
+            }
+            if self.kind == ReceiverKind::Jira && self.project.is_none() {
+                r.at(
+                    at.start,
+                    format!("receiver {name:?}: a jira receiver needs project"),
+                    hint("e.g. project = \"OPS\""),
+                );
+            }
+            for (field, tpl) in &self.fields {
+                let mut env = minijinja::Environment::new();
+                if let Err(e) = env.add_template("t", tpl) {
+                    r.at(
+                        at.start,
+                        format!("receiver {name:?}: fields.{field}: {}", e.detail().unwrap_or("syntax error")),
+                        hint("see https://docs.rs/minijinja for the syntax"),
+                    );
+                }
+            }
+        }
+        let desk_only = [
+            ("project", self.project.is_some()),
+            ("issue_type", self.issue_type.is_some()),
+            ("resolve_transition", self.resolve_transition.is_some()),
+            ("close_code", self.close_code.is_some()),
+            ("fields", !self.fields.is_empty()),
+        ];
+        for (field, set) in desk_only {
+            let applies = match field {
+                "close_code" => self.kind == ReceiverKind::ServiceNow,
+                "fields" => self.kind.is_service_desk(),
+                _ => self.kind == ReceiverKind::Jira,
+            };
+            if set && !applies {
+                r.at(
+                    at.start,
+                    format!("receiver {name:?}: {field} does not apply to a {} receiver", self.kind.name()),
+                    hint("remove it"),
+                );
             }
         }
         if self.max_attempts == 0 {

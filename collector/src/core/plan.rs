@@ -70,6 +70,8 @@ pub enum Write {
     AcknowledgeIncident { id: IncidentRef, by: String, event: TimelineEvent, announce: Vec<(String, i64)> },
     /// A timeline event.
     AddEvent { id: IncidentRef, event: TimelineEvent },
+    /// A person's note, and the service desks to pass it to (with when).
+    AddNote { id: IncidentRef, event: TimelineEvent, announce: Vec<(String, i64)> },
     /// Saves a check's (or a vote's) state; its open incident is `open_incident`.
     SaveState { key: String, state: CheckState, open_incident: Option<IncidentRef> },
 }
@@ -348,7 +350,10 @@ pub fn manual(
         }
         ManualOp::Acknowledge { .. } => {}
         ManualOp::Note { by, text } => {
-            plan.writes.push(Write::AddEvent { id: r, event: event("note", format!("{by}: {text}")) })
+            // Service desks the incident went to keep the note on their ticket.
+            let announce =
+                incident.announced_to.iter().filter(|x| router.takes_notes(x)).map(|x| (x.clone(), at_ms)).collect();
+            plan.writes.push(Write::AddNote { id: r, event: event("note", format!("{by}: {text}")), announce })
         }
         ManualOp::Resolve { by, note } => {
             let text = with_note(format!("resolved by hand by {by}"), note);

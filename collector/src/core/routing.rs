@@ -40,6 +40,11 @@ impl Router {
         self.config.as_ref().and_then(|c| c.receivers.get(receiver)).is_some_and(|r| r.kind.follows_lifecycle())
     }
 
+    /// Whether `receiver` is a service desk, which keeps people's notes on its ticket.
+    pub fn takes_notes(&self, receiver: &str) -> bool {
+        self.config.as_ref().and_then(|c| c.receivers.get(receiver)).is_some_and(|r| r.kind.is_service_desk())
+    }
+
     pub fn group_wait_ms(&self) -> i64 {
         self.group_wait_ms
     }

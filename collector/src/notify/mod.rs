@@ -9,4 +9,5 @@
 pub mod paging;
 pub mod payload;
 pub mod receivers;
+pub mod tickets;
 pub mod worker;

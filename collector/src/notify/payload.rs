@@ -34,6 +34,8 @@ pub struct Message {
     pub more: Vec<Grouped>,
     /// The outbox entries this message delivers: they name it (see [`Message::notification_id`]).
     pub notification_ids: Vec<i64>,
+    /// A "note" message's note, as the timeline has it ("alice: restarted the pool").
+    pub note: Option<String>,
 }
 
 /// One incident of a grouped message.
@@ -140,7 +142,7 @@ impl Message {
         self
     }
 
-    fn template_context(&self) -> Value {
+    pub(crate) fn template_context(&self) -> Value {
         let incident = |g: &Grouped| {
             let i = &g.incident;
             json!({
@@ -641,6 +643,7 @@ mod tests {
             text: String::new(),
             more: Vec::new(),
             notification_ids: vec![7],
+            note: None,
         }
     }
 

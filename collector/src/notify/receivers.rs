@@ -20,6 +20,8 @@ pub struct Receiver {
     pub signing_key: Option<String>,
     /// PagerDuty's routing key or Opsgenie's API key.
     pub key: Option<String>,
+    /// A service desk's settings (ServiceNow, Jira).
+    pub desk: Option<super::tickets::Desk>,
     pub email: Option<Email>,
     pub title_template: Option<String>,
     pub text_template: Option<String>,
@@ -109,6 +111,31 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
             }
             None => None,
         };
+        let desk = if r.kind.is_service_desk() {
+            let password = match &r.password {
+                Some(p) => p.read().map_err(|e| format!("receiver {name:?}: password: {e}"))?,
+                None => None,
+            };
+            let (Some(user), Some(password)) = (r.username.clone(), password) else {
+                return Err(format!("receiver {name:?}: needs username and password"));
+            };
+            Some(super::tickets::Desk {
+                user,
+                password,
+                project: r.project.clone().unwrap_or_default(),
+                issue_type: r.issue_type.clone().unwrap_or_else(|| "Incident".into()),
+                resolve_transition: r.resolve_transition.clone().unwrap_or_else(|| "Resolve".into()),
+                close_code: r.close_code.clone().unwrap_or_else(|| "Solution provided".into()),
+                fields: r.fields.clone(),
+                owners: config
+                    .services
+                    .iter()
+                    .filter_map(|(s, c)| c.owner.clone().map(|o| (s.to_string(), o)))
+                    .collect(),
+            })
+        } else {
+            None
+        };
         out.insert(
             name.to_string(),
             Receiver {
@@ -117,6 +144,7 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
                 url,
                 signing_key,
                 key,
+                desk,
                 email,
                 title_template: r.title.as_ref().map(|t| t.get_ref().clone()),
                 text_template: r.text.as_ref().map(|t| t.get_ref().clone()),
@@ -177,7 +205,7 @@ pub fn alertmanager_alerts_url(url: &str) -> String {
 pub const NOTIFICATION_ID_HEADER: &str = "X-Vakt-Notification-Id";
 
 /// `Retry-After` in seconds (the form rate limiters use), as milliseconds.
-fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+pub(super) fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<i64> {
     let secs: f64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).min(3_600_000.0) as i64)
 }
@@ -360,8 +388,19 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
     transport.build().send(mail).await.map(|_| ()).map_err(|err| format!("{}: SMTP: {err}", r.name))
 }
 
-/// Sends one message to one receiver, in the receiver's format.
-pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), SendError> {
+/// Sends one message to one receiver, in the receiver's format. `Some` says what the receiver
+/// made of it, worth keeping on the incident (the ticket a service desk opened).
+pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<Option<String>, SendError> {
+    match &r.desk {
+        Some(desk) => {
+            let message = message.clone().with_texts(r.title_template.as_deref(), r.text_template.as_deref());
+            super::tickets::send(http, r, desk, &message).await
+        }
+        None => send_message(http, r, message).await.map(|()| None),
+    }
+}
+
+async fn send_message(http: &reqwest::Client, r: &Receiver, message: &Message) -> Result<(), SendError> {
     let message = match r.kind {
         ReceiverKind::Slack => message.clone().escaped_for(payload::Markup::SlackMrkdwn),
         ReceiverKind::Teams | ReceiverKind::Discord => message.clone().escaped_for(payload::Markup::Markdown),
@@ -370,7 +409,9 @@ pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Re
         | ReceiverKind::Alertmanager
         | ReceiverKind::AlertmanagerWebhook
         | ReceiverKind::PagerDuty
-        | ReceiverKind::Opsgenie => message.clone(),
+        | ReceiverKind::Opsgenie
+        | ReceiverKind::ServiceNow
+        | ReceiverKind::Jira => message.clone(),
     };
     let message = &message.with_texts(r.title_template.as_deref(), r.text_template.as_deref());
     match (r.kind, &r.email) {
@@ -411,9 +452,12 @@ pub async fn send(http: &reqwest::Client, r: &Receiver, message: &Message) -> Re
                     .await;
                 }
                 ReceiverKind::Discord => payload::discord(message),
-                ReceiverKind::Webhook | ReceiverKind::Email | ReceiverKind::PagerDuty | ReceiverKind::Opsgenie => {
-                    payload::webhook(message)
-                }
+                ReceiverKind::Webhook
+                | ReceiverKind::Email
+                | ReceiverKind::PagerDuty
+                | ReceiverKind::Opsgenie
+                | ReceiverKind::ServiceNow
+                | ReceiverKind::Jira => payload::webhook(message),
             };
             post(http, r, serde_json::to_vec(&body).unwrap_or_default(), &message.notification_id()).await
         }
@@ -453,5 +497,6 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
         text: String::new(),
         more: Vec::new(),
         notification_ids: Vec::new(),
+        note: None,
     }
 }

@@ -71,7 +71,7 @@ fn suppression(
             .into_iter()
             .filter(|x| x.receiver == n.receiver && x.event == "firing")
             .collect();
-        if n.event == "acknowledged"
+        if (n.event == "acknowledged" || n.event == "note")
             && announcements.iter().any(|x| x.status == "pending")
             && !announcements.iter().any(|x| x.status == "delivered")
         {
@@ -136,7 +136,7 @@ fn into_groups<K: PartialEq, T>(items: Vec<(K, T)>) -> Vec<Vec<T>> {
 
 async fn record(app: &Arc<App>, n: PendingNotification, outcome: NotificationOutcome, now: i64) {
     let label = match &outcome {
-        NotificationOutcome::Delivered => "delivered",
+        NotificationOutcome::Delivered | NotificationOutcome::DeliveredAs(_) => "delivered",
         NotificationOutcome::Suppressed(_) => "suppressed",
         NotificationOutcome::Retry { .. } => "retried",
         NotificationOutcome::Failed(_) => "failed",
@@ -152,7 +152,7 @@ async fn record(app: &Arc<App>, n: PendingNotification, outcome: NotificationOut
         NotificationOutcome::Suppressed(why) => {
             tracing::info!(receiver = %n.receiver, incident = n.incident_id, event = %n.event, reason = %why, "notification suppressed")
         }
-        NotificationOutcome::Delivered => {
+        NotificationOutcome::Delivered | NotificationOutcome::DeliveredAs(_) => {
             tracing::info!(receiver = %n.receiver, incident = n.incident_id, event = %n.event, outcome = label, "notification")
         }
     }
@@ -286,6 +286,7 @@ fn message_of(
         text: String::new(),
         more: items.collect(),
         notification_ids: Vec::new(),
+        note: None,
     })
 }
 
@@ -298,11 +299,21 @@ async fn send_group(app: &Arc<App>, r: &Receiver, http: &reqwest::Client, group:
     let items = group.iter().map(|g| g.item.clone());
     let Some(mut message) = message_of(app, r, event, repeat, items, now) else { return };
     message.notification_ids = group.iter().map(|g| g.n.id).collect();
+    if n.event == "note" {
+        // The note written when this notification was.
+        message.note = message
+            .incident
+            .timeline
+            .iter()
+            .find(|e| e.kind == "note" && e.at_ms == n.created_ms)
+            .map(|e| e.message.clone());
+    }
     let sent = send(http, r, &message).await;
     let attempts = group.iter().map(|g| g.n.attempts).max().unwrap_or(0);
     for g in group {
         let outcome = match &sent {
-            Ok(()) => NotificationOutcome::Delivered,
+            Ok(None) => NotificationOutcome::Delivered,
+            Ok(Some(what)) => NotificationOutcome::DeliveredAs(what.clone()),
             Err(e) if e.retry == Retry::Never || attempts + 1 >= r.max_attempts => {
                 NotificationOutcome::Failed(e.message.clone())
             }
@@ -427,6 +438,7 @@ mod tests {
             receiver: "ops".into(),
             event: event.into(),
             attempts: 0,
+            created_ms: 0,
         };
         let config = CollectorConfig::parse("", std::path::Path::new("t.toml")).unwrap();
         let item = |subject: &str, service: Option<&str>| {

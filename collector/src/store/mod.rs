@@ -137,12 +137,17 @@ pub struct PendingNotification {
     /// "firing" or "resolved".
     pub event: String,
     pub attempts: u32,
+    /// When it was written: a "note" notification carries the note of that moment.
+    pub created_ms: i64,
 }
 
 /// What became of one delivery attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotificationOutcome {
     Delivered,
+    /// Delivered, and the receiver's answer is worth keeping on the incident's timeline (the
+    /// ticket a service desk opened: "ticket INC0010001").
+    DeliveredAs(String),
     /// Held back on purpose (linked under a root cause, in maintenance): recorded, not dropped.
     Suppressed(String),
     Retry {

@@ -807,7 +807,7 @@ impl Store for PostgresStore {
     fn due_notifications(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingNotification>, StoreError> {
         let mut client = self.client()?;
         let rows = client.query(
-            "SELECT id, incident_id, receiver, event, attempts FROM notifications
+            "SELECT id, incident_id, receiver, event, attempts, created_ms FROM notifications
              WHERE status = 'pending' AND next_attempt_ms <= $1 ORDER BY next_attempt_ms, id LIMIT $2",
             &[&now_ms, &(limit as i64)],
         )?;
@@ -819,6 +819,7 @@ impl Store for PostgresStore {
                     receiver: r.try_get(2)?,
                     event: r.try_get(3)?,
                     attempts: u32::try_from(r.try_get::<_, i64>(4)?).unwrap_or(u32::MAX),
+                    created_ms: r.try_get(5)?,
                 })
             })
             .collect()
@@ -829,7 +830,7 @@ impl Store for PostgresStore {
         let mut tx = client.transaction()?;
         self.fenced(&mut tx)?;
         match outcome {
-            NotificationOutcome::Delivered => tx.execute(
+            NotificationOutcome::Delivered | NotificationOutcome::DeliveredAs(_) => tx.execute(
                 "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, done_ms = $2, last_error = NULL WHERE id = $1",
                 &[&id, &at_ms],
             )?,
@@ -852,6 +853,9 @@ impl Store for PostgresStore {
                 (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
             let entry = match outcome {
                 NotificationOutcome::Delivered => Some(("notified", format!("{receiver} notified ({event})"))),
+                NotificationOutcome::DeliveredAs(what) => {
+                    Some(("notified", format!("{receiver} notified ({event}): {what}")))
+                }
                 NotificationOutcome::Suppressed(why) => {
                     Some(("suppressed", format!("{receiver} not notified ({event}): {why}")))
                 }

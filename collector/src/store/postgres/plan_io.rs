@@ -427,6 +427,11 @@ pub(super) fn apply(tx: &mut Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, S
                 notify(tx, id, "acknowledged", announce, event.at_ms)?;
             }
             Write::AddEvent { id, event } => add_event(tx, id.id(&new_ids), event)?,
+            Write::AddNote { id, event, announce } => {
+                let id = id.id(&new_ids);
+                add_event(tx, id, event)?;
+                notify(tx, id, "note", announce, event.at_ms)?;
+            }
             Write::SaveState { key, state, open_incident } => {
                 let state = CheckState { open_incident: open_incident.map(|r| r.id(&new_ids)), ..state.clone() };
                 states.insert(key.as_str(), state);

@@ -639,7 +639,7 @@ impl Store for SqliteStore {
     fn due_notifications(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingNotification>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, incident_id, receiver, event, attempts FROM notifications
+            "SELECT id, incident_id, receiver, event, attempts, created_ms FROM notifications
              WHERE status = 'pending' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
@@ -649,6 +649,7 @@ impl Store for SqliteStore {
                 receiver: r.get(2)?,
                 event: r.get(3)?,
                 attempts: r.get(4)?,
+                created_ms: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -658,7 +659,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         match outcome {
-            NotificationOutcome::Delivered => tx.execute(
+            NotificationOutcome::Delivered | NotificationOutcome::DeliveredAs(_) => tx.execute(
                 "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, done_ms = ?2, last_error = NULL WHERE id = ?1",
                 params![id, at_ms],
             )?,
@@ -684,6 +685,9 @@ impl Store for SqliteStore {
         if let Some((incident, receiver, event)) = row {
             let entry = match outcome {
                 NotificationOutcome::Delivered => Some(("notified", format!("{receiver} notified ({event})"))),
+                NotificationOutcome::DeliveredAs(what) => {
+                    Some(("notified", format!("{receiver} notified ({event}): {what}")))
+                }
                 NotificationOutcome::Suppressed(why) => {
                     Some(("suppressed", format!("{receiver} not notified ({event}): {why}")))
                 }

@@ -311,6 +311,11 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<i64>, Store
                 notify(id, "acknowledged", announce, event.at_ms)?;
             }
             Write::AddEvent { id, event } => add_event(tx, id.id(&new_ids), event)?,
+            Write::AddNote { id, event, announce } => {
+                let id = id.id(&new_ids);
+                add_event(tx, id, event)?;
+                notify(id, "note", announce, event.at_ms)?;
+            }
             Write::SaveState { key, state, open_incident } => {
                 let state = CheckState { open_incident: open_incident.map(|r| r.id(&new_ids)), ..state.clone() };
                 save_state(tx, key, &state)?;
