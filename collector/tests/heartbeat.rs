@@ -20,7 +20,9 @@ fn ms(s: &str) -> i64 {
 }
 
 fn app(dir: &Path, check: &str) -> App {
-    let text = format!("data_dir = {dir:?}\n[checks.backup]\nkind = \"heartbeat\"\nping_key = {{ value = \"{KEY}\" }}\n{check}");
+    let text = format!(
+        "data_dir = {dir:?}\n[checks.backup]\nkind = \"heartbeat\"\nping_key = {{ value = \"{KEY}\" }}\n{check}"
+    );
     App::open(CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap()).unwrap()
 }
 
