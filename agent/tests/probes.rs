@@ -538,3 +538,87 @@ fn perfdata_units_become_base_units_in_values() {
     assert_eq!(v["time"], 0.25);
     assert_eq!(v["load"], 0.5);
 }
+
+// ---------------------------------------------------------------- domain (RDAP)
+
+/// An RDAP server as registries run them (RFC 9083 domain objects), behind a redirector as
+/// rdap.org is: `/redirect/domain/NAME` answers 302 to `/domain/NAME`.
+async fn rdap_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let in_days = |days: i64| {
+        let at = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(24 * days)).unwrap();
+        at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    };
+    let (soon, later) = (in_days(10), in_days(400));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (soon, later) = (soon.clone(), later.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let accepts = text.to_ascii_lowercase().contains("accept: application/rdap+json");
+                let domain = |name: &str, expires: &str, status: &str| {
+                    format!(
+                        r#"{{"objectClassName":"domain","ldhName":"{name}","status":[{status}],"events":[{{"eventAction":"registration","eventDate":"2001-05-01T00:00:00Z"}},{{"eventAction":"expiration","eventDate":"{expires}"}}]}}"#
+                    )
+                };
+                let (status, extra, body) = match path.as_str() {
+                    _ if !accepts => ("406 Not Acceptable", String::new(), String::new()),
+                    "/domain/soon.example" => ("200 OK", String::new(), domain("SOON.EXAMPLE", &soon, "\"active\"")),
+                    "/domain/fine.example" => ("200 OK", String::new(), domain("FINE.EXAMPLE", &later, "\"active\"")),
+                    "/domain/held.example" => {
+                        ("200 OK", String::new(), domain("HELD.EXAMPLE", &later, "\"client hold\""))
+                    }
+                    p if p.starts_with("/redirect/") => {
+                        ("302 Found", format!("location: {}\r\n", &p["/redirect".len()..]), String::new())
+                    }
+                    _ => ("404 Not Found", String::new(), r#"{"errorCode":404,"title":"Not Found"}"#.to_string()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/rdap+json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(response.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// Days left from the expiration event, failing under `domain_min_days` (30 by default), for
+/// a domain on hold, and for one the registry does not know; redirects are followed.
+#[tokio::test]
+async fn domain_expiry_comes_from_rdap() {
+    let addr = rdap_server().await;
+    let check = |name: &str, server: String| {
+        let mut s = spec(CheckKind::Domain, name);
+        s.options.rdap_server = Some(server);
+        s
+    };
+    let fine = run(&check("fine.example", format!("http://{addr}/redirect"))).await;
+    assert!(fine.success, "{fine:?}");
+    assert!((value(&fine, "domain_days_left") - 400.0).abs() < 0.01, "{fine:?}");
+    let soon = run(&check("soon.example", format!("http://{addr}"))).await;
+    assert!(!soon.success);
+    assert!(
+        soon.error.as_deref().unwrap().starts_with("domain soon.example expires in 10.0 days (domain_min_days is 30)"),
+        "{soon:?}"
+    );
+    let mut relaxed = check("soon.example", format!("http://{addr}"));
+    relaxed.options.domain_min_days = Some(7);
+    assert!(run(&relaxed).await.success, "10 days left is enough above 7");
+    let held = run(&check("held.example", format!("http://{addr}"))).await;
+    assert_eq!(held.error.as_deref(), Some("held.example has status \"client hold\""));
+    let gone = run(&check("gone.example", format!("http://{addr}"))).await;
+    assert_eq!(gone.error.as_deref(), Some("gone.example is not registered (RDAP: not found)"));
+}

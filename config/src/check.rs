@@ -31,6 +31,8 @@ pub enum CheckKind {
     Exec,
     /// A job that reports itself to the collector's ping URL (collector only: no agent).
     Heartbeat,
+    /// A domain's registration expiry, read through RDAP.
+    Domain,
 }
 
 impl CheckKind {
@@ -43,6 +45,7 @@ impl CheckKind {
             CheckKind::Host => "host",
             CheckKind::Exec => "exec",
             CheckKind::Heartbeat => "heartbeat",
+            CheckKind::Domain => "domain",
         }
     }
 }
@@ -207,6 +210,15 @@ pub struct CheckConfig {
     #[serde(default)]
     pub args: Option<Spanned<Vec<String>>>,
 
+    // --- domain ---
+    /// Fail when the registration expires within this many days (default 30).
+    #[serde(default)]
+    pub domain_min_days: Option<Spanned<u32>>,
+    /// The RDAP server to ask (default "https://rdap.org", which sends each query on to the
+    /// registry that holds the domain).
+    #[serde(default)]
+    pub rdap_server: Option<Spanned<String>>,
+
     // --- heartbeat ---
     /// The secret part of the check's ping URL, `/ping/{ping_key}` (at least 16 characters;
     /// e.g. the output of `uuidgen`).
@@ -282,8 +294,8 @@ impl CheckConfig {
             ("json_expect", span_of(&self.json_expect), &[Http]),
             ("expect_headers", span_of(&self.expect_headers), &[Http]),
             ("follow_redirects", span_of(&self.follow_redirects), &[Http]),
-            ("tls_verify", span_of(&self.tls_verify), &[Http, Tcp]),
-            ("ca_file", span_of(&self.ca_file), &[Http, Tcp]),
+            ("tls_verify", span_of(&self.tls_verify), &[Http, Tcp, Domain]),
+            ("ca_file", span_of(&self.ca_file), &[Http, Tcp, Domain]),
             ("cert_min_days", span_of(&self.cert_min_days), &[Http, Tcp]),
             ("tls", span_of(&self.tls), &[Tcp]),
             ("send", span_of(&self.send), &[Tcp]),
@@ -299,6 +311,8 @@ impl CheckConfig {
             ("min_value", span_of(&self.min_value), &[Host]),
             ("args", span_of(&self.args), &[Exec]),
             ("ping_key", span_of(&self.ping_key), &[Heartbeat]),
+            ("domain_min_days", span_of(&self.domain_min_days), &[Domain]),
+            ("rdap_server", span_of(&self.rdap_server), &[Domain]),
             ("grace", span_of(&self.grace), &[Heartbeat]),
             ("schedule", span_of(&self.schedule), &[Heartbeat]),
             ("tz", span_of(&self.tz), &[Heartbeat]),
@@ -382,6 +396,28 @@ impl CheckConfig {
                 }
             }
             CheckKind::Heartbeat => self.validate_heartbeat(id, r),
+            CheckKind::Domain => {
+                let labels: Vec<&str> = target.split('.').collect();
+                if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.contains([' ', '/', ':'])) {
+                    bad_target(r, "a domain name", "the registered domain, e.g. \"example.com\"");
+                }
+                if self.interval.get_ref().get() < std::time::Duration::from_secs(3600) {
+                    r.span(
+                        self.interval.span().start..self.interval.span().end.max(self.target.span().end),
+                        format!("check {id:?}: a domain check runs at least an hour apart"),
+                        "RDAP servers rate-limit and registrations change slowly: e.g. interval = \"12h\"",
+                    );
+                }
+                if let Some(s) = &self.rdap_server {
+                    if !(s.get_ref().starts_with("https://") || s.get_ref().starts_with("http://")) {
+                        r.span(
+                            s.span(),
+                            format!("check {id:?}: rdap_server is not an http(s) URL"),
+                            "e.g. \"https://rdap.verisign.com/com/v1\"",
+                        );
+                    }
+                }
+            }
         }
         if let Some(m) = &self.method {
             if !HTTP_METHODS.contains(&m.get_ref().as_str()) {
@@ -649,6 +685,8 @@ impl CheckConfig {
                 tls_verify: v(&self.tls_verify),
                 ca_file: v(&self.ca_file),
                 cert_min_days: v(&self.cert_min_days),
+                domain_min_days: v(&self.domain_min_days),
+                rdap_server: v(&self.rdap_server),
                 tls: v(&self.tls),
                 send: v(&self.send),
                 expect: v(&self.expect),
@@ -778,6 +816,21 @@ mod tests {
         assert!(agents.contains("`agents` does not apply to a heartbeat check"), "{agents}");
         let elsewhere = errors("kind = \"http\"\ntarget = \"https://x/\"\nagents = [\"a\"]\ngrace = \"5m\"\n");
         assert!(elsewhere.contains("`grace` does not apply to http checks"), "{elsewhere}");
+    }
+
+    #[test]
+    fn domain_checks_name_a_domain_and_run_hours_apart() {
+        let ok = "kind = \"domain\"\ntarget = \"example.com\"\ninterval = \"12h\"\nagents = [\"a\"]\n";
+        assert_eq!(errors(ok), "");
+        let fast = errors("kind = \"domain\"\ntarget = \"example.com\"\nagents = [\"a\"]\n");
+        assert!(fast.contains("a domain check runs at least an hour apart"), "{fast}");
+        assert!(fast.contains("interval = \"12h\""), "the fix is shown: {fast}");
+        let url = errors("kind = \"domain\"\ntarget = \"https://example.com/\"\ninterval = \"1d\"\nagents = [\"a\"]\n");
+        assert!(url.contains("is not a domain name"), "{url}");
+        assert_eq!(
+            errors(&format!("{ok}domain_min_days = 14\nrdap_server = \"https://rdap.verisign.com/com/v1\"\n")),
+            ""
+        );
     }
 
     #[test]

@@ -237,6 +237,10 @@ pub struct CheckOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_min_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_min_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rdap_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send: Option<String>,

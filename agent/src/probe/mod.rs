@@ -6,6 +6,7 @@
 
 mod dns;
 pub mod dns_wire;
+pub mod domain;
 mod exec;
 pub use exec::ExecPolicy;
 mod host;
@@ -162,6 +163,7 @@ pub fn build(spec: &CheckSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe>, Bui
         CheckKind::Icmp => Ok(Box::new(icmp::IcmpProbe::new(spec, ctx)?)),
         CheckKind::Dns => Ok(Box::new(dns::DnsProbe::new(spec)?)),
         CheckKind::Host => Ok(Box::new(host::HostProbe::new(spec, ctx)?)),
+        CheckKind::Domain => Ok(Box::new(domain::DomainProbe::new(spec, ctx)?)),
         CheckKind::Heartbeat => {
             Err(BuildError("a heartbeat check is watched by the collector (its job pings it), not probed".into()))
         }
