@@ -140,6 +140,11 @@ fn retryable(e: &StoreError) -> bool {
     )
 }
 
+/// How long a session may sit idle inside a transaction before PostgreSQL ends it.
+pub const IDLE_IN_TRANSACTION_MS: u64 = 5_000;
+/// How long a statement waits for a lock before it gives up.
+pub const LOCK_WAIT_MS: u64 = 8_000;
+
 impl PostgresStore {
     /// Connects to `url` (a `postgres://` URL or a key=value string), keeping up to
     /// `pool_size` connections, and brings the schema up to date (one node at a time).
@@ -150,6 +155,16 @@ impl PostgresStore {
         })?;
         config.connect_timeout(std::time::Duration::from_secs(10));
         config.application_name("vakt-collector");
+        // A node frozen in the middle of a transaction (SIGSTOP, a paused VM) would hold its
+        // locks, and every other node's pushes for those checks would wait for it for ever:
+        // PostgreSQL ends such a session after IDLE_IN_TRANSACTION_MS (our transactions never
+        // pause between statements), and a wait for a lock gives up after LOCK_WAIT_MS (the
+        // push fails, and the agent sends it again).
+        let mut options = config.get_options().unwrap_or_default().to_string();
+        options.push_str(&format!(
+            " -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} -c lock_timeout={LOCK_WAIT_MS}"
+        ));
+        config.options(options.trim());
         let where_ = describe(&config);
         let pool = Pool {
             config,
