@@ -10,6 +10,7 @@
 //! runs the same fleet through two collectors sharing one PostgreSQL (Debian's, started by the
 //! bench), each agent pushing to one of them (even to the first, odd to the second); the
 //! figures are the two together, the process figures the first collector's.
+//! `BENCH_FLEET_POOL` sets each collector's `pool_size` (default 8, the collector's default).
 //!
 //! Memory per active check: for the first third of the run each agent reports one of its checks,
 //! then all of them; the collector's RSS after, less its RSS before every check was active, over
@@ -42,7 +43,11 @@ async fn main() {
     let addr: SocketAddr = vakt_tests::loopback_addr();
     let mut cfg = format!("listen = \"{addr}\"\ndata_dir = \"data\"\n");
     if let Some(pg) = &postgres {
-        cfg.push_str(&format!("[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\nnode = \"NODE\"\n", pg.url()));
+        cfg.push_str(&format!(
+            "[store]\nkind = \"postgres\"\nurl = {{ value = \"{}\" }}\nnode = \"NODE\"\npool_size = {}\n",
+            pg.url(),
+            env("BENCH_FLEET_POOL", 8)
+        ));
     }
     for a in 0..agents {
         cfg.push_str(&format!("[agents.a{a}]\ntoken_hash = \"{}\"\n", token_hash(&format!("fleet-token-{a:05}"))));
