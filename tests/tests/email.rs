@@ -126,7 +126,7 @@ receivers = ["oncall-mail"]
     assert_eq!(first["from"], "vakt@example.test");
     assert_eq!(first["to"], serde_json::json!(["oncall@example.test", "manager@example.test"]));
     let data = first["data"].as_str().unwrap();
-    assert!(data.contains("Subject: [P2] mail-web is down: status 503"), "{data}");
+    assert!(data.contains("Subject: [P2] mail-web is down: HTTP 503"), "{data}");
     assert!(data.contains("multipart/alternative"), "{data}");
     assert!(data.contains("text/plain") && data.contains("text/html"), "{data}");
     assert!(data.contains("Impact: services: webmail; customers: acme"), "{data}");
@@ -140,7 +140,7 @@ receivers = ["oncall-mail"]
     target.set_status(200);
     wait_for("the resolved mail", WAIT, || async { (mails(&sink).len() >= 2).then_some(()) }).await;
     let resolved = mails(&sink)[1]["data"].as_str().unwrap().to_string();
-    assert!(resolved.contains("Subject: [RESOLVED] mail-web is down: status 503 (after"), "{resolved}");
+    assert!(resolved.contains("Subject: [RESOLVED] mail-web is down: HTTP 503 (after"), "{resolved}");
     // The resolution answers the announcement, so mail clients show one thread.
     assert!(resolved.contains(&format!("In-Reply-To: {root}")), "{resolved}");
     assert!(resolved.contains(&format!("References: {root}")), "{resolved}");

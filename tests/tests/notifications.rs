@@ -180,7 +180,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
     assert_eq!(h["incident"]["customers"], serde_json::json!(["acme"]));
     let id = h["incident"]["id"].as_i64().unwrap();
     assert_eq!(h["incident"]["url"], format!("https://vakt.example.test/incidents/{id}"));
-    assert!(h["incident"]["title"].as_str().unwrap().contains("status 500"));
+    assert!(h["incident"]["title"].as_str().unwrap().contains("is down: HTTP 500"), "the short cause: {h}");
     // A stable id to deduplicate on, in the header and the body, named after the outbox entry.
     let outbox = collector.get_json(&format!("/api/v1/notifications?incident={id}")).await;
     let entry = outbox.as_array().unwrap().iter().find(|n| n["receiver"] == "hook" && n["event"] == "firing").unwrap();

@@ -147,7 +147,7 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     let list = browse(&profile, &login("/incidents"));
     assert!(list.contains("<h2>Open (1)</h2>"), "{list}");
     assert!(list.contains("data-status=\"open\""), "{list}");
-    assert!(list.contains("shop-web is down: status 503"), "{list}");
+    assert!(list.contains("shop-web is down: HTTP 503"), "{list}");
     assert!(list.contains(&format!("<span class=\"who\">{}</span>", vakt_tests::READ_TOKEN_NAME)), "{list}");
     screenshot(&profile, &login("/incidents"), "incidents.png");
     let id = collector.get_json("/api/v1/incidents").await[0]["id"].as_i64().unwrap();

@@ -73,10 +73,12 @@ checks = ["shop"]
     assert_eq!(incidents.as_array().unwrap().len(), 1);
     assert_eq!(incident["check"], "shop");
     assert_eq!(incident["services"], serde_json::json!(["webshop"]));
-    assert!(incident["title"].as_str().unwrap().contains("status 500"), "{incident}");
+    assert!(incident["title"].as_str().unwrap().ends_with("is down: HTTP 500"), "{incident}");
     assert_eq!(collector.metric("vakt_check_up{check=\"shop\"}").await, Some(0.0));
     assert_eq!(collector.metric("vakt_incidents_open").await, Some(1.0));
     let id = incident["id"].as_i64().unwrap();
+    let full = collector.get_json(&format!("/api/v1/incidents/{id}")).await;
+    assert!(full["timeline"].to_string().contains("status 500"), "the full reason stays on the timeline: {full}");
 
     // It keeps failing: still one incident.
     let hits = target.hits();

@@ -107,6 +107,9 @@ impl HttpProbe {
         }
         let mut response = match request.send().await {
             Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return ProbeResult::failed(Some(start.elapsed()), format!("timed out after {}", seconds(self.timeout)))
+            }
             Err(e) => return ProbeResult::failed(Some(start.elapsed()), describe(&e)),
         };
         let first_byte = start.elapsed();
@@ -192,6 +195,18 @@ impl HttpProbe {
             }
         }
         result
+    }
+}
+
+/// "5s", "2.5s", "250ms": a timeout as people write it.
+fn seconds(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms >= 1000 && ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else if ms >= 1000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{ms}ms")
     }
 }
 

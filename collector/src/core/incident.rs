@@ -174,10 +174,11 @@ pub enum Action {
 pub fn action_for(check: &str, transition: &Transition) -> Option<Action> {
     match transition {
         Transition::Down { at_ms, since_ms, error } => {
-            // The first line makes the title; a plugin's long output (the lines after it) goes
-            // with the opening event, on the incident's page.
+            // The short cause makes the title ("connection refused", "HTTP 503", a plugin's
+            // status line); the full reason — an error chain, a plugin's long output — goes
+            // with the opening event, on the incident's page and in the API.
             let cause = error.as_deref().unwrap_or("probe failed");
-            let headline = first_line(cause);
+            let headline = crate::core::cause::short(cause);
             Some(Action::Open {
                 kind: IncidentKind::CheckDown,
                 subject: check.to_string(),
