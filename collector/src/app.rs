@@ -50,6 +50,8 @@ pub struct App {
     refusals_logged: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
     /// The heartbeat checks: their ping keys, when runs are due, runs started.
     pub heartbeats: crate::core::heartbeat::Heartbeats,
+    /// The zone pages show times in.
+    pub display_tz: jiff::tz::TimeZone,
 }
 
 /// The heartbeat checks with their ping keys read (an error names the check and where the key
@@ -359,6 +361,8 @@ impl App {
         ));
         let api_scopes = config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.scope)).collect();
         let heartbeats = heartbeats_of(&config)?;
+        let display_tz =
+            crate::core::time::display_zone(config.display_timezone.as_ref().map(|t| t.get_ref().as_str()));
         let generation = generation_of(&config);
         let leadership = Leadership::new(&config, &generation);
         leadership.campaign(store.as_ref(), &metrics)?;
@@ -380,6 +384,7 @@ impl App {
             local_checks: std::sync::RwLock::new(local_checks),
             refusals_logged: Default::default(),
             heartbeats,
+            display_tz,
             store_health: Default::default(),
             write_failure: Default::default(),
         })
@@ -405,6 +410,11 @@ impl App {
         }
         *last = Some((now_ms, result.clone()));
         result
+    }
+
+    /// How pages show times at `now_ms`.
+    pub fn shown(&self, now_ms: i64) -> crate::core::time::Shown {
+        crate::core::time::Shown { tz: self.display_tz.clone(), now_ms }
     }
 
     /// What the API token `name` may do (nothing beyond reading if unknown).

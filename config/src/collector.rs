@@ -121,6 +121,10 @@ pub struct CollectorConfig {
     /// The URL people reach the collector at; used in links in alerts.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The time zone pages show times in (IANA, e.g. "Europe/Oslo"; default the system's).
+    /// The API always speaks UTC.
+    #[serde(default)]
+    pub display_timezone: Option<Spanned<String>>,
     /// Largest accepted request body (after decompression), in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: Spanned<usize>,
@@ -627,6 +631,15 @@ impl CollectorConfig {
                     check.target.span(),
                     format!("check {id:?} is assigned to no agent"),
                     "add agents = [\"NAME\"] or selector = \"label=value\"",
+                );
+            }
+        }
+        if let Some(tz) = &self.display_timezone {
+            if jiff::tz::TimeZone::get(tz.get_ref()).is_err() {
+                r.span(
+                    tz.span(),
+                    format!("display_timezone: unknown time zone {:?}", tz.get_ref()),
+                    "an IANA name, e.g. \"Europe/Oslo\"",
                 );
             }
         }

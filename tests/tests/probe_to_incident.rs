@@ -92,8 +92,13 @@ checks = ["shop"]
         (i["status"] == "resolved").then_some(i)
     })
     .await;
-    assert_eq!(collector.metric("vakt_incidents_open").await, Some(0.0));
-    assert_eq!(collector.metric("vakt_check_up{check=\"shop\"}").await, Some(1.0));
+    // The metrics follow the commit (they are set after it): wait for them, do not race them.
+    wait_for("the metrics to show the recovery", WAIT, || async {
+        let open = collector.metric("vakt_incidents_open").await;
+        let up = collector.metric("vakt_check_up{check=\"shop\"}").await;
+        (open == Some(0.0) && up == Some(1.0)).then_some(())
+    })
+    .await;
     let kinds: Vec<&str> =
         resolved["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["opened", "resolved"]);

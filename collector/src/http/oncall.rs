@@ -34,7 +34,7 @@ async fn agent_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     match blocking(&app, |a| a.store.agents()).await {
         Ok(known) => {
             let now = now_ms();
-            html(StatusCode::OK, views::agents(&crate::http::fleet::overview(&app, known, now), now, &who))
+            html(StatusCode::OK, views::agents(&crate::http::fleet::overview(&app, known, now), &app.shown(now), &who))
         }
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
     }
@@ -92,7 +92,7 @@ async fn incident_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
         Ok((open, recent)) => {
             let open: Vec<IncidentRow> = open.into_iter().map(|i| row(&app, i)).collect();
             let recent: Vec<IncidentRow> = recent.into_iter().map(|i| row(&app, i)).collect();
-            html(StatusCode::OK, views::incidents(&open, &recent, &who))
+            html(StatusCode::OK, views::incidents(&open, &recent, &who, &app.shown(now)))
         }
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
     }
@@ -104,7 +104,7 @@ async fn incident_detail(State(app): State<Arc<App>>, Path(id): Path<String>, he
         return problem(StatusCode::BAD_REQUEST, &who, &format!("incident id {id:?} is not a number"));
     };
     match blocking(&app, move |a| a.store.incident(id)).await {
-        Ok(Some(i)) => html(StatusCode::OK, views::incident(&row(&app, i), &who)),
+        Ok(Some(i)) => html(StatusCode::OK, views::incident(&row(&app, i), &who, &app.shown(now_ms()))),
         Ok(None) => problem(StatusCode::NOT_FOUND, &who, &format!("There is no incident {id}.")),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
     }

@@ -5,7 +5,6 @@ use vakt_config::CollectorConfig;
 
 use crate::core::incident::{Incident, IncidentStatus};
 use crate::core::slo::MINUTE_MS;
-use crate::core::time::rfc3339;
 use crate::evaluate::service::{availability, service_state};
 use crate::http::views::esc;
 use crate::store::{IncidentFilter, Store, StoreError};
@@ -129,7 +128,9 @@ pub fn public_title(i: &Incident) -> String {
     }
 }
 
-pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
+pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time::Shown) -> String {
+    let time = |ms: i64| crate::http::views::time(t, ms);
+    let time_only = |ms: i64| crate::http::views::time_only(t, ms);
     let overall = if page.services.iter().any(|s| s.state == "down") {
         ("down", "Some services are down")
     } else if page.services.iter().any(|s| s.state == "degraded" || s.state == "maintenance") {
@@ -168,8 +169,8 @@ pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
             i.id,
             esc(&title),
             esc(&services),
-            esc(&rfc3339(i.opened_ms)),
-            i.resolved_ms.map(|r| format!(" · resolved {} after {}", esc(&rfc3339(r)), crate::core::time::human_duration_ms(r - i.opened_ms))).unwrap_or_default()
+            time(i.opened_ms),
+            i.resolved_ms.map(|r| format!(" · resolved {} after {}", time_only(r), crate::core::time::human_span(r - i.opened_ms))).unwrap_or_default()
         )
     };
     let active: String = page.active.iter().map(incident_row).collect();
@@ -181,8 +182,8 @@ pub fn render(page: &StatusPage, config: &CollectorConfig) -> String {
             format!(
                 "<li class=\"maintenance\"><strong>{}</strong> <span class=\"muted\">{} to {}</span></li>\n",
                 esc(&m.name),
-                esc(&rfc3339(m.start_ms)),
-                esc(&rfc3339(m.end_ms))
+                time(m.start_ms),
+                time_only(m.end_ms)
             )
         })
         .collect();
@@ -224,7 +225,7 @@ ul {{ padding-left: 1.2rem; }}
         active = or_none(active, "No active incidents"),
         maintenance = or_none(maintenance, "None planned in the next 7 days"),
         history = or_none(history, "No incidents"),
-        generated = esc(&rfc3339(page.generated_ms)),
+        generated = time_only(page.generated_ms),
     )
 }
 
@@ -270,9 +271,11 @@ pub(crate) async fn serve_status_page(State(app): State<Arc<App>>) -> Response {
     let store_app = app.clone();
     let now = now_ms();
     match tokio::task::spawn_blocking(move || build(store_app.store.as_ref(), &store_app.config, now)).await {
-        Ok(Ok(page)) => {
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render(&page, &app.config)).into_response()
-        }
+        Ok(Ok(page)) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            render(&page, &app.config, &app.shown(page.generated_ms)),
+        )
+            .into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -3,7 +3,23 @@
 //! report downloads, and the agents. Pure: data in, HTML out; `web.rs` serves them.
 
 use crate::core::incident::{Incident, IncidentStatus};
-use crate::core::time::{human_duration_ms, rfc3339};
+use crate::core::time::{human_span, rfc3339, Shown};
+
+/// A time as people read it — local, with how long ago — and the exact UTC instant on hover
+/// and in `datetime` for tools.
+pub fn time(t: &Shown, ms: i64) -> String {
+    format!(
+        "<time datetime=\"{utc}\" title=\"{utc}\">{local} <span class=\"ago\">({ago})</span></time>",
+        utc = esc(&rfc3339(ms)),
+        local = esc(&t.local(ms)),
+        ago = esc(&t.relative(ms)),
+    )
+}
+
+/// A time without the relative part (timeline entries, where the neighbours give the order).
+pub fn time_only(t: &Shown, ms: i64) -> String {
+    format!("<time datetime=\"{utc}\" title=\"{utc}\">{}</time>", esc(&t.local(ms)), utc = esc(&rfc3339(ms)))
+}
 
 /// An incident as the pages show it: with the services and customers it touches.
 #[derive(Clone, Debug)]
@@ -59,7 +75,7 @@ dl {{ display: grid; grid-template-columns: 12rem 1fr; gap: .3rem 1rem; }} dt {{
 form {{ margin: .6rem 0; }} textarea {{ width: 100%; max-width: 40rem; min-height: 3rem; }}
 button {{ padding: .35rem .9rem; border-radius: .3rem; border: 1px solid #0b5cad; background: #0b5cad; color: #fff; cursor: pointer; }}
 button.secondary {{ background: #fff; color: #0b5cad; }}
-.timeline li {{ margin: .25rem 0; white-space: pre-line; }} .muted {{ color: #6b7785; font-size: .9rem; }}
+.timeline li {{ margin: .25rem 0; white-space: pre-line; }} .muted, .ago {{ color: #5b6775; font-size: .9rem; }}
 .silent, .clock.off {{ color: #b3261e; font-weight: 600; }} .reporting {{ color: #17702f; }}
 </style></head>
 <body>
@@ -73,7 +89,7 @@ button.secondary {{ background: #fff; color: #0b5cad; }}
     )
 }
 
-fn incident_table(rows: &[IncidentRow], empty: &str) -> String {
+fn incident_table(rows: &[IncidentRow], empty: &str, t: &Shown) -> String {
     if rows.is_empty() {
         return format!("<p class=\"muted\">{}</p>", esc(empty));
     }
@@ -84,11 +100,10 @@ fn incident_table(rows: &[IncidentRow], empty: &str) -> String {
         let i = &r.incident;
         let status = match (i.status, &i.acknowledged_by) {
             (IncidentStatus::Acknowledged, Some(by)) => format!("acknowledged by {}", esc(by)),
-            (IncidentStatus::Resolved, _) => format!(
-                "resolved after {}",
-                i.resolved_ms.map(|r| human_duration_ms(r - i.opened_ms)).unwrap_or_default()
-            ),
-            (s, _) => s.as_str().to_string(),
+            (IncidentStatus::Resolved, _) => {
+                format!("resolved after {}", i.resolved_ms.map(|r| human_span(r - i.opened_ms)).unwrap_or_default())
+            }
+            (s, _) => format!("{} for {}", s.as_str(), human_span(t.now_ms - i.opened_ms)),
         };
         out.push_str(&format!(
             "<tr class=\"incident\" data-id=\"{id}\" data-status=\"{st}\"><td><a href=\"/incidents/{id}\">{id}</a></td><td class=\"prio {p}\">{p}</td><td><a href=\"/incidents/{id}\">{title}</a><div class=\"muted\">{sev} · {kind}</div></td><td>{services}</td><td>{since}</td><td class=\"status {st}\">{status}</td></tr>\n",
@@ -98,7 +113,7 @@ fn incident_table(rows: &[IncidentRow], empty: &str) -> String {
             sev = esc(&i.severity),
             kind = i.kind.as_str(),
             services = esc(&r.services.join(", ")),
-            since = esc(&rfc3339(i.opened_ms)),
+            since = time(t, i.opened_ms),
             st = i.status.as_str(),
         ));
     }
@@ -107,18 +122,18 @@ fn incident_table(rows: &[IncidentRow], empty: &str) -> String {
 }
 
 /// The incident list: what is unresolved, then what was resolved lately.
-pub fn incidents(open: &[IncidentRow], recent: &[IncidentRow], who: &str) -> String {
+pub fn incidents(open: &[IncidentRow], recent: &[IncidentRow], who: &str, t: &Shown) -> String {
     let body = format!(
         "<h2>Open ({})</h2>\n<div id=\"open\">{}</div>\n<h2>Resolved in the last 14 days</h2>\n<div id=\"resolved\">{}</div>",
         open.len(),
-        incident_table(open, "Nothing is open."),
-        incident_table(recent, "No incidents."),
+        incident_table(open, "Nothing is open.", t),
+        incident_table(recent, "No incidents.", t),
     );
     layout("Incidents", who, &body)
 }
 
 /// One incident: its facts, the forms to act on it, its timeline.
-pub fn incident(r: &IncidentRow, who: &str) -> String {
+pub fn incident(r: &IncidentRow, who: &str, t: &Shown) -> String {
     let i = &r.incident;
     let mut facts = format!(
         "<dl id=\"facts\">\n<dt>Status</dt><dd class=\"status {st}\" id=\"status\">{st}</dd>\n<dt>Priority</dt><dd class=\"prio {p}\">{p}</dd>\n<dt>Severity</dt><dd>{sev}</dd>\n<dt>Kind</dt><dd>{kind} of {subject}</dd>\n<dt>Services</dt><dd>{services}</dd>\n<dt>Customers</dt><dd>{customers}</dd>\n<dt>Opened</dt><dd>{opened}</dd>\n",
@@ -129,21 +144,24 @@ pub fn incident(r: &IncidentRow, who: &str) -> String {
         subject = esc(&i.subject),
         services = esc(&or_dash(&r.services.join(", "))),
         customers = esc(&or_dash(&r.customers.join(", "))),
-        opened = esc(&rfc3339(i.opened_ms)),
+        opened = match i.resolved_ms {
+            None => format!("{} · open for {}", time(t, i.opened_ms), human_span(t.now_ms - i.opened_ms)),
+            Some(_) => time(t, i.opened_ms),
+        },
     );
     if let (Some(at), Some(by)) = (i.acknowledged_ms, &i.acknowledged_by) {
         facts.push_str(&format!(
             "<dt>Acknowledged</dt><dd id=\"acknowledged\">by {} at {} ({} after opening)</dd>\n",
             esc(by),
-            esc(&rfc3339(at)),
-            human_duration_ms(at - i.opened_ms)
+            time(t, at),
+            human_span(at - i.opened_ms)
         ));
     }
     if let Some(at) = i.resolved_ms {
         facts.push_str(&format!(
             "<dt>Resolved</dt><dd>{} (after {})</dd>\n",
-            esc(&rfc3339(at)),
-            human_duration_ms(at - i.opened_ms)
+            time(t, at),
+            human_span(at - i.opened_ms)
         ));
     }
     if let Some(parent) = i.parent_id {
@@ -179,7 +197,7 @@ pub fn incident(r: &IncidentRow, who: &str) -> String {
             format!(
                 "<li data-kind=\"{}\"><span class=\"muted\">{}</span> <strong>{}</strong> {}</li>\n",
                 esc(&e.kind),
-                esc(&rfc3339(e.at_ms)),
+                time_only(t, e.at_ms),
                 esc(&e.kind),
                 esc(&e.message)
             )
@@ -190,7 +208,8 @@ pub fn incident(r: &IncidentRow, who: &str) -> String {
 }
 
 /// The agents: who reports, who is silent, which version, whose clock is off.
-pub fn agents(rows: &[crate::http::fleet::AgentOverview], now_ms: i64, who: &str) -> String {
+pub fn agents(rows: &[crate::http::fleet::AgentOverview], t: &Shown, who: &str) -> String {
+    let now_ms = t.now_ms;
     use vakt_config::wire::{describe_clock_skew, CLOCK_SKEW_WARN_MS};
     if rows.is_empty() {
         return layout("Agents", who, "<p class=\"muted\">No agents are configured.</p>");
@@ -207,8 +226,9 @@ pub fn agents(rows: &[crate::http::fleet::AgentOverview], now_ms: i64, who: &str
             (Some(_), true) => ("silent", "silent"),
             (Some(_), false) => ("reporting", "reporting"),
         };
-        let heard = a.last_seen_ms.map_or("—".to_string(), |t| {
-            format!("{} ago<div class=\"muted\">{}</div>", human_duration_ms((now_ms - t).max(0)), esc(&rfc3339(t)))
+        let t_shown = t;
+        let heard = a.last_seen_ms.map_or("—".to_string(), |at| {
+            format!("{}<div class=\"muted\">{}</div>", esc(&t_shown.relative(at)), time_only(t_shown, at))
         });
         let clock = match a.clock_skew_seconds {
             None => "<td class=\"clock\">—</td>".to_string(),
@@ -225,7 +245,7 @@ pub fn agents(rows: &[crate::http::fleet::AgentOverview], now_ms: i64, who: &str
                 "<td class=\"instance\" title=\"{id}\">{short}<div class=\"muted\">since {ago} ago</div></td>",
                 id = esc(id),
                 short = esc(&id.chars().take(8).collect::<String>()),
-                ago = human_duration_ms((now_ms - since).max(0))
+                ago = human_span(now_ms - since)
             ),
             _ => "<td class=\"instance\">—</td>".to_string(),
         };
@@ -341,20 +361,24 @@ mod tests {
                 agent("<db>", Some(0), true, Some(-95.0)),
                 agent("new", None, true, None),
             ],
-            now,
+            &utc(now),
             "ops",
         );
         assert!(html.contains("<p>3 agents, 2 silent.</p>"), "{html}");
-        assert!(html.contains("class=\"reporting\">reporting</td><td>2s ago"), "{html}");
+        assert!(html.contains("class=\"reporting\">reporting</td><td>just now"), "{html}");
         assert!(html.contains("<td class=\"clock\">in step with the collector's</td>"), "{html}");
         assert!(html.contains("data-agent=\"&lt;db&gt;\""), "names escaped: {html}");
-        assert!(html.contains("class=\"silent\">silent</td><td>10m ago"), "{html}");
+        assert!(html.contains("class=\"silent\">silent</td><td>10 min ago<div class=\"muted\"><time datetime=\"1970-01-01T00:00:00Z\" title=\"1970-01-01T00:00:00Z\">1970-01-01 00:00 UTC</time>"), "{html}");
         assert!(html.contains("<td class=\"clock off\">1m35s behind the collector's</td>"), "{html}");
         assert!(html.contains("class=\"silent\">never heard from</td><td>—</td>"), "{html}");
         assert!(
-            html.contains("<td class=\"instance\" title=\"5f0c1d2e3a4b5c6d5f0c1d2e3a4b5c6d\">5f0c1d2e<div class=\"muted\">since 2s ago</div></td>"),
+            html.contains("<td class=\"instance\" title=\"5f0c1d2e3a4b5c6d5f0c1d2e3a4b5c6d\">5f0c1d2e<div class=\"muted\">since 2 s ago</div></td>"),
             "{html}"
         );
+    }
+
+    fn utc(now_ms: i64) -> Shown {
+        Shown { tz: jiff::tz::TimeZone::UTC, now_ms }
     }
 
     fn row(status: IncidentStatus) -> IncidentRow {
@@ -383,7 +407,7 @@ mod tests {
 
     #[test]
     fn an_open_incident_offers_every_action_and_escapes_its_title() {
-        let html = incident(&row(IncidentStatus::Open), "alice");
+        let html = incident(&row(IncidentStatus::Open), "alice", &utc(0));
         assert!(html.contains("action=\"/incidents/4/ack\""));
         assert!(html.contains("action=\"/incidents/4/notes\""));
         assert!(html.contains("action=\"/incidents/4/resolve\""));
@@ -392,9 +416,26 @@ mod tests {
 
     #[test]
     fn a_resolved_incident_offers_no_forms_and_an_acknowledged_one_no_ack() {
-        assert!(!incident(&row(IncidentStatus::Resolved), "alice").contains("<form"));
-        let html = incident(&row(IncidentStatus::Acknowledged), "alice");
+        assert!(!incident(&row(IncidentStatus::Resolved), "alice", &utc(0)).contains("<form"));
+        let html = incident(&row(IncidentStatus::Acknowledged), "alice", &utc(0));
         assert!(!html.contains("/ack\"") && html.contains("/notes\""));
+    }
+
+    /// Times in the display zone with how long ago; the exact UTC instant in `datetime` and on
+    /// hover. Opened 07:56:09 UTC, now 08:08:09 UTC, shown in Oslo (CET, UTC+1).
+    #[test]
+    fn times_read_locally_and_relatively_with_the_instant_beside() {
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let mut r = row(IncidentStatus::Open);
+        r.incident.opened_ms = at("2026-11-29T07:56:09.781Z");
+        let oslo = Shown { tz: jiff::tz::TimeZone::get("Europe/Oslo").unwrap(), now_ms: at("2026-11-29T08:08:09Z") };
+        let html = incident(&r, "alice", &oslo);
+        assert!(
+            html.contains("<time datetime=\"2026-11-29T07:56:09.781Z\" title=\"2026-11-29T07:56:09.781Z\">2026-11-29 08:56 CET <span class=\"ago\">(11 min 59 s ago)</span></time> · open for 11 min 59 s"),
+            "{html}"
+        );
+        let list = incidents(&[r], &[], "alice", &oslo);
+        assert!(list.contains("open for 11 min 59 s"), "{list}");
     }
 
     #[test]
