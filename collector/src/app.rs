@@ -52,6 +52,9 @@ pub struct App {
     pub heartbeats: crate::core::heartbeat::Heartbeats,
     /// The zone pages show times in.
     pub display_tz: jiff::tz::TimeZone,
+    /// The last SLO round's verdicts and when it ran: pages show them instead of evaluating
+    /// 30 days of rollups again per view.
+    pub slo_verdicts: std::sync::RwLock<Option<SloRound>>,
 }
 
 /// The heartbeat checks with their ping keys read (an error names the check and where the key
@@ -76,6 +79,9 @@ fn heartbeats_of(config: &CollectorConfig) -> Result<crate::core::heartbeat::Hea
     }
     Ok(crate::core::heartbeat::Heartbeats::new(checks))
 }
+
+/// One SLO round: when it ran, and each SLO's verdict.
+pub type SloRound = (i64, Vec<(String, crate::core::slo::Verdict)>);
 
 /// When this process started, and its id: with the node name, the holder of a leadership
 /// term, so that a restarted node never inherits the term of the process before it.
@@ -385,6 +391,7 @@ impl App {
             refusals_logged: Default::default(),
             heartbeats,
             display_tz,
+            slo_verdicts: Default::default(),
             store_health: Default::default(),
             write_failure: Default::default(),
         })
@@ -410,6 +417,18 @@ impl App {
         }
         *last = Some((now_ms, result.clone()));
         result
+    }
+
+    /// The last SLO round's verdict of `slo`, if that round is recent (within two evaluation
+    /// intervals of `now_ms`).
+    pub fn recent_verdict(&self, slo: &str, now_ms: i64) -> Option<crate::core::slo::Verdict> {
+        let fresh_ms = 2 * i64::try_from(self.config.slo_evaluation_interval.get().as_millis()).unwrap_or(0) + 5_000;
+        let cache = self.slo_verdicts.read().unwrap_or_else(|p| p.into_inner());
+        let (at, verdicts) = cache.as_ref()?;
+        if now_ms - at > fresh_ms {
+            return None;
+        }
+        verdicts.iter().find(|(n, _)| n == slo).map(|(_, v)| v.clone())
     }
 
     /// How pages show times at `now_ms`.

@@ -121,6 +121,10 @@ pub struct CollectorConfig {
     /// The URL people reach the collector at; used in links in alerts.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Grafana's address (e.g. "https://grafana.example.com"): check and service pages link to
+    /// the matching dashboard of `dashboards/`.
+    #[serde(default)]
+    pub grafana_url: Option<String>,
     /// The time zone pages show times in (IANA, e.g. "Europe/Oslo"; default the system's).
     /// The API always speaks UTC.
     #[serde(default)]

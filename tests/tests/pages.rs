@@ -153,7 +153,9 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     let id = collector.get_json("/api/v1/incidents").await[0]["id"].as_i64().unwrap();
     let detail = browse(&profile, &login(&format!("/incidents/{id}")));
     assert!(detail.contains(&format!("action=\"/incidents/{id}/ack\"")), "the acknowledge form: {detail}");
-    assert!(detail.contains("<dd>shop</dd>"), "affected service: {detail}");
+    assert!(detail.contains("<dd><a href=\"/services/shop\">shop</a></dd>"), "affected service, linked: {detail}");
+    assert!(detail.contains("<a href=\"/checks/shop-web\">shop-web</a>"), "the check, linked: {detail}");
+    assert!(detail.contains("<span class=\"ago\">("), "times say how long ago: {detail}");
 
     // The acknowledge form, posted as the browser posts it; from another site it is refused.
     let form = [("note", "Looking at the shop's load balancer")];
@@ -199,11 +201,48 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
 
     // The agents: the one agent reporting, with its version and its clock in step.
     let agents = browse(&profile, &login("/agents"));
-    assert!(agents.contains("<tr class=\"agent\" data-agent=\"edge\">"), "{agents}");
+    assert!(agents.contains("<tr class=\"agent\" id=\"agent-edge\" data-agent=\"edge\">"), "{agents}");
     assert!(agents.contains("class=\"reporting\">reporting<"), "{agents}");
     assert!(agents.contains(&format!("<td>{}</td>", env!("CARGO_PKG_VERSION"))), "its version: {agents}");
     assert!(agents.contains("in step with the collector's"), "{agents}");
     screenshot(&profile, &login("/agents"), "agents.png");
+
+    // The check's page: what it is, who probes it, the last hour drawn — and the picture's
+    // figures are the API's for the same window.
+    let check = browse(&profile, &login("/checks/shop-web"));
+    assert!(check.contains("data-state=\"down\""), "{check}");
+    assert!(check.contains("<dt>Kind</dt><dd>http</dd>"), "{check}");
+    assert!(check.contains("HTTP 503"), "the short cause: {check}");
+    assert!(check.contains("<tr data-agent=\"edge\">"), "the agent that probes it: {check}");
+    assert!(check.contains("<svg id=\"results\""), "the last hour, drawn: {check}");
+    let attr = |name: &str| -> i64 {
+        let at = check.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        check[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let (from, to) = (attr("data-from-ms"), attr("data-to-ms"));
+    let samples = collector
+        .get_json(&format!("/api/v1/samples?check=shop-web&from={from}&to={to}&order=oldest&limit=100000"))
+        .await;
+    let samples = samples.as_array().unwrap();
+    let failed = samples.iter().filter(|s| s["success"] == false).count();
+    let ok = samples.len() - failed;
+    assert!(failed > 0 && ok > 0, "an outage after good results: {ok} ok, {failed} failed");
+    assert!(
+        check.contains(&format!("{ok} successful and {failed} failed results")),
+        "the chart says what the API has for its window ({ok} ok, {failed} failed): {check}"
+    );
+    screenshot(&profile, &login("/checks/shop-web"), "check.png");
+
+    // The service's page: its state, its check, its SLO and the days drawn.
+    let service = browse(&profile, &login("/services/shop"));
+    assert!(service.contains("id=\"state\" class=\"state down\""), "{service}");
+    assert!(service.contains("<a href=\"/checks/shop-web\">shop-web</a> · down: HTTP 503"), "{service}");
+    assert!(service.contains("data-slo=\"shop-availability\""), "{service}");
+    assert!(service.contains("<svg id=\"dependencies\"") && service.contains("<svg id=\"days\""), "{service}");
+    assert!(service.contains(&format!("href=\"/incidents/{id}\"")), "its incident: {service}");
+    screenshot(&profile, &login("/services/shop"), "service.png");
+    let missing = vakt_tests::get_authorized(&collector.url("/services/nope")).await;
+    assert_eq!(missing.status(), 404);
 
     // Badges.
     let status = collector.get_text("/badge/shop/status.svg").await;

@@ -242,6 +242,8 @@ pub fn link_root_causes(app: &App, now_ms: i64) -> Result<(), StoreError> {
 /// incidents. Returns the verdicts.
 pub fn evaluate_slos(app: &App, now_ms: i64) -> Result<Vec<crate::evaluate::slos::Evaluation>, StoreError> {
     let evaluations = crate::evaluate::slos::evaluate_all(app.store.as_ref(), &app.config, now_ms)?;
+    *app.slo_verdicts.write().unwrap_or_else(|p| p.into_inner()) =
+        Some((now_ms, evaluations.iter().map(|e| (e.name.clone(), e.verdict.clone())).collect()));
     let open = app.store.incidents(&IncidentFilter {
         status: Some(IncidentStatus::Open),
         kind: Some(IncidentKind::SloBurn),

@@ -8,6 +8,8 @@
 pub mod access;
 pub mod agents;
 pub mod api;
+pub mod charts;
+pub mod check_page;
 pub mod cluster;
 pub mod fleet;
 pub mod front;
@@ -18,6 +20,7 @@ pub mod oncall;
 pub mod ping;
 pub mod planned;
 pub mod public;
+pub mod service_page;
 pub mod slos;
 pub mod tls;
 pub mod views;

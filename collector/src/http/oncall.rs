@@ -27,6 +27,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/incidents/{id}/resolve", post(resolve))
         .route("/sla", get(sla))
         .route("/agents", get(agent_list))
+        .route("/checks/{name}", get(crate::http::check_page::check_page))
+        .route("/services/{name}", get(crate::http::service_page::service_page))
 }
 
 async fn agent_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -40,19 +42,19 @@ async fn agent_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     }
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
-fn problem(status: StatusCode, who: &str, message: &str) -> Response {
+pub(crate) fn problem(status: StatusCode, who: &str, message: &str) -> Response {
     html(status, views::layout("Something went wrong", who, &format!("<p id=\"problem\">{}</p>", views::esc(message))))
 }
 
-fn who(app: &App, headers: &HeaderMap) -> String {
+pub(crate) fn who(app: &App, headers: &HeaderMap) -> String {
     crate::http::access::caller(app, headers).unwrap_or_default()
 }
 
-fn row(app: &App, incident: Incident) -> IncidentRow {
+pub(crate) fn row(app: &App, incident: Incident) -> IncidentRow {
     let services = crate::core::catalog::services_of(&app.config, incident.kind, &incident.subject);
     IncidentRow {
         customers: crate::core::catalog::customers_of(&app.config, &services),
@@ -62,7 +64,7 @@ fn row(app: &App, incident: Incident) -> IncidentRow {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&App) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, String> {

@@ -49,32 +49,44 @@ pub struct StatusPage {
     pub generated_ms: i64,
 }
 
-pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result<StatusPage, StoreError> {
+/// A service's last `n` days (UTC days, today last) and its availability over them.
+pub fn service_days(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    name: &str,
+    now_ms: i64,
+    n: i64,
+) -> Result<(Vec<DayBar>, Option<f64>), StoreError> {
     let today = now_ms - now_ms.rem_euclid(DAY_MS);
-    let from = today - 89 * DAY_MS;
+    let from = today - (n - 1) * DAY_MS;
+    let series = crate::evaluate::slos::service_series(store, config, name, from, now_ms)?;
+    let slo = availability();
+    let days = (0..n)
+        .map(|d| {
+            let a = from + d * DAY_MS;
+            let b = (a + DAY_MS).min(now_ms);
+            let x = slo.assess(&series, a, b);
+            DayBar {
+                date: jiff::Timestamp::from_millisecond(a)
+                    .map(|t| t.strftime("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
+                uptime: x.achieved,
+                down_minutes: x.counts.down_ms as f64 / MINUTE_MS as f64,
+            }
+        })
+        .collect();
+    Ok((days, slo.assess(&series, from, now_ms).achieved))
+}
+
+pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result<StatusPage, StoreError> {
     let mut services = Vec::new();
     for (name, svc) in &config.services {
-        let series = crate::evaluate::slos::service_series(store, config, name.as_str(), from, now_ms)?;
-        let slo = availability();
-        let days = (0..90)
-            .map(|d| {
-                let a = from + d * DAY_MS;
-                let b = (a + DAY_MS).min(now_ms);
-                let x = slo.assess(&series, a, b);
-                DayBar {
-                    date: jiff::Timestamp::from_millisecond(a)
-                        .map(|t| t.strftime("%Y-%m-%d").to_string())
-                        .unwrap_or_default(),
-                    uptime: x.achieved,
-                    down_minutes: x.counts.down_ms as f64 / MINUTE_MS as f64,
-                }
-            })
-            .collect();
+        let (days, uptime) = service_days(store, config, name.as_str(), now_ms, 90)?;
         services.push(ServiceStatus {
             name: name.to_string(),
             description: svc.description.clone(),
             state: service_state(store, config, name.as_str(), now_ms)?,
-            uptime: slo.assess(&series, from, now_ms).achieved,
+            uptime,
             days,
         });
     }

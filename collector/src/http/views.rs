@@ -112,7 +112,7 @@ fn incident_table(rows: &[IncidentRow], empty: &str, t: &Shown) -> String {
             title = esc(&i.title),
             sev = esc(&i.severity),
             kind = i.kind.as_str(),
-            services = esc(&r.services.join(", ")),
+            services = service_links(&r.services),
             since = time(t, i.opened_ms),
             st = i.status.as_str(),
         ));
@@ -141,8 +141,8 @@ pub fn incident(r: &IncidentRow, who: &str, t: &Shown) -> String {
         p = esc(&i.priority),
         sev = esc(&i.severity),
         kind = i.kind.as_str(),
-        subject = esc(&i.subject),
-        services = esc(&or_dash(&r.services.join(", "))),
+        subject = subject_link(i),
+        services = service_links(&r.services),
         customers = esc(&or_dash(&r.customers.join(", "))),
         opened = match i.resolved_ms {
             None => format!("{} · open for {}", time(t, i.opened_ms), human_span(t.now_ms - i.opened_ms)),
@@ -250,7 +250,7 @@ pub fn agents(rows: &[crate::http::fleet::AgentOverview], t: &Shown, who: &str) 
             _ => "<td class=\"instance\">—</td>".to_string(),
         };
         body.push_str(&format!(
-            "<tr class=\"agent\" data-agent=\"{name}\"><td>{name}{configured}</td><td class=\"{class}\">{state}</td><td>{heard}</td><td>{version}</td>{clock}{instance}<td>{samples}</td></tr>\n",
+            "<tr class=\"agent\" id=\"agent-{name}\" data-agent=\"{name}\"><td>{name}{configured}</td><td class=\"{class}\">{state}</td><td>{heard}</td><td>{version}</td>{clock}{instance}<td>{samples}</td></tr>\n",
             name = esc(&a.name),
             version = esc(a.version.as_deref().unwrap_or("—")),
             samples = a.samples,
@@ -258,6 +258,26 @@ pub fn agents(rows: &[crate::http::fleet::AgentOverview], t: &Shown, who: &str) 
     }
     body.push_str("</tbody></table>");
     layout("Agents", who, &body)
+}
+
+/// What an incident is about, linked to its page: a check's, or an agent's row.
+fn subject_link(i: &Incident) -> String {
+    use crate::core::incident::IncidentKind;
+    match i.kind {
+        IncidentKind::CheckDown | IncidentKind::CheckWarning | IncidentKind::Flapping => {
+            format!("<a href=\"/checks/{0}\">{0}</a>", esc(&i.subject))
+        }
+        IncidentKind::AgentSilent => format!("<a href=\"/agents#agent-{0}\">{0}</a>", esc(&i.subject)),
+        _ => esc(&i.subject),
+    }
+}
+
+/// Services, each linked to its page; "—" for none.
+pub fn service_links(services: &[String]) -> String {
+    if services.is_empty() {
+        return "—".into();
+    }
+    services.iter().map(|s| format!("<a href=\"/services/{0}\">{0}</a>", esc(s))).collect::<Vec<_>>().join(", ")
 }
 
 fn or_dash(s: &str) -> String {

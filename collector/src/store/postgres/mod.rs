@@ -1071,14 +1071,30 @@ impl Store for PostgresStore {
         let mut client = self.client()?;
         let limit = filter.limit.map(|l| l as i64);
         let dir = if filter.newest { "DESC" } else { "ASC" };
+        // Only the conditions that are set, so that a generic plan still uses the index.
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+        if let Some(c) = &filter.check {
+            args.push(c);
+            clauses.push(format!("check_id = ${}", args.len()));
+        }
+        if let Some(f) = &filter.from_ms {
+            args.push(f);
+            clauses.push(format!("ts_ms >= ${}", args.len()));
+        }
+        if let Some(t) = &filter.to_ms {
+            args.push(t);
+            clauses.push(format!("ts_ms < ${}", args.len()));
+        }
+        args.push(&limit);
+        let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         let rows = client.query(
             &format!(
                 "SELECT check_id, agent, ts_ms, success, latency_s, error, degraded, values_json FROM samples
-                 WHERE ($1::text IS NULL OR check_id = $1) AND ($2::bigint IS NULL OR ts_ms >= $2)
-                   AND ($3::bigint IS NULL OR ts_ms < $3)
-                 ORDER BY ts_ms {dir}, id {dir} LIMIT $4"
+                 {where_} ORDER BY ts_ms {dir}, id {dir} LIMIT ${}",
+                args.len()
             ),
-            &[&filter.check, &filter.from_ms, &filter.to_ms, &limit],
+            &args,
         )?;
         let mut list: Vec<StoredSample> = rows
             .iter()

@@ -891,13 +891,29 @@ impl Store for SqliteStore {
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError> {
         let conn = self.conn();
         let dir = if filter.newest { "DESC" } else { "ASC" };
+        // Only the conditions that are set: `(?1 IS NULL OR check_id = ?1)` would keep SQLite
+        // from using the (check_id, ts_ms) index and scan every sample.
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(c) = &filter.check {
+            clauses.push("check_id = ?");
+            args.push(c.clone().into());
+        }
+        if let Some(f) = filter.from_ms {
+            clauses.push("ts_ms >= ?");
+            args.push(f.into());
+        }
+        if let Some(t) = filter.to_ms {
+            clauses.push("ts_ms < ?");
+            args.push(t.into());
+        }
+        args.push(filter.limit.map_or(-1, |l| l as i64).into());
+        let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT check_id, agent, ts_ms, success, latency_s, error, degraded, values_json FROM samples
-             WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR ts_ms >= ?2) AND (?3 IS NULL OR ts_ms < ?3)
-             ORDER BY ts_ms {dir}, id {dir} LIMIT ?4"
+             {where_} ORDER BY ts_ms {dir}, id {dir} LIMIT ?"
         ))?;
-        let limit = filter.limit.map_or(-1, |l| l as i64);
-        let rows = stmt.query_map(params![filter.check, filter.from_ms, filter.to_ms, limit], |r| {
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
             Ok(StoredSample {
                 check: r.get(0)?,
                 agent: r.get(1)?,

@@ -1,0 +1,238 @@
+//! Charts drawn on the server as inline SVG: no JavaScript, they print and they render in mail.
+//! Each chart has a `<title>` and a `<desc>` that says in words what it shows, and never uses
+//! colour alone: failures hang below the baseline while successes stand above it, and the two
+//! latency lines differ in dash as well as in colour. Pure: numbers in, markup out.
+
+use crate::http::views::esc;
+
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 160.0;
+const LEFT: f64 = 48.0;
+const RIGHT: f64 = 8.0;
+const TOP: f64 = 10.0;
+const BOTTOM: f64 = 22.0;
+
+/// One minute of a check's results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Minute {
+    pub minute_ms: i64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Median and 99th percentile latency of the minute, seconds.
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+fn svg_open(id: &str, title: &str, desc: &str, height: f64) -> String {
+    format!(
+        "<svg id=\"{id}\" class=\"chart\" role=\"img\" aria-labelledby=\"{id}-title {id}-desc\" viewBox=\"0 0 {WIDTH} {height}\" width=\"100%\" preserveAspectRatio=\"xMinYMin meet\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>",
+        esc(title),
+        esc(desc)
+    )
+}
+
+/// "0.25 s", "120 ms".
+fn seconds_label(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{:.0} ms", s * 1000.0)
+    }
+}
+
+/// Results per minute (successes up, failures down) with the p50 and p99 latency lines, from
+/// `from_ms` to `to_ms`; `labels` name the two ends of the time axis.
+pub fn results(id: &str, minutes: &[Minute], from_ms: i64, to_ms: i64, labels: (&str, &str)) -> String {
+    let span = (to_ms - from_ms).max(60_000) as f64;
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    // The upper 60 % for successes and the latency lines, the lower 40 % for failures.
+    let base = TOP + plot_h * 0.6;
+    let x = |ms: i64| LEFT + (ms - from_ms) as f64 / span * plot_w;
+    let bar_w = (60_000.0 / span * plot_w - 1.0).max(1.0);
+    let most = minutes.iter().map(|m| m.ok.max(m.failed)).max().unwrap_or(0).max(1) as f64;
+    let slowest = minutes.iter().filter_map(|m| m.p99.or(m.p50)).fold(0.0_f64, f64::max);
+    let top_latency = if slowest > 0.0 { slowest * 1.1 } else { 1.0 };
+    let total_ok: u64 = minutes.iter().map(|m| m.ok).sum();
+    let total_failed: u64 = minutes.iter().map(|m| m.failed).sum();
+    let failing_minutes = minutes.iter().filter(|m| m.failed > 0).count();
+    let desc = format!(
+        "{total_ok} successful and {total_failed} failed results from {} to {}; {failing_minutes} minutes with failures; slowest 99th percentile {}.",
+        labels.0,
+        labels.1,
+        if slowest > 0.0 { seconds_label(slowest) } else { "not measured".into() }
+    );
+    let mut out = svg_open(id, "Results per minute and latency", &desc, HEIGHT);
+    out.push_str(&format!(
+        "<line x1=\"{LEFT}\" y1=\"{base:.1}\" x2=\"{:.1}\" y2=\"{base:.1}\" stroke=\"#8a96a3\" stroke-width=\"1\"/>",
+        WIDTH - RIGHT
+    ));
+    for m in minutes {
+        let left = x(m.minute_ms);
+        if m.ok > 0 {
+            let h = m.ok as f64 / most * (base - TOP) * 0.5;
+            out.push_str(&format!(
+                "<rect class=\"ok\" x=\"{left:.1}\" y=\"{:.1}\" width=\"{bar_w:.1}\" height=\"{h:.1}\" fill=\"#b9c4cf\"><title>{} ok</title></rect>",
+                base - h,
+                m.ok
+            ));
+        }
+        if m.failed > 0 {
+            let h = m.failed as f64 / most * (HEIGHT - BOTTOM - base);
+            out.push_str(&format!(
+                "<rect class=\"failed\" x=\"{left:.1}\" y=\"{base:.1}\" width=\"{bar_w:.1}\" height=\"{h:.1}\" fill=\"#c62828\"><title>{} failed</title></rect>",
+                m.failed
+            ));
+        }
+    }
+    let line = |pick: &dyn Fn(&Minute) -> Option<f64>| -> String {
+        minutes
+            .iter()
+            .filter_map(|m| {
+                pick(m).map(|v| {
+                    format!("{:.1},{:.1}", x(m.minute_ms) + bar_w / 2.0, base - v / top_latency * (base - TOP))
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (p50, p99) = (line(&|m| m.p50), line(&|m| m.p99));
+    if !p50.is_empty() {
+        out.push_str(&format!(
+            "<polyline class=\"p50\" points=\"{p50}\" fill=\"none\" stroke=\"#0b5cad\" stroke-width=\"1.5\"/>"
+        ));
+    }
+    if !p99.is_empty() {
+        out.push_str(&format!(
+            "<polyline class=\"p99\" points=\"{p99}\" fill=\"none\" stroke=\"#7a3db8\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>"
+        ));
+    }
+    // Markers too, so that a single minute's latency shows: circles p50, squares p99.
+    for m in minutes {
+        let cx = x(m.minute_ms) + bar_w / 2.0;
+        if let Some(v) = m.p50 {
+            out.push_str(&format!(
+                "<circle cx=\"{cx:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"#0b5cad\"/>",
+                base - v / top_latency * (base - TOP)
+            ));
+        }
+        if let Some(v) = m.p99 {
+            out.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"4\" height=\"4\" fill=\"#7a3db8\"/>",
+                cx - 2.0,
+                base - v / top_latency * (base - TOP) - 2.0
+            ));
+        }
+    }
+    // Axis words: the latency scale, the time range, the legend.
+    out.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">failed</text>\
+         <text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#4a5663\">● — p50   ■ - - p99 latency · bars: results (failures below the line)</text>",
+        LEFT - 4.0,
+        TOP + 8.0,
+        esc(&seconds_label(top_latency)),
+        LEFT - 4.0,
+        HEIGHT - BOTTOM,
+        HEIGHT - 6.0,
+        esc(labels.0),
+        WIDTH - RIGHT,
+        HEIGHT - 6.0,
+        esc(labels.1),
+        LEFT + plot_w / 2.0,
+        HEIGHT - 6.0,
+    ));
+    out.push_str("</svg>");
+    out
+}
+
+/// One day of a strip: its label and its share of good time (`None`: no data).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Day {
+    pub label: String,
+    pub good: Option<f64>,
+}
+
+/// A strip of days, each a bar whose height is its availability between `floor` and 100 %:
+/// a full bar is a perfect day, a short one a bad day, a hollow one a day without data.
+pub fn days(id: &str, title: &str, days: &[Day], floor: f64) -> String {
+    let h = 60.0;
+    let w = WIDTH - LEFT - RIGHT;
+    let step = w / days.len().max(1) as f64;
+    let worst = days.iter().filter_map(|d| d.good).fold(1.0_f64, f64::min);
+    let no_data = days.iter().filter(|d| d.good.is_none()).count();
+    let desc = format!("{} days; worst {:.3}%; {} without data.", days.len(), worst * 100.0, no_data);
+    let mut out = svg_open(id, title, &desc, h + 18.0);
+    for (i, d) in days.iter().enumerate() {
+        let left = LEFT + i as f64 * step;
+        match d.good {
+            Some(g) => {
+                let share = ((g - floor) / (1.0 - floor)).clamp(0.03, 1.0);
+                let bar = h * share;
+                let fill = if g >= 0.9999 { "#2e9b4f" } else if g >= 0.99 { "#d9a21b" } else { "#c62828" };
+                out.push_str(&format!(
+                    "<rect class=\"day\" x=\"{left:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"{fill}\"><title>{}: {:.3}%</title></rect>",
+                    h - bar,
+                    (step - 1.0).max(1.0),
+                    esc(&d.label),
+                    g * 100.0
+                ));
+            }
+            None => out.push_str(&format!(
+                "<rect class=\"day nodata\" x=\"{left:.1}\" y=\"0\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"none\" stroke=\"#b9c4cf\"><title>{}: no data</title></rect>",
+                (step - 2.0).max(1.0),
+                esc(&d.label)
+            )),
+        }
+    }
+    if let (Some(first), Some(last)) = (days.first(), days.last()) {
+        out.push_str(&format!(
+            "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>\
+             <text x=\"{:.1}\" y=\"10\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">100%</text><text x=\"{:.1}\" y=\"{h:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{:.1}%</text>",
+            h + 14.0,
+            esc(&first.label),
+            WIDTH - RIGHT,
+            h + 14.0,
+            esc(&last.label),
+            LEFT - 4.0,
+            LEFT - 4.0,
+            floor * 100.0
+        ));
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minute(i: i64, ok: u64, failed: u64) -> Minute {
+        Minute { minute_ms: i * 60_000, ok, failed, p50: Some(0.1), p99: Some(0.4) }
+    }
+
+    #[test]
+    fn results_say_in_words_what_the_picture_shows() {
+        let ms: Vec<Minute> =
+            (0..60).map(|i| if (20..25).contains(&i) { minute(i, 0, 6) } else { minute(i, 6, 0) }).collect();
+        let svg = results("r", &ms, 0, 3_600_000, ("07:00", "08:00"));
+        assert!(svg.starts_with("<svg id=\"r\"") && svg.ends_with("</svg>"));
+        assert!(svg.contains("<desc id=\"r-desc\">330 successful and 30 failed results from 07:00 to 08:00; 5 minutes with failures; slowest 99th percentile 400 ms.</desc>"), "{svg}");
+        assert_eq!(svg.matches("class=\"failed\"").count(), 5);
+        assert_eq!(svg.matches("class=\"ok\"").count(), 55);
+        assert!(svg.contains("stroke-dasharray"), "p99 differs from p50 by dash, not colour alone");
+    }
+
+    #[test]
+    fn a_day_without_data_is_hollow_and_a_bad_one_short() {
+        let d = |label: &str, good: Option<f64>| Day { label: label.into(), good };
+        let svg =
+            days("d", "Availability per day", &[d("11-27", Some(1.0)), d("11-28", Some(0.98)), d("11-29", None)], 0.95);
+        assert!(svg.contains("<desc id=\"d-desc\">3 days; worst 98.000%; 1 without data.</desc>"), "{svg}");
+        assert!(svg.contains("class=\"day nodata\""), "{svg}");
+        assert!(svg.contains("<title>11-28: 98.000%</title>"), "{svg}");
+    }
+}
