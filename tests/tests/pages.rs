@@ -156,6 +156,8 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     assert!(detail.contains("<dd><a href=\"/services/shop\">shop</a></dd>"), "affected service, linked: {detail}");
     assert!(detail.contains("<a href=\"/checks/shop-web\">shop-web</a>"), "the check, linked: {detail}");
     assert!(detail.contains("<span class=\"ago\">("), "times say how long ago: {detail}");
+    assert!(detail.contains("<svg id=\"around\""), "the check's results around the incident: {detail}");
+    assert!(detail.contains("<label for=\"ack-note\">"), "form fields have labels: {detail}");
 
     // The acknowledge form, posted as the browser posts it; from another site it is refused.
     let form = [("note", "Looking at the shop's load balancer")];
@@ -191,6 +193,8 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     let sla = browse(&profile, &login("/sla"));
     assert!(sla.contains("data-slo=\"shop-availability\""), "{sla}");
     assert!(sla.contains("99.900%"), "the target: {sla}");
+    assert!(sla.contains("<svg id=\"budget-shop-availability\""), "the budget over the window, drawn: {sla}");
+    assert!(sla.contains("Error budget left from"), "the chart says it in words too: {sla}");
     let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
     let csv_link = format!("/api/v1/reports/sla?service=shop&amp;period={month}&amp;format=csv");
     assert!(sla.contains(&csv_link), "{sla}");

@@ -206,6 +206,64 @@ pub fn days(id: &str, title: &str, days: &[Day], floor: f64) -> String {
     out
 }
 
+/// The error budget left over an SLO's window: a line falling from 100 % as the budget is
+/// spent (`points`: time and remaining share), with the 0 % line marked, the rest of the window
+/// left blank, and the burn-rate alert rules written beneath.
+pub fn budget(id: &str, points: &[(i64, f64)], window: (i64, i64), labels: (&str, &str), rules: &[String]) -> String {
+    let h = 120.0;
+    let plot_h = h - TOP - BOTTOM;
+    let span = (window.1 - window.0).max(1) as f64;
+    let lowest = points.iter().map(|p| p.1).fold(0.0_f64, f64::min).max(-1.0);
+    // 100 % at the top, 0 % (or the overspend, down to -100 %) at the bottom.
+    let y = |r: f64| TOP + (1.0 - r.clamp(-1.0, 1.0)) / (1.0 - lowest) * plot_h;
+    let x = |ms: i64| LEFT + (ms - window.0) as f64 / span * (WIDTH - LEFT - RIGHT);
+    let last = points.last().map_or(1.0, |p| p.1);
+    let desc = format!(
+        "Error budget left from {} to {}: {:.1}% now{}.",
+        labels.0,
+        labels.1,
+        last * 100.0,
+        if last < 0.0 { " (exhausted)" } else { "" }
+    );
+    let mut out = svg_open(id, "Error budget left over the window", &desc, h + 14.0 * rules.len() as f64);
+    out.push_str(&format!(
+        "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#c62828\" stroke-dasharray=\"2 2\"/>\
+         <text x=\"{2:.1}\" y=\"{3:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">0%</text>\
+         <text x=\"{2:.1}\" y=\"{4:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">100%</text>\
+         <line x1=\"{LEFT}\" y1=\"{5:.1}\" x2=\"{1:.1}\" y2=\"{5:.1}\" stroke=\"#e3e7eb\"/>",
+        y(0.0),
+        WIDTH - RIGHT,
+        LEFT - 4.0,
+        y(0.0) + 3.0,
+        y(1.0) + 3.0,
+        y(1.0),
+    ));
+    let line: Vec<String> = points.iter().map(|(t, r)| format!("{:.1},{:.1}", x(*t), y(*r))).collect();
+    if !line.is_empty() {
+        out.push_str(&format!(
+            "<polyline class=\"budget\" points=\"{}\" fill=\"none\" stroke=\"#0b5cad\" stroke-width=\"2\"/>",
+            line.join(" ")
+        ));
+    }
+    out.push_str(&format!(
+        "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>",
+        h - 6.0,
+        esc(labels.0),
+        WIDTH - RIGHT,
+        h - 6.0,
+        esc(labels.1)
+    ));
+    for (i, rule) in rules.iter().enumerate() {
+        out.push_str(&format!(
+            "<text class=\"rule\" x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text>",
+            h + 10.0 + 14.0 * i as f64,
+            esc(rule)
+        ));
+    }
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +282,22 @@ mod tests {
         assert_eq!(svg.matches("class=\"failed\"").count(), 5);
         assert_eq!(svg.matches("class=\"ok\"").count(), 55);
         assert!(svg.contains("stroke-dasharray"), "p99 differs from p50 by dash, not colour alone");
+    }
+
+    #[test]
+    fn the_budget_line_falls_from_the_top_and_says_where_it_ends() {
+        let svg = budget(
+            "b",
+            &[(0, 1.0), (50, 0.6), (100, 0.25)],
+            (0, 200),
+            ("1 Nov", "1 Dec"),
+            &["page: 14.4x over 1 h".into()],
+        );
+        assert!(svg.contains("<desc id=\"b-desc\">Error budget left from 1 Nov to 1 Dec: 25.0% now.</desc>"), "{svg}");
+        assert!(svg.contains("class=\"budget\" points=\"48.0,10.0 "), "starts at 100 % at the left: {svg}");
+        assert!(svg.contains(">page: 14.4x over 1 h</text>"), "{svg}");
+        let over = budget("o", &[(0, 1.0), (100, -0.5)], (0, 100), ("a", "b"), &[]);
+        assert!(over.contains("-50.0% now (exhausted)"), "{over}");
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn facts_of(app: &App, id: &str) -> Vec<(String, String)> {
 
 /// Results per minute: counts from the rollups (kept longest), latency percentiles from the raw
 /// samples of that minute when they are kept.
-fn minutes_of(events: &[crate::core::slo::MinuteEvents], samples: &[StoredSample]) -> Vec<Minute> {
+pub(crate) fn minutes_of(events: &[crate::core::slo::MinuteEvents], samples: &[StoredSample]) -> Vec<Minute> {
     let mut latency: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for s in samples {
         if let Some(l) = s.latency_seconds {
@@ -307,6 +307,33 @@ pub fn render(p: &CheckPage, t: &Shown, who: &str) -> String {
         body.push_str("</ul>\n");
     }
     layout(&format!("Check {}", p.id), who, &body)
+}
+
+/// The check's results from an hour before an incident to its end (or now), at most a day:
+/// the picture for the incident's page.
+pub fn around_incident(
+    app: &App,
+    i: &crate::core::incident::Incident,
+    t: &Shown,
+) -> Result<Option<String>, crate::store::StoreError> {
+    use crate::core::incident::IncidentKind;
+    if !matches!(i.kind, IncidentKind::CheckDown | IncidentKind::CheckWarning | IncidentKind::Flapping) {
+        return Ok(None);
+    }
+    let start = i.opened_ms - HOUR_MS;
+    let from = start - start.rem_euclid(60_000);
+    let to = i.resolved_ms.map_or(t.now_ms, |r| (r + 15 * 60_000).min(t.now_ms)).min(from + DAY_MS) + 1;
+    let check = vec![i.subject.clone()];
+    let events = app.store.minute_events(&check, from, to, None)?;
+    let samples = app.store.samples(&SampleFilter {
+        check: Some(i.subject.clone()),
+        from_ms: Some(from),
+        to_ms: Some(to),
+        limit: Some(50_000),
+        newest: false,
+    })?;
+    let svg = charts::results("around", &minutes_of(&events, &samples), from, to, (&t.local(from), &t.local(to)));
+    Ok(Some(format!("<p><a href=\"/checks/{0}\">Check {0}</a></p>\n{svg}", esc(&i.subject))))
 }
 
 pub(crate) async fn check_page(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {

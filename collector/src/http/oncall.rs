@@ -106,7 +106,12 @@ async fn incident_detail(State(app): State<Arc<App>>, Path(id): Path<String>, he
         return problem(StatusCode::BAD_REQUEST, &who, &format!("incident id {id:?} is not a number"));
     };
     match blocking(&app, move |a| a.store.incident(id)).await {
-        Ok(Some(i)) => html(StatusCode::OK, views::incident(&row(&app, i), &who, &app.shown(now_ms()))),
+        Ok(Some(i)) => {
+            let shown = app.shown(now_ms());
+            let (a, inc, t) = (app.clone(), i.clone(), shown.clone());
+            let around = blocking(&app, move |_| crate::http::check_page::around_incident(&a, &inc, &t)).await;
+            html(StatusCode::OK, views::incident(&row(&app, i), &who, &shown, around.ok().flatten().as_deref()))
+        }
         Ok(None) => problem(StatusCode::NOT_FOUND, &who, &format!("There is no incident {id}.")),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
     }
@@ -181,6 +186,53 @@ async fn resolve(
     act(app, headers, id, f, |by, f| Some(ManualOp::Resolve { by, note: non_empty(f.note) })).await
 }
 
+/// Each SLO's error budget over its window so far, drawn: remaining share at 48 points, the
+/// burn-rate alert rules written beneath.
+fn budget_charts(
+    app: &App,
+    verdicts: &[(String, crate::core::slo::Verdict)],
+    t: &crate::core::time::Shown,
+) -> Result<Vec<(String, String)>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for (name, v) in verdicts {
+        let Some(cfg) = app.config.slos.get(name.as_str()) else { continue };
+        let spec = crate::evaluate::slos::spec(&app.config, name, cfg);
+        let upto = v.window_end_ms.min(t.now_ms);
+        let series = crate::evaluate::slos::series(app.store.as_ref(), &app.config, cfg, v.window_start_ms, upto)?;
+        let allowed = v.budget_allowed;
+        let points: Vec<(i64, f64)> = (0..=48)
+            .map(|k| {
+                let at = v.window_start_ms + (upto - v.window_start_ms) * k / 48;
+                let spent = spec.assess(&series, v.window_start_ms, at).budget_spent;
+                (at, if allowed > 0.0 { 1.0 - spent / allowed } else { 1.0 })
+            })
+            .collect();
+        let window_ms = (v.window_end_ms - v.window_start_ms).max(1) as f64;
+        let rules: Vec<String> = spec
+            .rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} alert: burn rate {}x over {} (spends {:.1}% of the budget in that time)",
+                    r.severity,
+                    r.factor,
+                    crate::core::time::human_span(r.long_ms),
+                    r.factor * r.long_ms as f64 / window_ms * 100.0
+                )
+            })
+            .collect();
+        let svg = crate::http::charts::budget(
+            &format!("budget-{name}"),
+            &points,
+            (v.window_start_ms, v.window_end_ms),
+            (&t.local(v.window_start_ms), &t.local(v.window_end_ms)),
+            &rules,
+        );
+        out.push((name.clone(), svg));
+    }
+    Ok(out)
+}
+
 /// The months offered for download: this one and the two before, in UTC.
 fn recent_months(now_ms: i64) -> Vec<String> {
     let Ok(t) = jiff::Timestamp::from_millisecond(now_ms) else { return Vec::new() };
@@ -199,6 +251,16 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             Ok(e) => e,
             Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
         };
+    // Each SLO's budget over its window, as a line: the share left at 48 points in time.
+    let shown = app.shown(now);
+    let charts = {
+        let (a, list, t) = (
+            app.clone(),
+            evaluations.iter().map(|e| (e.name.clone(), e.verdict.clone())).collect::<Vec<_>>(),
+            shown.clone(),
+        );
+        blocking(&app, move |_| budget_charts(&a, &list, &t)).await.unwrap_or_default()
+    };
     let rows: Vec<SlaRow> = evaluations
         .into_iter()
         .filter_map(|e| {
@@ -222,12 +284,9 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                 status,
                 budget_remaining_ratio: v.budget_remaining_ratio,
                 downtime_minutes: time_based.then(|| v.counts.down_ms as f64 / 60_000.0),
-                window: format!(
-                    "{} to {}",
-                    crate::core::time::rfc3339(v.window_start_ms),
-                    crate::core::time::rfc3339(v.window_end_ms)
-                ),
+                window: format!("{} to {}", shown.local(v.window_start_ms), shown.local(v.window_end_ms)),
                 alerts: v.alerts.iter().map(crate::core::slo::BurnAlert::describe).collect(),
+                budget_chart: charts.iter().find(|(n, _)| *n == e.name).map(|(_, c)| c.clone()),
                 slo: e.name,
             })
         })

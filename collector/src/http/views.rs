@@ -47,6 +47,8 @@ pub struct SlaRow {
     pub window: String,
     /// "critical 14.4x over 1h", ...
     pub alerts: Vec<String>,
+    /// The error budget over the window, drawn (SVG).
+    pub budget_chart: Option<String>,
 }
 
 pub fn esc(s: &str) -> String {
@@ -75,6 +77,7 @@ dl {{ display: grid; grid-template-columns: 12rem 1fr; gap: .3rem 1rem; }} dt {{
 form {{ margin: .6rem 0; }} textarea {{ width: 100%; max-width: 40rem; min-height: 3rem; }}
 button {{ padding: .35rem .9rem; border-radius: .3rem; border: 1px solid #0b5cad; background: #0b5cad; color: #fff; cursor: pointer; }}
 button.secondary {{ background: #fff; color: #0b5cad; }}
+figure {{ margin: 1rem 0; }} figcaption {{ font-weight: 600; margin-bottom: .3rem; }}
 .timeline li {{ margin: .25rem 0; white-space: pre-line; }} .muted, .ago {{ color: #5b6775; font-size: .9rem; }}
 .silent, .clock.off {{ color: #b3261e; font-weight: 600; }} .reporting {{ color: #17702f; }}
 </style></head>
@@ -133,7 +136,7 @@ pub fn incidents(open: &[IncidentRow], recent: &[IncidentRow], who: &str, t: &Sh
 }
 
 /// One incident: its facts, the forms to act on it, its timeline.
-pub fn incident(r: &IncidentRow, who: &str, t: &Shown) -> String {
+pub fn incident(r: &IncidentRow, who: &str, t: &Shown, around: Option<&str>) -> String {
     let i = &r.incident;
     let mut facts = format!(
         "<dl id=\"facts\">\n<dt>Status</dt><dd class=\"status {st}\" id=\"status\">{st}</dd>\n<dt>Priority</dt><dd class=\"prio {p}\">{p}</dd>\n<dt>Severity</dt><dd>{sev}</dd>\n<dt>Kind</dt><dd>{kind} of {subject}</dd>\n<dt>Services</dt><dd>{services}</dd>\n<dt>Customers</dt><dd>{customers}</dd>\n<dt>Opened</dt><dd>{opened}</dd>\n",
@@ -180,12 +183,12 @@ pub fn incident(r: &IncidentRow, who: &str, t: &Shown) -> String {
     if i.status != IncidentStatus::Resolved {
         if i.status == IncidentStatus::Open {
             forms.push_str(&format!(
-                "<form method=\"post\" action=\"/incidents/{id}/ack\" id=\"ack\"><textarea name=\"note\" placeholder=\"Note (optional): what you are doing\"></textarea><br><button type=\"submit\">Acknowledge</button></form>\n",
+                "<form method=\"post\" action=\"/incidents/{id}/ack\" id=\"ack\"><label for=\"ack-note\">Note (optional): what you are doing</label><br><textarea id=\"ack-note\" name=\"note\"></textarea><br><button type=\"submit\">Acknowledge</button></form>\n",
                 id = i.id
             ));
         }
         forms.push_str(&format!(
-            "<form method=\"post\" action=\"/incidents/{id}/notes\" id=\"note\"><textarea name=\"text\" required placeholder=\"Add a note to the timeline\"></textarea><br><button type=\"submit\" class=\"secondary\">Add note</button></form>\n\
+            "<form method=\"post\" action=\"/incidents/{id}/notes\" id=\"note\"><label for=\"note-text\">A note for the timeline</label><br><textarea id=\"note-text\" name=\"text\" required></textarea><br><button type=\"submit\" class=\"secondary\">Add note</button></form>\n\
              <form method=\"post\" action=\"/incidents/{id}/resolve\" id=\"resolve\"><button type=\"submit\" class=\"secondary\">Resolve by hand</button></form>\n",
             id = i.id
         ));
@@ -203,7 +206,9 @@ pub fn incident(r: &IncidentRow, who: &str, t: &Shown) -> String {
             )
         })
         .collect();
-    let body = format!("{facts}{forms}<h2>Timeline</h2>\n<ul class=\"timeline\" id=\"timeline\">{timeline}</ul>");
+    let around = around.map(|svg| format!("<h2>The check around the incident</h2>\n{svg}\n")).unwrap_or_default();
+    let body =
+        format!("{facts}{forms}{around}<h2>Timeline</h2>\n<ul class=\"timeline\" id=\"timeline\">{timeline}</ul>");
     layout(&format!("Incident {}: {}", i.id, i.title), who, &body)
 }
 
@@ -321,6 +326,14 @@ pub fn sla(rows: &[SlaRow], periods: &[String], who: &str) -> String {
             ));
         }
         body.push_str("</tbody></table>\n");
+        for r in rows {
+            if let Some(svg) = &r.budget_chart {
+                body.push_str(&format!(
+                    "<figure class=\"budget-chart\" data-slo=\"{0}\"><figcaption>{0}: error budget left over the window</figcaption>{svg}</figure>\n",
+                    esc(&r.slo)
+                ));
+            }
+        }
     }
     let mut services: Vec<&str> = rows.iter().map(|r| r.service.as_str()).collect();
     services.sort_unstable();
@@ -427,7 +440,7 @@ mod tests {
 
     #[test]
     fn an_open_incident_offers_every_action_and_escapes_its_title() {
-        let html = incident(&row(IncidentStatus::Open), "alice", &utc(0));
+        let html = incident(&row(IncidentStatus::Open), "alice", &utc(0), None);
         assert!(html.contains("action=\"/incidents/4/ack\""));
         assert!(html.contains("action=\"/incidents/4/notes\""));
         assert!(html.contains("action=\"/incidents/4/resolve\""));
@@ -436,8 +449,8 @@ mod tests {
 
     #[test]
     fn a_resolved_incident_offers_no_forms_and_an_acknowledged_one_no_ack() {
-        assert!(!incident(&row(IncidentStatus::Resolved), "alice", &utc(0)).contains("<form"));
-        let html = incident(&row(IncidentStatus::Acknowledged), "alice", &utc(0));
+        assert!(!incident(&row(IncidentStatus::Resolved), "alice", &utc(0), None).contains("<form"));
+        let html = incident(&row(IncidentStatus::Acknowledged), "alice", &utc(0), None);
         assert!(!html.contains("/ack\"") && html.contains("/notes\""));
     }
 
@@ -449,7 +462,7 @@ mod tests {
         let mut r = row(IncidentStatus::Open);
         r.incident.opened_ms = at("2026-11-29T07:56:09.781Z");
         let oslo = Shown { tz: jiff::tz::TimeZone::get("Europe/Oslo").unwrap(), now_ms: at("2026-11-29T08:08:09Z") };
-        let html = incident(&r, "alice", &oslo);
+        let html = incident(&r, "alice", &oslo, None);
         assert!(
             html.contains("<time datetime=\"2026-11-29T07:56:09.781Z\" title=\"2026-11-29T07:56:09.781Z\">2026-11-29 08:56 CET <span class=\"ago\">(11 min 59 s ago)</span></time> · open for 11 min 59 s"),
             "{html}"
@@ -471,6 +484,7 @@ mod tests {
             downtime_minutes: Some(21.6),
             window: "30d".into(),
             alerts: vec![],
+            budget_chart: None,
         };
         let html = sla(&[r], &["2026-11".into()], "alice");
         assert!(html.contains("99.900%") && html.contains("99.950%") && html.contains("50.0%"), "{html}");
