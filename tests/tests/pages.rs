@@ -85,7 +85,8 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
              [checks.docs-web]\nkind = \"http\"\ntarget = \"http://{}/\"\ninterval = \"200ms\"\nagents = [\"edge\"]\n\
              [services.shop]\ndescription = \"The web shop\"\nchecks = [\"shop-web\"]\n\
              [services.docs]\ndescription = \"Documentation\"\nchecks = [\"docs-web\"]\n\
-             [slos.shop-availability]\nservice = \"shop\"\nobjective = 99.9\nwindow = \"30d\"\nburn_alerts = []\n",
+             [slos.shop-availability]\nservice = \"shop\"\nobjective = 99.9\nwindow = \"30d\"\nburn_alerts = []\n\
+             [slos.shop-speed]\nservice = \"shop\"\nkind = \"latency\"\nlatency_threshold = \"500ms\"\nobjective = 99\nwindow = \"30d\"\nburn_alerts = []\n",
             token_hash(TOKEN),
             shop.addr,
             docs.addr
@@ -195,6 +196,8 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     assert!(sla.contains("99.900%"), "the target: {sla}");
     assert!(sla.contains("<svg id=\"budget-shop-availability\""), "the budget over the window, drawn: {sla}");
     assert!(sla.contains("Error budget left from"), "the chart says it in words too: {sla}");
+    assert!(sla.contains("<svg id=\"latency-shop-speed\""), "a latency SLO's percentile per day: {sla}");
+    assert!(sla.contains("p99 latency per day against the 500 ms threshold: 0 of "), "fast, so no day over: {sla}");
     let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
     let csv_link = format!("/api/v1/reports/sla?service=shop&amp;period={month}&amp;format=csv");
     assert!(sla.contains(&csv_link), "{sla}");

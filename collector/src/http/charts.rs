@@ -264,6 +264,78 @@ pub fn budget(id: &str, points: &[(i64, f64)], window: (i64, i64), labels: (&str
     out
 }
 
+/// A latency SLO's percentile per day against its threshold: one bar per day, the threshold a
+/// dashed line; a day over it is red and carries a "!" above its bar, a day without
+/// measurements is hollow.
+pub fn percentile(id: &str, percentile: &str, days: &[(String, Option<f64>)], threshold: f64) -> String {
+    let h = 90.0;
+    let base = h - 18.0;
+    let top = days.iter().filter_map(|d| d.1).fold(threshold * 1.5, f64::max);
+    let w = WIDTH - LEFT - RIGHT;
+    let step = w / days.len().max(1) as f64;
+    let over = days.iter().filter(|d| d.1.is_some_and(|v| v > threshold)).count();
+    let worst = days.iter().filter_map(|d| d.1).fold(0.0_f64, f64::max);
+    let desc = format!(
+        "{percentile} latency per day against the {} threshold: {over} of {} days over it; worst {}.",
+        seconds_label(threshold),
+        days.len(),
+        seconds_label(worst)
+    );
+    let mut out = svg_open(id, &format!("{percentile} latency per day"), &desc, h);
+    let y = |v: f64| base - v / top * (base - 8.0);
+    for (i, (label, v)) in days.iter().enumerate() {
+        let left = LEFT + i as f64 * step;
+        let bw = (step - 1.0).max(1.0);
+        match v {
+            Some(v) => {
+                let slow = *v > threshold;
+                out.push_str(&format!(
+                    "<rect class=\"{}\" x=\"{left:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
+                    if slow { "day over" } else { "day" },
+                    y(*v),
+                    base - y(*v),
+                    if slow { "#c62828" } else { "#8fb3d9" },
+                    esc(label),
+                    esc(&seconds_label(*v))
+                ));
+                if slow {
+                    out.push_str(&format!(
+                        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#c62828\">!</text>",
+                        left + bw / 2.0,
+                        y(*v) - 2.0
+                    ));
+                }
+            }
+            None => out.push_str(&format!(
+                "<rect class=\"day nodata\" x=\"{left:.1}\" y=\"8\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#b9c4cf\"><title>{}: no measurements</title></rect>",
+                base - 8.0,
+                esc(label)
+            )),
+        }
+    }
+    out.push_str(&format!(
+        "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#1d2630\" stroke-dasharray=\"5 3\"/>\
+         <text x=\"{2:.1}\" y=\"{3:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{4}</text>",
+        y(threshold),
+        WIDTH - RIGHT,
+        LEFT - 4.0,
+        y(threshold) + 3.0,
+        esc(&seconds_label(threshold))
+    ));
+    if let (Some(first), Some(last)) = (days.first(), days.last()) {
+        out.push_str(&format!(
+            "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>",
+            h - 4.0,
+            esc(&first.0),
+            WIDTH - RIGHT,
+            h - 4.0,
+            esc(&last.0)
+        ));
+    }
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +370,17 @@ mod tests {
         assert!(svg.contains(">page: 14.4x over 1 h</text>"), "{svg}");
         let over = budget("o", &[(0, 1.0), (100, -0.5)], (0, 100), ("a", "b"), &[]);
         assert!(over.contains("-50.0% now (exhausted)"), "{over}");
+    }
+
+    #[test]
+    fn a_slow_day_is_marked_by_more_than_its_colour() {
+        let days =
+            vec![("11-27".to_string(), Some(0.2)), ("11-28".to_string(), Some(0.9)), ("11-29".to_string(), None)];
+        let svg = percentile("p", "p99", &days, 0.5);
+        assert!(svg.contains("<desc id=\"p-desc\">p99 latency per day against the 500 ms threshold: 1 of 3 days over it; worst 900 ms.</desc>"), "{svg}");
+        assert_eq!(svg.matches("class=\"day over\"").count(), 1);
+        assert_eq!(svg.matches(">!</text>").count(), 1, "a mark besides the colour");
+        assert!(svg.contains("no measurements"));
     }
 
     #[test]

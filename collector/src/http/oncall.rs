@@ -221,13 +221,33 @@ fn budget_charts(
                 )
             })
             .collect();
-        let svg = crate::http::charts::budget(
+        let mut svg = crate::http::charts::budget(
             &format!("budget-{name}"),
             &points,
             (v.window_start_ms, v.window_end_ms),
             (&t.local(v.window_start_ms), &t.local(v.window_end_ms)),
             &rules,
         );
+        // A latency SLO: its percentile per day (the last 30 of the window) against the bound.
+        if let Some(threshold) = cfg.latency_threshold.as_ref().map(|d| d.get_ref().get().as_secs_f64()) {
+            let checks = crate::evaluate::slos::service_checks(&app.config, cfg.service.get_ref());
+            let q = spec.objective;
+            let first = (upto - 30 * 86_400_000).max(v.window_start_ms);
+            let first = first - first.rem_euclid(86_400_000);
+            let mut days = Vec::new();
+            let mut day = first;
+            while day < upto {
+                let value = app
+                    .store
+                    .merged_latency(&checks, day, (day + 86_400_000).min(upto))?
+                    .filter(|h| !h.is_empty())
+                    .map(|h| h.value_at_quantile(q) as f64 / 1e6);
+                days.push((t.local(day).chars().take(10).collect::<String>(), value));
+                day += 86_400_000;
+            }
+            let label = format!("p{}", (q * 100.0 * 10.0).round() / 10.0);
+            svg.push_str(&crate::http::charts::percentile(&format!("latency-{name}"), &label, &days, threshold));
+        }
         out.push((name.clone(), svg));
     }
     Ok(out)
