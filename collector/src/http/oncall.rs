@@ -60,6 +60,7 @@ pub(crate) fn row(app: &App, incident: Incident) -> IncidentRow {
         customers: crate::core::catalog::customers_of(&app.config, &services),
         services,
         targets: crate::core::incident::targets_of(&incident, &app.config, now_ms()),
+        root_path: Vec::new(),
         incident,
     }
 }
@@ -108,9 +109,17 @@ async fn incident_detail(State(app): State<Arc<App>>, Path(id): Path<String>, he
     match blocking(&app, move |a| a.store.incident(id)).await {
         Ok(Some(i)) => {
             let shown = app.shown(now_ms());
+            let mut r = row(&app, i.clone());
+            if let Some(parent) = i.parent_id {
+                let root = blocking(&app, move |a| a.store.incident(parent)).await.ok().flatten();
+                if let Some(root) = root {
+                    let to = crate::core::catalog::services_of(&app.config, root.kind, &root.subject);
+                    r.root_path = dependency_path(&app.config, &r.services, &to);
+                }
+            }
             let (a, inc, t) = (app.clone(), i.clone(), shown.clone());
             let around = blocking(&app, move |_| crate::http::check_page::around_incident(&a, &inc, &t)).await;
-            html(StatusCode::OK, views::incident(&row(&app, i), &who, &shown, around.ok().flatten().as_deref()))
+            html(StatusCode::OK, views::incident(&r, &who, &shown, around.ok().flatten().as_deref()))
         }
         Ok(None) => problem(StatusCode::NOT_FOUND, &who, &format!("There is no incident {id}.")),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),
@@ -253,6 +262,27 @@ fn budget_charts(
     Ok(out)
 }
 
+/// The shortest chain of services from one of `from` to one of `to` along `depends_on`
+/// (breadth first); empty when none joins them.
+fn dependency_path(config: &vakt_config::CollectorConfig, from: &[String], to: &[String]) -> Vec<String> {
+    let mut queue: std::collections::VecDeque<Vec<String>> = from.iter().map(|s| vec![s.clone()]).collect();
+    let mut seen: std::collections::HashSet<String> = from.iter().cloned().collect();
+    while let Some(path) = queue.pop_front() {
+        let last = path.last().cloned().unwrap_or_default();
+        if to.contains(&last) {
+            return path;
+        }
+        for d in config.services.get(last.as_str()).map(|s| s.depends_on.as_slice()).unwrap_or_default() {
+            if seen.insert(d.get_ref().clone()) {
+                let mut next = path.clone();
+                next.push(d.get_ref().clone());
+                queue.push_back(next);
+            }
+        }
+    }
+    Vec::new()
+}
+
 /// The months offered for download: this one and the two before, in UTC.
 fn recent_months(now_ms: i64) -> Vec<String> {
     let Ok(t) = jiff::Timestamp::from_millisecond(now_ms) else { return Vec::new() };
@@ -317,6 +347,19 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// shop → payments → db, and a shortcut shop → db is taken when there is one.
+    #[test]
+    fn the_dependency_path_runs_from_the_incident_to_its_root_cause() {
+        let config = vakt_config::CollectorConfig::parse(
+            "[services.db]\nchecks = []\n[services.payments]\nchecks = []\ndepends_on = [\"db\"]\n[services.shop]\nchecks = []\ndepends_on = [\"payments\"]\n[services.other]\nchecks = []\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(dependency_path(&config, &s(&["shop"]), &s(&["db"])), s(&["shop", "payments", "db"]));
+        assert_eq!(dependency_path(&config, &s(&["shop"]), &s(&["other"])), Vec::<String>::new());
+    }
 
     #[test]
     fn months_offered_cross_the_year() {

@@ -29,6 +29,9 @@ pub struct IncidentRow {
     pub customers: Vec<String>,
     /// Its acknowledgement and resolution targets (empty without `response_targets`).
     pub targets: crate::core::incident::Targets,
+    /// Linked under a root cause: the services from this incident's to the root cause's, along
+    /// `depends_on` (empty when not linked or not known).
+    pub root_path: Vec<String>,
 }
 
 /// One SLO as the SLA view shows it.
@@ -169,6 +172,11 @@ pub fn incident(r: &IncidentRow, who: &str, t: &Shown, around: Option<&str>) -> 
     }
     if let Some(parent) = i.parent_id {
         facts.push_str(&format!("<dt>Root cause</dt><dd><a href=\"/incidents/{parent}\">incident {parent}</a></dd>\n"));
+        if r.root_path.len() > 1 {
+            let path: Vec<String> =
+                r.root_path.iter().map(|s| format!("<a href=\"/services/{0}\">{0}</a>", esc(s))).collect();
+            facts.push_str(&format!("<dt>Dependency path</dt><dd id=\"root-path\">{}</dd>\n", path.join(" → ")));
+        }
     }
     if !r.targets.is_empty() {
         let class = if r.targets.breached() { "breached" } else { "" };
@@ -435,6 +443,7 @@ mod tests {
             services: vec!["shop".into()],
             customers: vec![],
             targets: Default::default(),
+            root_path: Vec::new(),
         }
     }
 
@@ -445,6 +454,19 @@ mod tests {
         assert!(html.contains("action=\"/incidents/4/notes\""));
         assert!(html.contains("action=\"/incidents/4/resolve\""));
         assert!(html.contains("web is down: &lt;script&gt;") && !html.contains("<script>"));
+    }
+
+    #[test]
+    fn a_linked_incident_shows_the_path_to_its_root_cause() {
+        let mut r = row(IncidentStatus::Open);
+        r.incident.parent_id = Some(9);
+        r.root_path = vec!["shop".into(), "payments".into(), "db".into()];
+        let html = incident(&r, "alice", &utc(0), None);
+        assert!(html.contains("<a href=\"/incidents/9\">incident 9</a>"), "{html}");
+        assert!(
+            html.contains("<dd id=\"root-path\"><a href=\"/services/shop\">shop</a> → <a href=\"/services/payments\">payments</a> → <a href=\"/services/db\">db</a></dd>"),
+            "{html}"
+        );
     }
 
     #[test]
