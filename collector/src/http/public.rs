@@ -207,10 +207,10 @@ pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1.5rem; color: #1d2630; }}
 .banner {{ padding: 1rem 1.25rem; border-radius: .5rem; color: #fff; font-weight: 600; }}
-.banner.operational {{ background: #17702f; }} .banner.degraded {{ background: #b26a00; }} .banner.down {{ background: #b3261e; }}
+.banner.operational {{ background: #17702f; }} .banner.degraded {{ background: #9a5b00; }} .banner.down {{ background: #b3261e; }}
 .service {{ border-bottom: 1px solid #e3e7eb; padding: .75rem 0; }}
 .service h3 {{ margin: .2rem 0; display: flex; justify-content: space-between; }}
-.state {{ font-size: .9rem; }} .state.operational {{ color: #17702f; }} .state.degraded, .state.maintenance {{ color: #b26a00; }}
+.state {{ font-size: .9rem; }} .state.operational {{ color: #17702f; }} .state.degraded, .state.maintenance {{ color: #9a5b00; }}
 .state.down {{ color: #b3261e; }} .state.unknown {{ color: #6b7785; }}
 .bars {{ display: flex; gap: 2px; height: 2rem; margin: .4rem 0; }}
 .bar {{ flex: 1; border-radius: 2px; }} .bar.good {{ background: #2e9b4f; }} .bar.warn {{ background: #e0a100; }}

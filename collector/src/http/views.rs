@@ -71,8 +71,8 @@ nav .who {{ margin-left: auto; color: #6b7785; font-size: .9rem; }}
 a {{ color: #0b5cad; }}
 table {{ border-collapse: collapse; width: 100%; }} th, td {{ text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #e3e7eb; vertical-align: top; }}
 th {{ font-size: .85rem; color: #4a5663; }}
-.prio {{ font-weight: 700; }} .prio.P1 {{ color: #b3261e; }} .prio.P2 {{ color: #c2410c; }} .prio.P3 {{ color: #b26a00; }}
-.status.open {{ color: #b3261e; font-weight: 600; }} .status.acknowledged {{ color: #b26a00; }} .status.resolved {{ color: #17702f; }}
+.prio {{ font-weight: 700; }} .prio.P1 {{ color: #b3261e; }} .prio.P2 {{ color: #c2410c; }} .prio.P3 {{ color: #9a5b00; }}
+.status.open {{ color: #b3261e; font-weight: 600; }} .status.acknowledged {{ color: #9a5b00; }} .status.resolved {{ color: #17702f; }}
 .met {{ color: #17702f; font-weight: 600; }} .missed {{ color: #b3261e; font-weight: 600; }}
 .budget {{ background: #e3e7eb; border-radius: 3px; height: .6rem; width: 8rem; display: inline-block; vertical-align: middle; }}
 .budget span {{ display: block; height: 100%; border-radius: 3px; background: #2e9b4f; }} .budget span.low {{ background: #d93a2b; }}
@@ -454,6 +454,50 @@ mod tests {
         assert!(html.contains("action=\"/incidents/4/notes\""));
         assert!(html.contains("action=\"/incidents/4/resolve\""));
         assert!(html.contains("web is down: &lt;script&gt;") && !html.contains("<script>"));
+    }
+
+    /// WCAG 2 contrast ratio of two "#rrggbb" colours.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let luminance = |h: &str| {
+            let c = |i: usize| {
+                let v = f64::from(u8::from_str_radix(&h[i..i + 2], 16).unwrap()) / 255.0;
+                if v <= 0.039_28 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * c(1) + 0.7152 * c(3) + 0.0722 * c(5)
+        };
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    /// Every text colour of the pages reads at WCAG AA (4.5:1) on their white background, and
+    /// the status banners' white text on theirs.
+    #[test]
+    fn text_colours_meet_contrast_aa() {
+        let text = concat!("color", ": #");
+        let mut checked = 0;
+        for source in [include_str!("views.rs"), include_str!("public.rs")] {
+            for (at, _) in source.match_indices(text) {
+                let hex = &source[at + text.len() - 1..at + text.len() + 6];
+                if !hex[1..].bytes().all(|b| b.is_ascii_hexdigit()) {
+                    continue; // "#fff" (white on a dark fill) or a placeholder
+                }
+                assert!(contrast(hex, "#ffffff") >= 4.5, "{hex} on white: {:.2}", contrast(hex, "#ffffff"));
+                checked += 1;
+            }
+            for line in source.lines().filter(|l| l.contains(".banner.")) {
+                let bg = concat!("background", ": #");
+                for (at, _) in line.match_indices(bg) {
+                    let hex = &line[at + bg.len() - 1..at + bg.len() + 6];
+                    assert!(contrast(hex, "#ffffff") >= 4.5, "white on banner {hex}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 15, "the scan found the colours ({checked})");
     }
 
     #[test]
