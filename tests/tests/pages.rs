@@ -196,6 +196,7 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     assert!(sla.contains("99.900%"), "the target: {sla}");
     assert!(sla.contains("<svg id=\"budget-shop-availability\""), "the budget over the window, drawn: {sla}");
     assert!(sla.contains("Error budget left from"), "the chart says it in words too: {sla}");
+    assert!(sla.contains("<svg id=\"days-shop-availability\""), "the daily availability strip: {sla}");
     assert!(sla.contains("<svg id=\"latency-shop-speed\""), "a latency SLO's percentile per day: {sla}");
     assert!(sla.contains("p99 latency per day against the 500 ms threshold: 0 of "), "fast, so no day over: {sla}");
     let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();

@@ -237,6 +237,15 @@ fn budget_charts(
             (&t.local(v.window_start_ms), &t.local(v.window_end_ms)),
             &rules,
         );
+        // The service's availability per day, the last 30 days.
+        let days: Vec<crate::http::charts::Day> =
+            crate::http::public::service_days(app.store.as_ref(), &app.config, cfg.service.get_ref(), t.now_ms, 30)?
+                .0
+                .into_iter()
+                .map(|d| crate::http::charts::Day { label: d.date, good: d.uptime })
+                .collect();
+        let floor = (spec.objective.min(0.99) - 0.01).max(0.0);
+        svg.push_str(&crate::http::charts::days(&format!("days-{name}"), "Availability per day", &days, floor));
         // A latency SLO: its percentile per day (the last 30 of the window) against the bound.
         if let Some(threshold) = cfg.latency_threshold.as_ref().map(|d| d.get_ref().get().as_secs_f64()) {
             let checks = crate::evaluate::slos::service_checks(&app.config, cfg.service.get_ref());
