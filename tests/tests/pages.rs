@@ -95,8 +95,7 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     .unwrap();
     let atoml = vakt_tests::agent_toml(dir.path(), "edge", addr, TOKEN, "");
     let collector = Collector::start(&ctoml, addr, &dir.path().join("c.log")).await;
-    let _agent =
-        Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
+    let agent = Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));
     wait_for("both checks up", Duration::from_secs(30), || async {
         let m = collector.get_text("/metrics").await;
         (vakt_tests::metric(&m, "vakt_check_up{check=\"shop-web\"}") == Some(1.0)
@@ -216,7 +215,16 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     screenshot(&profile, &login("/agents"), "agents.png");
 
     // The check's page: what it is, who probes it, the last hour drawn — and the picture's
-    // figures are the API's for the same window.
+    // figures are the API's for the same window. The agent is paused first and the store left
+    // to settle (no sample committed between two looks), so that no result lands between the
+    // page and the API call.
+    agent.signal("STOP");
+    let last = std::cell::Cell::new(-1.0);
+    wait_for("the pushes in flight to land", Duration::from_secs(30), || async {
+        let now = collector.metric("vakt_ingest_samples_total").await.unwrap_or(0.0);
+        (now == last.replace(now)).then_some(())
+    })
+    .await;
     let check = browse(&profile, &login("/checks/shop-web"));
     assert!(check.contains("data-state=\"down\""), "{check}");
     assert!(check.contains("<dt>Kind</dt><dd>http</dd>"), "{check}");
@@ -240,6 +248,7 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
         "the chart says what the API has for its window ({ok} ok, {failed} failed): {check}"
     );
     screenshot(&profile, &login("/checks/shop-web"), "check.png");
+    agent.signal("CONT");
 
     // The service's page: its state, its check, its SLO and the days drawn.
     let service = browse(&profile, &login("/services/shop"));
