@@ -214,6 +214,19 @@ impl Collector {
         Collector::adopt(proc, config, addr).await
     }
 
+    /// Starts a collector on `config` with `env` added to its environment (secrets given as
+    /// `{ env = "..." }`), logging to `log`.
+    pub async fn start_with_env(config: &Path, addr: SocketAddr, log: &Path, env: &[(&str, &str)]) -> Collector {
+        grant_reader(config);
+        let child = Command::new(bin("vakt-collector"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .envs(env.iter().copied())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Collector::adopt(Proc { child, log: log.to_path_buf() }, config, addr).await
+    }
+
     /// Wraps an already spawned collector process and waits for it to serve.
     pub async fn adopt(proc: Proc, config: &Path, addr: SocketAddr) -> Collector {
         let c = Collector { proc, addr, config: config.to_path_buf() };

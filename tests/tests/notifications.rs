@@ -147,13 +147,7 @@ receivers = ["hook", "slack", "teams", "discord", "am", "broken", "late"]
     let slack_url = format!("http://{rx}/slack");
     let mut collector = {
         let log = dir.path().join("c1.log");
-        let proc = std::process::Command::new(vakt_tests::bin("vakt-collector"))
-            .args(["run", "--config", ctoml.to_str().unwrap()])
-            .env("VAKT_TEST_SLACK_URL", &slack_url)
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        vakt_tests::Collector::adopt(Proc { child: proc, log }, &ctoml, addr).await
+        vakt_tests::Collector::start_with_env(&ctoml, addr, &log, &[("VAKT_TEST_SLACK_URL", &slack_url)]).await
     };
     let _agent =
         Proc::spawn("vakt-agent", &["run", "--config", atoml.to_str().unwrap()], &dir.path().join("agent.log"));

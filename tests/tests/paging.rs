@@ -197,13 +197,7 @@ async fn start_collector(
     n: u32,
 ) -> vakt_tests::Collector {
     let log = dir.join(format!("collector-{n}.log"));
-    let proc = std::process::Command::new(vakt_tests::bin("vakt-collector"))
-        .args(["run", "--config", ctoml.to_str().unwrap()])
-        .env("VAKT_TEST_PD_KEY", ROUTING_KEY)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    vakt_tests::Collector::adopt(Proc { child: proc, log }, ctoml, addr).await
+    vakt_tests::Collector::start_with_env(ctoml, addr, &log, &[("VAKT_TEST_PD_KEY", ROUTING_KEY)]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

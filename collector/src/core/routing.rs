@@ -34,15 +34,19 @@ impl Router {
         Router { config: Some(config), group_wait_ms }
     }
 
+    fn kind_of(&self, receiver: &str) -> Option<vakt_config::notify::ReceiverKind> {
+        self.config.as_ref()?.receivers.get(receiver).map(|r| r.kind)
+    }
+
     /// Whether `receiver` keeps an alert per incident (a pager) and so is told of
     /// acknowledgements too.
     pub fn follows_lifecycle(&self, receiver: &str) -> bool {
-        self.config.as_ref().and_then(|c| c.receivers.get(receiver)).is_some_and(|r| r.kind.follows_lifecycle())
+        self.kind_of(receiver).is_some_and(|k| k.follows_lifecycle())
     }
 
     /// Whether `receiver` is a service desk, which keeps people's notes on its ticket.
     pub fn takes_notes(&self, receiver: &str) -> bool {
-        self.config.as_ref().and_then(|c| c.receivers.get(receiver)).is_some_and(|r| r.kind.is_service_desk())
+        self.kind_of(receiver).is_some_and(|k| k.is_service_desk())
     }
 
     pub fn group_wait_ms(&self) -> i64 {

@@ -61,18 +61,10 @@ fn at_most(s: &str, max: usize) -> String {
     out
 }
 
-/// Who acknowledged and what they noted, from the incident's timeline.
-fn acknowledgement(m: &Message) -> (String, String) {
-    let by = m.incident.acknowledged_by.clone().unwrap_or_else(|| "Vakt".into());
-    let note = m
-        .incident
-        .timeline
-        .iter()
-        .rev()
-        .find(|e| e.kind == "acknowledged")
-        .map(|e| e.message.clone())
-        .unwrap_or_else(|| format!("acknowledged by {by} in Vakt"));
-    (by, note)
+/// The incident's latest timeline text of `kind` (the acknowledgement with its note, the
+/// resolution), or `default`.
+pub(super) fn said(m: &Message, kind: &str, default: &str) -> String {
+    m.incident.timeline.iter().rev().find(|e| e.kind == kind).map_or_else(|| default.to_string(), |e| e.message.clone())
 }
 
 /// The Events API v2 body for the message's (single) incident.
@@ -155,19 +147,13 @@ pub fn opsgenie(m: &Message) -> (String, Value) {
             ("/v2/alerts".into(), body)
         }
         Lifecycle::Acknowledge => {
-            let (by, note) = acknowledgement(m);
+            let by = m.incident.acknowledged_by.clone().unwrap_or_else(|| "Vakt".into());
+            let note = said(m, "acknowledged", &format!("acknowledged by {by} in Vakt"));
             let body = json!({ "user": by, "source": "Vakt", "note": at_most(&note, 25_000) });
             (format!("/v2/alerts/{alias}/acknowledge?identifierType=alias"), body)
         }
         Lifecycle::Resolve => {
-            let note = m
-                .incident
-                .timeline
-                .iter()
-                .rev()
-                .find(|e| e.kind == "resolved")
-                .map(|e| e.message.clone())
-                .unwrap_or_else(|| "resolved in Vakt".into());
+            let note = said(m, "resolved", "resolved in Vakt");
             let body = json!({ "source": "Vakt", "note": at_most(&note, 25_000) });
             (format!("/v2/alerts/{alias}/close?identifierType=alias"), body)
         }

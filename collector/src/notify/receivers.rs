@@ -48,6 +48,15 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
+/// A receiver's optional secret `field`, read; an error names the receiver, the field and where
+/// it was looked for, never the value.
+fn secret(name: &str, field: &str, s: Option<&vakt_config::notify::Secret>) -> Result<Option<String>, String> {
+    match s {
+        Some(s) => s.read().map_err(|e| format!("receiver {name:?}: {field}: {e}")),
+        None => Ok(None),
+    }
+}
+
 /// Reads every receiver's secrets; an error names the receiver and where the secret was
 /// looked for, never its value.
 pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, String> {
@@ -58,10 +67,7 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
             let (host, port) =
                 smtp.rsplit_once(':').ok_or_else(|| format!("receiver {name:?}: smtp is not host:port"))?;
             let port = port.parse().map_err(|_| format!("receiver {name:?}: smtp port is not a number"))?;
-            let password = match &r.password {
-                Some(p) => p.read().map_err(|e| format!("receiver {name:?}: password: {e}"))?,
-                None => None,
-            };
+            let password = secret(name.as_str(), "password", r.password.as_ref())?;
             let credentials = match (&r.username, password) {
                 (Some(u), Some(p)) => Some((u.clone(), p)),
                 (Some(_), None) => return Err(format!("receiver {name:?}: username without password")),
@@ -99,23 +105,14 @@ pub fn receivers(config: &CollectorConfig) -> Result<HashMap<String, Receiver>, 
             }
             (url, None)
         };
-        let signing_key = match &r.signing_secret {
-            Some(s) => s.read().map_err(|e| format!("receiver {name:?}: signing_secret: {e}"))?,
-            None => None,
-        };
-        let key = match r.routing_key.as_ref().or(r.api_key.as_ref()) {
-            Some(k) => {
-                let field = r.kind.key_field().unwrap_or("key");
-                let value = k.read().map_err(|e| format!("receiver {name:?}: {field}: {e}"))?;
-                Some(value.filter(|v| !v.is_empty()).ok_or_else(|| format!("receiver {name:?}: {field} is empty"))?)
-            }
-            None => None,
+        let signing_key = secret(name.as_str(), "signing_secret", r.signing_secret.as_ref())?;
+        let field = r.kind.key_field().unwrap_or("key");
+        let key = match secret(name.as_str(), field, r.routing_key.as_ref().or(r.api_key.as_ref()))? {
+            Some(v) if v.is_empty() => return Err(format!("receiver {name:?}: {field} is empty")),
+            other => other,
         };
         let desk = if r.kind.is_service_desk() {
-            let password = match &r.password {
-                Some(p) => p.read().map_err(|e| format!("receiver {name:?}: password: {e}"))?,
-                None => None,
-            };
+            let password = secret(name.as_str(), "password", r.password.as_ref())?;
             let (Some(user), Some(password)) = (r.username.clone(), password) else {
                 return Err(format!("receiver {name:?}: needs username and password"));
             };
@@ -230,42 +227,45 @@ async fn post_to(
     }
     match req.body(body).send().await {
         Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => {
-            let status = resp.status();
-            let retry = if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                retry_after_ms(resp.headers()).map_or(Retry::Backoff, Retry::After)
-            } else if r.kind.follows_lifecycle()
-                && status.is_client_error()
-                && status != reqwest::StatusCode::REQUEST_TIMEOUT
-            {
-                Retry::Never
-            } else {
-                Retry::Backoff
-            };
-            // What the remote side says is wrong (Alertmanager explains a 400), briefly.
-            let said: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
-            let said = said.trim();
-            let message = if said.is_empty() {
-                format!("{} answered {status}", r.name)
-            } else {
-                format!("{} answered {status}: {said}", r.name)
-            };
-            Err(SendError { message, retry })
-        }
-        // The URL may hold a token: say which receiver, not where.
-        Err(e) => Err(format!(
-            "{}: {}",
-            r.name,
-            if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            }
-        )
-        .into()),
+        Ok(resp) => Err(refused(r, resp).await),
+        Err(e) => Err(unreachable(r, &e)),
     }
+}
+
+/// A receiver's refusal: what it said (briefly), and when to try again — after `Retry-After`
+/// for a 429, never for another 4xx from an API that follows incidents (the same request would
+/// be refused again), after the backoff otherwise.
+pub(super) async fn refused(r: &Receiver, resp: reqwest::Response) -> SendError {
+    let status = resp.status();
+    let retry = if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        retry_after_ms(resp.headers()).map_or(Retry::Backoff, Retry::After)
+    } else if r.kind.follows_lifecycle() && status.is_client_error() && status != reqwest::StatusCode::REQUEST_TIMEOUT {
+        Retry::Never
+    } else {
+        Retry::Backoff
+    };
+    // What the remote side says is wrong (Alertmanager explains a 400), briefly.
+    let said: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+    let said = said.trim();
+    let message = if said.is_empty() {
+        format!("{} answered {status}", r.name)
+    } else {
+        format!("{} answered {status}: {said}", r.name)
+    };
+    SendError { message, retry }
+}
+
+/// A receiver that could not be reached. The URL may hold a token: say which receiver, not
+/// where.
+pub(super) fn unreachable(r: &Receiver, e: &reqwest::Error) -> SendError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    format!("{}: {what}", r.name).into()
 }
 
 /// `List-Id` (RFC 2919): one list per receiver, so people can filter Vakt's mail.

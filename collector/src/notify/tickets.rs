@@ -14,9 +14,10 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::paging::said;
 use super::paging::{dedup_key, Lifecycle};
 use super::payload::Message;
-use super::receivers::{retry_after_ms, Receiver, Retry, SendError};
+use super::receivers::{refused, unreachable, Receiver, Retry, SendError};
 
 /// A service desk receiver's settings.
 #[derive(Clone, Debug)]
@@ -74,11 +75,6 @@ fn step_of(event: &str) -> Step {
             Lifecycle::Resolve => Step::Resolve,
         },
     }
-}
-
-/// The timeline's text for the event (the acknowledgement with its note, the resolution).
-fn said(m: &Message, kind: &str, default: &str) -> String {
-    m.incident.timeline.iter().rev().find(|e| e.kind == kind).map_or_else(|| default.to_string(), |e| e.message.clone())
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -146,8 +142,8 @@ pub fn jira_issue(m: &Message, desk: &Desk) -> Value {
     json!({ "fields": with_templates(f, desk, m) })
 }
 
-/// One request to the desk's API with Basic authentication: the JSON answer, or why not (a
-/// 429 waits for its Retry-After, another 4xx is not tried again, the rest is).
+/// One request to the desk's API with Basic authentication: the JSON answer, or why not (see
+/// [`refused`]).
 async fn call(
     http: &reqwest::Client,
     r: &Receiver,
@@ -163,33 +159,12 @@ async fn call(
     if let Some(b) = body {
         req = req.json(b);
     }
-    let resp = req.send().await.map_err(|e| {
-        SendError::from(format!(
-            "{}: {}",
-            r.name,
-            if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            }
-        ))
-    })?;
-    let status = resp.status();
-    if status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+    let resp = req.send().await.map_err(|e| unreachable(r, &e))?;
+    if !resp.status().is_success() {
+        return Err(refused(r, resp).await);
     }
-    let retry = if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        retry_after_ms(resp.headers()).map_or(Retry::Backoff, Retry::After)
-    } else if status.is_client_error() && status != reqwest::StatusCode::REQUEST_TIMEOUT {
-        Retry::Never
-    } else {
-        Retry::Backoff
-    };
-    let answer: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
-    Err(SendError { message: format!("{} answered {status}: {}", r.name, answer.trim()), retry })
+    let text = resp.text().await.unwrap_or_default();
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// A ticket that should exist by now does not (its opening is not delivered yet): try later.
