@@ -61,7 +61,9 @@ fn a_missed_cron_run_opens_an_incident_at_due_plus_grace() {
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].opened_ms, ms("2026-11-29T01:30:00Z"), "opened when the run became late");
     assert!(
-        open[0].title.contains("the run due at 2026-11-29 02:00 CET (0 2 * * * Europe/Oslo) did not ping (30m grace)"),
+        open[0]
+            .title
+            .contains("the run due at 2026-11-29 02:00 CET (0 2 * * * Europe/Oslo) did not ping (30 min grace)"),
         "{}",
         open[0].title
     );
@@ -95,7 +97,7 @@ fn an_interval_job_has_its_run_timed_and_is_late_after_interval_plus_grace() {
     assert_eq!(status(&app), Status::Up);
     evaluate(&app, t0 + 77 * MIN).unwrap();
     assert_eq!(status(&app), Status::Down);
-    assert!(open_incidents(&app)[0].title.contains("no ping within 1h of the last (5m grace)"));
+    assert!(open_incidents(&app)[0].title.contains("no ping within 1 h of the last (5 min grace)"));
 }
 
 /// `/fail` and a non-zero exit code are down at once, with the job's output in the incident;

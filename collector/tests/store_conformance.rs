@@ -225,7 +225,7 @@ fn incidents_open_resolve_and_survive_reopening(db: &Db) {
     assert_eq!(inc.resolved_ms, Some(7_000));
     let kinds: Vec<&str> = inc.timeline.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["opened", "resolved"]);
-    assert!(inc.timeline[1].message.ends_with("after 5s"), "{}", inc.timeline[1].message);
+    assert!(inc.timeline[1].message.ends_with("after 5 s"), "{}", inc.timeline[1].message);
     let overlapping = IncidentFilter { overlapping: Some((6_500, 8_000)), ..Default::default() };
     assert_eq!(store.incidents(&overlapping).unwrap().len(), 1);
     let before = IncidentFilter { overlapping: Some((8_000, 9_000)), ..Default::default() };

@@ -286,6 +286,20 @@ impl SloConfig {
                     "page wakes someone up; ticket does not",
                 );
             }
+            // The burn rate is the error ratio over the budget's share, so it tops out at
+            // 1 / (1 - objective) with every result failing: a factor above that never fires.
+            let objective = *self.objective.get_ref();
+            let most = (100.0 / (100.0 - objective) * 100.0).round() / 100.0;
+            if objective < 100.0 && !(rule.factor > 0.0 && rule.factor <= most) {
+                r.span(
+                    rule.severity.span(),
+                    format!(
+                        "slo {name:?}: a burn rate of {}x can never be reached: with objective {objective}% the budget burns at most {most}x (every result failing)",
+                        rule.factor
+                    ),
+                    "lower the factor (14.4 pages when a 30-day budget would be gone in about 2 days)",
+                );
+            }
         }
     }
 }
@@ -403,5 +417,39 @@ impl MaintenanceConfig {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::CollectorConfig;
+    use std::path::Path;
+
+    fn errors(slo: &str) -> String {
+        let text = format!(
+            "[services.shop]\nchecks = []\n[slos.shop-availability]\nservice = \"shop\"\nwindow = \"30d\"\n{slo}"
+        );
+        match CollectorConfig::parse(&text, Path::new("collector.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_burn_rate_no_outage_can_reach_is_refused() {
+        // 99.9 %: the budget is 0.1 % of results, so with every result failing it burns at
+        // 100 / 0.1 = 1000x; 14.4x can fire, 1500x never. 95 %: 100 / 5 = 20x at most.
+        let rule = |factor: &str| {
+            format!("burn_alerts = [{{ severity = \"page\", long = \"1h\", short = \"5m\", factor = {factor} }}]\n")
+        };
+        assert_eq!(errors(&format!("objective = 99.9\n{}", rule("14.4"))), "");
+        assert_eq!(errors(&format!("objective = 99.9\n{}", rule("1000"))), "", "reached with every result failing");
+        let never = errors(&format!("objective = 99.9\n{}", rule("1500")));
+        assert!(never.contains("a burn rate of 1500x can never be reached"), "{never}");
+        assert!(never.contains("burns at most 1000x"), "{never}");
+        assert!(never.contains("collector.toml:"), "file and line: {never}");
+        let low = errors(&format!("objective = 95\n{}", rule("30")));
+        assert!(low.contains("burns at most 20x"), "{low}");
+        assert!(errors(&format!("objective = 99\n{}", rule("0"))).contains("can never be reached"));
     }
 }

@@ -256,6 +256,7 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     assert!(service.contains("<a href=\"/checks/shop-web\">shop-web</a> · down: HTTP 503"), "{service}");
     assert!(service.contains("data-slo=\"shop-availability\""), "{service}");
     assert!(service.contains("<svg id=\"dependencies\"") && service.contains("<svg id=\"days\""), "{service}");
+    assert!(service.contains("<svg id=\"budget-shop-availability\""), "its SLO's budget line: {service}");
     assert!(service.contains(&format!("href=\"/incidents/{id}\"")), "its incident: {service}");
     screenshot(&profile, &login("/services/shop"), "service.png");
     let missing = vakt_tests::get_authorized(&collector.url("/services/nope")).await;

@@ -610,7 +610,7 @@ mod tests {
         let (id, event, announce) = resolved.unwrap_or_else(|| panic!("{plan:?}"));
         assert_eq!((id, event.at_ms), (IncidentRef::Stored(7), T + 5 * MIN));
         // Down from T + 1 min to T + 5 min: 4 minutes.
-        assert_eq!(event.message, "check web recovered after 4m");
+        assert_eq!(event.message, "check web recovered after 4 min");
         assert_eq!(announce, [("ops".to_string(), T + 5 * MIN + 30_000)]);
         assert_eq!(saved(&plan, "web").1, None);
     }

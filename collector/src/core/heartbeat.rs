@@ -111,10 +111,10 @@ impl Expectation {
         if now_ms < late_ms {
             return None;
         }
-        let grace = crate::core::time::human_duration_ms(self.grace_ms);
+        let grace = crate::core::time::human_span(self.grace_ms);
         let reason = match &self.due {
             Due::Every(every) => {
-                format!("no ping within {} of the last ({} grace)", crate::core::time::human_duration_ms(*every), grace)
+                format!("no ping within {} of the last ({} grace)", crate::core::time::human_span(*every), grace)
             }
             Due::Schedule(_, tz, text) => {
                 let local = jiff::Timestamp::from_millisecond(due_ms)
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(e.missed(last, ms("2026-11-29T11:04:59.999Z")), None);
         let m = e.missed(last, ms("2026-11-29T11:05:00Z")).unwrap();
         assert_eq!((m.due_ms, m.late_ms), (ms("2026-11-29T11:00:00Z"), ms("2026-11-29T11:05:00Z")));
-        assert_eq!(m.reason, "no ping within 1h of the last (5m grace)");
+        assert_eq!(m.reason, "no ping within 1 h of the last (5 min grace)");
     }
 
     /// "0 2 * * *" in Oslo with 30 minutes' grace, last ping 02:03 local on the 29th (01:03
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(e.missed(last, ms("2026-11-30T01:29:59Z")), None);
         let m = e.missed(last, ms("2026-11-30T01:30:00Z")).unwrap();
         assert_eq!(m.late_ms, ms("2026-11-30T01:30:00Z"));
-        assert_eq!(m.reason, "the run due at 2026-11-30 02:00 CET (0 2 * * * Europe/Oslo) did not ping (30m grace)");
+        assert_eq!(m.reason, "the run due at 2026-11-30 02:00 CET (0 2 * * * Europe/Oslo) did not ping (30 min grace)");
     }
 
     #[test]

@@ -245,7 +245,7 @@ pub fn silent_agents(agents: &[AgentPresence], now_ms: i64) -> Vec<Action> {
                         "agent {} has not reported since {} (silent after {})",
                         a.name,
                         crate::core::time::rfc3339(last),
-                        crate::core::time::human_duration_ms(a.silent_after_ms)
+                        crate::core::time::human_span(a.silent_after_ms)
                     ),
                 },
             })
@@ -333,8 +333,8 @@ impl Targets {
             };
             format!(
                 "{what} {} of {}: {verdict}",
-                crate::core::time::human_duration_ms(t.elapsed_ms.max(0) / 60_000 * 60_000),
-                crate::core::time::human_duration_ms(t.target_ms)
+                crate::core::time::human_span(t.elapsed_ms.max(0) / 60_000 * 60_000),
+                crate::core::time::human_span(t.target_ms)
             )
         };
         let parts: Vec<String> = [("acknowledge", &self.acknowledge), ("resolve", &self.resolve)]
@@ -383,10 +383,7 @@ pub fn target_warning(
         let due_soon = t.met.is_none() && now_ms >= window_start && now_ms <= t.due_ms;
         let warned = last_warned_ms.is_some_and(|w| w >= window_start);
         (due_soon && !warned).then(|| {
-            format!(
-                "{what} target due in {}: told again",
-                crate::core::time::human_duration_ms((t.due_ms - now_ms).max(0))
-            )
+            format!("{what} target due in {}: told again", crate::core::time::human_span((t.due_ms - now_ms).max(0)))
         })
     })
 }
@@ -399,7 +396,7 @@ pub fn flap_quiet_ms(window_ms: i64) -> i64 {
 
 /// The "flapping" incident of a check.
 pub fn flapping_incident(check: &str, changes: i64, window_ms: i64, at_ms: i64) -> Action {
-    let window = crate::core::time::human_duration_ms(window_ms);
+    let window = crate::core::time::human_span(window_ms);
     Action::Open {
         kind: IncidentKind::Flapping,
         subject: check.to_string(),
@@ -422,8 +419,8 @@ pub fn burn_action(slo: &str, alerts: &[crate::core::slo::BurnAlert], open: bool
     match (alerts.iter().max_by(|a, b| a.factor.total_cmp(&b.factor)), open) {
         (Some(worst), false) => {
             let severity = if alerts.iter().any(|a| a.severity == "page") { "page" } else { "ticket" };
-            let long = crate::core::time::human_duration_ms(worst.long_ms);
-            let short = crate::core::time::human_duration_ms(worst.short_ms);
+            let long = crate::core::time::human_span(worst.long_ms);
+            let short = crate::core::time::human_span(worst.short_ms);
             Some(Action::Open {
                 kind: IncidentKind::SloBurn,
                 subject: slo.to_string(),
@@ -525,7 +522,7 @@ mod target_tests {
         let five = 5 * 60_000;
         assert_eq!(target_warning(&running(t0 + 9 * 60_000), five, None, t0 + 9 * 60_000), None, "not yet");
         let said = target_warning(&running(t0 + 10 * 60_000), five, None, t0 + 10 * 60_000).unwrap();
-        assert_eq!(said, "acknowledgement target due in 5m: told again");
+        assert_eq!(said, "acknowledgement target due in 5 min: told again");
         assert_eq!(
             target_warning(&running(t0 + 12 * 60_000), five, Some(t0 + 10 * 60_000), t0 + 12 * 60_000),
             None,

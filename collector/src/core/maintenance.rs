@@ -133,7 +133,7 @@ pub fn check_start(start_ms: i64, now_ms: i64, retroactive: bool) -> Result<(), 
         return Err(format!(
             "the window starts {} ago: created now it would take recorded downtime out of the SLA; \
              if the contract allows that, say so with retroactive = true (needs an admin token)",
-            crate::core::time::human_duration_ms((now_ms - start_ms) / 60_000 * 60_000)
+            crate::core::time::human_span((now_ms - start_ms) / 60_000 * 60_000)
         ));
     }
     Ok(())
@@ -293,7 +293,7 @@ mod retroactive_tests {
         assert!(check_start(now - 30_000, now, false).is_ok(), "\"now\", as it arrives a moment later");
         assert!(check_start(now - 2 * 60_000, now, false).is_err(), "two minutes of downtime are not erased unasked");
         let err = check_start(now - 3 * 3_600_000, now, false).unwrap_err();
-        assert!(err.starts_with("the window starts 3h ago"), "{err}");
+        assert!(err.starts_with("the window starts 3 h ago"), "{err}");
         assert!(check_start(now - 3 * 3_600_000, now, true).is_ok());
     }
 }

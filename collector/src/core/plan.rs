@@ -190,11 +190,7 @@ impl<'r> Incidents<'r> {
         let (id, inc, _) = &mut self.all[i];
         inc.resolved_ms = Some(event.at_ms);
         let event = TimelineEvent {
-            message: format!(
-                "{} after {}",
-                event.message,
-                crate::core::time::human_duration_ms(event.at_ms - inc.opened_ms)
-            ),
+            message: format!("{} after {}", event.message, crate::core::time::human_span(event.at_ms - inc.opened_ms)),
             ..event.clone()
         };
         let announce = if inc.reopened_ms.is_none() {
@@ -237,7 +233,7 @@ impl<'r> Incidents<'r> {
         inc.reopened_ms = Some(at_ms);
         let mut message = format!(
             "{check} again {} after it recovered: reopened, not paged again (the check may be flapping)",
-            crate::core::time::human_duration_ms(at_ms - resolved)
+            crate::core::time::human_span(at_ms - resolved)
         );
         // Why it failed this time (a job's output, say) belongs to the incident too.
         if let Some(why) = why.filter(|w| !w.is_empty()) {

@@ -332,9 +332,9 @@ pub struct BurnAlert {
 }
 
 impl BurnAlert {
-    /// "page 14.4x over 1h": as the API and the SLA page show it.
+    /// "page 14.4x over 1 h": as the API and the SLA page show it.
     pub fn describe(&self) -> String {
-        format!("{} {}x over {}", self.severity, self.factor, crate::core::time::human_duration_ms(self.long_ms))
+        format!("{} {}x over {}", self.severity, self.factor, crate::core::time::human_span(self.long_ms))
     }
 }
 

@@ -9,7 +9,7 @@ pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
-/// Seconds, for human messages: "1h2m3s".
+/// A duration as config and metric labels write it: "1h2m3s" (people read `human_span`).
 pub fn human_duration_ms(ms: i64) -> String {
     vakt_config::duration::format_duration(std::time::Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)))
 }

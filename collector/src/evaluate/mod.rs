@@ -183,7 +183,7 @@ pub fn settle_flapping(app: &App, now_ms: i64) -> Result<(), StoreError> {
                 message: format!(
                     "check {} settled: up, and no state change for {}",
                     i.subject,
-                    crate::core::time::human_duration_ms(quiet_ms)
+                    crate::core::time::human_span(quiet_ms)
                 ),
             };
             settled.push((IncidentKind::Flapping.dedup_key(&i.subject), event));

@@ -206,24 +206,47 @@ pub fn days(id: &str, title: &str, days: &[Day], floor: f64) -> String {
     out
 }
 
+/// A burn-rate alert rule as the budget chart draws it: `factor` times the even pace over the
+/// window fires the alert; `text` is the rule in words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BurnRule {
+    pub severity: String,
+    pub factor: f64,
+    pub text: String,
+}
+
+/// Dash patterns that tell the burn-rule lines apart without colour.
+const RULE_DASHES: [&str; 4] = ["6 3", "2 2", "8 2 2 2", "1 3"];
+
 /// The error budget left over an SLO's window: a line falling from 100 % as the budget is
-/// spent (`points`: time and remaining share), with the 0 % line marked, the rest of the window
-/// left blank, and the burn-rate alert rules written beneath.
-pub fn budget(id: &str, points: &[(i64, f64)], window: (i64, i64), labels: (&str, &str), rules: &[String]) -> String {
+/// spent (`points`: time and remaining share), with the 0 % line marked and the rest of the
+/// window left blank. Each burn-rate alert's threshold is drawn from the latest point as the
+/// slope at which it fires (a line per rule, told apart by its dash in the legend): when
+/// the budget line falls as steeply as one of them, that alert fires. The rules are written
+/// beneath, each beside a sample of its dash.
+pub fn budget(id: &str, points: &[(i64, f64)], window: (i64, i64), labels: (&str, &str), rules: &[BurnRule]) -> String {
     let h = 120.0;
     let plot_h = h - TOP - BOTTOM;
     let span = (window.1 - window.0).max(1) as f64;
     let lowest = points.iter().map(|p| p.1).fold(0.0_f64, f64::min).max(-1.0);
     // 100 % at the top, 0 % (or the overspend, down to -100 %) at the bottom.
     let y = |r: f64| TOP + (1.0 - r.clamp(-1.0, 1.0)) / (1.0 - lowest) * plot_h;
-    let x = |ms: i64| LEFT + (ms - window.0) as f64 / span * (WIDTH - LEFT - RIGHT);
-    let last = points.last().map_or(1.0, |p| p.1);
+    let x = |ms: f64| LEFT + (ms - window.0 as f64) / span * (WIDTH - LEFT - RIGHT);
+    let (now_ms, last) = points.last().copied().unwrap_or((window.0, 1.0));
     let desc = format!(
-        "Error budget left from {} to {}: {:.1}% now{}.",
+        "Error budget left from {} to {}: {:.1}% now{}.{}",
         labels.0,
         labels.1,
         last * 100.0,
-        if last < 0.0 { " (exhausted)" } else { "" }
+        if last < 0.0 { " (exhausted)" } else { "" },
+        if rules.is_empty() || last <= 0.0 {
+            String::new()
+        } else {
+            format!(
+                " Dashed lines from now show how steeply the budget falls when a burn-rate alert fires: {}.",
+                rules.iter().map(|r| format!("{} at {}x", r.severity, r.factor)).collect::<Vec<_>>().join(", ")
+            )
+        }
     );
     let mut out = svg_open(id, "Error budget left over the window", &desc, h + 14.0 * rules.len() as f64);
     out.push_str(&format!(
@@ -238,12 +261,29 @@ pub fn budget(id: &str, points: &[(i64, f64)], window: (i64, i64), labels: (&str
         y(1.0) + 3.0,
         y(1.0),
     ));
-    let line: Vec<String> = points.iter().map(|(t, r)| format!("{:.1},{:.1}", x(*t), y(*r))).collect();
+    let line: Vec<String> = points.iter().map(|(t, r)| format!("{:.1},{:.1}", x(*t as f64), y(*r))).collect();
     if !line.is_empty() {
         out.push_str(&format!(
             "<polyline class=\"budget\" points=\"{}\" fill=\"none\" stroke=\"#0b5cad\" stroke-width=\"2\"/>",
             line.join(" ")
         ));
+    }
+    // Each rule's threshold: from now, the budget falling at `factor` times the even pace (the
+    // whole budget over the whole window) until it is gone or the window ends.
+    if last > 0.0 {
+        for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.factor > 0.0) {
+            let gone_ms = now_ms as f64 + last / rule.factor * span;
+            let end_ms = gone_ms.min(window.1 as f64);
+            let end_r = last - rule.factor * (end_ms - now_ms as f64) / span;
+            let (x1, y1, x2, y2) = (x(now_ms as f64), y(last), x(end_ms), y(end_r));
+            out.push_str(&format!(
+                "<line class=\"burn-threshold\" x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"#6d4c41\" stroke-dasharray=\"{}\"><title>{} {}x: {}</title></line>",
+                RULE_DASHES[i % RULE_DASHES.len()],
+                esc(&rule.severity),
+                rule.factor,
+                esc(&rule.text),
+            ));
+        }
     }
     out.push_str(&format!(
         "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>",
@@ -253,11 +293,18 @@ pub fn budget(id: &str, points: &[(i64, f64)], window: (i64, i64), labels: (&str
         h - 6.0,
         esc(labels.1)
     ));
+    // The legend: each rule beside a sample of its line's dash.
     for (i, rule) in rules.iter().enumerate() {
+        let ly = h + 10.0 + 14.0 * i as f64;
         out.push_str(&format!(
-            "<text class=\"rule\" x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text>",
-            h + 10.0 + 14.0 * i as f64,
-            esc(rule)
+            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#6d4c41\" stroke-dasharray=\"{2}\"/>\
+             <text class=\"rule\" x=\"{3:.1}\" y=\"{4:.1}\" font-size=\"10\" fill=\"#4a5663\">{5}</text>",
+            ly - 3.5,
+            LEFT + 24.0,
+            RULE_DASHES[i % RULE_DASHES.len()],
+            LEFT + 30.0,
+            ly,
+            esc(&rule.text)
         ));
     }
     out.push_str("</svg>");
@@ -358,18 +405,38 @@ mod tests {
 
     #[test]
     fn the_budget_line_falls_from_the_top_and_says_where_it_ends() {
-        let svg = budget(
-            "b",
-            &[(0, 1.0), (50, 0.6), (100, 0.25)],
-            (0, 200),
-            ("1 Nov", "1 Dec"),
-            &["page: 14.4x over 1 h".into()],
-        );
-        assert!(svg.contains("<desc id=\"b-desc\">Error budget left from 1 Nov to 1 Dec: 25.0% now.</desc>"), "{svg}");
+        let page = BurnRule { severity: "page".into(), factor: 14.4, text: "page: 14.4x over 1 h".into() };
+        let svg = budget("b", &[(0, 1.0), (50, 0.6), (100, 0.25)], (0, 200), ("1 Nov", "1 Dec"), &[page]);
+        assert!(svg.contains("<desc id=\"b-desc\">Error budget left from 1 Nov to 1 Dec: 25.0% now. Dashed lines from now show how steeply the budget falls when a burn-rate alert fires: page at 14.4x.</desc>"), "{svg}");
         assert!(svg.contains("class=\"budget\" points=\"48.0,10.0 "), "starts at 100 % at the left: {svg}");
         assert!(svg.contains(">page: 14.4x over 1 h</text>"), "{svg}");
         let over = budget("o", &[(0, 1.0), (100, -0.5)], (0, 100), ("a", "b"), &[]);
         assert!(over.contains("-50.0% now (exhausted)"), "{over}");
+    }
+
+    #[test]
+    fn a_burn_threshold_is_the_slope_at_which_its_alert_fires() {
+        // Window 0..1000 ms drawn over 664 px (48 to 712); 100 % at y 10, 0 % at y 98 (88 px).
+        // Now (t 400) 50 % is left. At 2x the even pace the budget falls 2 × 100 % per window:
+        // the remaining 50 % is gone after 0.25 of the window, at t 650 → x 48 + 0.65 × 664 =
+        // 479.6, y 98. At 0.5x it would last 1.0 window: the window ends first, at t 1000 with
+        // 50 % − 0.5 × 0.6 = 20 % left → x 712, y 10 + 0.8 × 88 = 80.4.
+        let rule = |severity: &str, factor: f64| BurnRule { severity: severity.into(), factor, text: String::new() };
+        let svg =
+            budget("t", &[(0, 1.0), (400, 0.5)], (0, 1000), ("a", "b"), &[rule("page", 2.0), rule("ticket", 0.5)]);
+        let start = format!("x1=\"{:.1}\" y1=\"{:.1}\"", 48.0 + 0.4 * 664.0, 10.0 + 0.5 * 88.0);
+        assert!(
+            svg.contains(&format!("{start} x2=\"479.6\" y2=\"98.0\" stroke=\"#6d4c41\" stroke-dasharray=\"6 3\"")),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(&format!("{start} x2=\"712.0\" y2=\"80.4\" stroke=\"#6d4c41\" stroke-dasharray=\"2 2\"")),
+            "{svg}"
+        );
+        assert!(svg.contains("<title>page 2x: </title>") && svg.contains("<title>ticket 0.5x: </title>"), "{svg}");
+        // An exhausted budget has no threshold left to draw.
+        let gone = budget("g", &[(0, 1.0), (400, -0.1)], (0, 1000), ("a", "b"), &[rule("page", 2.0)]);
+        assert!(!gone.contains("burn-threshold"), "{gone}");
     }
 
     #[test]

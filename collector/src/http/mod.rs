@@ -2,7 +2,8 @@
 //! assignments, local-check announcements) with `ingest` (reading and validating a push).
 //! People: `incidents`, `slos` (SLOs and reports), `planned` (maintenance, silences),
 //! `inventory` (checks, samples, agents), `cluster` (the nodes sharing a store). The public: `public` (status page, badges). On-call
-//! engineers' pages: `oncall` (forms) rendered by `views`, the fleet in `fleet`. Around them:
+//! engineers' pages: `oncall` (forms) rendered by `views`, the fleet in `fleet`, `check_page`,
+//! `service_page`, pictures in `charts` fed by `slo_charts`. Around them:
 //! `access` (who may read and write what), `front` (connections) and `tls`.
 
 pub mod access;
@@ -21,6 +22,7 @@ pub mod ping;
 pub mod planned;
 pub mod public;
 pub mod service_page;
+pub mod slo_charts;
 pub mod slos;
 pub mod tls;
 pub mod views;

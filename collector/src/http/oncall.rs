@@ -195,82 +195,6 @@ async fn resolve(
     act(app, headers, id, f, |by, f| Some(ManualOp::Resolve { by, note: non_empty(f.note) })).await
 }
 
-/// Each SLO's error budget over its window so far, drawn: remaining share at 48 points, the
-/// burn-rate alert rules written beneath.
-fn budget_charts(
-    app: &App,
-    verdicts: &[(String, crate::core::slo::Verdict)],
-    t: &crate::core::time::Shown,
-) -> Result<Vec<(String, String)>, crate::store::StoreError> {
-    let mut out = Vec::new();
-    for (name, v) in verdicts {
-        let Some(cfg) = app.config.slos.get(name.as_str()) else { continue };
-        let spec = crate::evaluate::slos::spec(&app.config, name, cfg);
-        let upto = v.window_end_ms.min(t.now_ms);
-        let series = crate::evaluate::slos::series(app.store.as_ref(), &app.config, cfg, v.window_start_ms, upto)?;
-        let allowed = v.budget_allowed;
-        let points: Vec<(i64, f64)> = (0..=48)
-            .map(|k| {
-                let at = v.window_start_ms + (upto - v.window_start_ms) * k / 48;
-                let spent = spec.assess(&series, v.window_start_ms, at).budget_spent;
-                (at, if allowed > 0.0 { 1.0 - spent / allowed } else { 1.0 })
-            })
-            .collect();
-        let window_ms = (v.window_end_ms - v.window_start_ms).max(1) as f64;
-        let rules: Vec<String> = spec
-            .rules
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} alert: burn rate {}x over {} (spends {:.1}% of the budget in that time)",
-                    r.severity,
-                    r.factor,
-                    crate::core::time::human_span(r.long_ms),
-                    r.factor * r.long_ms as f64 / window_ms * 100.0
-                )
-            })
-            .collect();
-        let mut svg = crate::http::charts::budget(
-            &format!("budget-{name}"),
-            &points,
-            (v.window_start_ms, v.window_end_ms),
-            (&t.local(v.window_start_ms), &t.local(v.window_end_ms)),
-            &rules,
-        );
-        // The service's availability per day, the last 30 days.
-        let days: Vec<crate::http::charts::Day> =
-            crate::http::public::service_days(app.store.as_ref(), &app.config, cfg.service.get_ref(), t.now_ms, 30)?
-                .0
-                .into_iter()
-                .map(|d| crate::http::charts::Day { label: d.date, good: d.uptime })
-                .collect();
-        let floor = (spec.objective.min(0.99) - 0.01).max(0.0);
-        svg.push_str(&crate::http::charts::days(&format!("days-{name}"), "Availability per day", &days, floor));
-        // A latency SLO: its percentile per day (the last 30 of the window) against the bound.
-        if let Some(threshold) = cfg.latency_threshold.as_ref().map(|d| d.get_ref().get().as_secs_f64()) {
-            let checks = crate::evaluate::slos::service_checks(&app.config, cfg.service.get_ref());
-            let q = spec.objective;
-            let first = (upto - 30 * 86_400_000).max(v.window_start_ms);
-            let first = first - first.rem_euclid(86_400_000);
-            let mut days = Vec::new();
-            let mut day = first;
-            while day < upto {
-                let value = app
-                    .store
-                    .merged_latency(&checks, day, (day + 86_400_000).min(upto))?
-                    .filter(|h| !h.is_empty())
-                    .map(|h| h.value_at_quantile(q) as f64 / 1e6);
-                days.push((t.local(day).chars().take(10).collect::<String>(), value));
-                day += 86_400_000;
-            }
-            let label = format!("p{}", (q * 100.0 * 10.0).round() / 10.0);
-            svg.push_str(&crate::http::charts::percentile(&format!("latency-{name}"), &label, &days, threshold));
-        }
-        out.push((name.clone(), svg));
-    }
-    Ok(out)
-}
-
 /// The shortest chain of services from one of `from` to one of `to` along `depends_on`
 /// (breadth first); empty when none joins them.
 fn dependency_path(config: &vakt_config::CollectorConfig, from: &[String], to: &[String]) -> Vec<String> {
@@ -318,7 +242,7 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             evaluations.iter().map(|e| (e.name.clone(), e.verdict.clone())).collect::<Vec<_>>(),
             shown.clone(),
         );
-        blocking(&app, move |_| budget_charts(&a, &list, &t)).await.unwrap_or_default()
+        blocking(&app, move |_| crate::http::slo_charts::sla_pictures(&a, &list, &t)).await.unwrap_or_default()
     };
     let rows: Vec<SlaRow> = evaluations
         .into_iter()
@@ -330,8 +254,8 @@ async fn sla(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             let status = match v.status {
                 crate::core::slo::Status::NotEnoughData => format!(
                     "not enough data yet ({} of {} observed)",
-                    crate::core::time::human_duration_ms(spec.observed_ms(v)),
-                    crate::core::time::human_duration_ms(v.window_end_ms - v.window_start_ms)
+                    crate::core::time::human_span(spec.observed_ms(v)),
+                    crate::core::time::human_span(v.window_end_ms - v.window_start_ms)
                 ),
                 other => other.as_str().to_string(),
             };

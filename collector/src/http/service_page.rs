@@ -25,6 +25,8 @@ pub struct SloLine {
     pub achieved: Option<f64>,
     pub budget_remaining: f64,
     pub status: String,
+    /// The error budget over the window, drawn (with the burn-alert thresholds).
+    pub budget_chart: String,
 }
 
 pub struct ServicePage {
@@ -85,7 +87,9 @@ pub fn gather(app: &App, name: &str, now_ms: i64) -> Result<Option<ServicePage>,
             Some(v) => v,
             None => crate::evaluate::slos::evaluate_one(store, &app.config, slo.as_str(), c, now_ms)?.verdict,
         };
+        let budget_chart = crate::http::slo_charts::budget(app, slo.as_str(), &verdict, &app.shown(now_ms))?;
         slos.push(SloLine {
+            budget_chart,
             objective: *c.objective.get_ref() / 100.0,
             achieved: verdict.achieved,
             budget_remaining: verdict.budget_remaining_ratio,
@@ -269,6 +273,9 @@ pub fn render(p: &ServicePage, t: &Shown, who: &str) -> String {
             ));
         }
         body.push_str("</tbody></table>\n");
+        for s in &p.slos {
+            body.push_str(&format!("<h3>{}: error budget left</h3>\n{}\n", esc(&s.name), s.budget_chart));
+        }
     }
     if !p.days.is_empty() {
         let floor = p.slos.iter().map(|s| s.objective).fold(1.0_f64, f64::min).min(0.99) - 0.01;

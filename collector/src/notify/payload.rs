@@ -155,7 +155,7 @@ impl Message {
                 "status": i.status.as_str(),
                 "opened_at": rfc3339(i.opened_ms),
                 "resolved_at": i.resolved_ms.map(rfc3339),
-                "duration": i.resolved_ms.map(|r| crate::core::time::human_duration_ms(r - i.opened_ms)),
+                "duration": i.resolved_ms.map(|r| crate::core::time::human_span(r - i.opened_ms)),
                 "services": g.services,
                 "customers": g.customers,
                 "url": g.url,
@@ -183,7 +183,7 @@ impl Message {
                     text.push_str(&format!(
                         ", resolved {} (after {})",
                         rfc3339(r),
-                        crate::core::time::human_duration_ms(r - i.opened_ms)
+                        crate::core::time::human_span(r - i.opened_ms)
                     ));
                 }
                 text.push_str(&format!("\n  Impact: {}\n", impact(&g.services, &g.customers)));
@@ -205,7 +205,7 @@ impl Message {
             text.push_str(&format!(
                 "Resolved: {} (after {})\n",
                 rfc3339(r),
-                crate::core::time::human_duration_ms(r - i.opened_ms)
+                crate::core::time::human_span(r - i.opened_ms)
             ));
         }
         if let Some(url) = &self.url {
@@ -234,7 +234,7 @@ impl Message {
         }
         let i = &self.incident;
         if self.resolved() {
-            let took = i.resolved_ms.map(|r| crate::core::time::human_duration_ms(r - i.opened_ms)).unwrap_or_default();
+            let took = i.resolved_ms.map(|r| crate::core::time::human_span(r - i.opened_ms)).unwrap_or_default();
             format!("[RESOLVED] {} (after {took})", i.title)
         } else {
             format!("[{}] {}", i.priority, i.title)
