@@ -36,6 +36,9 @@ pub struct Message {
     pub notification_ids: Vec<i64>,
     /// A "note" message's note, as the timeline has it ("alice: restarted the pool").
     pub note: Option<String>,
+    /// The display time zone: times in the texts people read are local ("2026-11-29 08:56
+    /// CET"); machine fields (JSON timestamps, Alertmanager, pagers) stay RFC 3339 UTC.
+    pub tz: jiff::tz::TimeZone,
 }
 
 /// One incident of a grouped message.
@@ -83,6 +86,11 @@ impl Markup {
 }
 
 impl Message {
+    /// `ms` in the display time zone, as people read it.
+    pub fn local(&self, ms: i64) -> String {
+        crate::core::time::Shown { tz: self.tz.clone(), now_ms: self.sent_ms }.local(ms)
+    }
+
     /// A stable name for this message, the same at every delivery attempt and on whichever
     /// collector delivers it (a repeat after a failover carries the id of the first try), for
     /// receivers to deduplicate on. Sent as the `X-Vakt-Notification-Id` header and the
@@ -155,6 +163,8 @@ impl Message {
                 "status": i.status.as_str(),
                 "opened_at": rfc3339(i.opened_ms),
                 "resolved_at": i.resolved_ms.map(rfc3339),
+                "opened_local": self.local(i.opened_ms),
+                "resolved_local": i.resolved_ms.map(|r| self.local(r)),
                 "duration": i.resolved_ms.map(|r| crate::core::time::human_span(r - i.opened_ms)),
                 "services": g.services,
                 "customers": g.customers,
@@ -178,11 +188,11 @@ impl Message {
             let mut text = String::new();
             for g in self.all() {
                 let i = &g.incident;
-                text.push_str(&format!("• [{}] {}\n  Since: {}", i.priority, i.title, rfc3339(i.opened_ms)));
+                text.push_str(&format!("• [{}] {}\n  Since: {}", i.priority, i.title, self.local(i.opened_ms)));
                 if let Some(r) = i.resolved_ms {
                     text.push_str(&format!(
                         ", resolved {} (after {})",
-                        rfc3339(r),
+                        self.local(r),
                         crate::core::time::human_span(r - i.opened_ms)
                     ));
                 }
@@ -198,13 +208,13 @@ impl Message {
             "Priority: {}\nSeverity: {}\nSince: {}\nImpact: {}\n",
             i.priority,
             i.severity,
-            rfc3339(i.opened_ms),
+            self.local(i.opened_ms),
             self.impact()
         );
         if let Some(r) = i.resolved_ms {
             text.push_str(&format!(
                 "Resolved: {} (after {})\n",
-                rfc3339(r),
+                self.local(r),
                 crate::core::time::human_span(r - i.opened_ms)
             ));
         }
@@ -342,7 +352,7 @@ pub fn slack(m: &Message) -> Value {
         for g in all.iter().take(CHAT_ITEMS) {
             let mut section = json!({"type": "section", "fields": [
                 {"type": "mrkdwn", "text": format!("*{}*\n{} · {}", g.incident.subject, g.incident.priority, g.incident.severity)},
-                {"type": "mrkdwn", "text": format!("*Since*\n{}", rfc3339(g.incident.opened_ms))},
+                {"type": "mrkdwn", "text": format!("*Since*\n{}", m.local(g.incident.opened_ms))},
             ]});
             if let Some(url) = &g.url {
                 section["accessory"] =
@@ -360,7 +370,7 @@ pub fn slack(m: &Message) -> Value {
     blocks.push(json!({"type": "section", "fields": [
         {"type": "mrkdwn", "text": format!("*Priority*\n{}", i.priority)},
         {"type": "mrkdwn", "text": format!("*Severity*\n{}", i.severity)},
-        {"type": "mrkdwn", "text": format!("*Since*\n{}", rfc3339(i.opened_ms))},
+        {"type": "mrkdwn", "text": format!("*Since*\n{}", m.local(i.opened_ms))},
         {"type": "mrkdwn", "text": format!("*Impact*\n{}", m.impact())},
     ]}));
     if let Some(url) = &m.url {
@@ -385,7 +395,7 @@ pub fn teams(m: &Message) -> Value {
             {"type": "FactSet", "facts": [
                 {"title": "Priority", "value": i.priority},
                 {"title": "Severity", "value": i.severity},
-                {"title": "Since", "value": rfc3339(i.opened_ms)},
+                {"title": "Since", "value": m.local(i.opened_ms)},
                 {"title": "Impact", "value": m.impact()},
             ]},
         ],
@@ -394,7 +404,7 @@ pub fn teams(m: &Message) -> Value {
         let facts: Vec<Value> = m
             .all()
             .iter()
-            .map(|g| json!({"title": g.incident.priority, "value": format!("{} (since {})", g.incident.title, rfc3339(g.incident.opened_ms))}))
+            .map(|g| json!({"title": g.incident.priority, "value": format!("{} (since {})", g.incident.title, m.local(g.incident.opened_ms))}))
             .collect();
         card["body"][2] = json!({"type": "FactSet", "facts": facts});
     }
@@ -549,7 +559,7 @@ pub fn discord(m: &Message) -> Value {
         "fields": [
             {"name": "Priority", "value": i.priority, "inline": true},
             {"name": "Severity", "value": i.severity, "inline": true},
-            {"name": "Since", "value": rfc3339(i.opened_ms), "inline": true},
+            {"name": "Since", "value": m.local(i.opened_ms), "inline": true},
             {"name": "Impact", "value": truncate(&m.impact(), 1024), "inline": false},
         ],
     });
@@ -568,7 +578,7 @@ pub fn discord(m: &Message) -> Value {
                     "color": if m.resolved() { 0x2e7d32 } else { 0xc62828 },
                     "fields": [
                         {"name": "Severity", "value": g.incident.severity, "inline": true},
-                        {"name": "Since", "value": rfc3339(g.incident.opened_ms), "inline": true},
+                        {"name": "Since", "value": m.local(g.incident.opened_ms), "inline": true},
                         {"name": "Impact", "value": truncate(&impact(&g.services, &g.customers), 1024), "inline": false},
                     ],
                 });
@@ -644,6 +654,7 @@ mod tests {
             more: Vec::new(),
             notification_ids: vec![7],
             note: None,
+            tz: jiff::tz::TimeZone::UTC,
         }
     }
 
@@ -657,6 +668,18 @@ mod tests {
             Some("{{ event }}"),
         );
         assert_eq!((m.title.as_str(), m.text.as_str()), ("P1 web for acme", "firing"));
+        // People read local times and durations in words; the template keeps the UTC instant.
+        // Opened at 0 (1970-01-01 00:00 UTC) is 01:00 in Oslo (CET, UTC+1); resolved 3 h 20 min
+        // and 5 s later.
+        let mut oslo = message();
+        oslo.tz = jiff::tz::TimeZone::get("Europe/Oslo").unwrap();
+        oslo.event = "resolved".into();
+        oslo.incident.resolved_ms = Some((3 * 3600 + 20 * 60 + 5) * 1000);
+        let m = oslo.with_texts(None, Some("{{ incident.opened_at }} = {{ incident.opened_local }}"));
+        assert_eq!(m.title, "[RESOLVED] web is down: status 500 (after 3 h 20 min)");
+        assert_eq!(m.text, "1970-01-01T00:00:00Z = 1970-01-01 01:00 CET");
+        let m = Message { tz: jiff::tz::TimeZone::get("Europe/Oslo").unwrap(), ..message() }.with_texts(None, None);
+        assert!(m.text.contains("Since: 1970-01-01 01:00 CET\n"), "{}", m.text);
         let m = message().with_texts(Some("{{ incident.nope.deeper }}"), None);
         assert!(m.title.starts_with("[P1] web is down"), "a broken template still sends: {}", m.title);
     }

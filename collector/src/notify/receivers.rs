@@ -498,5 +498,6 @@ pub fn test_message(config: &CollectorConfig, receiver: &str, now: i64) -> Messa
         more: Vec::new(),
         notification_ids: Vec::new(),
         note: None,
+        tz: crate::core::time::display_zone(config.display_timezone.as_ref().map(|t| t.get_ref().as_str())),
     }
 }

@@ -287,6 +287,7 @@ fn message_of(
         more: items.collect(),
         notification_ids: Vec::new(),
         note: None,
+        tz: app.display_tz.clone(),
     })
 }
 
