@@ -1,5 +1,5 @@
 //! A probe failure's short cause, for titles, lists and notification subjects: "connection
-//! refused", "HTTP 503", "timeout after 5s", "certificate expires in 3 days", instead of an
+//! refused", "HTTP 503", "timeout after 5 s", "certificate expires in 3 days", instead of an
 //! error chain such as "connection failed: client error (Connect): tcp connect error:
 //! Connection refused (os error 111)". The full text stays with the incident (its opening
 //! event) and in the API. Pure; works on what any agent version reports.
@@ -46,8 +46,15 @@ pub fn short(reason: &str) -> String {
     if lower.starts_with("timed out") || lower.contains("operation timed out") || lower.contains("deadline has elapsed")
     {
         // "timed out after 5s" as the agent says it; "timeout" when it did not say how long.
+        // The length in words when it parses ("after 5s" → "after 5 s").
         return match lower.find("after ") {
-            Some(i) => format!("timeout {}", first[i..].split(':').next().unwrap_or("").trim_end()),
+            Some(i) => {
+                let said = first[i + 6..].split(':').next().unwrap_or("").trim_end();
+                match vakt_config::duration::parse_duration(said) {
+                    Ok(d) => format!("timeout after {}", super::time::human_span(d.as_millis() as i64)),
+                    Err(_) => format!("timeout after {said}"),
+                }
+            }
             None => "timeout".to_string(),
         };
     }
@@ -78,7 +85,9 @@ mod tests {
             ("connect: Connection refused (os error 111)", "connection refused"),
             ("status 503", "HTTP 503"),
             ("status 404 Not Found", "HTTP 404"),
-            ("timed out after 5s", "timeout after 5s"),
+            ("timed out after 5s", "timeout after 5 s"),
+            ("timed out after 1m30s: no answer", "timeout after 1 min 30 s"),
+            ("timed out after a while", "timeout after a while"),
             ("timed out", "timeout"),
             ("certificate expires in 3.4 days (cert_min_days is 14)", "certificate expires in 3 days"),
             ("certificate expires in 1.0 days (cert_min_days is 14)", "certificate expires in 1 day"),
