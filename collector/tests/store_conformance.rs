@@ -101,6 +101,7 @@ conformance!(
     a_limit_takes_the_newest_or_the_oldest_samples_in_time_order,
     without_raw_samples_states_incidents_and_rollups_are_kept,
     remote_write_queues_each_stored_sample_per_target_until_taken,
+    status_posts_keep_their_updates_and_reach_each_subscriber_once,
 );
 
 fn node(name: &str) -> NodeInfo {
@@ -720,4 +721,93 @@ fn postgres_a_batch_costs_the_same_statements_for_one_check_or_twenty() {
 
 fn db_states(store: &Arc<dyn Store>, prefix: &str) -> usize {
     store.check_states().unwrap().iter().filter(|(c, _)| c.starts_with(prefix)).count()
+}
+
+/// A post with updates, subscribers who confirm and leave, and their outbox: each update is
+/// queued once per subscriber it reaches, in the same transaction as the update; queuing the
+/// same item again adds nothing; an unsubscribed address gets nothing more, not even what was
+/// already queued.
+fn status_posts_keep_their_updates_and_reach_each_subscriber_once(db: &Db) {
+    use vakt_collector::core::status_post::{Impact, PostStatus, PostUpdate, StatusPost, Subscriber};
+    use vakt_collector::store::{NotificationOutcome, SubscriberChange};
+    let store = db.open();
+    let sub = |address: &str, token: &str| Subscriber {
+        id: 0,
+        kind: "email".into(),
+        address: address.into(),
+        services: vec!["shop".into()],
+        token: token.into(),
+        created_ms: 1_000,
+        confirmed_ms: None,
+        unsubscribed_ms: None,
+    };
+    let (ann, created) = store.add_subscriber(&sub("ann@example.com", "tok-ann"), Some("confirm")).unwrap();
+    assert!(created);
+    let (again, created) = store.add_subscriber(&sub("ann@example.com", "tok-other"), Some("confirm")).unwrap();
+    assert_eq!((again, created), (ann, false), "the same address is the same subscriber");
+    let (bob, _) = store.add_subscriber(&sub("bob@example.com", "tok-bob"), None).unwrap();
+    let due = store.due_subscriber_messages(2_000, 10).unwrap();
+    assert_eq!(due.len(), 1, "one confirmation, not two: {due:?}");
+    assert_eq!((due[0].subscriber_id, due[0].item.as_str()), (ann, "confirm"));
+    store.record_subscriber_message(due[0].id, &NotificationOutcome::Delivered, 2_000).unwrap();
+    store.update_subscriber(ann, SubscriberChange::Confirmed, 3_000).unwrap();
+    store.update_subscriber(bob, SubscriberChange::Confirmed, 3_000).unwrap();
+    assert_eq!(store.subscriber_by_token("tok-ann").unwrap().unwrap().confirmed_ms, Some(3_000));
+    assert!(store.subscriber_by_token("tok-other").unwrap().is_none(), "the second request changed nothing");
+
+    let update = |status: PostStatus, message: &str, at_ms: i64| PostUpdate {
+        id: 0,
+        status,
+        message: message.into(),
+        at_ms,
+        by: "alice".into(),
+    };
+    let post = StatusPost {
+        id: 0,
+        title: "Shop is slow".into(),
+        impact: Impact::Degraded,
+        services: vec!["shop".into()],
+        incident_id: Some(7),
+        status: PostStatus::Investigating,
+        created_ms: 10_000,
+        resolved_ms: None,
+        postmortem: None,
+        updates: vec![update(PostStatus::Investigating, "Looking into it", 10_000)],
+    };
+    let id = store.add_post(&post, &[ann, bob]).unwrap();
+    let u2 = store.add_post_update(id, &update(PostStatus::Identified, "A full disk", 20_000), &[ann, bob]).unwrap();
+    assert!(u2.is_some());
+    assert_eq!(store.add_post_update(id + 100, &update(PostStatus::Resolved, "x", 1), &[ann]).unwrap(), None);
+    let due = store.due_subscriber_messages(20_000, 10).unwrap();
+    let items: Vec<(i64, &str)> = due.iter().map(|m| (m.subscriber_id, m.item.as_str())).collect();
+    assert_eq!(items.len(), 4, "two updates × two subscribers: {items:?}");
+    assert_eq!(store.enqueue_subscriber_messages(&[ann, bob], &due[0].item, 21_000).unwrap(), 0, "never twice");
+
+    store.update_subscriber(bob, SubscriberChange::Unsubscribed, 21_000).unwrap();
+    let due = store.due_subscriber_messages(21_000, 10).unwrap();
+    assert!(due.iter().all(|m| m.subscriber_id == ann), "bob's queued messages are dropped: {due:?}");
+    store
+        .record_subscriber_message(
+            due[0].id,
+            &NotificationOutcome::Retry { next_attempt_ms: 60_000, error: "421 try later".into() },
+            21_000,
+        )
+        .unwrap();
+    assert_eq!(store.due_subscriber_messages(21_000, 10).unwrap().len(), 1, "the retried one waits");
+    let rows = store.subscriber_messages(10).unwrap();
+    assert_eq!(rows.iter().filter(|r| r.status == "suppressed").count(), 2, "{rows:?}");
+
+    store.add_post_update(id, &update(PostStatus::Resolved, "Fixed", 30_000), &[]).unwrap();
+    assert!(store.set_postmortem(id, "The disk filled with logs.").unwrap());
+    let p = store.post(id).unwrap().unwrap();
+    assert_eq!((p.status, p.resolved_ms, p.incident_id), (PostStatus::Resolved, Some(30_000), Some(7)));
+    assert_eq!(
+        p.updates.iter().map(|u| u.message.as_str()).collect::<Vec<_>>(),
+        ["Looking into it", "A full disk", "Fixed"]
+    );
+    assert_eq!(p.postmortem.as_deref(), Some("The disk filled with logs."));
+    // Open 10 s to 30 s: found by a window overlapping that, not by one after it.
+    assert_eq!(store.posts(Some((25_000, 26_000)), 10).unwrap().len(), 1);
+    assert!(store.posts(Some((30_001, 40_000)), 10).unwrap().is_empty());
+    assert_eq!(store.posts(None, 10).unwrap()[0].updates.len(), 3);
 }

@@ -18,4 +18,5 @@ pub mod routing;
 pub mod service_hours;
 pub mod slo;
 pub mod state;
+pub mod status_post;
 pub mod time;

@@ -24,6 +24,10 @@ const TABLES: &[&str] = &[
     "samples",
     "maintenance_windows",
     "silences",
+    "status_posts",
+    "status_updates",
+    "subscribers",
+    "subscriber_messages",
 ];
 
 /// Rows copied, per table, in copy order.

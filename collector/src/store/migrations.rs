@@ -202,4 +202,53 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX remote_write_queue_by_target ON remote_write_queue (target, id);
     "#,
+    // 15: what customers are told: status page posts and their updates, subscribers, and the
+    // outbox of messages to them (one per subscriber and item).
+    r#"
+    CREATE TABLE status_posts (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        impact TEXT NOT NULL,
+        services_json TEXT NOT NULL,
+        incident_id INTEGER,
+        status TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        resolved_ms INTEGER,
+        postmortem TEXT
+    );
+    CREATE TABLE status_updates (
+        id INTEGER PRIMARY KEY,
+        post_id INTEGER NOT NULL REFERENCES status_posts (id),
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        author TEXT NOT NULL
+    );
+    CREATE INDEX status_updates_by_post ON status_updates (post_id, id);
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        address TEXT NOT NULL,
+        services_json TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL,
+        confirmed_ms INTEGER,
+        unsubscribed_ms INTEGER,
+        failed_ms INTEGER,
+        UNIQUE (kind, address)
+    );
+    CREATE TABLE subscriber_messages (
+        id INTEGER PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+        item TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        done_ms INTEGER,
+        last_error TEXT,
+        UNIQUE (subscriber_id, item)
+    );
+    CREATE INDEX subscriber_messages_due ON subscriber_messages (status, next_attempt_ms);
+    "#,
 ];

@@ -16,6 +16,7 @@ use vakt_config::wire::{Batch, IngestAck};
 use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus};
 
 use crate::core::state::CheckState;
+use crate::core::status_post::{PostUpdate, StatusPost, Subscriber};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -362,4 +363,70 @@ pub trait Store: Send + Sync + 'static {
     fn samples(&self, filter: &SampleFilter) -> Result<Vec<StoredSample>, StoreError>;
     /// Number of stored samples, for one check or all.
     fn sample_count(&self, check: Option<&str>) -> Result<u64, StoreError>;
+
+    // What customers are told: status page posts, subscribers and their outbox.
+
+    /// Stores a new post with its first update, and queues that update for `recipients` (the
+    /// subscribers it reaches), in one transaction. Returns the post's id.
+    fn add_post(&self, post: &StatusPost, recipients: &[i64]) -> Result<i64, StoreError>;
+    /// Adds an update to post `post_id` (its status becomes the update's; resolved sets its
+    /// end, another status after that reopens it) and queues it for `recipients`, in one
+    /// transaction. `None` when there is no such post.
+    fn add_post_update(&self, post_id: i64, update: &PostUpdate, recipients: &[i64])
+        -> Result<Option<i64>, StoreError>;
+    /// Sets a post's postmortem; false when there is no such post.
+    fn set_postmortem(&self, post_id: i64, text: &str) -> Result<bool, StoreError>;
+    /// Posts open at some time in `[from_ms, to_ms)` (all when `None`), newest first, each
+    /// with its updates, at most `limit`.
+    fn posts(&self, between: Option<(i64, i64)>, limit: usize) -> Result<Vec<StatusPost>, StoreError>;
+    fn post(&self, id: i64) -> Result<Option<StatusPost>, StoreError>;
+    /// Records a subscriber unless one of the same kind and address exists (then returns that
+    /// one's id and false); queues `message` for it in the same transaction when given (a
+    /// confirmation request), unless the same item is queued already.
+    fn add_subscriber(&self, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError>;
+    fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError>;
+    fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>, StoreError>;
+    /// Confirms (`confirmed`), unsubscribes (`unsubscribed`) or marks as failing (`failed`).
+    fn update_subscriber(&self, id: i64, change: SubscriberChange, at_ms: i64) -> Result<(), StoreError>;
+    /// Every subscriber, confirmed or not.
+    fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError>;
+    /// Queues `item` for each of `recipients`; an item a subscriber already has is not queued
+    /// twice. Returns how many were queued.
+    fn enqueue_subscriber_messages(&self, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError>;
+    fn due_subscriber_messages(&self, now_ms: i64, limit: usize) -> Result<Vec<SubscriberMessage>, StoreError>;
+    fn record_subscriber_message(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError>;
+    /// Each subscriber message, newest first (for the API and tests).
+    fn subscriber_messages(&self, limit: usize) -> Result<Vec<SubscriberMessageRow>, StoreError>;
+}
+
+/// What changes about a subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscriberChange {
+    Confirmed,
+    Unsubscribed,
+    Failed,
+}
+
+/// A message due to a subscriber: `item` names what it tells ("confirm", "update:17").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriberMessage {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub item: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+}
+
+/// A subscriber message as the API shows it (without the address).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SubscriberMessageRow {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub item: String,
+    /// pending, delivered, suppressed or failed.
+    pub status: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+    pub done_ms: Option<i64>,
+    pub last_error: Option<String>,
 }

@@ -14,6 +14,7 @@
 
 mod plan_io;
 pub mod schema;
+mod status_io;
 
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Transaction};
@@ -24,6 +25,7 @@ use super::{
     AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification,
     SampleFilter, StaleCheck, Store, StoreError, StoredSample,
 };
+use super::{SubscriberChange, SubscriberMessage, SubscriberMessageRow};
 use crate::core::batch;
 use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent};
 use crate::core::plan;
@@ -31,6 +33,7 @@ use crate::core::policies::Policies;
 use crate::core::routing::Router;
 use crate::core::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::core::state::CheckState;
+use crate::core::status_post::{PostUpdate, StatusPost, Subscriber};
 use plan_io::{
     add_event, apply, load, load_incident, load_open, merge_rollups, row_to_state, start_period, STATE_COLUMNS,
 };
@@ -1125,6 +1128,67 @@ impl Store for PostgresStore {
         let row =
             client.query_one("SELECT count(*) FROM samples WHERE $1::text IS NULL OR check_id = $1", &[&check])?;
         Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+    }
+
+    fn add_post(&self, post: &StatusPost, recipients: &[i64]) -> Result<i64, StoreError> {
+        status_io::add_post(&mut *self.client()?, post, recipients)
+    }
+
+    fn add_post_update(
+        &self,
+        post_id: i64,
+        update: &PostUpdate,
+        recipients: &[i64],
+    ) -> Result<Option<i64>, StoreError> {
+        status_io::add_post_update(&mut *self.client()?, post_id, update, recipients)
+    }
+
+    fn set_postmortem(&self, post_id: i64, text: &str) -> Result<bool, StoreError> {
+        status_io::set_postmortem(&mut *self.client()?, post_id, text)
+    }
+
+    fn posts(&self, between: Option<(i64, i64)>, limit: usize) -> Result<Vec<StatusPost>, StoreError> {
+        status_io::posts(&mut *self.client()?, between, limit)
+    }
+
+    fn post(&self, id: i64) -> Result<Option<StatusPost>, StoreError> {
+        status_io::post(&mut *self.client()?, id)
+    }
+
+    fn add_subscriber(&self, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError> {
+        status_io::add_subscriber(&mut *self.client()?, s, message)
+    }
+
+    fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
+        status_io::subscriber(&mut *self.client()?, id)
+    }
+
+    fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>, StoreError> {
+        status_io::subscriber_by_token(&mut *self.client()?, token)
+    }
+
+    fn update_subscriber(&self, id: i64, change: SubscriberChange, at_ms: i64) -> Result<(), StoreError> {
+        status_io::update_subscriber(&mut *self.client()?, id, change, at_ms)
+    }
+
+    fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+        status_io::subscribers(&mut *self.client()?)
+    }
+
+    fn enqueue_subscriber_messages(&self, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError> {
+        status_io::enqueue(&mut *self.client()?, recipients, item, at_ms)
+    }
+
+    fn due_subscriber_messages(&self, now_ms: i64, limit: usize) -> Result<Vec<SubscriberMessage>, StoreError> {
+        status_io::due(&mut *self.client()?, now_ms, limit)
+    }
+
+    fn record_subscriber_message(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError> {
+        status_io::record(&mut *self.client()?, id, outcome, at_ms)
+    }
+
+    fn subscriber_messages(&self, limit: usize) -> Result<Vec<SubscriberMessageRow>, StoreError> {
+        status_io::rows(&mut *self.client()?, limit)
     }
 }
 

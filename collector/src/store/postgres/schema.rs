@@ -177,4 +177,53 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE vakt_leader ADD COLUMN locked boolean NOT NULL DEFAULT false;
     "#,
+    // 5: what customers are told: status page posts and their updates, subscribers, and the
+    // outbox of messages to them (one per subscriber and item).
+    r#"
+    CREATE TABLE status_posts (
+        id bigserial PRIMARY KEY,
+        title text NOT NULL,
+        impact text NOT NULL,
+        services_json text NOT NULL,
+        incident_id bigint,
+        status text NOT NULL,
+        created_ms bigint NOT NULL,
+        resolved_ms bigint,
+        postmortem text
+    );
+    CREATE TABLE status_updates (
+        id bigserial PRIMARY KEY,
+        post_id bigint NOT NULL REFERENCES status_posts (id),
+        status text NOT NULL,
+        message text NOT NULL,
+        at_ms bigint NOT NULL,
+        author text NOT NULL
+    );
+    CREATE INDEX status_updates_by_post ON status_updates (post_id, id);
+    CREATE TABLE subscribers (
+        id bigserial PRIMARY KEY,
+        kind text NOT NULL,
+        address text NOT NULL,
+        services_json text NOT NULL,
+        token text NOT NULL UNIQUE,
+        created_ms bigint NOT NULL,
+        confirmed_ms bigint,
+        unsubscribed_ms bigint,
+        failed_ms bigint,
+        UNIQUE (kind, address)
+    );
+    CREATE TABLE subscriber_messages (
+        id bigserial PRIMARY KEY,
+        subscriber_id bigint NOT NULL REFERENCES subscribers (id),
+        item text NOT NULL,
+        status text NOT NULL,
+        attempts bigint NOT NULL DEFAULT 0,
+        next_attempt_ms bigint NOT NULL,
+        created_ms bigint NOT NULL,
+        done_ms bigint,
+        last_error text,
+        UNIQUE (subscriber_id, item)
+    );
+    CREATE INDEX subscriber_messages_due ON subscriber_messages (status, next_attempt_ms);
+    "#,
 ];

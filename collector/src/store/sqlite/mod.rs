@@ -15,6 +15,7 @@ use super::{
     AgentSummary, IncidentFilter, IngestOutcome, NotificationOutcome, NotificationRow, PendingNotification,
     SampleFilter, StaleCheck, Store, StoreError, StoredSample,
 };
+use super::{SubscriberChange, SubscriberMessage, SubscriberMessageRow};
 use crate::core::batch;
 use crate::core::incident::{Action, Incident, IncidentKind, IncidentStatus, ManualError, ManualOp, TimelineEvent};
 use crate::core::plan;
@@ -22,11 +23,13 @@ use crate::core::policies::Policies;
 use crate::core::routing::Router;
 use crate::core::slo::{MinuteEvents, Period, PeriodStatus};
 use crate::core::state::CheckState;
+use crate::core::status_post::{PostUpdate, StatusPost, Subscriber};
 
 use super::migrations::MIGRATIONS;
 use plan_io::{add_event, apply, load, load_incident, load_open, merge_rollups, row_to_state, start_period};
 
 mod plan_io;
+mod status_io;
 
 /// A batch's content, for telling a replay from a different batch under a reused sequence
 /// number: CRC-32 of each sample's fields in order, stable across releases.
@@ -937,6 +940,67 @@ impl Store for SqliteStore {
         let n: i64 =
             conn.query_row("SELECT count(*) FROM samples WHERE ?1 IS NULL OR check_id = ?1", [check], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn add_post(&self, post: &StatusPost, recipients: &[i64]) -> Result<i64, StoreError> {
+        status_io::add_post(&mut self.conn(), post, recipients)
+    }
+
+    fn add_post_update(
+        &self,
+        post_id: i64,
+        update: &PostUpdate,
+        recipients: &[i64],
+    ) -> Result<Option<i64>, StoreError> {
+        status_io::add_post_update(&mut self.conn(), post_id, update, recipients)
+    }
+
+    fn set_postmortem(&self, post_id: i64, text: &str) -> Result<bool, StoreError> {
+        status_io::set_postmortem(&self.conn(), post_id, text)
+    }
+
+    fn posts(&self, between: Option<(i64, i64)>, limit: usize) -> Result<Vec<StatusPost>, StoreError> {
+        status_io::posts(&self.conn(), between, limit)
+    }
+
+    fn post(&self, id: i64) -> Result<Option<StatusPost>, StoreError> {
+        status_io::post(&self.conn(), id)
+    }
+
+    fn add_subscriber(&self, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError> {
+        status_io::add_subscriber(&mut self.conn(), s, message)
+    }
+
+    fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
+        status_io::subscriber(&self.conn(), id)
+    }
+
+    fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>, StoreError> {
+        status_io::subscriber_by_token(&self.conn(), token)
+    }
+
+    fn update_subscriber(&self, id: i64, change: SubscriberChange, at_ms: i64) -> Result<(), StoreError> {
+        status_io::update_subscriber(&self.conn(), id, change, at_ms)
+    }
+
+    fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+        status_io::subscribers(&self.conn())
+    }
+
+    fn enqueue_subscriber_messages(&self, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError> {
+        status_io::enqueue(&mut self.conn(), recipients, item, at_ms)
+    }
+
+    fn due_subscriber_messages(&self, now_ms: i64, limit: usize) -> Result<Vec<SubscriberMessage>, StoreError> {
+        status_io::due(&self.conn(), now_ms, limit)
+    }
+
+    fn record_subscriber_message(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError> {
+        status_io::record(&self.conn(), id, outcome, at_ms)
+    }
+
+    fn subscriber_messages(&self, limit: usize) -> Result<Vec<SubscriberMessageRow>, StoreError> {
+        status_io::rows(&self.conn(), limit)
     }
 }
 
