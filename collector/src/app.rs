@@ -31,6 +31,8 @@ pub struct App {
     pub outbox_wakeup: tokio::sync::Notify,
     /// Per-agent push rate limits.
     pub rate_limiter: crate::core::ratelimit::RateLimiter,
+    /// Subscribe requests from the public, per client address and in all.
+    pub subscribe_limits: crate::core::ratelimit::HourlyLimits,
     /// Names this configuration in acks (see `IngestAck::config_generation`).
     pub generation: String,
     /// Each agent's clock skew at its last push (ms), since this configuration took over.
@@ -383,6 +385,7 @@ impl App {
             policies,
             router,
             outbox_wakeup: tokio::sync::Notify::new(),
+            subscribe_limits: Default::default(),
             rate_limiter,
             generation,
             clock_skew: Default::default(),

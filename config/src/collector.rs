@@ -246,6 +246,12 @@ pub struct CollectorConfig {
     /// Unacknowledged open incidents are announced again this often (default "4h").
     #[serde(default = "default_repeat_interval")]
     pub repeat_interval: HumanDuration,
+    /// Words for status page posts, per situation: `[status_templates.NAME]`.
+    #[serde(default)]
+    pub status_templates: BTreeMap<Id, crate::status::StatusTemplate>,
+    /// Subscribers to the status page (email with a confirmation link; webhooks by admins).
+    #[serde(default)]
+    pub subscriptions: Option<Spanned<crate::status::SubscriptionsConfig>>,
 }
 
 /// The collector's own certificate (PEM files, re-read on SIGHUP), and optionally the CA whose
@@ -707,6 +713,13 @@ impl CollectorConfig {
         for (name, rcv) in &self.receivers {
             rcv.validate(name.as_str(), r);
         }
+        crate::status::validate(
+            &self.status_templates,
+            self.subscriptions.as_ref(),
+            &self.receivers,
+            self.public_url.as_deref(),
+            r,
+        );
         for (i, route) in self.routes.iter().enumerate() {
             route.validate(i, &self.receivers, &self.services, r);
         }

@@ -15,6 +15,7 @@ pub mod notify;
 pub mod rrule;
 pub mod selector;
 pub mod slo;
+pub mod status;
 pub mod wire;
 
 pub use agent::AgentConfig;

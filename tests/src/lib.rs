@@ -652,3 +652,63 @@ impl Drop for Postgres {
         }
     }
 }
+
+/// Debian's Python, which has the test peers' modules (aiosmtpd, feedparser).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// A real SMTP server on loopback (aiosmtpd, `support/smtp_sink.py`): every mail it accepts is
+/// one JSON line in `out`.
+pub struct SmtpSink {
+    pub child: std::process::Child,
+    pub out: PathBuf,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether python3-aiosmtpd is installed (under CI it must be).
+pub fn aiosmtpd_available() -> bool {
+    let ok = std::process::Command::new(PYTHON).args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3-aiosmtpd is missing: .ci/run must install it");
+        eprintln!("skipping: python3-aiosmtpd is not installed");
+    }
+    ok
+}
+
+pub fn start_sink(port: u16, out: &Path) -> SmtpSink {
+    use std::io::BufRead;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/support/smtp_sink.py");
+    let mut child = std::process::Command::new(PYTHON)
+        .args([script, &port.to_string(), out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    SmtpSink { child, out: out.to_path_buf() }
+}
+
+/// The mails the sink has accepted so far.
+pub fn mails(sink: &SmtpSink) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&sink.out).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The sink with TLS or login flags (see smtp_sink.py).
+pub fn start_sink_with(port: u16, out: &Path, flags: &[&str]) -> SmtpSink {
+    use std::io::BufRead;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/support/smtp_sink.py");
+    let mut args = vec![script.to_string(), port.to_string(), out.to_str().unwrap().to_string()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let mut child =
+        std::process::Command::new(PYTHON).args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    SmtpSink { child, out: out.to_path_buf() }
+}

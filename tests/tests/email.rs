@@ -5,52 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-use vakt_tests::{free_port, token_hash, wait_for, Collector, Proc, Target};
+use vakt_tests::{
+    aiosmtpd_available, free_port, mails, start_sink, start_sink_with, token_hash, wait_for, Collector, Proc, Target,
+};
 
 const WAIT: Duration = Duration::from_secs(40);
 const AGENT_TOKEN: &str = "email-agent-token-0123456789";
-const PYTHON: &str = "/usr/bin/python3";
-
-struct SmtpSink {
-    child: std::process::Child,
-    out: PathBuf,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn aiosmtpd_available() -> bool {
-    let ok = std::process::Command::new(PYTHON).args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3-aiosmtpd is missing: .ci/run must install it");
-        eprintln!("skipping: python3-aiosmtpd is not installed");
-    }
-    ok
-}
-
-fn start_sink(port: u16, out: &Path) -> SmtpSink {
-    use std::io::BufRead;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/support/smtp_sink.py");
-    let mut child = std::process::Command::new(PYTHON)
-        .args([script, &port.to_string(), out.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    SmtpSink { child, out: out.to_path_buf() }
-}
-
-fn mails(sink: &SmtpSink) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(&sink.out).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_arrives_once_after_the_smtp_server_comes_back() {
@@ -161,19 +122,6 @@ receivers = ["oncall-mail"]
         .collect();
     assert_eq!(delivered.len(), 2, "{rows}");
     assert_eq!(mails(&sink).len(), 2, "each mail once");
-}
-
-fn start_sink_with(port: u16, out: &Path, flags: &[&str]) -> SmtpSink {
-    use std::io::BufRead;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/support/smtp_sink.py");
-    let mut args = vec![script.to_string(), port.to_string(), out.to_str().unwrap().to_string()];
-    args.extend(flags.iter().map(|f| f.to_string()));
-    let mut child =
-        std::process::Command::new(PYTHON).args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    SmtpSink { child, out: out.to_path_buf() }
 }
 
 /// STARTTLS and implicit TLS against real TLS SMTP servers with a private CA, with login: the

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod catalog;
 pub mod cause;
 pub mod heartbeat;
+pub mod html;
 pub mod incident;
 pub mod latency;
 pub mod maintenance;

@@ -57,6 +57,35 @@ impl RateLimiter {
     }
 }
 
+/// Requests from the public (subscribing to status updates) admitted per hour: per client
+/// address and from all together.
+#[derive(Default)]
+pub struct HourlyLimits {
+    buckets: Mutex<HashMap<Option<std::net::IpAddr>, TokenBucket>>,
+}
+
+impl HourlyLimits {
+    pub fn admit(&self, addr: Option<std::net::IpAddr>, per_address: u32, total: u32, now_ms: i64) -> bool {
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() > 10_000 {
+            b.clear(); // bounded: a scan of many addresses cannot grow it for ever
+        }
+        let rate = |n: u32| f64::from(n) / 3600.0;
+        let one = b.entry(addr).or_insert_with(|| TokenBucket::full(f64::from(per_address), now_ms)).take(
+            rate(per_address),
+            f64::from(per_address),
+            now_ms,
+        );
+        if one.is_err() {
+            return false;
+        }
+        b.entry(None)
+            .or_insert_with(|| TokenBucket::full(f64::from(total), now_ms))
+            .take(rate(total), f64::from(total), now_ms)
+            .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +121,17 @@ mod tests {
         for _ in 0..1000 {
             assert_eq!(limiter.admit("a", 0), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_flood_from_one_address_and_from_all_is_refused() {
+        let limits = HourlyLimits::default();
+        let a = Some("127.0.0.1".parse().unwrap());
+        let b = Some("127.0.0.2".parse().unwrap());
+        assert!((0..5).all(|_| limits.admit(a, 5, 8, 0)), "five an hour from one address");
+        assert!(!limits.admit(a, 5, 8, 0), "the sixth is refused");
+        assert!((0..3).all(|_| limits.admit(b, 5, 8, 0)));
+        assert!(!limits.admit(b, 5, 8, 0), "eight in all: the ninth is refused");
+        assert!(limits.admit(a, 5, 8, 3_600_000), "an hour later there is room again");
     }
 }

@@ -402,7 +402,7 @@ fn or_dash(s: &str) -> &str {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    crate::core::html::escape(s)
 }
 
 pub fn render(report: &Report, format: Format) -> String {

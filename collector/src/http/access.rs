@@ -38,7 +38,7 @@ pub fn need(path: &str, access: &AccessConfig) -> Need {
     {
         return Need::AgentToken;
     }
-    if path == "/" || path.starts_with("/badge/") || path == "/style.css" {
+    if path == "/" || path.starts_with("/badge/") || path == "/style.css" || path.starts_with("/status/") {
         return public(access.public_status_page);
     }
     if path == "/metrics" {
@@ -60,6 +60,8 @@ pub fn required_scope(method: &Method, path: &str) -> Scope {
     match segments.as_slice() {
         ["api", "v1", rest @ ..] if incident_action(rest) => Scope::Oncall,
         ["api", "v1", "silences", ..] => Scope::Oncall,
+        // Telling customers is the on-call engineer's job; adding webhooks is an admin's.
+        ["api", "v1", "status", "incidents", ..] | ["status-posts", ..] => Scope::Oncall,
         s if incident_action(s) => Scope::Oncall,
         _ => Scope::Admin,
     }

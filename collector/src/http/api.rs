@@ -49,6 +49,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/badge/{service}/{kind}", get(serve_badge))
         .merge(crate::http::oncall::routes())
         .merge(crate::http::ping::routes())
+        .merge(crate::http::status_posts::routes())
+        .merge(crate::http::status_public::routes())
         .layer(axum::middleware::from_fn_with_state(app.clone(), crate::http::access::guard))
         // Ingest reads its body itself (after the token, within `ingest_memory_bytes`); what
         // people post (notes, silences, maintenance) is small.

@@ -80,7 +80,15 @@ pub async fn serve(
         };
         let guard = OpenGuard::new(permit);
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // Handlers that limit the public per address (subscribing) read it from here.
+        let client = crate::http::status_public::ClientAddr(peer.ip());
+        let service = hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(client);
+                req
+            },
+        ));
         let watcher = graceful.watcher();
         let certs = certs.clone();
         tokio::spawn(async move {

@@ -119,7 +119,16 @@ async fn incident_detail(State(app): State<Arc<App>>, Path(id): Path<String>, he
             }
             let (a, inc, t) = (app.clone(), i.clone(), shown.clone());
             let around = blocking(&app, move |_| crate::http::check_page::around_incident(&a, &inc, &t)).await;
-            html(StatusCode::OK, views::incident(&r, &who, &shown, around.ok().flatten().as_deref()))
+            let mut page = views::incident(&r, &who, &shown, around.ok().flatten().as_deref());
+            // Telling customers: a status page post prefilled from the incident.
+            if i.status != IncidentStatus::Resolved && !r.services.is_empty() {
+                let form = format!(
+                    "<h2>Tell customers</h2>\n{}",
+                    crate::http::status_posts::new_post_form(&app, Some((i.id, &r.services)))
+                );
+                page = page.replacen("</body>", &format!("{form}</body>"), 1);
+            }
+            html(StatusCode::OK, page)
         }
         Ok(None) => problem(StatusCode::NOT_FOUND, &who, &format!("There is no incident {id}.")),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &who, &e),

@@ -5,6 +5,7 @@ use vakt_config::CollectorConfig;
 
 use crate::core::incident::{Incident, IncidentStatus};
 use crate::core::slo::MINUTE_MS;
+use crate::core::status_post::StatusPost;
 use crate::evaluate::service::{availability, service_state};
 use crate::http::views::esc;
 use crate::store::{IncidentFilter, Store, StoreError};
@@ -46,7 +47,15 @@ pub struct StatusPage {
     pub active: Vec<Incident>,
     pub history: Vec<Incident>,
     pub maintenance: Vec<crate::core::maintenance::Occurrence>,
+    /// Posts people wrote, open at some time in the last 90 days, newest first.
+    pub posts: Vec<StatusPost>,
     pub generated_ms: i64,
+}
+
+/// The start (UTC) of day "2026-11-25".
+pub fn day_of(date: &str) -> Option<i64> {
+    let d: jiff::civil::Date = date.parse().ok()?;
+    d.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp().as_millisecond())
 }
 
 /// A service's last `n` days (UTC days, today last) and its availability over them.
@@ -114,7 +123,8 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
         now_ms,
         now_ms + 7 * DAY_MS,
     );
-    Ok(StatusPage { services, active, history, maintenance, generated_ms: now_ms })
+    let posts = store.posts(Some((now_ms - 90 * DAY_MS, now_ms + 1)), 200)?;
+    Ok(StatusPage { services, active, history, maintenance, posts, generated_ms: now_ms })
 }
 
 fn state_label(state: &str) -> &'static str {
@@ -162,7 +172,21 @@ pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time
                 }
                 Some(u) => ("bad", format!("{}: {:.2}% up, {:.0} min down", d.date, u * 100.0, d.down_minutes)),
             };
-            bars.push_str(&format!("<span class=\"bar {class}\" title=\"{}\"></span>", esc(&tip)));
+            let day_posts = page
+                .posts
+                .iter()
+                .filter(|p| p.services.is_empty() || p.services.contains(&s.name))
+                .filter(|p| day_of(&d.date).is_some_and(|from| p.overlaps(from, from + DAY_MS)))
+                .count();
+            if day_posts > 0 {
+                bars.push_str(&format!(
+                    "<a class=\"bar {class}\" href=\"/status/history?day={}\" title=\"{}\"></a>",
+                    esc(&d.date),
+                    esc(&format!("{tip}; {day_posts} incident report{}", if day_posts == 1 { "" } else { "s" }))
+                ));
+            } else {
+                bars.push_str(&format!("<span class=\"bar {class}\" title=\"{}\"></span>", esc(&tip)));
+            }
         }
         services.push_str(&format!(
             "<section class=\"service\" data-service=\"{name}\" data-state=\"{state}\">\n<h3>{name} <span class=\"state {state}\">{label}</span></h3>\n{desc}<div class=\"bars\" aria-label=\"90 days\">{bars}</div>\n<p class=\"uptime\">{uptime} over 90 days</p>\n</section>\n",
@@ -200,28 +224,10 @@ pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time
         })
         .collect();
     let or_none = |s: String, none: &str| if s.is_empty() { format!("<li class=\"muted\">{none}</li>") } else { s };
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Status</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1.5rem; color: #1d2630; }}
-.banner {{ padding: 1rem 1.25rem; border-radius: .5rem; color: #fff; font-weight: 600; }}
-.banner.operational {{ background: #17702f; }} .banner.degraded {{ background: #9a5b00; }} .banner.down {{ background: #b3261e; }}
-.service {{ border-bottom: 1px solid #e3e7eb; padding: .75rem 0; }}
-.service h3 {{ margin: .2rem 0; display: flex; justify-content: space-between; }}
-.state {{ font-size: .9rem; }} .state.operational {{ color: #17702f; }} .state.degraded, .state.maintenance {{ color: #9a5b00; }}
-.state.down {{ color: #b3261e; }} .state.unknown {{ color: #6b7785; }}
-.bars {{ display: flex; gap: 2px; height: 2rem; margin: .4rem 0; }}
-.bar {{ flex: 1; border-radius: 2px; }} .bar.good {{ background: #2e9b4f; }} .bar.warn {{ background: #e0a100; }}
-.bar.bad {{ background: #d93a2b; }} .bar.none {{ background: #d5dbe1; }}
-.muted {{ color: #6b7785; font-size: .9rem; }} .uptime, .description {{ margin: .2rem 0; color: #4a5663; }}
-ul {{ padding-left: 1.2rem; }}
-</style></head>
-<body>
-<h1>Service status</h1>
+    let body = format!(
+        r#"<h1>Service status</h1>
 <p class="banner {overall_class}" id="overall">{overall_text}</p>
-<h2>Active incidents</h2>
+{posts}<h2>Active incidents</h2>
 <ul id="active">{active}</ul>
 <h2>Planned maintenance</h2>
 <ul id="maintenance">{maintenance}</ul>
@@ -229,15 +235,79 @@ ul {{ padding-left: 1.2rem; }}
 {services}
 <h2>Past incidents (14 days)</h2>
 <ul id="history">{history}</ul>
+<p class="muted"><a href="/status/history">Incident history</a> · <a href="/status/feed.atom">Atom feed</a> · <a href="/status/subscribe">Subscribe to updates</a></p>
 <p class="muted">Updated {generated}</p>
-</body></html>
 "#,
         overall_class = overall.0,
         overall_text = overall.1,
+        posts = open_posts(&page.posts, t),
         active = or_none(active, "No active incidents"),
         maintenance = or_none(maintenance, "None planned in the next 7 days"),
         history = or_none(history, "No incidents"),
         generated = time_only(page.generated_ms),
+    );
+    public_layout("Status", &body)
+}
+
+/// Open posts at the top of the status page: each with its latest update.
+fn open_posts(posts: &[StatusPost], t: &crate::core::time::Shown) -> String {
+    let open: Vec<&StatusPost> = posts.iter().filter(|p| p.is_open()).collect();
+    if open.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<section id=\"posts\">\n");
+    for p in open {
+        let latest = p.latest();
+        out.push_str(&format!(
+            "<article class=\"post {impact}\" data-post=\"{id}\"><h2><a href=\"/status/incidents/{id}\">{}</a></h2>\n<p class=\"muted\">{} · affects {}</p>\n{}</article>\n",
+            esc(&p.title),
+            p.impact.label(),
+            esc(&if p.services.is_empty() { "all services".to_string() } else { p.services.join(", ") }),
+            latest
+                .map(|u| format!(
+                    "<p><strong>{}</strong> — {}<br>{}</p>\n",
+                    u.status.label(),
+                    crate::http::views::time(t, u.at_ms),
+                    esc(&u.message)
+                ))
+                .unwrap_or_default(),
+            impact = p.impact.as_str(),
+            id = p.id,
+        ));
+    }
+    out.push_str("</section>\n");
+    out
+}
+
+/// The frame of every public page: title, styles, no script.
+pub fn public_layout(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="alternate" type="application/atom+xml" title="Status updates" href="/status/feed.atom">
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1.5rem; color: #1d2630; }}
+a {{ color: #0b5cad; }}
+.banner {{ padding: 1rem 1.25rem; border-radius: .5rem; color: #fff; font-weight: 600; }}
+.banner.operational {{ background: #17702f; }} .banner.degraded {{ background: #9a5b00; }} .banner.down {{ background: #b3261e; }}
+.post {{ border-left: .35rem solid #9a5b00; padding: .2rem 1rem; margin: 1rem 0; background: #fbf7ef; }}
+.post.major_outage {{ border-color: #b3261e; background: #fbf0ef; }} .post h2 {{ margin: .3rem 0; font-size: 1.2rem; }}
+.updates li {{ margin: .6rem 0; }}
+.service {{ border-bottom: 1px solid #e3e7eb; padding: .75rem 0; }}
+.service h3 {{ margin: .2rem 0; display: flex; justify-content: space-between; }}
+.state {{ font-size: .9rem; }} .state.operational {{ color: #17702f; }} .state.degraded, .state.maintenance {{ color: #9a5b00; }}
+.state.down {{ color: #b3261e; }} .state.unknown {{ color: #6b7785; }}
+.bars {{ display: flex; gap: 2px; height: 2rem; margin: .4rem 0; }}
+.bar {{ flex: 1; border-radius: 2px; display: block; }} .bar.good {{ background: #2e9b4f; }} .bar.warn {{ background: #e0a100; }}
+.bar.bad {{ background: #d93a2b; }} .bar.none {{ background: #d5dbe1; }}
+.muted {{ color: #6b7785; font-size: .9rem; }} .uptime, .description {{ margin: .2rem 0; color: #4a5663; }}
+ul {{ padding-left: 1.2rem; }}
+</style></head>
+<body>
+{body}</body></html>
+"#,
+        title = esc(title)
     )
 }
 

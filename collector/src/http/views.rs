@@ -55,7 +55,7 @@ pub struct SlaRow {
 }
 
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    crate::core::html::escape(s)
 }
 
 /// The frame every on-call page shares: title, navigation, styles.
@@ -85,7 +85,7 @@ figure {{ margin: 1rem 0; }} figcaption {{ font-weight: 600; margin-bottom: .3re
 .silent, .clock.off {{ color: #b3261e; font-weight: 600; }} .reporting {{ color: #17702f; }}
 </style></head>
 <body>
-<nav><strong>Vakt</strong><a href="/incidents">Incidents</a><a href="/sla">SLA</a><a href="/agents">Agents</a><a href="/">Status page</a><span class="who">{who}</span></nav>
+<nav><strong>Vakt</strong><a href="/incidents">Incidents</a><a href="/sla">SLA</a><a href="/agents">Agents</a><a href="/status-posts">Posts</a><a href="/">Status page</a><span class="who">{who}</span></nav>
 <h1>{title}</h1>
 {body}
 </body></html>

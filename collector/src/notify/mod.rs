@@ -9,5 +9,7 @@
 pub mod paging;
 pub mod payload;
 pub mod receivers;
+pub mod status_posts;
+pub mod subscribers;
 pub mod tickets;
 pub mod worker;

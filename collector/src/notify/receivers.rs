@@ -334,10 +334,45 @@ pub fn threading(m: &Message, receiver: &str, domain: &str) -> Threading {
     Threading { message_id, references: roots, list_id }
 }
 
+/// The SMTP transport of email receiver `name` (its server, TLS, CA and login).
+pub(super) fn smtp_transport(
+    name: &str,
+    e: &Email,
+) -> Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, String> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    let mut transport = match e.tls {
+        vakt_config::notify::SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
+        vakt_config::notify::SmtpTls::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host).map_err(|err| format!("{}: {err}", name))?
+        }
+        vakt_config::notify::SmtpTls::Implicit => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host).map_err(|err| format!("{}: {err}", name))?
+        }
+    }
+    .port(e.port)
+    .timeout(Some(Duration::from_secs(10)));
+    if let (Some(pem), true) = (&e.ca_pem, e.tls != vakt_config::notify::SmtpTls::None) {
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let ca = Certificate::from_pem(pem).map_err(|err| format!("{}: smtp_ca_file: {err}", name))?;
+        let params = TlsParameters::builder(e.host.clone())
+            .add_root_certificate(ca)
+            .build_rustls()
+            .map_err(|err| format!("{}: TLS: {err}", name))?;
+        transport = transport.tls(match e.tls {
+            vakt_config::notify::SmtpTls::Implicit => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        });
+    }
+    if let Some((user, pass)) = &e.credentials {
+        transport = transport.credentials(Credentials::new(user.clone(), pass.clone()));
+    }
+    Ok(transport.build())
+}
+
 async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> {
     use lettre::message::{Mailbox, MultiPart};
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    use lettre::AsyncTransport;
     let (subject, text, html) = payload::email(m);
     let from: Mailbox = e.from.parse().map_err(|err| format!("{}: from: {err}", r.name))?;
     let domain = from.email.domain().to_string();
@@ -359,33 +394,7 @@ async fn send_email(r: &Receiver, e: &Email, m: &Message) -> Result<(), String> 
     }
     let mail =
         builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|err| format!("{}: {err}", r.name))?;
-    let mut transport = match e.tls {
-        vakt_config::notify::SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
-        vakt_config::notify::SmtpTls::Starttls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host).map_err(|err| format!("{}: {err}", r.name))?
-        }
-        vakt_config::notify::SmtpTls::Implicit => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host).map_err(|err| format!("{}: {err}", r.name))?
-        }
-    }
-    .port(e.port)
-    .timeout(Some(Duration::from_secs(10)));
-    if let (Some(pem), true) = (&e.ca_pem, e.tls != vakt_config::notify::SmtpTls::None) {
-        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-        let ca = Certificate::from_pem(pem).map_err(|err| format!("{}: smtp_ca_file: {err}", r.name))?;
-        let params = TlsParameters::builder(e.host.clone())
-            .add_root_certificate(ca)
-            .build_rustls()
-            .map_err(|err| format!("{}: TLS: {err}", r.name))?;
-        transport = transport.tls(match e.tls {
-            vakt_config::notify::SmtpTls::Implicit => Tls::Wrapper(params),
-            _ => Tls::Required(params),
-        });
-    }
-    if let Some((user, pass)) = &e.credentials {
-        transport = transport.credentials(Credentials::new(user.clone(), pass.clone()));
-    }
-    transport.build().send(mail).await.map(|_| ()).map_err(|err| format!("{}: SMTP: {err}", r.name))
+    smtp_transport(&r.name, e)?.send(mail).await.map(|_| ()).map_err(|err| format!("{}: SMTP: {err}", r.name))
 }
 
 /// Sends one message to one receiver, in the receiver's format. `Some` says what the receiver

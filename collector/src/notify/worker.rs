@@ -408,6 +408,7 @@ pub async fn run(app: Arc<App>, receivers: HashMap<String, Receiver>, shutdown: 
             Ok(Err(e)) => tracing::error!(error = %e, "reading the outbox failed"),
             Err(e) => tracing::error!(error = %e, "outbox task failed"),
         }
+        super::subscribers::deliver_due(&app, &receivers, &http).await;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = app.outbox_wakeup.notified() => {

@@ -407,7 +407,7 @@ pub enum SubscriberChange {
     Failed,
 }
 
-/// A message due to a subscriber: `item` names what it tells ("confirm", "update:17").
+/// A message due to a subscriber: `item` names what it tells ("confirm:HOUR", "update:POST:UPDATE").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriberMessage {
     pub id: i64,

@@ -53,7 +53,7 @@ pub fn add_post(client: &mut Client, post: &StatusPost, recipients: &[i64]) -> R
     let id: i64 = row.try_get(0)?;
     for u in &post.updates {
         let update_id = insert_update(&mut tx, id, u)?;
-        queue(&mut tx, recipients, &format!("update:{update_id}"), u.at_ms)?;
+        queue(&mut tx, recipients, &format!("update:{id}:{update_id}"), u.at_ms)?;
     }
     tx.commit()?;
     Ok(id)
@@ -77,7 +77,7 @@ pub fn add_post_update(
         return Ok(None);
     }
     let update_id = insert_update(&mut tx, post_id, u)?;
-    queue(&mut tx, recipients, &format!("update:{update_id}"), u.at_ms)?;
+    queue(&mut tx, recipients, &format!("update:{post_id}:{update_id}"), u.at_ms)?;
     tx.commit()?;
     Ok(Some(update_id))
 }

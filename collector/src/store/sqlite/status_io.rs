@@ -52,7 +52,7 @@ pub fn add_post(conn: &mut Connection, post: &StatusPost, recipients: &[i64]) ->
     let id = tx.last_insert_rowid();
     for u in &post.updates {
         let update_id = insert_update(&tx, id, u)?;
-        queue(&tx, recipients, &format!("update:{update_id}"), u.at_ms)?;
+        queue(&tx, recipients, &format!("update:{id}:{update_id}"), u.at_ms)?;
     }
     tx.commit()?;
     Ok(id)
@@ -75,7 +75,7 @@ pub fn add_post_update(
         return Ok(None);
     }
     let update_id = insert_update(&tx, post_id, u)?;
-    queue(&tx, recipients, &format!("update:{update_id}"), u.at_ms)?;
+    queue(&tx, recipients, &format!("update:{post_id}:{update_id}"), u.at_ms)?;
     tx.commit()?;
     Ok(Some(update_id))
 }

@@ -1,0 +1,226 @@
+//! What people tell customers, as operations the API, the on-call forms and the CLI share:
+//! write a post (by hand, from a template, or prefilled from an incident), add updates and a
+//! postmortem, subscribe (email with a confirmation link; webhooks by admins), confirm and
+//! unsubscribe. Each update is queued for every subscriber it reaches in the same transaction
+//! that stores it; `subscribers.rs` delivers.
+
+use rand::Rng;
+
+use crate::app::App;
+use crate::core::status_post::{
+    check_address, check_text, fill, reaches, Impact, NewPost, NewUpdate, PostStatus, PostUpdate, StatusPost,
+    Subscriber, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
+};
+use crate::store::{StoreError, SubscriberChange};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A secret for links and signatures: 32 random bytes, hex.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    hex::encode(bytes)
+}
+
+/// The active subscribers a post about `services` reaches.
+pub fn recipients(app: &App, services: &[String]) -> Result<Vec<i64>, StoreError> {
+    Ok(app
+        .store
+        .subscribers()?
+        .into_iter()
+        .filter(|s| s.active() && reaches(&s.services, services))
+        .map(|s| s.id)
+        .collect())
+}
+
+fn known_services(app: &App, services: &[String]) -> Result<(), PostError> {
+    match services.iter().find(|s| !app.config.services.contains_key(s.as_str())) {
+        Some(s) => Err(PostError::Invalid(format!("there is no service {s:?}"))),
+        None => Ok(()),
+    }
+}
+
+/// A template's words, filled for a post's services.
+struct Filled {
+    status: Option<PostStatus>,
+    title: Option<String>,
+    message: String,
+}
+
+/// `[status_templates.NAME]`, filled for `services`.
+fn template(app: &App, name: Option<&str>, services: &[String]) -> Result<Option<Filled>, PostError> {
+    let Some(name) = name else { return Ok(None) };
+    let t = app.config.status_templates.get(name).ok_or_else(|| {
+        let known: Vec<&str> = app.config.status_templates.keys().map(|k| k.as_str()).collect();
+        PostError::Invalid(format!("there is no status template {name:?} (known: {})", known.join(", ")))
+    })?;
+    let status = t.status.as_ref().map(|s| PostStatus::parse(s.get_ref())).transpose().map_err(PostError::Invalid)?;
+    Ok(Some(Filled {
+        status,
+        title: t.title.as_ref().map(|x| fill(x, services, "")),
+        message: fill(t.message.get_ref(), services, ""),
+    }))
+}
+
+/// Writes a new post with its first update and queues that update for its subscribers.
+pub fn create(app: &App, req: NewPost, by: &str, now_ms: i64) -> Result<StatusPost, PostError> {
+    let mut services = req.services.clone();
+    let mut created_ms = now_ms;
+    if let Some(id) = req.incident_id {
+        let incident =
+            app.store.incident(id)?.ok_or_else(|| PostError::NotFound(format!("there is no incident {id}")))?;
+        if services.is_empty() {
+            services = crate::core::catalog::services_of(&app.config, incident.kind, &incident.subject);
+        }
+        created_ms = incident.opened_ms.min(now_ms);
+    }
+    services.sort();
+    services.dedup();
+    known_services(app, &services)?;
+    let from_template = template(app, req.template.as_deref(), &services)?;
+    let (t_status, t_title, t_message) = match from_template {
+        Some(f) => (f.status, f.title, Some(f.message)),
+        None => (None, None, None),
+    };
+    let title = match (req.title.trim(), t_title) {
+        ("", Some(t)) => t,
+        ("", None) if !services.is_empty() => format!("Problems with {}", services.join(", ")),
+        (t, _) => t.to_string(),
+    };
+    let title = check_text("title", &title, MAX_TITLE_CHARS).map_err(PostError::Invalid)?;
+    let message = if req.message.trim().is_empty() { t_message.unwrap_or_default() } else { req.message.clone() };
+    let message = check_text("message", &message, MAX_MESSAGE_CHARS).map_err(PostError::Invalid)?;
+    let status = match req.status.as_deref() {
+        Some(s) => PostStatus::parse(s).map_err(PostError::Invalid)?,
+        None => t_status.unwrap_or(PostStatus::Investigating),
+    };
+    let impact = match req.impact.as_deref() {
+        Some(i) => Impact::parse(i).map_err(PostError::Invalid)?,
+        None if req.incident_id.is_some() => Impact::PartialOutage,
+        None => Impact::Degraded,
+    };
+    let mut post = StatusPost {
+        id: 0,
+        title,
+        impact,
+        services,
+        incident_id: req.incident_id,
+        status,
+        created_ms,
+        resolved_ms: (status == PostStatus::Resolved).then_some(now_ms),
+        postmortem: None,
+        updates: vec![PostUpdate { id: 0, status, message, at_ms: now_ms, by: by.to_string() }],
+    };
+    let to = recipients(app, &post.services)?;
+    post.id = app.store.add_post(&post, &to)?;
+    app.outbox_wakeup.notify_one();
+    app.store.post(post.id)?.ok_or_else(|| PostError::NotFound(format!("post {} vanished", post.id)))
+}
+
+/// Adds an update to a post and queues it for the post's subscribers. The internal incident
+/// is not touched.
+pub fn update(app: &App, post_id: i64, req: NewUpdate, by: &str, now_ms: i64) -> Result<StatusPost, PostError> {
+    let post =
+        app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("there is no status post {post_id}")))?;
+    let from_template = template(app, req.template.as_deref(), &post.services)?;
+    let message = match (req.message.trim(), from_template) {
+        ("", Some(f)) => f.message,
+        (m, _) => m.to_string(),
+    };
+    let message = check_text("message", &message, MAX_MESSAGE_CHARS).map_err(PostError::Invalid)?;
+    let status = PostStatus::parse(&req.status).map_err(PostError::Invalid)?;
+    let u = PostUpdate { id: 0, status, message, at_ms: now_ms, by: by.to_string() };
+    let to = recipients(app, &post.services)?;
+    app.store.add_post_update(post_id, &u, &to)?;
+    app.outbox_wakeup.notify_one();
+    app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("post {post_id} vanished")))
+}
+
+/// Sets the postmortem of a resolved post.
+pub fn postmortem(app: &App, post_id: i64, text: &str) -> Result<StatusPost, PostError> {
+    let post =
+        app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("there is no status post {post_id}")))?;
+    if post.is_open() {
+        return Err(PostError::Invalid("a postmortem follows the resolution: resolve the post first".into()));
+    }
+    let text = check_text("postmortem", text, MAX_MESSAGE_CHARS * 5).map_err(PostError::Invalid)?;
+    app.store.set_postmortem(post_id, &text)?;
+    app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("post {post_id} vanished")))
+}
+
+/// Records an email subscription and queues its confirmation request. The answer never says
+/// whether the address was known: an address already confirmed gets nothing new, one not yet
+/// confirmed is asked again (at most once an hour).
+pub fn subscribe_email(app: &App, address: &str, services: &[String], now_ms: i64) -> Result<(), PostError> {
+    let address = check_address(address).map_err(PostError::Invalid)?;
+    let mut services = services.to_vec();
+    services.sort();
+    services.dedup();
+    known_services(app, &services)?;
+    let s = Subscriber {
+        id: 0,
+        kind: "email".into(),
+        address,
+        services,
+        token: new_token(),
+        created_ms: now_ms,
+        confirmed_ms: None,
+        unsubscribed_ms: None,
+    };
+    // The hour in the item: a second request within the hour asks nothing new.
+    let item = format!("confirm:{}", now_ms / 3_600_000);
+    let (id, created) = app.store.add_subscriber(&s, None)?;
+    let active = !created && app.store.subscriber(id)?.is_some_and(|k| k.active());
+    if !active {
+        app.store.enqueue_subscriber_messages(&[id], &item, now_ms)?;
+    }
+    app.outbox_wakeup.notify_one();
+    Ok(())
+}
+
+/// A webhook subscription, made by an admin (a public one would let anyone make the collector
+/// post to addresses of their choosing). Active at once; its token signs each post.
+pub fn add_webhook(app: &App, url: &str, services: &[String], now_ms: i64) -> Result<Subscriber, PostError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| PostError::Invalid(format!("url {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(PostError::Invalid("the url must be http or https".into()));
+    }
+    known_services(app, services)?;
+    let s = Subscriber {
+        id: 0,
+        kind: "webhook".into(),
+        address: url.to_string(),
+        services: services.to_vec(),
+        token: new_token(),
+        created_ms: now_ms,
+        confirmed_ms: Some(now_ms),
+        unsubscribed_ms: None,
+    };
+    let (id, created) = app.store.add_subscriber(&s, None)?;
+    if !created {
+        app.store.update_subscriber(id, SubscriberChange::Confirmed, now_ms)?;
+    }
+    app.store.subscriber(id)?.ok_or_else(|| PostError::NotFound(format!("subscriber {id} vanished")))
+}
+
+/// Confirms the subscription whose link carries `token`; `None` for an unknown token.
+pub fn confirm(app: &App, token: &str, now_ms: i64) -> Result<Option<Subscriber>, StoreError> {
+    let Some(s) = app.store.subscriber_by_token(token)? else { return Ok(None) };
+    app.store.update_subscriber(s.id, SubscriberChange::Confirmed, now_ms)?;
+    app.store.subscriber(s.id)
+}
+
+/// Ends the subscription whose link carries `token`: nothing more is sent to it, not even
+/// what was queued. `None` for an unknown token.
+pub fn unsubscribe(app: &App, token: &str, now_ms: i64) -> Result<Option<Subscriber>, StoreError> {
+    let Some(s) = app.store.subscriber_by_token(token)? else { return Ok(None) };
+    app.store.update_subscriber(s.id, SubscriberChange::Unsubscribed, now_ms)?;
+    app.store.subscriber(s.id)
+}
