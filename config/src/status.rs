@@ -34,6 +34,14 @@ pub struct SubscriptionsConfig {
     pub per_address_per_hour: u32,
     #[serde(default = "default_total")]
     pub total_per_hour: u32,
+    /// Subscribers are reminded of planned maintenance this long before it starts (default
+    /// "24h"), besides being told when it is scheduled, when it starts and when it ends.
+    #[serde(default = "default_remind_before")]
+    pub remind_before: crate::duration::HumanDuration,
+}
+
+fn default_remind_before() -> crate::duration::HumanDuration {
+    crate::duration::HumanDuration::from_secs(86_400)
 }
 
 fn default_per_address() -> u32 {

@@ -260,6 +260,28 @@ async fn subscribers_hear_each_update_once_and_one_click_stops_them() {
     assert!(content.contains("Space freed; watching.") && content.contains("A full disk"), "{content}");
     assert!(!content.contains("<script>"), "the parser's sanitised view has no script: {content}");
 
+    // Planned maintenance for the shop, two hours ahead: Ann is told it is scheduled, and it
+    // is in the feed.
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
+    let end = start + jiff::SignedDuration::from_hours(1);
+    let window = http
+        .post(collector.url("/api/v1/maintenance"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"name": "Database upgrade", "start": start.to_string(), "end": end.to_string(), "services": ["shop"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(window.status().is_success(), "{}", window.text().await.unwrap());
+    let notice = wait_for("the maintenance notice", WAIT, || async {
+        mails(&sink).into_iter().find(|m| m["data"].as_str().unwrap().contains("Subject: [Scheduled maintenance]"))
+    })
+    .await;
+    assert_eq!(to_of(&notice), "ann@example.test");
+    let feed = reqwest::get(collector.url("/status/feed.atom")).await.unwrap().text().await.unwrap();
+    assert!(feed.contains("<title>Maintenance: Database upgrade (scheduled)</title>"), "{feed}");
+    let status_page = reqwest::get(collector.url("/")).await.unwrap().text().await.unwrap();
+    assert!(status_page.contains("data-phase=\"scheduled\""), "{status_page}");
+
     // One click, as a mail client does it (RFC 8058): a POST to the List-Unsubscribe address.
     let url = unsubscribe.trim_start_matches("List-Unsubscribe: <").trim_end_matches('>').to_string();
     let r = http

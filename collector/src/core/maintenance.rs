@@ -145,6 +145,89 @@ impl Occurrence {
     }
 }
 
+/// What subscribers are told of a maintenance window, and when: when it is scheduled (seen
+/// before its start), `remind_before` its start, when it starts, and when it is completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticePhase {
+    Scheduled,
+    Reminder,
+    Started,
+    Completed,
+}
+
+impl NoticePhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticePhase::Scheduled => "scheduled",
+            NoticePhase::Reminder => "reminder",
+            NoticePhase::Started => "started",
+            NoticePhase::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NoticePhase> {
+        [NoticePhase::Scheduled, NoticePhase::Reminder, NoticePhase::Started, NoticePhase::Completed]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// A notice about one occurrence, due now. `item` names it in the subscriber outbox (one per
+/// subscriber and item, so planning again every few seconds sends nothing twice).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub item: String,
+    pub phase: NoticePhase,
+    pub services: Vec<String>,
+}
+
+/// How long after its moment a start or completion notice is still worth sending (a collector
+/// down at that moment sends it when it is back, within this).
+pub const NOTICE_LATE_MS: i64 = 3_600_000;
+
+/// The item naming a notice: "maintenance:START_MS:PHASE:NAME".
+pub fn notice_item(o: &Occurrence, phase: NoticePhase) -> String {
+    format!("maintenance:{}:{}:{}", o.start_ms, phase.as_str(), o.name)
+}
+
+/// Reads an item back: (start, phase, name).
+pub fn parse_notice_item(item: &str) -> Option<(i64, NoticePhase, String)> {
+    let mut parts = item.splitn(4, ':');
+    if parts.next()? != "maintenance" {
+        return None;
+    }
+    let start = parts.next()?.parse().ok()?;
+    let phase = NoticePhase::parse(parts.next()?)?;
+    Some((start, phase, parts.next()?.to_string()))
+}
+
+/// The notices due at `now_ms` for `occurrences`. Pure: the caller queues them (at most once
+/// each per subscriber). A reminder only when it is still ahead of the start and the window
+/// was not first scheduled inside the reminder span (then "scheduled" says it all).
+pub fn notices(occurrences: &[Occurrence], now_ms: i64, remind_before_ms: i64) -> Vec<Notice> {
+    let mut out = Vec::new();
+    for o in occurrences {
+        let mut due = Vec::new();
+        if now_ms < o.start_ms {
+            due.push(NoticePhase::Scheduled);
+            let made = o.created.as_ref().map_or(i64::MIN, |c| c.at_ms);
+            if now_ms >= o.start_ms - remind_before_ms && made < o.start_ms - remind_before_ms {
+                due.push(NoticePhase::Reminder);
+            }
+        } else if now_ms < o.end_ms && now_ms < o.start_ms + NOTICE_LATE_MS {
+            due.push(NoticePhase::Started);
+        } else if now_ms >= o.end_ms && now_ms < o.end_ms + NOTICE_LATE_MS {
+            due.push(NoticePhase::Completed);
+        }
+        out.extend(due.into_iter().map(|phase| Notice {
+            item: notice_item(o, phase),
+            phase,
+            services: o.services.clone(),
+        }));
+    }
+    out
+}
+
 /// The services a configured window covers by name and by label selector (empty: all).
 pub fn covered_services(m: &MaintenanceConfig, config: Option<&vakt_config::CollectorConfig>) -> Vec<String> {
     let mut services: Vec<String> = m.services.iter().map(|s| s.get_ref().clone()).collect();
@@ -386,5 +469,56 @@ mod tests {
         let all = occurrences(&[a, b], &[created], 0, i64::MAX / 2);
         assert_eq!(all.len(), 3);
         assert_eq!(excluded_for(&all, "shop").len(), 1, "b is not excluded, the api window is the mail service's");
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+
+    fn window(start_ms: i64, end_ms: i64, made_ms: Option<i64>) -> Occurrence {
+        Occurrence {
+            name: "db upgrade: phase 2".into(),
+            start_ms,
+            end_ms,
+            services: vec!["shop".into()],
+            change_id: None,
+            exclude_from_sla: true,
+            source: "api",
+            created: made_ms.map(|at_ms| Created { by: "alice".into(), at_ms, retroactive: false }),
+        }
+    }
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn each_phase_is_due_at_its_moment() {
+        // Made at 0, starts at 48 h, ends at 50 h; reminders 24 h ahead.
+        let w = [window(48 * H, 50 * H, Some(0))];
+        let phases = |now: i64| notices(&w, now, 24 * H).into_iter().map(|n| n.phase).collect::<Vec<_>>();
+        assert_eq!(phases(0), [NoticePhase::Scheduled]);
+        assert_eq!(phases(24 * H - 1), [NoticePhase::Scheduled], "a millisecond before the reminder span");
+        assert_eq!(phases(24 * H), [NoticePhase::Scheduled, NoticePhase::Reminder]);
+        assert_eq!(phases(48 * H), [NoticePhase::Started]);
+        assert_eq!(phases(49 * H - 1), [NoticePhase::Started], "still worth saying within the hour");
+        assert_eq!(phases(49 * H), Vec::<NoticePhase>::new(), "an hour late: started is old news");
+        assert_eq!(phases(50 * H), [NoticePhase::Completed]);
+        assert_eq!(phases(51 * H), Vec::<NoticePhase>::new());
+    }
+
+    #[test]
+    fn a_window_made_inside_the_reminder_span_is_not_reminded() {
+        // Made 2 h before its start: "scheduled" tells it; no reminder on top.
+        let w = [window(10 * H, 11 * H, Some(8 * H))];
+        assert_eq!(notices(&w, 9 * H, 24 * H).len(), 1);
+    }
+
+    #[test]
+    fn items_name_the_occurrence_and_read_back() {
+        let w = window(48 * H, 50 * H, None);
+        let item = notice_item(&w, NoticePhase::Reminder);
+        assert_eq!(item, format!("maintenance:{}:reminder:db upgrade: phase 2", 48 * H));
+        assert_eq!(parse_notice_item(&item), Some((48 * H, NoticePhase::Reminder, "db upgrade: phase 2".into())));
+        assert_eq!(parse_notice_item("update:1:2"), None);
     }
 }

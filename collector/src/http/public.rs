@@ -115,12 +115,13 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
         .into_iter()
         .filter(|i| touches(i))
         .collect();
-    let created = store.maintenance(now_ms, now_ms + 7 * DAY_MS)?;
+    // Scheduled (the next 7 days), in progress, and completed in the last day.
+    let created = store.maintenance(now_ms - DAY_MS, now_ms + 7 * DAY_MS)?;
     let maintenance = crate::core::maintenance::occurrences_in(
         Some(config),
         &config.maintenance,
         &created,
-        now_ms,
+        now_ms - DAY_MS,
         now_ms + 7 * DAY_MS,
     );
     let posts = store.posts(Some((now_ms - 90 * DAY_MS, now_ms + 1)), 200)?;
@@ -215,11 +216,38 @@ pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time
         .maintenance
         .iter()
         .map(|m| {
+            let now = page.generated_ms;
+            let affected = if m.services.is_empty() { "all services".to_string() } else { m.services.join(", ") };
+            // Past its end with a service it covers still not operational: overrunning.
+            let behind: Vec<&str> = page
+                .services
+                .iter()
+                .filter(|s| m.covers(&s.name) && s.state != "operational" && s.state != "unknown")
+                .map(|s| s.name.as_str())
+                .collect();
+            let (phase, label) = if now < m.start_ms {
+                ("scheduled", "Scheduled".to_string())
+            } else if now < m.end_ms {
+                ("in-progress", "In progress".to_string())
+            } else if !behind.is_empty() {
+                (
+                    "overrunning",
+                    format!(
+                        "Overrunning: ended {} ago, {} not yet back",
+                        crate::core::time::human_span(now - m.end_ms),
+                        behind.join(", ")
+                    ),
+                )
+            } else {
+                ("completed", "Completed".to_string())
+            };
             format!(
-                "<li class=\"maintenance\"><strong>{}</strong> <span class=\"muted\">{} to {}</span></li>\n",
+                "<li class=\"maintenance {phase}\" data-phase=\"{phase}\"><strong>{}</strong> <span class=\"phase\">{}</span> <span class=\"muted\">{} to {} · {}</span></li>\n",
                 esc(&m.name),
+                esc(&label),
                 time(m.start_ms),
-                time_only(m.end_ms)
+                time_only(m.end_ms),
+                esc(&affected)
             )
         })
         .collect();
@@ -303,6 +331,7 @@ a {{ color: #0b5cad; }}
 .bar.bad {{ background: #d93a2b; }} .bar.none {{ background: #d5dbe1; }}
 .muted {{ color: #6b7785; font-size: .9rem; }} .uptime, .description {{ margin: .2rem 0; color: #4a5663; }}
 ul {{ padding-left: 1.2rem; }}
+.phase {{ font-size: .9rem; font-weight: 600; color: #4a5663; }} .overrunning .phase {{ color: #b3261e; }}
 </style></head>
 <body>
 {body}</body></html>

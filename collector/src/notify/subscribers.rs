@@ -1,12 +1,15 @@
-//! Delivers what subscribers are due, from their outbox: a confirmation request, or a status
-//! post's update (by email through `[subscriptions] email_receiver`, or signed JSON to a
-//! webhook). A refused or unreachable address is tried again with backoff and, after the last
-//! attempt, marked as failing. Mail carries one-click unsubscribe (RFC 8058).
+//! Delivers what subscribers are due, from their outbox: a confirmation request, a status
+//! post's update, or a maintenance notice (scheduled, reminder, started, completed; planned
+//! here from the windows every few seconds) — by email through `[subscriptions]
+//! email_receiver`, or as signed JSON to a webhook. A refused or unreachable address is tried
+//! again with backoff and, after the last attempt, marked as failing. Mail carries one-click
+//! unsubscribe (RFC 8058).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::core::maintenance::{notices, occurrences_in, parse_notice_item, NoticePhase, Occurrence, NOTICE_LATE_MS};
 use crate::core::status_post::{StatusPost, Subscriber};
 use crate::notify::payload::hmac_sha256_hex;
 use crate::notify::receivers::{Receiver, NOTIFICATION_ID_HEADER};
@@ -121,9 +124,13 @@ pub fn update_letter(app: &App, post: &StatusPost, update_id: i64, s: &Subscribe
 enum Item {
     Confirm,
     Update { post: i64, update: i64 },
+    Maintenance { start_ms: i64, phase: NoticePhase, name: String },
 }
 
 fn parse_item(item: &str) -> Option<Item> {
+    if let Some((start_ms, phase, name)) = parse_notice_item(item) {
+        return Some(Item::Maintenance { start_ms, phase, name });
+    }
     let mut parts = item.split(':');
     match (parts.next()?, parts.next(), parts.next()) {
         ("confirm", _, None) => Some(Item::Confirm),
@@ -144,8 +151,89 @@ fn letter_for(app: &App, m: &SubscriberMessage, s: &Subscriber) -> Result<Letter
             let post = app.store.post(post).map_err(|e| e.to_string())?.ok_or("the post is gone")?;
             update_letter(app, &post, update, s).ok_or_else(|| "the update is gone".into())
         }
+        Some(Item::Maintenance { start_ms, phase, name }) => {
+            if !s.active() {
+                return Err(if s.unsubscribed_ms.is_some() { "unsubscribed" } else { "not confirmed" }.into());
+            }
+            let created = app.store.maintenance(start_ms, start_ms + 1).map_err(|e| e.to_string())?;
+            let found = occurrences_in(Some(&app.config), &app.config.maintenance, &created, start_ms, start_ms + 1)
+                .into_iter()
+                .find(|o| o.start_ms == start_ms && o.name == name)
+                .ok_or("the maintenance window is gone")?;
+            Ok(maintenance_letter(app, &found, phase, s))
+        }
         None => Err(format!("unknown item {:?}", m.item)),
     }
+}
+
+/// A maintenance notice, as a subscriber reads it.
+pub fn maintenance_letter(app: &App, o: &Occurrence, phase: NoticePhase, s: &Subscriber) -> Letter {
+    let t = app.shown(o.start_ms);
+    let when = format!("{} to {}", t.local(o.start_ms), t.local(o.end_ms));
+    let affected = if o.services.is_empty() { "all services".to_string() } else { o.services.join(", ") };
+    let (tag, lead) = match phase {
+        NoticePhase::Scheduled => ("Scheduled maintenance", "Maintenance is scheduled"),
+        NoticePhase::Reminder => ("Maintenance reminder", "Maintenance begins soon"),
+        NoticePhase::Started => ("Maintenance in progress", "Maintenance has begun"),
+        NoticePhase::Completed => ("Maintenance completed", "Maintenance is completed"),
+    };
+    let subject = format!("[{tag}] {}: {when}", o.name);
+    let text = format!(
+        "{lead}: {}\n\nWhen: {when}\nAffected: {affected}\nStatus page: {}/\n\nUnsubscribe: {}\n",
+        o.name,
+        base(app),
+        unsubscribe_url(app, s)
+    );
+    let html = format!(
+        "<h2>{}</h2><p>{}: {}</p><p>When: {}<br>Affected: {}</p><p><a href=\"{}/\">Status page</a></p>\
+         <p style=\"font-size:small\"><a href=\"{}\">Unsubscribe</a></p>",
+        esc(tag),
+        esc(lead),
+        esc(&o.name),
+        esc(&when),
+        esc(&affected),
+        esc(&base(app)),
+        esc(&unsubscribe_url(app, s))
+    );
+    let json = serde_json::json!({
+        "kind": "maintenance",
+        "phase": phase.as_str(),
+        "maintenance": {
+            "name": o.name,
+            "starts_at": crate::core::time::rfc3339(o.start_ms),
+            "ends_at": crate::core::time::rfc3339(o.end_ms),
+            "services": o.services,
+        },
+    });
+    Letter { subject, text, html, json: Some(json) }
+}
+
+/// When maintenance notices were last planned (they are planned every few seconds).
+static PLANNED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+const PLAN_EVERY_MS: i64 = 5_000;
+
+/// Queues the maintenance notices due at `now_ms` for the subscribers each reaches (each
+/// notice at most once per subscriber). Returns how many messages were queued.
+pub fn plan_maintenance_notices(app: &App, now_ms: i64) -> Result<usize, crate::store::StoreError> {
+    let Some(cfg) = app.config.subscriptions.as_ref().map(|c| c.get_ref()) else { return Ok(0) };
+    let (from, to) = (now_ms - NOTICE_LATE_MS, now_ms + 30 * 86_400_000);
+    let created = app.store.maintenance(from, to)?;
+    let occurrences = occurrences_in(Some(&app.config), &app.config.maintenance, &created, from, to);
+    let due = notices(&occurrences, now_ms, cfg.remind_before.get().as_millis() as i64);
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let subscribers = app.store.subscribers()?;
+    let mut queued = 0;
+    for n in due {
+        let to: Vec<i64> = subscribers
+            .iter()
+            .filter(|s| s.active() && crate::core::status_post::reaches(&s.services, &n.services))
+            .map(|s| s.id)
+            .collect();
+        queued += app.store.enqueue_subscriber_messages(&to, &n.item, now_ms)?;
+    }
+    Ok(queued)
 }
 
 async fn send_mail(r: &Receiver, s: &Subscriber, letter: &Letter, unsubscribe: &str, id: &str) -> Result<(), String> {
@@ -263,8 +351,19 @@ async fn deliver_one(
     }
 }
 
-/// Delivers the subscriber messages due now (the leader's outbox worker calls this).
+/// Plans maintenance notices (every few seconds) and delivers the subscriber messages due now
+/// (the leader's outbox worker calls this).
 pub async fn deliver_due(app: &Arc<App>, receivers: &HashMap<String, Receiver>, http: &reqwest::Client) {
+    let now = crate::core::time::now_ms();
+    if now - PLANNED_MS.load(std::sync::atomic::Ordering::Relaxed) >= PLAN_EVERY_MS {
+        PLANNED_MS.store(now, std::sync::atomic::Ordering::Relaxed);
+        let store_app = app.clone();
+        match tokio::task::spawn_blocking(move || plan_maintenance_notices(&store_app, now)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "planning maintenance notices failed"),
+            Err(e) => tracing::error!(error = %e, "maintenance notice task failed"),
+        }
+    }
     let store_app = app.clone();
     let due =
         tokio::task::spawn_blocking(move || store_app.store.due_subscriber_messages(crate::core::time::now_ms(), 50))

@@ -1,0 +1,107 @@
+//! Maintenance notices to subscribers with the clock injected: the collector's own planner is
+//! asked at chosen instants what is due, on its embedded store. Figures by hand.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use vakt_collector::app::App;
+use vakt_collector::core::maintenance::{Created, Occurrence};
+use vakt_collector::core::status_post::Subscriber;
+use vakt_collector::notify::subscribers::plan_maintenance_notices;
+use vakt_config::CollectorConfig;
+
+const H: i64 = 3_600_000;
+/// 2026-12-01 00:00 UTC.
+const T0: i64 = 1_796_083_200_000;
+
+fn app(dir: &Path) -> App {
+    let text = format!(
+        "data_dir = {dir:?}\npublic_url = \"https://status.example.test\"\ndisplay_timezone = \"Europe/Oslo\"\n\
+         [services.shop]\nchecks = []\n[services.billing]\nchecks = []\n\
+         [receivers.mail]\nkind = \"email\"\nsmtp = \"127.0.0.1:25\"\nfrom = \"s@example.test\"\nto = [\"x@example.test\"]\n\
+         [subscriptions]\nemail_receiver = \"mail\"\nremind_before = \"24h\"\n"
+    );
+    App::open(CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap()).unwrap()
+}
+
+fn subscriber(app: &App, address: &str, services: &[&str]) -> i64 {
+    let s = Subscriber {
+        id: 0,
+        kind: "email".into(),
+        address: address.into(),
+        services: services.iter().map(|s| s.to_string()).collect(),
+        token: format!("token-{address}"),
+        created_ms: T0,
+        confirmed_ms: Some(T0),
+        unsubscribed_ms: None,
+    };
+    app.store.add_subscriber(&s, None).unwrap().0
+}
+
+/// What is queued for `who`, in order.
+fn items(app: &App, who: i64) -> Vec<String> {
+    let mut rows = app.store.subscriber_messages(100).unwrap();
+    rows.reverse();
+    rows.into_iter().filter(|r| r.subscriber_id == who).map(|r| r.item).collect()
+}
+
+/// A window for the shop made at T0, from T0 + 48 h to T0 + 50 h, reminders 24 h ahead:
+/// scheduled at once, the reminder at T0 + 24 h, started at T0 + 48 h, completed at T0 + 50 h —
+/// each once, however often the planner runs; the billing subscriber hears nothing of it.
+#[test]
+fn each_notice_reaches_the_services_subscribers_once_at_its_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let ann = subscriber(&app, "ann@example.test", &["shop"]);
+    let bob = subscriber(&app, "bob@example.test", &["billing"]);
+    let all = subscriber(&app, "all@example.test", &[]);
+    app.store
+        .add_maintenance(&Occurrence {
+            name: "Database upgrade".into(),
+            start_ms: T0 + 48 * H,
+            end_ms: T0 + 50 * H,
+            services: vec!["shop".into()],
+            change_id: None,
+            exclude_from_sla: true,
+            source: "api",
+            created: Some(Created { by: "alice".into(), at_ms: T0, retroactive: false }),
+        })
+        .unwrap();
+    let start = T0 + 48 * H;
+    let steps =
+        [T0, T0 + H, T0 + 24 * H - 1, T0 + 24 * H, T0 + 30 * H, start, start + H / 2, T0 + 50 * H, T0 + 50 * H + 1];
+    for now in steps {
+        plan_maintenance_notices(&app, now).unwrap();
+        plan_maintenance_notices(&app, now).unwrap(); // twice: nothing new
+    }
+    let expected: Vec<String> = ["scheduled", "reminder", "started", "completed"]
+        .iter()
+        .map(|p| format!("maintenance:{start}:{p}:Database upgrade"))
+        .collect();
+    assert_eq!(items(&app, ann), expected);
+    assert_eq!(items(&app, all), expected, "a subscriber to everything hears of it too");
+    assert!(items(&app, bob).is_empty(), "billing is not in the window");
+
+    // What Ann reads: the window in Oslo time (T0 + 48 h = 2026-12-03 00:00 UTC = 01:00 CET).
+    let s = app.store.subscriber(ann).unwrap().unwrap();
+    let o = &vakt_collector::core::maintenance::occurrences_in(
+        Some(&app.config),
+        &[],
+        &app.store.maintenance(start, start + 1).unwrap(),
+        start,
+        start + 1,
+    )[0];
+    let letter = vakt_collector::notify::subscribers::maintenance_letter(
+        &app,
+        o,
+        vakt_collector::core::maintenance::NoticePhase::Reminder,
+        &s,
+    );
+    assert_eq!(letter.subject, "[Maintenance reminder] Database upgrade: 2026-12-03 01:00 CET to 2026-12-03 03:00 CET");
+    assert!(letter.text.contains("Affected: shop"), "{}", letter.text);
+    assert!(
+        letter.text.contains("https://status.example.test/status/unsubscribe?token=token-ann@example.test"),
+        "{}",
+        letter.text
+    );
+}
