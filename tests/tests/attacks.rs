@@ -619,7 +619,7 @@ async fn retroactive_maintenance_is_refused_unless_an_admin_says_so_and_the_repo
     let refused = post(ADMIN, &window).await.unwrap();
     assert_eq!(refused.status(), 400);
     let why: serde_json::Value = refused.json().await.unwrap();
-    assert!(why["error"].as_str().unwrap().starts_with("the window starts 3h ago"), "{why}");
+    assert!(why["error"].as_str().unwrap().starts_with("the window starts 3 h ago"), "{why}");
     let mut on_purpose = window.clone();
     on_purpose["retroactive"] = true.into();
     assert_eq!(post(ONCALL, &on_purpose).await.unwrap().status(), 403, "not an on-call token's decision");

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod batch;
 pub mod catalog;
+pub mod charts;
 pub mod cause;
 pub mod heartbeat;
 pub mod html;

@@ -89,6 +89,12 @@ pub struct SloRow {
     pub error_budget_spent_percent: f64,
     /// Latency SLOs: the latency at the objective's quantile over the period (p99 for 99).
     pub latency_quantile_seconds: Option<f64>,
+    /// For the pictures: the share of the period's budget left at 48 points through it, and
+    /// the SLI per day (local days of the report's zone; `None` without data).
+    #[serde(skip)]
+    pub budget_points: Vec<(i64, f64)>,
+    #[serde(skip)]
+    pub days: Vec<(String, Option<f64>)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -254,6 +260,18 @@ pub fn build(
                 0.0
             },
             latency_quantile_seconds: crate::evaluate::slos::latency_quantile(store, config, c, from, upto)?,
+            budget_points: (0..=48)
+                .map(|k| {
+                    let at = from + (upto - from) * k / 48;
+                    let spent = slo.assess(&s, from, at).budget_spent;
+                    let allowed = a.budget_allowed;
+                    (at, if allowed > 0.0 { 1.0 - spent / allowed } else { 1.0 })
+                })
+                .collect(),
+            days: local_days(&zone, from, upto)
+                .into_iter()
+                .map(|(label, a, b)| (label, slo.assess(&s, a, b).achieved))
+                .collect(),
         });
     }
     // Incidents of the services' checks and SLOs that overlap the period.
@@ -405,6 +423,26 @@ fn html_escape(s: &str) -> String {
     crate::core::html::escape(s)
 }
 
+/// The local days of `zone` from `from_ms` to `to_ms`: ("2026-11-03", start, end), the last
+/// cut at `to_ms` (a DST day is 23 or 25 hours long).
+pub fn local_days(zone: &TimeZone, from_ms: i64, to_ms: i64) -> Vec<(String, i64, i64)> {
+    let mut out = Vec::new();
+    let Ok(start) = jiff::Timestamp::from_millisecond(from_ms) else { return out };
+    let mut day = start.to_zoned(zone.clone()).date();
+    loop {
+        let Ok(a) = day.to_zoned(zone.clone()) else { break };
+        let a_ms = a.timestamp().as_millisecond().max(from_ms);
+        if a_ms >= to_ms || out.len() > 400 {
+            break;
+        }
+        let Ok(next) = day.tomorrow() else { break };
+        let b_ms = next.to_zoned(zone.clone()).map_or(to_ms, |z| z.timestamp().as_millisecond()).min(to_ms);
+        out.push((day.to_string(), a_ms, b_ms));
+        day = next;
+    }
+    out
+}
+
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
@@ -495,6 +533,36 @@ pub fn render(report: &Report, format: Format) -> String {
                     if m.retroactive { " <strong>(retroactive)</strong>" } else { "" },
                 ));
             }
+            // The pictures: per SLO the budget through the period and the SLI per day; the
+            // incidents on one timeline.
+            let ms = |t: &str| t.parse::<jiff::Timestamp>().map_or(0, |t| t.as_millisecond());
+            let (from_ms, to_ms) = (ms(&report.from), ms(&report.to));
+            let ends = (report.from.get(..10).unwrap_or(""), report.to.get(..10).unwrap_or(""));
+            let mut pictures = String::new();
+            for r in &report.slos {
+                let floor = (r.objective_percent / 100.0).min(0.99) - 0.01;
+                let days: Vec<crate::core::charts::Day> = r
+                    .days
+                    .iter()
+                    .map(|(label, good)| crate::core::charts::Day { label: label.clone(), good: *good })
+                    .collect();
+                pictures.push_str(&format!(
+                    "<section class=\"pictures\"><h3>{}</h3>\n{}\n{}</section>\n",
+                    html_escape(&r.slo),
+                    crate::core::charts::budget(&format!("budget-{}", r.slo), &r.budget_points, (from_ms, to_ms), ends, &[]),
+                    crate::core::charts::days(&format!("days-{}", r.slo), "Achieved per day", &days, floor.max(0.0)),
+                ));
+            }
+            let spans: Vec<crate::core::charts::Span> = report
+                .incidents
+                .iter()
+                .map(|i| crate::core::charts::Span {
+                    label: format!("#{} {}", i.id, i.title),
+                    start_ms: ms(&i.opened_at),
+                    end_ms: i.resolved_at.as_deref().map(ms),
+                })
+                .collect();
+            let timeline = crate::core::charts::timeline("incidents", &spans, from_ms, to_ms, ends);
             format!(
                 r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SLA report {period} — {scope}</title>
@@ -505,6 +573,13 @@ th, td {{ border: 1px solid #c8d0d8; padding: .35rem .6rem; text-align: left; }}
 tr.met td:nth-child(5), tr.on-track td:nth-child(5) {{ color: #17702f; font-weight: 600; }}
 tr.at-risk td:nth-child(5) {{ color: #9a5b00; font-weight: 600; }}
 tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
+.pictures svg {{ max-width: 48rem; display: block; margin: .4rem 0; }}
+@media print {{
+  body {{ margin: 0; font-size: 10pt; }}
+  h2, h3 {{ break-after: avoid; }}
+  table, svg, .pictures {{ break-inside: avoid; }}
+  a {{ color: inherit; text-decoration: none; }}
+}}
 </style></head>
 <body>
 <h1>SLA report {period}</h1>
@@ -513,7 +588,7 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 <table><thead><tr><th>Service</th><th>SLO</th><th>Target</th><th>Achieved</th><th>Result</th><th>Downtime (min)</th><th>Planned maintenance excluded (min)</th><th>No data (min)</th><th>Error budget spent</th><th>Budget allowed / spent / left (min)</th></tr></thead>
 <tbody>
 {rows}</tbody></table>
-<h2>Breaches</h2>
+{pictures}<h2>Breaches</h2>
 <table id="breaches"><thead><tr><th>Kind</th><th>What</th><th>Incident</th><th>Services</th><th>Customers</th><th>Allowed</th><th>Took / spent</th></tr></thead>
 <tbody>
 {breach_rows}</tbody></table>
@@ -523,6 +598,7 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 {maintenance}</tbody></table>
 <h2>Incidents</h2>
 <p>MTTA {mtta} · MTTR {mttr} · response or resolution targets missed: {target_breaches}</p>
+{timeline}
 <table><thead><tr><th>#</th><th>Incident</th><th>Opened</th><th>Acknowledged</th><th>Resolved</th><th>Duration</th><th>Targets</th></tr></thead>
 <tbody>
 {incidents}</tbody></table>

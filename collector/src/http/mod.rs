@@ -9,7 +9,6 @@
 pub mod access;
 pub mod agents;
 pub mod api;
-pub mod charts;
 pub mod check_page;
 pub mod cluster;
 pub mod fleet;

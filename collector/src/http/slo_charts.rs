@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::core::slo::Verdict;
 use crate::core::time::Shown;
-use crate::http::charts::{self, BurnRule, Day};
+use crate::core::charts::{self, BurnRule, Day};
 use crate::store::StoreError;
 
 const DAY_MS: i64 = 86_400_000;

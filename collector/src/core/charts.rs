@@ -3,7 +3,7 @@
 //! colour alone: failures hang below the baseline while successes stand above it, and the two
 //! latency lines differ in dash as well as in colour. Pure: numbers in, markup out.
 
-use crate::http::views::esc;
+use crate::core::html::escape as esc;
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 160.0;
@@ -383,6 +383,74 @@ pub fn percentile(id: &str, percentile: &str, days: &[(String, Option<f64>)], th
     out
 }
 
+/// One incident on a timeline: its label, start and end (`None`: still open at `to_ms`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Span {
+    pub label: String,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+}
+
+/// Incidents over a period, one row each: a bar from start to end (an open one reaches the
+/// right edge and is hatched by its dashed outline), its label beside it.
+pub fn timeline(id: &str, spans: &[Span], from_ms: i64, to_ms: i64, labels: (&str, &str)) -> String {
+    let row = 16.0;
+    let h = TOP + row * spans.len().max(1) as f64 + BOTTOM;
+    let span = (to_ms - from_ms).max(1) as f64;
+    let x = |ms: i64| LEFT + (ms.clamp(from_ms, to_ms) - from_ms) as f64 / span * (WIDTH - LEFT - RIGHT);
+    let open = spans.iter().filter(|s| s.end_ms.is_none()).count();
+    let total_ms: i64 = spans.iter().map(|s| s.end_ms.unwrap_or(to_ms).min(to_ms) - s.start_ms.max(from_ms)).sum();
+    let desc = format!(
+        "{} incidents from {} to {}{}; {} in all.",
+        spans.len(),
+        labels.0,
+        labels.1,
+        if open > 0 { format!(", {open} still open") } else { String::new() },
+        crate::core::time::human_span(total_ms.max(0))
+    );
+    let mut out = svg_open(id, "Incidents over the period", &desc, h);
+    out.push_str(&format!(
+        "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#c8d0d8\"/>",
+        h - BOTTOM,
+        WIDTH - RIGHT
+    ));
+    if spans.is_empty() {
+        out.push_str(&format!(
+            "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"11\" fill=\"#4a5663\">No incidents.</text>",
+            TOP + 11.0
+        ));
+    }
+    for (i, s) in spans.iter().enumerate() {
+        let y = TOP + row * i as f64;
+        let (x1, x2) = (x(s.start_ms), x(s.end_ms.unwrap_or(to_ms)));
+        let w = (x2 - x1).max(2.0);
+        out.push_str(&format!(
+            "<rect class=\"incident{}\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"#d93a2b\"{}><title>{}</title></rect>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#1d2630\"{}>{}</text>",
+            if s.end_ms.is_none() { " open" } else { "" },
+            y + 2.0,
+            row - 5.0,
+            if s.end_ms.is_none() { " stroke=\"#1d2630\" stroke-dasharray=\"3 2\"" } else { "" },
+            esc(&s.label),
+            // The label right of the bar, or left of it near the right edge.
+            if x2 + 4.0 < WIDTH - 200.0 { x2 + 4.0 } else { x1 - 4.0 },
+            y + row - 5.0,
+            if x2 + 4.0 < WIDTH - 200.0 { "" } else { " text-anchor=\"end\"" },
+            esc(&s.label)
+        ));
+    }
+    out.push_str(&format!(
+        "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>",
+        h - 6.0,
+        esc(labels.0),
+        WIDTH - RIGHT,
+        h - 6.0,
+        esc(labels.1)
+    ));
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +526,20 @@ mod tests {
         assert!(svg.contains("<desc id=\"d-desc\">3 days; worst 98.000%; 1 without data.</desc>"), "{svg}");
         assert!(svg.contains("class=\"day nodata\""), "{svg}");
         assert!(svg.contains("<title>11-28: 98.000%</title>"), "{svg}");
+    }
+
+    #[test]
+    fn incidents_lie_on_the_period_in_proportion() {
+        // Period 0..1000 over 664 px from x 48: an incident from 250 to 500 spans 166 px from
+        // x 214; one still open from 900 runs to the right edge (712), outlined dashed.
+        let spans = [
+            Span { label: "#1 shop down".into(), start_ms: 250, end_ms: Some(500) },
+            Span { label: "#2 api slow".into(), start_ms: 900, end_ms: None },
+        ];
+        let svg = timeline("t", &spans, 0, 1000, ("1 Nov", "1 Dec"));
+        assert!(svg.contains("x=\"214.0\" y=\"12.0\" width=\"166.0\""), "{svg}");
+        assert!(svg.contains("class=\"incident open\" x=\"645.6\""), "{svg}");
+        assert!(svg.contains("2 incidents from 1 Nov to 1 Dec, 1 still open; 350 ms in all."), "{svg}");
+        assert!(timeline("e", &[], 0, 1000, ("a", "b")).contains("No incidents."));
     }
 }
