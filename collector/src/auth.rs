@@ -12,8 +12,14 @@ pub fn hash_token(token: &str) -> String {
 
 /// A new token: 32 random bytes, hex.
 pub fn generate_token() -> String {
+    format!("vakt_{}", secret())
+}
+
+/// A secret for links and signatures (subscribers' confirmation and unsubscribe links,
+/// webhook signing keys): 32 random bytes, hex.
+pub fn secret() -> String {
     let bytes: [u8; 32] = rand::rng().random();
-    format!("vakt_{}", hex::encode(bytes))
+    hex::encode(bytes)
 }
 
 /// Compares without an early exit, so the time taken says nothing about where they differ.

@@ -781,7 +781,15 @@ fn status_posts_keep_their_updates_and_reach_each_subscriber_once(db: &Db) {
     let due = store.due_subscriber_messages(20_000, 10).unwrap();
     let items: Vec<(i64, &str)> = due.iter().map(|m| (m.subscriber_id, m.item.as_str())).collect();
     assert_eq!(items.len(), 4, "two updates × two subscribers: {items:?}");
-    assert_eq!(store.enqueue_subscriber_messages(&[ann, bob], &due[0].item, 21_000).unwrap(), 0, "never twice");
+    assert_eq!(store.enqueue_subscriber_messages(&[ann, bob], &due[0].item, None, 21_000).unwrap(), 0, "never twice");
+    assert!(store.subscriber_item_exists(&due[0].item).unwrap());
+    assert!(!store.subscriber_item_exists("report:none:2026-11").unwrap());
+    // Content made at queue time travels with the message.
+    assert_eq!(store.enqueue_subscriber_messages(&[ann], "report:m:2026-11", Some("{\"s\":1}"), 20_000).unwrap(), 1);
+    let with = store.due_subscriber_messages(20_000, 10).unwrap();
+    let report = with.iter().find(|m| m.item == "report:m:2026-11").unwrap();
+    assert_eq!(report.payload.as_deref(), Some("{\"s\":1}"));
+    store.record_subscriber_message(report.id, &NotificationOutcome::Delivered, 20_000).unwrap();
 
     store.update_subscriber(bob, SubscriberChange::Unsubscribed, 21_000).unwrap();
     let due = store.due_subscriber_messages(21_000, 10).unwrap();

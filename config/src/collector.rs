@@ -252,6 +252,9 @@ pub struct CollectorConfig {
     /// Subscribers to the status page (email with a confirmation link; webhooks by admins).
     #[serde(default)]
     pub subscriptions: Option<Spanned<crate::status::SubscriptionsConfig>>,
+    /// SLA reports mailed on a schedule: `[[report_schedules]]`.
+    #[serde(default)]
+    pub report_schedules: Vec<crate::status::ReportSchedule>,
 }
 
 /// The collector's own certificate (PEM files, re-read on SIGHUP), and optionally the CA whose
@@ -720,6 +723,7 @@ impl CollectorConfig {
             self.public_url.as_deref(),
             r,
         );
+        crate::status::validate_reports(&self.report_schedules, &self.receivers, &self.services, r);
         for (i, route) in self.routes.iter().enumerate() {
             route.validate(i, &self.receivers, &self.services, r);
         }

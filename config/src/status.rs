@@ -52,7 +52,175 @@ fn default_total() -> u32 {
     100
 }
 
+/// `[[report_schedules]]`: an SLA report mailed on a schedule, e.g. every month on the 1st at
+/// 08:00 Europe/Oslo, the month before for customer X, as HTML with a CSV attachment.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSchedule {
+    pub name: Spanned<String>,
+    /// "week", "month" or "quarter".
+    pub every: Spanned<String>,
+    /// Weeks: a weekday name (default monday); months and quarters: a day 1–28 (default 1).
+    pub day: Option<Spanned<DayValue>>,
+    /// Local time, "HH:MM" (default "08:00").
+    #[serde(default = "default_at")]
+    pub at: Spanned<String>,
+    /// The zone of `at` and of the period (default: display_timezone, else the system's).
+    pub timezone: Option<Spanned<String>>,
+    /// Exactly one: the report's scope.
+    pub service: Option<String>,
+    pub customer: Option<String>,
+    pub vendor: Option<String>,
+    /// The email receiver whose SMTP server and `from` send it.
+    pub receiver: Spanned<Id>,
+    pub to: Vec<Spanned<String>>,
+}
+
+/// `day = 1` or `day = "monday"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DayValue {
+    Number(i64),
+    Name(String),
+}
+
+impl DayValue {
+    pub fn as_text(&self) -> String {
+        match self {
+            DayValue::Number(n) => n.to_string(),
+            DayValue::Name(s) => s.clone(),
+        }
+    }
+}
+
+fn default_at() -> Spanned<String> {
+    Spanned::new(0..0, "08:00".to_string())
+}
+
 const STATUSES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
+
+/// Checks `[[report_schedules]]`: what `parse` needs is left to the collector (the schedule's
+/// own rules), here the names, scope, receiver and addresses.
+pub fn validate_reports(
+    schedules: &[ReportSchedule],
+    receivers: &BTreeMap<Id, ReceiverConfig>,
+    services: &BTreeMap<Id, crate::slo::ServiceConfig>,
+    r: &mut Reporter<'_>,
+) {
+    let mut names = std::collections::BTreeSet::new();
+    for s in schedules {
+        let name = s.name.get_ref();
+        if !names.insert(name.clone()) {
+            r.span(s.name.span(), format!("two [[report_schedules]] are named {name:?}"), "give each its own name");
+        }
+        if name.is_empty() || name.len() > 100 || name.contains(':') {
+            r.span(s.name.span(), format!("report schedule name {name:?}"), "1 to 100 characters, no ':'");
+        }
+        if !matches!(s.every.get_ref().as_str(), "week" | "month" | "quarter") {
+            r.span(
+                s.every.span(),
+                format!("every {:?} is not week, month or quarter", s.every.get_ref()),
+                "e.g. every = \"month\"",
+            );
+        }
+        let at = s.at.get_ref();
+        let at_ok = at.split_once(':').is_some_and(|(h, m)| {
+            h.parse::<u8>().is_ok_and(|h| h < 24) && m.len() == 2 && m.parse::<u8>().is_ok_and(|m| m < 60)
+        });
+        if !at_ok {
+            r.span(s.at.span(), format!("report schedule {name:?}: at {at:?} is not HH:MM"), "e.g. at = \"08:00\"");
+        }
+        if let Some(d) = &s.day {
+            let weekly = s.every.get_ref() == "week";
+            let ok = match d.get_ref() {
+                DayValue::Number(n) => !weekly && (1..=28).contains(n),
+                DayValue::Name(w) => {
+                    weekly
+                        && ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+                            .contains(&w.to_ascii_lowercase().as_str())
+                }
+            };
+            if !ok {
+                r.span(
+                    d.span(),
+                    format!(
+                        "report schedule {name:?}: day {:?} does not fit every = {:?}",
+                        d.get_ref().as_text(),
+                        s.every.get_ref()
+                    ),
+                    "a weekday name for weeks (day = \"monday\"); 1 to 28 for months and quarters",
+                );
+            }
+        }
+        let scopes = [s.service.is_some(), s.customer.is_some(), s.vendor.is_some()].iter().filter(|x| **x).count();
+        if scopes != 1 {
+            r.span(
+                s.name.span(),
+                format!("report schedule {name:?}: give exactly one of service, customer, vendor"),
+                "e.g. customer = \"acme\"",
+            );
+        }
+        if let Some(svc) = s.service.as_ref().filter(|x| !services.contains_key(x.as_str())) {
+            r.span(
+                s.name.span(),
+                format!("report schedule {name:?}: unknown service {svc:?}"),
+                "declare it under [services.NAME]",
+            );
+        }
+        if let Some(c) = s.customer.as_ref().filter(|c| !services.values().any(|v| v.customers.contains(c))) {
+            r.span(
+                s.name.span(),
+                format!("report schedule {name:?}: no service has customer {c:?}"),
+                "add it to a service's customers",
+            );
+        }
+        if let Some(v) = s.vendor.as_ref().filter(|v| !services.values().any(|x| x.vendor.as_ref() == Some(v))) {
+            r.span(
+                s.name.span(),
+                format!("report schedule {name:?}: no service has vendor {v:?}"),
+                "set vendor on a service",
+            );
+        }
+        if let Some(tz) = s.timezone.as_ref().filter(|t| jiff::tz::TimeZone::get(t.get_ref()).is_err()) {
+            r.span(
+                tz.span(),
+                format!("report schedule {name:?}: unknown time zone {:?}", tz.get_ref()),
+                "an IANA name, e.g. \"Europe/Oslo\"",
+            );
+        }
+        match receivers.get(s.receiver.get_ref().as_str()) {
+            Some(rcv) if rcv.kind == ReceiverKind::Email => {}
+            _ => r.span(
+                s.receiver.span(),
+                format!(
+                    "report schedule {name:?}: receiver {:?} is not an email receiver",
+                    s.receiver.get_ref().as_str()
+                ),
+                "name a receiver with kind = \"email\"",
+            ),
+        }
+        if s.to.is_empty() {
+            r.span(
+                s.name.span(),
+                format!("report schedule {name:?}: nobody to send it to"),
+                "to = [\"sla@customer.example\"]",
+            );
+        }
+        for a in &s.to {
+            let t = a.get_ref();
+            let ok = t.len() <= 254
+                && t.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                && !t.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'));
+            if !ok {
+                r.span(
+                    a.span(),
+                    format!("report schedule {name:?}: {t:?} is not an email address"),
+                    "name@domain, one per entry",
+                );
+            }
+        }
+    }
+}
 
 pub fn validate(
     templates: &BTreeMap<Id, StatusTemplate>,

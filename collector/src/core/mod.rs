@@ -5,8 +5,8 @@
 pub mod admission;
 pub mod batch;
 pub mod catalog;
-pub mod charts;
 pub mod cause;
+pub mod charts;
 pub mod heartbeat;
 pub mod html;
 pub mod incident;
@@ -16,6 +16,7 @@ pub mod plan;
 pub mod policies;
 pub mod priority;
 pub mod ratelimit;
+pub mod report_schedule;
 pub mod routing;
 pub mod service_hours;
 pub mod slo;

@@ -608,11 +608,19 @@ pub fn calendar_period(t_ms: i64, months: i8, tz: &TimeZone) -> (i64, i64) {
     (start.timestamp().as_millisecond(), end.timestamp().as_millisecond())
 }
 
-/// A calendar period named like "2026-10" (month) or "2026-Q4" (quarter) in `tz`.
+/// A calendar period named like "2026-10" (month), "2026-Q4" (quarter) or "2026-W48" (ISO
+/// week, Monday to Monday) in `tz`.
 pub fn named_period(name: &str, tz: &TimeZone) -> Result<(i64, i64), String> {
-    let bad = || format!("period {name:?} is not YYYY-MM or YYYY-Qn");
+    let bad = || format!("period {name:?} is not YYYY-MM, YYYY-Qn or YYYY-Www");
     let (year, rest) = name.split_once('-').ok_or_else(bad)?;
     let year: i16 = year.parse().map_err(|_| bad())?;
+    if let Some(w) = rest.strip_prefix('W') {
+        let week: i8 = w.parse().map_err(|_| bad())?;
+        let monday = jiff::civil::ISOWeekDate::new(year, week, jiff::civil::Weekday::Monday).map_err(|_| bad())?.date();
+        let start: Zoned = monday.at(0, 0, 0, 0).to_zoned(tz.clone()).map_err(|e| e.to_string())?;
+        let end = start.checked_add(7.days()).map_err(|e| e.to_string())?;
+        return Ok((start.timestamp().as_millisecond(), end.timestamp().as_millisecond()));
+    }
     let (month, months) = match rest.strip_prefix('Q') {
         Some(q) => {
             let q: i8 = q.parse().map_err(|_| bad())?;
@@ -956,6 +964,11 @@ mod tests {
         let (qa, qb) = named_period("2026-Q4", &TimeZone::UTC).unwrap();
         assert_eq!((qb - qa) / DAY, 92);
         assert!(named_period("2026-13", &oslo).is_err());
+        // ISO week 48 of 2026: Monday 23 November 00:00 CET (22 Nov 23:00 UTC), seven days.
+        let (wa, wb) = named_period("2026-W48", &oslo).unwrap();
+        assert_eq!(wa, "2026-11-22T23:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond());
+        assert_eq!(wb - wa, 7 * 86_400_000);
+        assert!(named_period("2026-W54", &oslo).is_err());
     }
 
     /// Window edges are exact to the millisecond. At 12:03:30.250 a "5m" burn window is

@@ -4,6 +4,7 @@
 
 pub mod heartbeat;
 pub mod report;
+pub mod reports;
 pub mod service;
 pub mod slos;
 
@@ -62,6 +63,7 @@ pub fn evaluate(app: &App, now_ms: i64) -> Result<Vec<i64>, StoreError> {
     settle_flapping(app, now_ms)?;
     link_root_causes(app, now_ms)?;
     follow_up(app, now_ms)?;
+    reports::plan(app, now_ms)?;
     Ok(opened)
 }
 

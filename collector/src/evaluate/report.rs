@@ -549,7 +549,13 @@ pub fn render(report: &Report, format: Format) -> String {
                 pictures.push_str(&format!(
                     "<section class=\"pictures\"><h3>{}</h3>\n{}\n{}</section>\n",
                     html_escape(&r.slo),
-                    crate::core::charts::budget(&format!("budget-{}", r.slo), &r.budget_points, (from_ms, to_ms), ends, &[]),
+                    crate::core::charts::budget(
+                        &format!("budget-{}", r.slo),
+                        &r.budget_points,
+                        (from_ms, to_ms),
+                        ends,
+                        &[]
+                    ),
                     crate::core::charts::days(&format!("days-{}", r.slo), "Achieved per day", &days, floor.max(0.0)),
                 ));
             }

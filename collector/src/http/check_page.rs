@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::core::charts::{self, Minute};
 use crate::core::slo::{Period, PeriodStatus};
 use crate::core::state::CheckState;
 use crate::core::time::{human_span, now_ms, Shown};
-use crate::core::charts::{self, Minute};
 use crate::http::oncall::{blocking, html, problem, row, who};
 use crate::http::views::{esc, layout, time, IncidentRow};
 use crate::store::{IncidentFilter, SampleFilter, StoredSample};

@@ -8,10 +8,10 @@ use axum::response::Response;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::core::charts::{self, Day};
 use crate::core::incident::IncidentStatus;
 use crate::core::state::CheckState;
 use crate::core::time::{now_ms, Shown};
-use crate::core::charts::{self, Day};
 use crate::http::oncall::{blocking, html, problem, row, who};
 use crate::http::views::{esc, layout, time, IncidentRow};
 use crate::store::IncidentFilter;

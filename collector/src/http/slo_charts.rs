@@ -3,9 +3,9 @@
 //! percentile per day. Shown on the SLA page and, the budget line, on the service page.
 
 use crate::app::App;
+use crate::core::charts::{self, BurnRule, Day};
 use crate::core::slo::Verdict;
 use crate::core::time::Shown;
-use crate::core::charts::{self, BurnRule, Day};
 use crate::store::StoreError;
 
 const DAY_MS: i64 = 86_400_000;

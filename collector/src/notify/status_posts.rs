@@ -4,8 +4,6 @@
 //! unsubscribe. Each update is queued for every subscriber it reaches in the same transaction
 //! that stores it; `subscribers.rs` delivers.
 
-use rand::Rng;
-
 use crate::app::App;
 use crate::core::status_post::{
     check_address, check_text, fill, reaches, Impact, NewPost, NewUpdate, PostStatus, PostUpdate, StatusPost,
@@ -23,10 +21,9 @@ pub enum PostError {
     Store(#[from] StoreError),
 }
 
-/// A secret for links and signatures: 32 random bytes, hex.
+/// A secret for links and signatures.
 pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    hex::encode(bytes)
+    crate::auth::secret()
 }
 
 /// The active subscribers a post about `services` reaches.
@@ -179,7 +176,7 @@ pub fn subscribe_email(app: &App, address: &str, services: &[String], now_ms: i6
     let (id, created) = app.store.add_subscriber(&s, None)?;
     let active = !created && app.store.subscriber(id)?.is_some_and(|k| k.active());
     if !active {
-        app.store.enqueue_subscriber_messages(&[id], &item, now_ms)?;
+        app.store.enqueue_subscriber_messages(&[id], &item, None, now_ms)?;
     }
     app.outbox_wakeup.notify_one();
     Ok(())

@@ -26,6 +26,8 @@ pub struct Letter {
     pub html: String,
     /// The webhook body (none for a confirmation request: webhooks need none).
     pub json: Option<serde_json::Value>,
+    /// A file attached to the mail: name and text (a report's CSV).
+    pub attachment: Option<(String, String)>,
 }
 
 fn esc(s: &str) -> String {
@@ -69,7 +71,7 @@ pub fn confirmation(app: &App, s: &Subscriber) -> Letter {
         esc(&site(app)),
         esc(&link)
     );
-    Letter { subject, text, html, json: None }
+    Letter { subject, text, html, json: None, attachment: None }
 }
 
 /// A post's update, as a subscriber reads it.
@@ -118,18 +120,30 @@ pub fn update_letter(app: &App, post: &StatusPost, update_id: i64, s: &Subscribe
             "at": crate::core::time::rfc3339(u.at_ms),
         },
     });
-    Some(Letter { subject, text, html, json: Some(json) })
+    Some(Letter { subject, text, html, json: Some(json), attachment: None })
 }
 
 enum Item {
     Confirm,
-    Update { post: i64, update: i64 },
-    Maintenance { start_ms: i64, phase: NoticePhase, name: String },
+    /// A scheduled report: its content came with the message.
+    Report,
+    Update {
+        post: i64,
+        update: i64,
+    },
+    Maintenance {
+        start_ms: i64,
+        phase: NoticePhase,
+        name: String,
+    },
 }
 
 fn parse_item(item: &str) -> Option<Item> {
     if let Some((start_ms, phase, name)) = parse_notice_item(item) {
         return Some(Item::Maintenance { start_ms, phase, name });
+    }
+    if item.starts_with("report:") {
+        return Some(Item::Report);
     }
     let mut parts = item.split(':');
     match (parts.next()?, parts.next(), parts.next()) {
@@ -144,6 +158,21 @@ fn letter_for(app: &App, m: &SubscriberMessage, s: &Subscriber) -> Result<Letter
     match parse_item(&m.item) {
         Some(Item::Confirm) if s.kind == "email" => Ok(confirmation(app, s)),
         Some(Item::Confirm) => Err("webhooks need no confirmation".into()),
+        Some(Item::Report) => {
+            if !s.active() {
+                return Err("unsubscribed".into());
+            }
+            let p: serde_json::Value =
+                serde_json::from_str(m.payload.as_deref().unwrap_or("")).map_err(|e| format!("report content: {e}"))?;
+            let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            Ok(Letter {
+                subject: text("subject"),
+                text: format!("{}\nUnsubscribe from this report: {}\n", text("text"), unsubscribe_url(app, s)),
+                html: text("html"),
+                json: None,
+                attachment: Some((text("attachment_name"), text("attachment"))),
+            })
+        }
         Some(Item::Update { post, update }) => {
             if !s.active() {
                 return Err(if s.unsubscribed_ms.is_some() { "unsubscribed" } else { "not confirmed" }.into());
@@ -205,7 +234,7 @@ pub fn maintenance_letter(app: &App, o: &Occurrence, phase: NoticePhase, s: &Sub
             "services": o.services,
         },
     });
-    Letter { subject, text, html, json: Some(json) }
+    Letter { subject, text, html, json: Some(json), attachment: None }
 }
 
 /// When maintenance notices were last planned (they are planned every few seconds).
@@ -231,7 +260,7 @@ pub fn plan_maintenance_notices(app: &App, now_ms: i64) -> Result<usize, crate::
             .filter(|s| s.active() && crate::core::status_post::reaches(&s.services, &n.services))
             .map(|s| s.id)
             .collect();
-        queued += app.store.enqueue_subscriber_messages(&to, &n.item, now_ms)?;
+        queued += app.store.enqueue_subscriber_messages(&to, &n.item, None, now_ms)?;
     }
     Ok(queued)
 }
@@ -243,12 +272,20 @@ async fn send_mail(r: &Receiver, s: &Subscriber, letter: &Letter, unsubscribe: &
     let e = r.email.as_ref().ok_or("the email receiver has no SMTP settings")?;
     let from: Mailbox = e.from.parse().map_err(|err| format!("from: {err}"))?;
     let to: Mailbox = s.address.parse().map_err(|err| format!("to: {err}"))?;
+    let body = MultiPart::alternative_plain_html(letter.text.clone(), letter.html.clone());
+    let body = match &letter.attachment {
+        Some((name, content)) => MultiPart::mixed().multipart(body).singlepart(
+            lettre::message::Attachment::new(name.clone())
+                .body(content.clone(), "text/csv; charset=utf-8".parse().map_err(|_| "content type")?),
+        ),
+        None => body,
+    };
     let mut mail = lettre::Message::builder()
         .from(from)
         .to(to)
         .subject(letter.subject.clone())
         .date_now()
-        .multipart(MultiPart::alternative_plain_html(letter.text.clone(), letter.html.clone()))
+        .multipart(body)
         .map_err(|err| err.to_string())?;
     // RFC 2369 and RFC 8058: mail clients offer "unsubscribe", which posts to the link.
     let headers = mail.headers_mut();
@@ -317,6 +354,19 @@ async fn deliver_one(
                     match name.and_then(|n| receivers.get(&n)) {
                         Some(r) => send_mail(r, &s, &letter, &unsubscribe_url(app, &s), &notification_id).await,
                         None => Err("no [subscriptions] email_receiver is configured".into()),
+                    }
+                }
+                (kind, _) if kind.starts_with("report:") => {
+                    let schedule = kind.trim_start_matches("report:");
+                    let name = app
+                        .config
+                        .report_schedules
+                        .iter()
+                        .find(|x| x.name.get_ref() == schedule)
+                        .map(|x| x.receiver.get_ref().to_string());
+                    match name.and_then(|n| receivers.get(&n)) {
+                        Some(r) => send_mail(r, &s, &letter, &unsubscribe_url(app, &s), &notification_id).await,
+                        None => Err(format!("report schedule {schedule:?} is no longer configured")),
                     }
                 }
                 (_, Some(body)) => send_webhook(http, &s, body, &notification_id).await,

@@ -247,6 +247,8 @@ pub const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         done_ms INTEGER,
         last_error TEXT,
+        -- What to send when it was made at queue time (a scheduled report), else NULL.
+        payload TEXT,
         UNIQUE (subscriber_id, item)
     );
     CREATE INDEX subscriber_messages_due ON subscriber_messages (status, next_attempt_ms);

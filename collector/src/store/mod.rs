@@ -390,9 +390,18 @@ pub trait Store: Send + Sync + 'static {
     fn update_subscriber(&self, id: i64, change: SubscriberChange, at_ms: i64) -> Result<(), StoreError>;
     /// Every subscriber, confirmed or not.
     fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError>;
-    /// Queues `item` for each of `recipients`; an item a subscriber already has is not queued
-    /// twice. Returns how many were queued.
-    fn enqueue_subscriber_messages(&self, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError>;
+    /// Queues `item` for each of `recipients`, with its content when it was made at queue time
+    /// (`payload`: a scheduled report); an item a subscriber already has is not queued twice.
+    /// Returns how many were queued.
+    fn enqueue_subscriber_messages(
+        &self,
+        recipients: &[i64],
+        item: &str,
+        payload: Option<&str>,
+        at_ms: i64,
+    ) -> Result<usize, StoreError>;
+    /// Whether `item` was ever queued for anyone.
+    fn subscriber_item_exists(&self, item: &str) -> Result<bool, StoreError>;
     fn due_subscriber_messages(&self, now_ms: i64, limit: usize) -> Result<Vec<SubscriberMessage>, StoreError>;
     fn record_subscriber_message(&self, id: i64, outcome: &NotificationOutcome, at_ms: i64) -> Result<(), StoreError>;
     /// Each subscriber message, newest first (for the API and tests).
@@ -415,6 +424,8 @@ pub struct SubscriberMessage {
     pub item: String,
     pub attempts: u32,
     pub created_ms: i64,
+    /// The content made at queue time (a scheduled report), as JSON.
+    pub payload: Option<String>,
 }
 
 /// A subscriber message as the API shows it (without the address).

@@ -1175,8 +1175,18 @@ impl Store for PostgresStore {
         status_io::subscribers(&mut *self.client()?)
     }
 
-    fn enqueue_subscriber_messages(&self, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError> {
-        status_io::enqueue(&mut *self.client()?, recipients, item, at_ms)
+    fn enqueue_subscriber_messages(
+        &self,
+        recipients: &[i64],
+        item: &str,
+        payload: Option<&str>,
+        at_ms: i64,
+    ) -> Result<usize, StoreError> {
+        status_io::enqueue(&mut *self.client()?, recipients, item, payload, at_ms)
+    }
+
+    fn subscriber_item_exists(&self, item: &str) -> Result<bool, StoreError> {
+        status_io::item_exists(&mut *self.client()?, item)
     }
 
     fn due_subscriber_messages(&self, now_ms: i64, limit: usize) -> Result<Vec<SubscriberMessage>, StoreError> {

@@ -222,6 +222,8 @@ pub const MIGRATIONS: &[&str] = &[
         created_ms bigint NOT NULL,
         done_ms bigint,
         last_error text,
+        -- What to send when it was made at queue time (a scheduled report), else NULL.
+        payload text,
         UNIQUE (subscriber_id, item)
     );
     CREATE INDEX subscriber_messages_due ON subscriber_messages (status, next_attempt_ms);

@@ -13,15 +13,21 @@ fn list_json(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-fn queue(tx: &mut Transaction<'_>, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError> {
+fn queue(
+    tx: &mut Transaction<'_>,
+    recipients: &[i64],
+    item: &str,
+    payload: Option<&str>,
+    at_ms: i64,
+) -> Result<usize, StoreError> {
     if recipients.is_empty() {
         return Ok(0);
     }
     let n = tx.execute(
-        "INSERT INTO subscriber_messages (subscriber_id, item, status, next_attempt_ms, created_ms)
-         SELECT id, $2, 'pending', $3, $3 FROM unnest($1::bigint[]) AS id
+        "INSERT INTO subscriber_messages (subscriber_id, item, status, next_attempt_ms, created_ms, payload)
+         SELECT id, $2, 'pending', $3, $3, $4 FROM unnest($1::bigint[]) AS id
          ON CONFLICT (subscriber_id, item) DO NOTHING",
-        &[&recipients, &item, &at_ms],
+        &[&recipients, &item, &at_ms, &payload],
     )?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
@@ -53,7 +59,7 @@ pub fn add_post(client: &mut Client, post: &StatusPost, recipients: &[i64]) -> R
     let id: i64 = row.try_get(0)?;
     for u in &post.updates {
         let update_id = insert_update(&mut tx, id, u)?;
-        queue(&mut tx, recipients, &format!("update:{id}:{update_id}"), u.at_ms)?;
+        queue(&mut tx, recipients, &format!("update:{id}:{update_id}"), None, u.at_ms)?;
     }
     tx.commit()?;
     Ok(id)
@@ -77,7 +83,7 @@ pub fn add_post_update(
         return Ok(None);
     }
     let update_id = insert_update(&mut tx, post_id, u)?;
-    queue(&mut tx, recipients, &format!("update:{post_id}:{update_id}"), u.at_ms)?;
+    queue(&mut tx, recipients, &format!("update:{post_id}:{update_id}"), None, u.at_ms)?;
     tx.commit()?;
     Ok(Some(update_id))
 }
@@ -182,7 +188,7 @@ pub fn add_subscriber(client: &mut Client, s: &Subscriber, message: Option<&str>
         ),
     };
     if let Some(item) = message {
-        queue(&mut tx, &[id], item, s.created_ms)?;
+        queue(&mut tx, &[id], item, None, s.created_ms)?;
     }
     tx.commit()?;
     Ok((id, created))
@@ -232,17 +238,27 @@ pub fn subscribers(client: &mut Client) -> Result<Vec<Subscriber>, StoreError> {
     client.query(&format!("SELECT {SUBSCRIBER_COLUMNS} ORDER BY id"), &[])?.iter().map(subscriber_row).collect()
 }
 
-pub fn enqueue(client: &mut Client, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError> {
+pub fn enqueue(
+    client: &mut Client,
+    recipients: &[i64],
+    item: &str,
+    payload: Option<&str>,
+    at_ms: i64,
+) -> Result<usize, StoreError> {
     let mut tx = client.transaction()?;
-    let n = queue(&mut tx, recipients, item, at_ms)?;
+    let n = queue(&mut tx, recipients, item, payload, at_ms)?;
     tx.commit()?;
     Ok(n)
+}
+
+pub fn item_exists(client: &mut Client, item: &str) -> Result<bool, StoreError> {
+    Ok(client.query_opt("SELECT 1 FROM subscriber_messages WHERE item = $1 LIMIT 1", &[&item])?.is_some())
 }
 
 pub fn due(client: &mut Client, now_ms: i64, limit: usize) -> Result<Vec<SubscriberMessage>, StoreError> {
     client
         .query(
-            "SELECT id, subscriber_id, item, attempts, created_ms FROM subscriber_messages
+            "SELECT id, subscriber_id, item, attempts, created_ms, payload FROM subscriber_messages
              WHERE status = 'pending' AND next_attempt_ms <= $1 ORDER BY next_attempt_ms, id LIMIT $2",
             &[&now_ms, &(limit as i64)],
         )?
@@ -254,6 +270,7 @@ pub fn due(client: &mut Client, now_ms: i64, limit: usize) -> Result<Vec<Subscri
                 item: r.try_get(2)?,
                 attempts: u32::try_from(r.try_get::<_, i64>(3)?).unwrap_or(u32::MAX),
                 created_ms: r.try_get(4)?,
+                payload: r.try_get(5)?,
             })
         })
         .collect()

@@ -13,14 +13,20 @@ fn list_json(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-fn queue(tx: &Transaction<'_>, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError> {
+fn queue(
+    tx: &Transaction<'_>,
+    recipients: &[i64],
+    item: &str,
+    payload: Option<&str>,
+    at_ms: i64,
+) -> Result<usize, StoreError> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO subscriber_messages (subscriber_id, item, status, next_attempt_ms, created_ms)
-         VALUES (?1, ?2, 'pending', ?3, ?3) ON CONFLICT (subscriber_id, item) DO NOTHING",
+        "INSERT INTO subscriber_messages (subscriber_id, item, status, next_attempt_ms, created_ms, payload)
+         VALUES (?1, ?2, 'pending', ?3, ?3, ?4) ON CONFLICT (subscriber_id, item) DO NOTHING",
     )?;
     let mut n = 0;
     for id in recipients {
-        n += stmt.execute(params![id, item, at_ms])?;
+        n += stmt.execute(params![id, item, at_ms, payload])?;
     }
     Ok(n)
 }
@@ -52,7 +58,7 @@ pub fn add_post(conn: &mut Connection, post: &StatusPost, recipients: &[i64]) ->
     let id = tx.last_insert_rowid();
     for u in &post.updates {
         let update_id = insert_update(&tx, id, u)?;
-        queue(&tx, recipients, &format!("update:{id}:{update_id}"), u.at_ms)?;
+        queue(&tx, recipients, &format!("update:{id}:{update_id}"), None, u.at_ms)?;
     }
     tx.commit()?;
     Ok(id)
@@ -75,7 +81,7 @@ pub fn add_post_update(
         return Ok(None);
     }
     let update_id = insert_update(&tx, post_id, u)?;
-    queue(&tx, recipients, &format!("update:{post_id}:{update_id}"), u.at_ms)?;
+    queue(&tx, recipients, &format!("update:{post_id}:{update_id}"), None, u.at_ms)?;
     tx.commit()?;
     Ok(Some(update_id))
 }
@@ -183,7 +189,7 @@ pub fn add_subscriber(conn: &mut Connection, s: &Subscriber, message: Option<&st
         }
     };
     if let Some(item) = message {
-        queue(&tx, &[id], item, s.created_ms)?;
+        queue(&tx, &[id], item, None, s.created_ms)?;
     }
     tx.commit()?;
     Ok((id, created))
@@ -232,17 +238,31 @@ pub fn subscribers(conn: &Connection) -> Result<Vec<Subscriber>, StoreError> {
         .collect::<Result<_, _>>()?)
 }
 
-pub fn enqueue(conn: &mut Connection, recipients: &[i64], item: &str, at_ms: i64) -> Result<usize, StoreError> {
+pub fn enqueue(
+    conn: &mut Connection,
+    recipients: &[i64],
+    item: &str,
+    payload: Option<&str>,
+    at_ms: i64,
+) -> Result<usize, StoreError> {
     let tx = conn.transaction()?;
-    let n = queue(&tx, recipients, item, at_ms)?;
+    let n = queue(&tx, recipients, item, payload, at_ms)?;
     tx.commit()?;
     Ok(n)
+}
+
+pub fn item_exists(conn: &Connection, item: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM subscriber_messages WHERE item = ?1 LIMIT 1")?
+        .query_row([item], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 pub fn due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<SubscriberMessage>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, subscriber_id, item, attempts, created_ms FROM subscriber_messages
+            "SELECT id, subscriber_id, item, attempts, created_ms, payload FROM subscriber_messages
              WHERE status = 'pending' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
         )?
         .query_map(params![now_ms, limit as i64], |r| {
@@ -252,6 +272,7 @@ pub fn due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Subscribe
                 item: r.get(2)?,
                 attempts: r.get(3)?,
                 created_ms: r.get(4)?,
+                payload: r.get(5)?,
             })
         })?
         .collect::<Result<_, _>>()?)
