@@ -33,6 +33,8 @@ pub struct App {
     pub rate_limiter: crate::core::ratelimit::RateLimiter,
     /// Subscribe requests from the public, per client address and in all.
     pub subscribe_limits: crate::core::ratelimit::HourlyLimits,
+    /// Status pages per audience (`[status_pages.NAME]`), resolved.
+    pub audience_pages: Vec<crate::core::audience::AudiencePage>,
     /// Names this configuration in acks (see `IngestAck::config_generation`).
     pub generation: String,
     /// Each agent's clock skew at its last push (ms), since this configuration took over.
@@ -226,6 +228,62 @@ pub enum ServerError {
     Config(String),
 }
 
+/// The status pages per audience: their services (a customer's and those named), their
+/// tokens read and their logos embedded.
+fn audience_pages_of(config: &CollectorConfig) -> Result<Vec<crate::core::audience::AudiencePage>, ServerError> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    for (name, p) in &config.status_pages {
+        let mut services: Vec<String> = config
+            .services
+            .iter()
+            .filter(|(_, s)| p.customer.as_ref().is_some_and(|c| s.customers.contains(c)))
+            .map(|(n, _)| n.to_string())
+            .chain(p.services.iter().map(|s| s.get_ref().to_string()))
+            .collect();
+        services.sort();
+        services.dedup();
+        let token = match &p.token {
+            Some(t) => Some(
+                t.read()
+                    .map_err(|e| ServerError::Config(format!("status_pages.{name}: token: {e}")))?
+                    .filter(|t| t.len() >= 16)
+                    .ok_or_else(|| {
+                        ServerError::Config(format!(
+                            "status_pages.{name}: token is missing or shorter than 16 characters"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        let logo = match &p.logo_file {
+            Some(f) => {
+                let path = f.get_ref();
+                let bytes = std::fs::read(path).map_err(|e| {
+                    ServerError::Config(format!("status_pages.{name}: logo_file {}: {e}", path.display()))
+                })?;
+                let mime = match path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase().as_str() {
+                    "svg" => "image/svg+xml",
+                    "png" => "image/png",
+                    _ => "image/jpeg",
+                };
+                Some(format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+            }
+            None => None,
+        };
+        out.push(crate::core::audience::AudiencePage {
+            name: name.to_string(),
+            title: p.title.clone().unwrap_or_else(|| format!("{name} service status")),
+            services,
+            hosts: p.hosts.iter().map(|h| h.get_ref().to_ascii_lowercase()).collect(),
+            token,
+            logo,
+            footer: p.footer_links.iter().map(|l| (l.text.clone(), l.url.clone())).collect(),
+        });
+    }
+    Ok(out)
+}
+
 impl App {
     /// Opens the store and primes the metrics from what it holds, so a restarted collector
     /// exports the same state it had.
@@ -369,6 +427,7 @@ impl App {
         ));
         let api_scopes = config.api_tokens.iter().map(|(name, t)| (name.to_string(), t.scope)).collect();
         let heartbeats = heartbeats_of(&config)?;
+        let audience_pages = audience_pages_of(&config)?;
         let display_tz =
             crate::core::time::display_zone(config.display_timezone.as_ref().map(|t| t.get_ref().as_str()));
         let generation = generation_of(&config);
@@ -386,6 +445,7 @@ impl App {
             router,
             outbox_wakeup: tokio::sync::Notify::new(),
             subscribe_limits: Default::default(),
+            audience_pages,
             rate_limiter,
             generation,
             clock_skew: Default::default(),

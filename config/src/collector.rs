@@ -255,6 +255,9 @@ pub struct CollectorConfig {
     /// SLA reports mailed on a schedule: `[[report_schedules]]`.
     #[serde(default)]
     pub report_schedules: Vec<crate::status::ReportSchedule>,
+    /// Status pages per audience (a customer's services only): `[status_pages.NAME]`.
+    #[serde(default)]
+    pub status_pages: BTreeMap<Id, crate::status::StatusPageConfig>,
 }
 
 /// The collector's own certificate (PEM files, re-read on SIGHUP), and optionally the CA whose
@@ -403,7 +406,7 @@ fn default_slo_evaluation_interval() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
 /// Where `needle` first appears in the file being checked (0 when it does not).
-fn r_source_offset(r: &Reporter<'_>, needle: &str) -> usize {
+pub(crate) fn r_source_offset(r: &Reporter<'_>, needle: &str) -> usize {
     r.source().find(needle).unwrap_or(0)
 }
 
@@ -724,6 +727,7 @@ impl CollectorConfig {
             r,
         );
         crate::status::validate_reports(&self.report_schedules, &self.receivers, &self.services, r);
+        crate::status::validate_pages(&self.status_pages, &self.services, r);
         for (i, route) in self.routes.iter().enumerate() {
             route.validate(i, &self.receivers, &self.services, r);
         }

@@ -97,6 +97,102 @@ fn default_at() -> Spanned<String> {
     Spanned::new(0..0, "08:00".to_string())
 }
 
+/// `[status_pages.NAME]`: a status page for one audience, e.g. a customer's, served at
+/// `/p/NAME` and at `/` for the `hosts` pointed at the collector; only its services are shown.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPageConfig {
+    pub title: Option<String>,
+    /// The services shown: those in this customer's contract (`customers` on a service) ...
+    pub customer: Option<String>,
+    /// ... and/or these by name.
+    #[serde(default)]
+    pub services: Vec<Spanned<Id>>,
+    /// `Host` header values served this page at `/` (a customer's domain, CNAMEd here).
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    /// A token to read it (HTTP Basic password, any user name, or `?token=`); none: public.
+    pub token: Option<crate::notify::Secret>,
+    /// A PNG, SVG or JPEG shown at the top (embedded: the page loads nothing from elsewhere).
+    pub logo_file: Option<Spanned<std::path::PathBuf>>,
+    /// Links in the footer.
+    #[serde(default)]
+    pub footer_links: Vec<FooterLink>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FooterLink {
+    pub text: String,
+    pub url: String,
+}
+
+pub fn validate_pages(
+    pages: &BTreeMap<Id, StatusPageConfig>,
+    services: &BTreeMap<Id, crate::slo::ServiceConfig>,
+    r: &mut Reporter<'_>,
+) {
+    let mut hosts = std::collections::BTreeMap::new();
+    for (name, p) in pages {
+        if p.customer.is_none() && p.services.is_empty() {
+            let at = crate::collector::r_source_offset(r, &format!("status_pages.{name}"));
+            r.at(
+                at,
+                format!("status_pages.{name}: shows no service"),
+                Some("set customer = \"NAME\" or services = [...]".into()),
+            );
+        }
+        if let Some(c) = p.customer.as_ref().filter(|c| !services.values().any(|s| s.customers.contains(c))) {
+            let at = crate::collector::r_source_offset(r, &format!("status_pages.{name}"));
+            r.at(
+                at,
+                format!("status_pages.{name}: no service has customer {c:?}"),
+                Some("add it to a service's customers".into()),
+            );
+        }
+        for s in p.services.iter().filter(|s| !services.contains_key(s.get_ref().as_str())) {
+            r.span(
+                s.span(),
+                format!("status_pages.{name}: unknown service {:?}", s.get_ref().as_str()),
+                "declare it under [services.NAME]",
+            );
+        }
+        for h in &p.hosts {
+            let host = h.get_ref().to_ascii_lowercase();
+            if host.is_empty() || host.contains('/') || host.contains(' ') {
+                r.span(
+                    h.span(),
+                    format!("status_pages.{name}: host {:?} is not a host name", h.get_ref()),
+                    "e.g. \"status.acme.example\"",
+                );
+            }
+            if let Some(other) = hosts.insert(host.clone(), name.as_str().to_string()) {
+                r.span(
+                    h.span(),
+                    format!("status_pages.{name}: host {host:?} is also status_pages.{other}'s"),
+                    "one page per host",
+                );
+            }
+        }
+        if let Some(f) = &p.logo_file {
+            let ext = f.get_ref().extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            if !matches!(ext.as_str(), "png" | "svg" | "jpg" | "jpeg") {
+                r.span(
+                    f.span(),
+                    format!("status_pages.{name}: logo_file must be .png, .svg or .jpg"),
+                    "the page embeds it",
+                );
+            }
+        }
+        for l in &p.footer_links {
+            if !(l.url.starts_with("https://") || l.url.starts_with("http://") || l.url.starts_with("mailto:")) {
+                let at = crate::collector::r_source_offset(r, &format!("status_pages.{name}"));
+                r.at(at, format!("status_pages.{name}: footer link {:?} is not http(s) or mailto", l.url), None);
+            }
+        }
+    }
+}
+
 const STATUSES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
 
 /// Checks `[[report_schedules]]`: what `parse` needs is left to the collector (the schedule's

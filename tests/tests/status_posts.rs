@@ -344,3 +344,97 @@ async fn subscribers_hear_each_update_once_and_one_click_stops_them() {
     assert!(codes.iter().filter(|c| **c == 202).count() <= 6, "{codes:?}");
     collector.proc.kill();
 }
+
+/// A page per customer: only the services in that customer's contract, its own title, logo and
+/// footer, behind its token when it has one, by path and by its own host name — while the
+/// collector's own status page stays private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_page_shows_only_that_customers_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = vakt_tests::loopback_addr();
+    let logo = dir.path().join("acme.svg");
+    std::fs::write(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"/>").unwrap();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+
+[access]
+public_status_page = false
+
+[api_tokens.oncall]
+token_hash = "{oncall}"
+scope = "oncall"
+
+[services.shop]
+checks = []
+customers = ["acme"]
+
+[services.billing]
+checks = []
+customers = ["globex"]
+
+[status_pages.acme]
+title = "Acme services"
+customer = "acme"
+hosts = ["status.acme.test"]
+token = {{ value = "acme-page-token-0123456789" }}
+logo_file = {logo:?}
+footer_links = [{{ text = "Acme service desk", url = "https://desk.acme.test/" }}]
+
+[status_pages.globex]
+customer = "globex"
+"#,
+            oncall = token_hash(ONCALL_TOKEN),
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
+    let http = reqwest::Client::new();
+    for (service, title) in [("shop", "Shop checkout failing"), ("billing", "Invoices delayed")] {
+        let r = http
+            .post(collector.url("/api/v1/status/incidents"))
+            .bearer_auth(ONCALL_TOKEN)
+            .json(&serde_json::json!({"title": title, "services": [service], "message": "Looking into it."}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let get = |path: &str, host: Option<&str>, token: Option<&str>| {
+        let mut req = http.get(collector.url(path));
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        if let Some(t) = token {
+            req = req.basic_auth("customer", Some(t));
+        }
+        req.send()
+    };
+    assert_eq!(get("/", None, None).await.unwrap().status(), 401, "the collector's own page is private");
+    assert_eq!(get("/p/acme", None, None).await.unwrap().status(), 401, "acme's page needs its token");
+    assert_eq!(get("/p/acme", None, Some("wrong-token-0123456789")).await.unwrap().status(), 401);
+    let acme = get("/p/acme", None, Some("acme-page-token-0123456789")).await.unwrap();
+    assert_eq!(acme.status(), 200);
+    assert_eq!(acme.headers()["cache-control"], "private, no-store");
+    let acme = acme.text().await.unwrap();
+    assert!(acme.contains("<h1>Acme services</h1>"), "{acme}");
+    assert!(acme.contains("data-service=\"shop\"") && !acme.contains("data-service=\"billing\""), "{acme}");
+    assert!(acme.contains("Shop checkout failing") && !acme.contains("Invoices delayed"), "{acme}");
+    assert!(acme.contains("src=\"data:image/svg+xml;base64,"), "the logo, embedded: {acme}");
+    assert!(acme.contains("<a href=\"https://desk.acme.test/\">Acme service desk</a>"), "{acme}");
+    assert!(!acme.contains("/status/history"), "no links to the collector-wide pages: {acme}");
+    let by_token_query = get("/p/acme?token=acme-page-token-0123456789", None, None).await.unwrap();
+    assert_eq!(by_token_query.status(), 200);
+    // The customer's own domain, pointed at the collector: the same page at `/`.
+    let by_host = get("/", Some("status.acme.test"), Some("acme-page-token-0123456789")).await.unwrap();
+    assert_eq!(by_host.status(), 200);
+    assert!(by_host.text().await.unwrap().contains("<h1>Acme services</h1>"));
+    // Globex's page is public and shows billing only.
+    let globex = get("/p/globex", None, None).await.unwrap().text().await.unwrap();
+    assert!(globex.contains("data-service=\"billing\"") && !globex.contains("data-service=\"shop\""), "{globex}");
+    assert!(globex.contains("Invoices delayed") && !globex.contains("Shop checkout"), "{globex}");
+    assert_eq!(get("/p/initech", None, None).await.unwrap().status(), 401, "no page says nothing about which exist");
+}

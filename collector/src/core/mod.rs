@@ -3,10 +3,12 @@
 //! the notifier and the HTTP layer call these functions with `now` as an argument.
 
 pub mod admission;
+pub mod audience;
 pub mod batch;
 pub mod catalog;
 pub mod cause;
 pub mod charts;
+pub mod ct;
 pub mod heartbeat;
 pub mod html;
 pub mod incident;

@@ -87,6 +87,12 @@ pub fn caller(app: &App, headers: &HeaderMap) -> Result<String, &'static str> {
     }
 }
 
+/// The password of a request's `Basic` credentials (an audience page's token).
+pub fn basic_password(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    basic(value).map(|(_, password)| password)
+}
+
 /// User and password of a `Basic` Authorization header value.
 fn basic(value: &str) -> Option<(String, String)> {
     let (scheme, encoded) = value.split_once(' ')?;
@@ -127,7 +133,10 @@ fn unauthorized(reason: &str) -> Response {
 
 /// The middleware: serves what needs nothing, asks for a token otherwise.
 pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if need(req.uri().path(), &app.config.access) == Need::ApiToken {
+    // An audience's status page checks its own token (or has none).
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    let audience = crate::core::audience::page_for(&app.audience_pages, req.uri().path(), host).is_some();
+    if !audience && need(req.uri().path(), &app.config.access) == Need::ApiToken {
         let name = match caller(&app, req.headers()) {
             Ok(name) => name,
             Err(reason) => return unauthorized(reason),

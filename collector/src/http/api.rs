@@ -47,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/", get(serve_status_page))
         .route("/badge/{service}/{kind}", get(serve_badge))
+        .route("/p/{name}", get(crate::http::public::serve_audience_page))
         .merge(crate::http::oncall::routes())
         .merge(crate::http::ping::routes())
         .merge(crate::http::status_posts::routes())

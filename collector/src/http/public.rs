@@ -88,8 +88,20 @@ pub fn service_days(
 }
 
 pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result<StatusPage, StoreError> {
+    build_for(store, config, now_ms, None)
+}
+
+/// The status page of `only` these services (all when `None`): an audience's page shows its
+/// services, the incidents, posts and maintenance that touch them, and nothing else.
+pub fn build_for(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    now_ms: i64,
+    only: Option<&[String]>,
+) -> Result<StatusPage, StoreError> {
+    let shown = |name: &str| only.is_none_or(|o| o.iter().any(|s| s == name));
     let mut services = Vec::new();
-    for (name, svc) in &config.services {
+    for (name, svc) in config.services.iter().filter(|(n, _)| shown(n.as_str())) {
         let (days, uptime) = service_days(store, config, name.as_str(), now_ms, 90)?;
         services.push(ServiceStatus {
             name: name.to_string(),
@@ -99,7 +111,7 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
             days,
         });
     }
-    let touches = |i: &Incident| !crate::core::catalog::services_of(config, i.kind, &i.subject).is_empty();
+    let touches = |i: &Incident| crate::core::catalog::services_of(config, i.kind, &i.subject).iter().any(|s| shown(s));
     let active = store
         .incidents(&IncidentFilter { status: Some(IncidentStatus::Open), ..Default::default() })?
         .into_iter()
@@ -123,8 +135,15 @@ pub fn build(store: &dyn Store, config: &CollectorConfig, now_ms: i64) -> Result
         &created,
         now_ms - DAY_MS,
         now_ms + 7 * DAY_MS,
-    );
-    let posts = store.posts(Some((now_ms - 90 * DAY_MS, now_ms + 1)), 200)?;
+    )
+    .into_iter()
+    .filter(|m| only.is_none_or(|o| o.iter().any(|s| m.covers(s))))
+    .collect();
+    let posts = store
+        .posts(Some((now_ms - 90 * DAY_MS, now_ms + 1)), 200)?
+        .into_iter()
+        .filter(|p| p.services.is_empty() || p.services.iter().any(|s| shown(s)))
+        .collect();
     Ok(StatusPage { services, active, history, maintenance, posts, generated_ms: now_ms })
 }
 
@@ -151,7 +170,18 @@ pub fn public_title(i: &Incident) -> String {
     }
 }
 
+/// How a status page looks: the collector's own, or an audience's (its title, logo, footer, and
+/// no links to the collector-wide history, feed and subscriptions).
+#[derive(Clone, Debug, Default)]
+pub struct Look<'a> {
+    pub audience: Option<&'a crate::core::audience::AudiencePage>,
+}
+
 pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time::Shown) -> String {
+    render_as(page, config, t, &Look::default())
+}
+
+pub fn render_as(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time::Shown, look: &Look<'_>) -> String {
     let time = |ms: i64| crate::http::views::time(t, ms);
     let time_only = |ms: i64| crate::http::views::time_only(t, ms);
     let overall = if page.services.iter().any(|s| s.state == "down") {
@@ -179,7 +209,7 @@ pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time
                 .filter(|p| p.services.is_empty() || p.services.contains(&s.name))
                 .filter(|p| day_of(&d.date).is_some_and(|from| p.overlaps(from, from + DAY_MS)))
                 .count();
-            if day_posts > 0 {
+            if day_posts > 0 && look.audience.is_none() {
                 bars.push_str(&format!(
                     "<a class=\"bar {class}\" href=\"/status/history?day={}\" title=\"{}\"></a>",
                     esc(&d.date),
@@ -252,8 +282,23 @@ pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time
         })
         .collect();
     let or_none = |s: String, none: &str| if s.is_empty() { format!("<li class=\"muted\">{none}</li>") } else { s };
+    let (heading, top, footer) = match look.audience {
+        None => (
+            "Service status".to_string(),
+            String::new(),
+            "<p class=\"muted\"><a href=\"/status/history\">Incident history</a> · <a href=\"/status/feed.atom\">Atom feed</a> · <a href=\"/status/subscribe\">Subscribe to updates</a></p>".to_string(),
+        ),
+        Some(a) => (
+            a.title.clone(),
+            a.logo.as_ref().map(|l| format!("<img class=\"logo\" src=\"{}\" alt=\"{} logo\" height=\"48\">\n", esc(l), esc(&a.title))).unwrap_or_default(),
+            format!(
+                "<p class=\"muted footer\">{}</p>",
+                a.footer.iter().map(|(text, url)| format!("<a href=\"{}\">{}</a>", esc(url), esc(text))).collect::<Vec<_>>().join(" · ")
+            ),
+        ),
+    };
     let body = format!(
-        r#"<h1>Service status</h1>
+        r#"{top}<h1>{heading}</h1>
 <p class="banner {overall_class}" id="overall">{overall_text}</p>
 {posts}<h2>Active incidents</h2>
 <ul id="active">{active}</ul>
@@ -263,22 +308,23 @@ pub fn render(page: &StatusPage, config: &CollectorConfig, t: &crate::core::time
 {services}
 <h2>Past incidents (14 days)</h2>
 <ul id="history">{history}</ul>
-<p class="muted"><a href="/status/history">Incident history</a> · <a href="/status/feed.atom">Atom feed</a> · <a href="/status/subscribe">Subscribe to updates</a></p>
+{footer}
 <p class="muted">Updated {generated}</p>
 "#,
+        heading = esc(&heading),
         overall_class = overall.0,
         overall_text = overall.1,
-        posts = open_posts(&page.posts, t),
+        posts = open_posts(&page.posts, t, look.audience.is_none()),
         active = or_none(active, "No active incidents"),
         maintenance = or_none(maintenance, "None planned in the next 7 days"),
         history = or_none(history, "No incidents"),
         generated = time_only(page.generated_ms),
     );
-    public_layout("Status", &body)
+    public_layout(&heading, &body)
 }
 
 /// Open posts at the top of the status page: each with its latest update.
-fn open_posts(posts: &[StatusPost], t: &crate::core::time::Shown) -> String {
+fn open_posts(posts: &[StatusPost], t: &crate::core::time::Shown, links: bool) -> String {
     let open: Vec<&StatusPost> = posts.iter().filter(|p| p.is_open()).collect();
     if open.is_empty() {
         return String::new();
@@ -287,8 +333,8 @@ fn open_posts(posts: &[StatusPost], t: &crate::core::time::Shown) -> String {
     for p in open {
         let latest = p.latest();
         out.push_str(&format!(
-            "<article class=\"post {impact}\" data-post=\"{id}\"><h2><a href=\"/status/incidents/{id}\">{}</a></h2>\n<p class=\"muted\">{} · affects {}</p>\n{}</article>\n",
-            esc(&p.title),
+            "<article class=\"post {impact}\" data-post=\"{id}\"><h2>{}</h2>\n<p class=\"muted\">{} · affects {}</p>\n{}</article>\n",
+            if links { format!("<a href=\"/status/incidents/{}\">{}</a>", p.id, esc(&p.title)) } else { esc(&p.title) },
             p.impact.label(),
             esc(&if p.services.is_empty() { "all services".to_string() } else { p.services.join(", ") }),
             latest
@@ -378,7 +424,68 @@ mod tests {
 
 // ------------------------------------------------------------------ routes
 
-pub(crate) async fn serve_status_page(State(app): State<Arc<App>>) -> Response {
+/// An audience's page (`/p/NAME`, or `/` under its host): shown with its token, or to anyone
+/// when it has none.
+async fn serve_audience(
+    app: Arc<App>,
+    page: crate::core::audience::AudiencePage,
+    headers: &axum::http::HeaderMap,
+    query: Option<&str>,
+) -> Response {
+    let presented = crate::http::access::basic_password(headers)
+        .or_else(|| query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=").map(String::from))));
+    if !crate::core::audience::may_read(&page, presented.as_deref()) {
+        let mut r =
+            error(StatusCode::UNAUTHORIZED, "this status page needs its token (HTTP Basic password, or ?token=)");
+        if let Ok(v) = header::HeaderValue::from_str(&format!(
+            "Basic realm=\"{}\", charset=\"UTF-8\"",
+            page.title.replace('"', "")
+        )) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return r;
+    }
+    let now = now_ms();
+    let (a, services) = (app.clone(), page.services.clone());
+    match tokio::task::spawn_blocking(move || build_for(a.store.as_ref(), &a.config, now, Some(&services))).await {
+        Ok(Ok(built)) => {
+            let look = Look { audience: Some(&page) };
+            let mut r = (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                render_as(&built, &app.config, &app.shown(built.generated_ms), &look),
+            )
+                .into_response();
+            if page.token.is_some() {
+                r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-store"));
+            }
+            r
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+pub(crate) async fn serve_audience_page(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    match crate::core::audience::page_for(&app.audience_pages, &format!("/p/{name}"), None).cloned() {
+        Some(page) => serve_audience(app, page, &headers, uri.query()).await,
+        None => error(StatusCode::NOT_FOUND, format!("there is no status page {name:?}")),
+    }
+}
+
+pub(crate) async fn serve_status_page(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let Some(page) = crate::core::audience::page_for(&app.audience_pages, "/", host).cloned() {
+        return serve_audience(app, page, &headers, uri.query()).await;
+    }
     let store_app = app.clone();
     let now = now_ms();
     match tokio::task::spawn_blocking(move || build(store_app.store.as_ref(), &store_app.config, now)).await {
