@@ -59,6 +59,10 @@ pub(crate) enum Command {
     /// Plan a one-off maintenance window (written to the collector's database; a running
     /// collector sees it at once).
     Maintenance(MaintenanceArgs),
+    /// Tell customers: write a status page post, add an update, list posts (written to the
+    /// collector's database; a running collector shows it and tells its subscribers).
+    #[command(subcommand)]
+    StatusPost(StatusPostCommand),
     /// Copy the collector's database to FILE, safely while it runs (a consistent, checked
     /// snapshot). Restore: stop the collector, put FILE in data_dir as vakt.db, start it.
     Backup {
@@ -83,6 +87,53 @@ pub(crate) enum Command {
         listen: SocketAddr,
         #[arg(long, default_value = "vakt-data")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StatusPostCommand {
+    /// A new post with its first update.
+    New {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The title customers read (default: from the template, or "Problems with SERVICES").
+        #[arg(long, default_value = "")]
+        title: String,
+        /// Affected services (repeatable).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// degraded, partial_outage or major_outage.
+        #[arg(long)]
+        impact: Option<String>,
+        /// investigating (default), identified, monitoring or resolved.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value = "")]
+        message: String,
+        /// A [status_templates.NAME] for the words.
+        #[arg(long)]
+        template: Option<String>,
+        /// Prefill from this incident (its services and start).
+        #[arg(long)]
+        incident: Option<i64>,
+    },
+    /// An update to post ID.
+    Update {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        status: String,
+        #[arg(long, default_value = "")]
+        message: String,
+        #[arg(long)]
+        template: Option<String>,
+    },
+    /// The posts, newest first.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -219,6 +270,48 @@ pub(crate) fn plan_maintenance(args: MaintenanceArgs) -> anyhow::Result<()> {
         vakt_collector::core::time::rfc3339(start_ms),
         vakt_collector::core::time::rfc3339(end_ms)
     );
+    Ok(())
+}
+
+pub(crate) fn status_post_command(cmd: StatusPostCommand) -> anyhow::Result<()> {
+    use vakt_collector::core::status_post::{NewPost, NewUpdate};
+    use vakt_collector::notify::status_posts as posts;
+    let path = match &cmd {
+        StatusPostCommand::New { config, .. }
+        | StatusPostCommand::Update { config, .. }
+        | StatusPostCommand::List { config } => config.clone(),
+    };
+    let config = match CollectorConfig::load(&path) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(errors)) => anyhow::bail!("invalid configuration:\n{errors}"),
+        Err(e) => return Err(e.into()),
+    };
+    let store = vakt_collector::store::open(&config, Default::default())?;
+    let now = vakt_collector::core::time::now_ms();
+    let post = match cmd {
+        StatusPostCommand::New { title, services, impact, status, message, template, incident, .. } => {
+            let req = NewPost { title, impact, services, incident_id: incident, status, message, template };
+            posts::create(store.as_ref(), &config, req, "cli", now)?
+        }
+        StatusPostCommand::Update { id, status, message, template, .. } => {
+            posts::update(store.as_ref(), &config, id, NewUpdate { status, message, template }, "cli", now)?
+        }
+        StatusPostCommand::List { .. } => {
+            for p in store.posts(None, 1000)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    p.id,
+                    p.status.as_str(),
+                    p.impact.as_str(),
+                    vakt_collector::core::time::rfc3339(p.created_ms),
+                    p.title
+                );
+            }
+            return Ok(());
+        }
+    };
+    let latest = post.latest().map_or("", |u| u.status.as_str());
+    println!("status post {}: {} ({latest}); subscribers are told by the running collector", post.id, post.title);
     Ok(())
 }
 

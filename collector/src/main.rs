@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Store(command) => cli::store_command(command),
         Command::NotifyTest { config, receiver } => cli::notify_test(&config, &receiver),
         Command::Maintenance(args) => cli::plan_maintenance(args),
+        Command::StatusPost(cmd) => cli::status_post_command(cmd),
         Command::Report { config, service, customer, vendor, period, format, timezone } => {
             cli::report_command(&config, service, customer, vendor, &period, &format, timezone.as_deref())
         }

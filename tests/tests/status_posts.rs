@@ -393,16 +393,30 @@ customer = "globex"
     .unwrap();
     let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
     let http = reqwest::Client::new();
-    for (service, title) in [("shop", "Shop checkout failing"), ("billing", "Invoices delayed")] {
-        let r = http
-            .post(collector.url("/api/v1/status/incidents"))
-            .bearer_auth(ONCALL_TOKEN)
-            .json(&serde_json::json!({"title": title, "services": [service], "message": "Looking into it."}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+    // One post through the API, one from the command line (beside the running collector).
+    let r = http
+        .post(collector.url("/api/v1/status/incidents"))
+        .bearer_auth(ONCALL_TOKEN)
+        .json(
+            &serde_json::json!({"title": "Shop checkout failing", "services": ["shop"], "message": "Looking into it."}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let config = ctoml.to_str().unwrap();
+    let cli = ["status-post", "new", "--config", config, "--service", "billing", "--title", "Invoices delayed"];
+    let (code, out, err) =
+        vakt_tests::run_bin("vakt-collector", &[&cli[..], &["--message", "Looking into it."]].concat(), None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("status post 2: Invoices delayed (investigating)"), "{out}");
+    let (code, out, _) = vakt_tests::run_bin(
+        "vakt-collector",
+        &["status-post", "update", "--config", config, "--id", "2", "--status", "fixed"],
+        None,
+    );
+    assert_ne!(code, 0, "a status that is not one is refused");
+    assert!(out.is_empty());
     let get = |path: &str, host: Option<&str>, token: Option<&str>| {
         let mut req = http.get(collector.url(path));
         if let Some(h) = host {

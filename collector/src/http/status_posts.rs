@@ -49,9 +49,12 @@ async fn run<T: Send + 'static>(
     f: impl FnOnce(&App) -> Result<T, PostError> + Send + 'static,
 ) -> Result<T, PostError> {
     let a = app.clone();
-    tokio::task::spawn_blocking(move || f(&a))
+    let result = tokio::task::spawn_blocking(move || f(&a))
         .await
-        .unwrap_or_else(|e| Err(PostError::Store(crate::store::StoreError::NotLeader(e.to_string()))))
+        .unwrap_or_else(|e| Err(PostError::Store(crate::store::StoreError::NotLeader(e.to_string()))));
+    // What was written may have queued messages for subscribers.
+    app.outbox_wakeup.notify_one();
+    result
 }
 
 async fn list(State(app): State<Arc<App>>) -> Response {
@@ -75,7 +78,7 @@ async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not a status post: {e}")),
     };
-    answer(run(&app, move |a| posts::create(a, req, &by, now_ms())).await, true)
+    answer(run(&app, move |a| posts::create(a.store.as_ref(), &a.config, req, &by, now_ms())).await, true)
 }
 
 async fn add_update(State(app): State<Arc<App>>, Path(id): Path<i64>, headers: HeaderMap, body: Bytes) -> Response {
@@ -84,7 +87,7 @@ async fn add_update(State(app): State<Arc<App>>, Path(id): Path<i64>, headers: H
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not an update: {e}")),
     };
-    answer(run(&app, move |a| posts::update(a, id, req, &by, now_ms())).await, true)
+    answer(run(&app, move |a| posts::update(a.store.as_ref(), &a.config, id, req, &by, now_ms())).await, true)
 }
 
 #[derive(Deserialize)]
@@ -98,7 +101,7 @@ async fn set_postmortem(State(app): State<Arc<App>>, Path(id): Path<i64>, body: 
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not {{\"text\": ...}}: {e}")),
     };
-    answer(run(&app, move |a| posts::postmortem(a, id, &req.text)).await, false)
+    answer(run(&app, move |a| posts::postmortem(a.store.as_ref(), id, &req.text)).await, false)
 }
 
 async fn list_subscribers(State(app): State<Arc<App>>) -> Response {
@@ -122,7 +125,7 @@ async fn add_webhook(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not {{\"url\": ...}}: {e}")),
     };
-    match run(&app, move |a| posts::add_webhook(a, &req.url, &req.services, now_ms())).await {
+    match run(&app, move |a| posts::add_webhook(a.store.as_ref(), &a.config, &req.url, &req.services, now_ms())).await {
         Ok(s) => (
             StatusCode::CREATED,
             Json(serde_json::json!({
@@ -188,7 +191,7 @@ async fn form_create(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): F
         template: some(&f.template),
     };
     let who_ = by.clone();
-    match run(&app, move |a| posts::create(a, req, &who_, now_ms())).await {
+    match run(&app, move |a| posts::create(a.store.as_ref(), &a.config, req, &who_, now_ms())).await {
         Ok(p) => Redirect::to(&format!("/status-posts/{}", p.id)).into_response(),
         Err(e) => problem(StatusCode::BAD_REQUEST, &by, &e.to_string()),
     }
@@ -203,7 +206,7 @@ async fn form_update(
     let by = who(&app, &headers);
     let req = NewUpdate { status: f.status, message: f.message, template: some(&f.template) };
     let who_ = by.clone();
-    match run(&app, move |a| posts::update(a, id, req, &who_, now_ms())).await {
+    match run(&app, move |a| posts::update(a.store.as_ref(), &a.config, id, req, &who_, now_ms())).await {
         Ok(p) => Redirect::to(&format!("/status-posts/{}", p.id)).into_response(),
         Err(e) => problem(StatusCode::BAD_REQUEST, &by, &e.to_string()),
     }
@@ -216,7 +219,7 @@ async fn form_postmortem(
     Form(f): Form<PostForm>,
 ) -> Response {
     let by = who(&app, &headers);
-    match run(&app, move |a| posts::postmortem(a, id, &f.message)).await {
+    match run(&app, move |a| posts::postmortem(a.store.as_ref(), id, &f.message)).await {
         Ok(p) => Redirect::to(&format!("/status-posts/{}", p.id)).into_response(),
         Err(e) => problem(StatusCode::BAD_REQUEST, &by, &e.to_string()),
     }

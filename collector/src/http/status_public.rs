@@ -274,9 +274,11 @@ async fn subscribe(
         }
     }
     let outcome = blocking(&app, move |a| {
-        Ok(crate::notify::status_posts::subscribe_email(a, &email, &services, now).map_err(|e| e.to_string()))
+        Ok(crate::notify::status_posts::subscribe_email(a.store.as_ref(), &a.config, &email, &services, now)
+            .map_err(|e| e.to_string()))
     })
     .await;
+    app.outbox_wakeup.notify_one();
     match outcome {
         Ok(Ok(())) => page(
             StatusCode::ACCEPTED,
@@ -355,7 +357,7 @@ async fn confirm_page(Query(q): Query<TokenQuery>) -> Response {
 async fn confirm(State(app): State<Arc<App>>, Query(q): Query<TokenQuery>) -> Response {
     let now = now_ms();
     let token = q.token.clone();
-    match blocking(&app, move |a| crate::notify::status_posts::confirm(a, &token, now)).await {
+    match blocking(&app, move |a| crate::notify::status_posts::confirm(a.store.as_ref(), &token, now)).await {
         Ok(Some(_)) => page(
             StatusCode::OK,
             "Subscribed",
@@ -380,7 +382,7 @@ async fn unsubscribe_page(Query(q): Query<TokenQuery>) -> Response {
 async fn unsubscribe(State(app): State<Arc<App>>, Query(q): Query<TokenQuery>, _headers: HeaderMap) -> Response {
     let now = now_ms();
     let token = q.token.clone();
-    match blocking(&app, move |a| crate::notify::status_posts::unsubscribe(a, &token, now)).await {
+    match blocking(&app, move |a| crate::notify::status_posts::unsubscribe(a.store.as_ref(), &token, now)).await {
         Ok(Some(_)) => page(
             StatusCode::OK,
             "Unsubscribed",

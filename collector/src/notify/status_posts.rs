@@ -4,12 +4,13 @@
 //! unsubscribe. Each update is queued for every subscriber it reaches in the same transaction
 //! that stores it; `subscribers.rs` delivers.
 
-use crate::app::App;
 use crate::core::status_post::{
     check_address, check_text, fill, reaches, Impact, NewPost, NewUpdate, PostStatus, PostUpdate, StatusPost,
     Subscriber, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
 };
+use crate::store::Store;
 use crate::store::{StoreError, SubscriberChange};
+use vakt_config::CollectorConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
@@ -27,9 +28,8 @@ pub fn new_token() -> String {
 }
 
 /// The active subscribers a post about `services` reaches.
-pub fn recipients(app: &App, services: &[String]) -> Result<Vec<i64>, StoreError> {
-    Ok(app
-        .store
+pub fn recipients(store: &dyn Store, services: &[String]) -> Result<Vec<i64>, StoreError> {
+    Ok(store
         .subscribers()?
         .into_iter()
         .filter(|s| s.active() && reaches(&s.services, services))
@@ -37,8 +37,8 @@ pub fn recipients(app: &App, services: &[String]) -> Result<Vec<i64>, StoreError
         .collect())
 }
 
-fn known_services(app: &App, services: &[String]) -> Result<(), PostError> {
-    match services.iter().find(|s| !app.config.services.contains_key(s.as_str())) {
+fn known_services(config: &CollectorConfig, services: &[String]) -> Result<(), PostError> {
+    match services.iter().find(|s| !config.services.contains_key(s.as_str())) {
         Some(s) => Err(PostError::Invalid(format!("there is no service {s:?}"))),
         None => Ok(()),
     }
@@ -52,10 +52,10 @@ struct Filled {
 }
 
 /// `[status_templates.NAME]`, filled for `services`.
-fn template(app: &App, name: Option<&str>, services: &[String]) -> Result<Option<Filled>, PostError> {
+fn template(config: &CollectorConfig, name: Option<&str>, services: &[String]) -> Result<Option<Filled>, PostError> {
     let Some(name) = name else { return Ok(None) };
-    let t = app.config.status_templates.get(name).ok_or_else(|| {
-        let known: Vec<&str> = app.config.status_templates.keys().map(|k| k.as_str()).collect();
+    let t = config.status_templates.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.status_templates.keys().map(|k| k.as_str()).collect();
         PostError::Invalid(format!("there is no status template {name:?} (known: {})", known.join(", ")))
     })?;
     let status = t.status.as_ref().map(|s| PostStatus::parse(s.get_ref())).transpose().map_err(PostError::Invalid)?;
@@ -67,21 +67,26 @@ fn template(app: &App, name: Option<&str>, services: &[String]) -> Result<Option
 }
 
 /// Writes a new post with its first update and queues that update for its subscribers.
-pub fn create(app: &App, req: NewPost, by: &str, now_ms: i64) -> Result<StatusPost, PostError> {
+pub fn create(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    req: NewPost,
+    by: &str,
+    now_ms: i64,
+) -> Result<StatusPost, PostError> {
     let mut services = req.services.clone();
     let mut created_ms = now_ms;
     if let Some(id) = req.incident_id {
-        let incident =
-            app.store.incident(id)?.ok_or_else(|| PostError::NotFound(format!("there is no incident {id}")))?;
+        let incident = store.incident(id)?.ok_or_else(|| PostError::NotFound(format!("there is no incident {id}")))?;
         if services.is_empty() {
-            services = crate::core::catalog::services_of(&app.config, incident.kind, &incident.subject);
+            services = crate::core::catalog::services_of(config, incident.kind, &incident.subject);
         }
         created_ms = incident.opened_ms.min(now_ms);
     }
     services.sort();
     services.dedup();
-    known_services(app, &services)?;
-    let from_template = template(app, req.template.as_deref(), &services)?;
+    known_services(config, &services)?;
+    let from_template = template(config, req.template.as_deref(), &services)?;
     let (t_status, t_title, t_message) = match from_template {
         Some(f) => (f.status, f.title, Some(f.message)),
         None => (None, None, None),
@@ -115,18 +120,23 @@ pub fn create(app: &App, req: NewPost, by: &str, now_ms: i64) -> Result<StatusPo
         postmortem: None,
         updates: vec![PostUpdate { id: 0, status, message, at_ms: now_ms, by: by.to_string() }],
     };
-    let to = recipients(app, &post.services)?;
-    post.id = app.store.add_post(&post, &to)?;
-    app.outbox_wakeup.notify_one();
-    app.store.post(post.id)?.ok_or_else(|| PostError::NotFound(format!("post {} vanished", post.id)))
+    let to = recipients(store, &post.services)?;
+    post.id = store.add_post(&post, &to)?;
+    store.post(post.id)?.ok_or_else(|| PostError::NotFound(format!("post {} vanished", post.id)))
 }
 
 /// Adds an update to a post and queues it for the post's subscribers. The internal incident
 /// is not touched.
-pub fn update(app: &App, post_id: i64, req: NewUpdate, by: &str, now_ms: i64) -> Result<StatusPost, PostError> {
-    let post =
-        app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("there is no status post {post_id}")))?;
-    let from_template = template(app, req.template.as_deref(), &post.services)?;
+pub fn update(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    post_id: i64,
+    req: NewUpdate,
+    by: &str,
+    now_ms: i64,
+) -> Result<StatusPost, PostError> {
+    let post = store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("there is no status post {post_id}")))?;
+    let from_template = template(config, req.template.as_deref(), &post.services)?;
     let message = match (req.message.trim(), from_template) {
         ("", Some(f)) => f.message,
         (m, _) => m.to_string(),
@@ -134,33 +144,37 @@ pub fn update(app: &App, post_id: i64, req: NewUpdate, by: &str, now_ms: i64) ->
     let message = check_text("message", &message, MAX_MESSAGE_CHARS).map_err(PostError::Invalid)?;
     let status = PostStatus::parse(&req.status).map_err(PostError::Invalid)?;
     let u = PostUpdate { id: 0, status, message, at_ms: now_ms, by: by.to_string() };
-    let to = recipients(app, &post.services)?;
-    app.store.add_post_update(post_id, &u, &to)?;
-    app.outbox_wakeup.notify_one();
-    app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("post {post_id} vanished")))
+    let to = recipients(store, &post.services)?;
+    store.add_post_update(post_id, &u, &to)?;
+    store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("post {post_id} vanished")))
 }
 
 /// Sets the postmortem of a resolved post.
-pub fn postmortem(app: &App, post_id: i64, text: &str) -> Result<StatusPost, PostError> {
-    let post =
-        app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("there is no status post {post_id}")))?;
+pub fn postmortem(store: &dyn Store, post_id: i64, text: &str) -> Result<StatusPost, PostError> {
+    let post = store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("there is no status post {post_id}")))?;
     if post.is_open() {
         return Err(PostError::Invalid("a postmortem follows the resolution: resolve the post first".into()));
     }
     let text = check_text("postmortem", text, MAX_MESSAGE_CHARS * 5).map_err(PostError::Invalid)?;
-    app.store.set_postmortem(post_id, &text)?;
-    app.store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("post {post_id} vanished")))
+    store.set_postmortem(post_id, &text)?;
+    store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("post {post_id} vanished")))
 }
 
 /// Records an email subscription and queues its confirmation request. The answer never says
 /// whether the address was known: an address already confirmed gets nothing new, one not yet
 /// confirmed is asked again (at most once an hour).
-pub fn subscribe_email(app: &App, address: &str, services: &[String], now_ms: i64) -> Result<(), PostError> {
+pub fn subscribe_email(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    address: &str,
+    services: &[String],
+    now_ms: i64,
+) -> Result<(), PostError> {
     let address = check_address(address).map_err(PostError::Invalid)?;
     let mut services = services.to_vec();
     services.sort();
     services.dedup();
-    known_services(app, &services)?;
+    known_services(config, &services)?;
     let s = Subscriber {
         id: 0,
         kind: "email".into(),
@@ -173,23 +187,28 @@ pub fn subscribe_email(app: &App, address: &str, services: &[String], now_ms: i6
     };
     // The hour in the item: a second request within the hour asks nothing new.
     let item = format!("confirm:{}", now_ms / 3_600_000);
-    let (id, created) = app.store.add_subscriber(&s, None)?;
-    let active = !created && app.store.subscriber(id)?.is_some_and(|k| k.active());
+    let (id, created) = store.add_subscriber(&s, None)?;
+    let active = !created && store.subscriber(id)?.is_some_and(|k| k.active());
     if !active {
-        app.store.enqueue_subscriber_messages(&[id], &item, None, now_ms)?;
+        store.enqueue_subscriber_messages(&[id], &item, None, now_ms)?;
     }
-    app.outbox_wakeup.notify_one();
     Ok(())
 }
 
 /// A webhook subscription, made by an admin (a public one would let anyone make the collector
 /// post to addresses of their choosing). Active at once; its token signs each post.
-pub fn add_webhook(app: &App, url: &str, services: &[String], now_ms: i64) -> Result<Subscriber, PostError> {
+pub fn add_webhook(
+    store: &dyn Store,
+    config: &CollectorConfig,
+    url: &str,
+    services: &[String],
+    now_ms: i64,
+) -> Result<Subscriber, PostError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| PostError::Invalid(format!("url {url:?}: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(PostError::Invalid("the url must be http or https".into()));
     }
-    known_services(app, services)?;
+    known_services(config, services)?;
     let s = Subscriber {
         id: 0,
         kind: "webhook".into(),
@@ -200,24 +219,24 @@ pub fn add_webhook(app: &App, url: &str, services: &[String], now_ms: i64) -> Re
         confirmed_ms: Some(now_ms),
         unsubscribed_ms: None,
     };
-    let (id, created) = app.store.add_subscriber(&s, None)?;
+    let (id, created) = store.add_subscriber(&s, None)?;
     if !created {
-        app.store.update_subscriber(id, SubscriberChange::Confirmed, now_ms)?;
+        store.update_subscriber(id, SubscriberChange::Confirmed, now_ms)?;
     }
-    app.store.subscriber(id)?.ok_or_else(|| PostError::NotFound(format!("subscriber {id} vanished")))
+    store.subscriber(id)?.ok_or_else(|| PostError::NotFound(format!("subscriber {id} vanished")))
 }
 
 /// Confirms the subscription whose link carries `token`; `None` for an unknown token.
-pub fn confirm(app: &App, token: &str, now_ms: i64) -> Result<Option<Subscriber>, StoreError> {
-    let Some(s) = app.store.subscriber_by_token(token)? else { return Ok(None) };
-    app.store.update_subscriber(s.id, SubscriberChange::Confirmed, now_ms)?;
-    app.store.subscriber(s.id)
+pub fn confirm(store: &dyn Store, token: &str, now_ms: i64) -> Result<Option<Subscriber>, StoreError> {
+    let Some(s) = store.subscriber_by_token(token)? else { return Ok(None) };
+    store.update_subscriber(s.id, SubscriberChange::Confirmed, now_ms)?;
+    store.subscriber(s.id)
 }
 
 /// Ends the subscription whose link carries `token`: nothing more is sent to it, not even
 /// what was queued. `None` for an unknown token.
-pub fn unsubscribe(app: &App, token: &str, now_ms: i64) -> Result<Option<Subscriber>, StoreError> {
-    let Some(s) = app.store.subscriber_by_token(token)? else { return Ok(None) };
-    app.store.update_subscriber(s.id, SubscriberChange::Unsubscribed, now_ms)?;
-    app.store.subscriber(s.id)
+pub fn unsubscribe(store: &dyn Store, token: &str, now_ms: i64) -> Result<Option<Subscriber>, StoreError> {
+    let Some(s) = store.subscriber_by_token(token)? else { return Ok(None) };
+    store.update_subscriber(s.id, SubscriberChange::Unsubscribed, now_ms)?;
+    store.subscriber(s.id)
 }
