@@ -14,6 +14,7 @@ use vakt_tests::{token_hash, wait_for, Collector, Proc, Target};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const TOKEN: &str = "pages-agent-token-0123456789";
+const ADMIN: &str = "pages-admin-token-0123456789";
 
 fn chromium(profile: &Path, args: &[&str]) -> (String, String) {
     let out = Command::new(CHROMIUM)
@@ -289,4 +290,122 @@ async fn the_status_page_shows_an_outage_in_a_real_browser() {
     assert!(mtta > 0.0 && mtta < mttr, "acknowledged before resolved: mtta {mtta}, mttr {mttr}");
     assert_eq!(collector.metric("vakt_incidents_mttr_seconds").await, Some(mttr), "one incident: overall = shop's");
     assert!(dom.contains("resolved"), "the incident moves to the history: {dom}");
+}
+
+/// What customers read, in a real browser: the status page with a post written by people and
+/// planned maintenance, the post's own page, the history, the subscribe form, a customer's own
+/// page, the on-call page that writes posts, and the SLA report with its pictures. Each loads
+/// without console errors and is saved as a screenshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_pages_and_the_report_in_a_real_browser() {
+    if !Path::new(CHROMIUM).exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "chromium is missing: .ci/run must install it");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = vakt_tests::loopback_addr();
+    let ctoml = dir.path().join("collector.toml");
+    std::fs::write(
+        &ctoml,
+        format!(
+            r#"listen = "{addr}"
+data_dir = "data"
+public_url = "http://{addr}"
+
+[api_tokens.admin]
+token_hash = "{admin}"
+scope = "admin"
+
+[services.shop]
+description = "Web shop and checkout"
+checks = []
+customers = ["acme"]
+
+[services.billing]
+checks = []
+
+[slos.shop-month]
+service = "shop"
+objective = 99.9
+calendar = "month"
+
+[receivers.mail]
+kind = "email"
+smtp = "127.0.0.1:9"
+smtp_tls = "none"
+from = "status@example.test"
+to = ["nobody@example.test"]
+
+[subscriptions]
+email_receiver = "mail"
+
+[status_templates.identified]
+status = "identified"
+message = "We have found the cause of the problems with {{service}} and are fixing it."
+
+[status_pages.acme]
+title = "Acme services"
+customer = "acme"
+footer_links = [{{ text = "Acme service desk", url = "https://desk.acme.test/" }}]
+"#,
+            admin = token_hash(ADMIN)
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&ctoml, addr, &dir.path().join("collector.log")).await;
+    let http = reqwest::Client::new();
+    let post =
+        |path: &str, body: serde_json::Value| http.post(collector.url(path)).bearer_auth(ADMIN).json(&body).send();
+    let r = post(
+        "/api/v1/status/incidents",
+        serde_json::json!({"title": "Checkout <b>slow</b>", "services": ["shop"], "impact": "partial_outage", "message": "We are looking into slow checkouts."}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = post(
+        "/api/v1/status/incidents/1/updates",
+        serde_json::json!({"status": "identified", "template": "identified"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(26);
+    let window = serde_json::json!({"name": "Payment provider upgrade", "start": start.to_string(), "end": (start + jiff::SignedDuration::from_hours(2)).to_string(), "services": ["shop"]});
+    assert!(post("/api/v1/maintenance", window).await.unwrap().status().is_success());
+
+    let profile = dir.path().join("chromium");
+    let status = browse(&profile, &collector.url("/"));
+    assert!(status.contains("data-post=\"1\"") && status.contains("Checkout &lt;b&gt;slow&lt;/b&gt;"), "{status}");
+    assert!(status.contains("We have found the cause of the problems with shop"), "the latest update: {status}");
+    assert!(status.contains("data-phase=\"scheduled\""), "{status}");
+    screenshot(&profile, &collector.url("/"), "status-with-post.png");
+    let one = browse(&profile, &collector.url("/status/incidents/1"));
+    assert!(one.contains("Identified") && one.contains("Investigating"), "{one}");
+    screenshot(&profile, &collector.url("/status/incidents/1"), "status-post.png");
+    let history = browse(&profile, &collector.url("/status/history"));
+    assert!(history.contains("href=\"/status/incidents/1\""), "{history}");
+    let subscribe = browse(&profile, &collector.url("/status/subscribe"));
+    assert!(subscribe.contains("<label for=\"email\">") && subscribe.contains("value=\"billing\""), "{subscribe}");
+    screenshot(&profile, &collector.url("/status/subscribe"), "subscribe.png");
+    let acme = browse(&profile, &collector.url("/p/acme"));
+    assert!(acme.contains("Acme services") && !acme.contains("data-service=\"billing\""), "{acme}");
+    screenshot(&profile, &collector.url("/p/acme"), "customer-page.png");
+
+    let login = |path: &str| format!("http://{}:{}@{addr}{path}", vakt_tests::READ_TOKEN_NAME, vakt_tests::READ_TOKEN);
+    let writer = browse(&profile, &login("/status-posts/1"));
+    assert!(
+        writer.contains("action=\"/status-posts/1/updates\"") && writer.contains("<label for=\"update-message\">"),
+        "{writer}"
+    );
+    screenshot(&profile, &login("/status-posts/1"), "status-post-writer.png");
+    let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let report_url = login(&format!("/api/v1/reports/sla?customer=acme&period={month}&format=html"));
+    let report = browse(&profile, &report_url);
+    assert!(
+        report.contains("<svg id=\"budget-shop-month\"") && report.contains("<svg id=\"days-shop-month\""),
+        "{report}"
+    );
+    assert!(report.contains("<svg id=\"incidents\""), "the incident timeline: {report}");
+    screenshot(&profile, &report_url, "sla-report.png");
 }

@@ -604,7 +604,7 @@ tr.breached td:nth-child(5) {{ color: #b3261e; font-weight: 600; }}
 {maintenance}</tbody></table>
 <h2>Incidents</h2>
 <p>MTTA {mtta} · MTTR {mttr} · response or resolution targets missed: {target_breaches}</p>
-{timeline}
+<div class="pictures">{timeline}</div>
 <table><thead><tr><th>#</th><th>Incident</th><th>Opened</th><th>Acknowledged</th><th>Resolved</th><th>Duration</th><th>Targets</th></tr></thead>
 <tbody>
 {incidents}</tbody></table>
