@@ -76,7 +76,7 @@ receivers = ["hook"]
     .await;
     assert_eq!(firing["incident"]["subject"], "nightly-backup");
     assert!(
-        firing["incident"]["title"].as_str().unwrap().contains("no ping within 2s of the last (1s grace)"),
+        firing["incident"]["title"].as_str().unwrap().contains("no ping within 2 s of the last (1 s grace)"),
         "{firing}"
     );
     assert_eq!(collector.metric("vakt_check_up{check=\"nightly-backup\"}").await, Some(0.0));
