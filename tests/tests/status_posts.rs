@@ -205,10 +205,16 @@ async fn subscribers_hear_each_update_once_and_one_click_stops_them() {
 
     // Down go the SMTP server and the collector, with an update written in between: after both
     // come back it arrives, once.
-    wait_for("the identified update mailed", WAIT, || async {
-        mails(&sink).iter().any(|m| m["data"].as_str().unwrap().contains("Subject: [Identified]")).then_some(())
+    let identified = wait_for("the identified update mailed", WAIT, || async {
+        mails(&sink).into_iter().find(|m| m["data"].as_str().unwrap().contains("Subject: [Identified]"))
     })
     .await;
+    let html = identified["data"].as_str().unwrap().replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let html = &html[html.find("Content-Type: text/html").expect("an HTML part")..];
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !html.contains("<script>"),
+        "escaped in the mail's HTML: {html}"
+    );
     drop(sink);
     let monitoring = http
         .post(collector.url(&format!("/api/v1/status/incidents/{id}/updates")))

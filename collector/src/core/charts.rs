@@ -32,6 +32,16 @@ fn svg_open(id: &str, title: &str, desc: &str, height: f64) -> String {
     )
 }
 
+/// The two ends of a time axis, written at height `y`: the first left, the second right.
+fn time_axis(y: f64, labels: (&str, &str)) -> String {
+    format!(
+        "<text x=\"{LEFT}\" y=\"{y:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{y:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>",
+        esc(labels.0),
+        WIDTH - RIGHT,
+        esc(labels.1)
+    )
+}
+
 /// "0.25 s", "120 ms".
 fn seconds_label(s: f64) -> String {
     if s >= 1.0 {
@@ -285,14 +295,7 @@ pub fn budget(id: &str, points: &[(i64, f64)], window: (i64, i64), labels: (&str
             ));
         }
     }
-    out.push_str(&format!(
-        "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>",
-        h - 6.0,
-        esc(labels.0),
-        WIDTH - RIGHT,
-        h - 6.0,
-        esc(labels.1)
-    ));
+    out.push_str(&time_axis(h - 6.0, labels));
     // The legend: each rule beside a sample of its line's dash.
     for (i, rule) in rules.iter().enumerate() {
         let ly = h + 10.0 + 14.0 * i as f64;
@@ -439,14 +442,7 @@ pub fn timeline(id: &str, spans: &[Span], from_ms: i64, to_ms: i64, labels: (&st
             esc(&s.label)
         ));
     }
-    out.push_str(&format!(
-        "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#4a5663\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5663\">{}</text>",
-        h - 6.0,
-        esc(labels.0),
-        WIDTH - RIGHT,
-        h - 6.0,
-        esc(labels.1)
-    ));
+    out.push_str(&time_axis(h - 6.0, labels));
     out.push_str("</svg>");
     out
 }

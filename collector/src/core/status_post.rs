@@ -173,11 +173,11 @@ pub fn check_text(what: &str, text: &str, max: usize) -> Result<String, String> 
     Ok(t.to_string())
 }
 
-/// Fills `{service}`, `{services}` and `{title}` in a template.
-pub fn fill(template: &str, services: &[String], title: &str) -> String {
+/// Fills `{service}` (the first affected service) and `{services}` (all) in a template.
+pub fn fill(template: &str, services: &[String]) -> String {
     let first = services.first().map(String::as_str).unwrap_or("our service");
     let all = if services.is_empty() { "our services".to_string() } else { services.join(", ") };
-    template.replace("{services}", &all).replace("{service}", first).replace("{title}", title)
+    template.replace("{services}", &all).replace("{service}", first)
 }
 
 /// Who a subscription reaches: everything when it names no service, else posts touching one of
@@ -252,9 +252,9 @@ mod tests {
     #[test]
     fn templates_name_the_services() {
         let t = "We are investigating reduced performance of {service}.";
-        assert_eq!(fill(t, &["shop".into()], ""), "We are investigating reduced performance of shop.");
-        assert_eq!(fill("{services} affected", &["shop".into(), "api".into()], ""), "shop, api affected");
-        assert_eq!(fill("{service} down", &[], ""), "our service down");
+        assert_eq!(fill(t, &["shop".into()]), "We are investigating reduced performance of shop.");
+        assert_eq!(fill("{services} affected", &["shop".into(), "api".into()]), "shop, api affected");
+        assert_eq!(fill("{service} down", &[]), "our service down");
     }
 
     #[test]

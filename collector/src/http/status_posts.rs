@@ -191,9 +191,14 @@ async fn form_create(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): F
         template: some(&f.template),
     };
     let who_ = by.clone();
-    match run(&app, move |a| posts::create(a.store.as_ref(), &a.config, req, &who_, now_ms())).await {
+    back_to_post(run(&app, move |a| posts::create(a.store.as_ref(), &a.config, req, &who_, now_ms())).await, &by)
+}
+
+/// After a form's write: back to the post's page, or what went wrong.
+fn back_to_post(result: Result<StatusPost, PostError>, by: &str) -> Response {
+    match result {
         Ok(p) => Redirect::to(&format!("/status-posts/{}", p.id)).into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, &by, &e.to_string()),
+        Err(e) => problem(StatusCode::BAD_REQUEST, by, &e.to_string()),
     }
 }
 
@@ -206,10 +211,7 @@ async fn form_update(
     let by = who(&app, &headers);
     let req = NewUpdate { status: f.status, message: f.message, template: some(&f.template) };
     let who_ = by.clone();
-    match run(&app, move |a| posts::update(a.store.as_ref(), &a.config, id, req, &who_, now_ms())).await {
-        Ok(p) => Redirect::to(&format!("/status-posts/{}", p.id)).into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, &by, &e.to_string()),
-    }
+    back_to_post(run(&app, move |a| posts::update(a.store.as_ref(), &a.config, id, req, &who_, now_ms())).await, &by)
 }
 
 async fn form_postmortem(
@@ -219,10 +221,7 @@ async fn form_postmortem(
     Form(f): Form<PostForm>,
 ) -> Response {
     let by = who(&app, &headers);
-    match run(&app, move |a| posts::postmortem(a.store.as_ref(), id, &f.message)).await {
-        Ok(p) => Redirect::to(&format!("/status-posts/{}", p.id)).into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, &by, &e.to_string()),
-    }
+    back_to_post(run(&app, move |a| posts::postmortem(a.store.as_ref(), id, &f.message)).await, &by)
 }
 
 /// The template and status pickers every form shares.
@@ -276,21 +275,8 @@ async fn page_list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &by, &e.to_string()),
     };
     let t = app.shown(now);
-    let mut body = String::from("<ul id=\"posts\">\n");
-    for p in &list {
-        body.push_str(&format!(
-            "<li data-post=\"{id}\"><a href=\"/status-posts/{id}\">{}</a> · {} · {} · since {}</li>\n",
-            esc(&p.title),
-            p.status.label(),
-            p.impact.label(),
-            time(&t, p.created_ms),
-            id = p.id
-        ));
-    }
-    if list.is_empty() {
-        body.push_str("<li class=\"muted\">No posts yet.</li>\n");
-    }
-    body.push_str("</ul>\n<h2>Write a post</h2>\n");
+    let mut body = crate::http::status_public::post_list(&list, "/status-posts", &t, "No posts yet.");
+    body.push_str("<h2>Write a post</h2>\n");
     body.push_str(&new_post_form(&app, None));
     html(StatusCode::OK, layout("Status page posts", &by, &body))
 }

@@ -112,22 +112,32 @@ async fn history(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>) -> 
         Err(r) => return r,
     };
     let t = app.shown(now);
-    let mut body = format!("<p><a href=\"/\">← Status</a></p>\n<h1>{}</h1>\n<ul id=\"posts\">\n", esc(&heading));
-    for p in &list {
-        body.push_str(&format!(
-            "<li data-post=\"{id}\"><a href=\"/status/incidents/{id}\">{}</a> <span class=\"muted\">{} · {} · {}</span></li>\n",
+    let body = format!(
+        "<p><a href=\"/\">← Status</a></p>\n<h1>{}</h1>\n{}",
+        esc(&heading),
+        post_list(&list, "/status/incidents", &t, "No incidents reported.")
+    );
+    page(StatusCode::OK, &heading, &body)
+}
+
+/// Posts as a list, newest first, each linked to `{base}/{id}`: title, status, impact, start.
+pub fn post_list(list: &[StatusPost], base: &str, t: &Shown, empty: &str) -> String {
+    let mut out = String::from("<ul id=\"posts\">\n");
+    for p in list {
+        out.push_str(&format!(
+            "<li data-post=\"{id}\"><a href=\"{base}/{id}\">{}</a> <span class=\"muted\">{} · {} · {}</span></li>\n",
             esc(&p.title),
             p.status.label(),
             p.impact.label(),
-            time(&t, p.created_ms),
+            time(t, p.created_ms),
             id = p.id
         ));
     }
     if list.is_empty() {
-        body.push_str("<li class=\"muted\">No incidents reported.</li>\n");
+        out.push_str(&format!("<li class=\"muted\">{}</li>\n", esc(empty)));
     }
-    body.push_str("</ul>\n");
-    page(StatusCode::OK, &heading, &body)
+    out.push_str("</ul>\n");
+    out
 }
 
 /// XML-safe text (the same five characters as HTML).

@@ -61,8 +61,8 @@ fn template(config: &CollectorConfig, name: Option<&str>, services: &[String]) -
     let status = t.status.as_ref().map(|s| PostStatus::parse(s.get_ref())).transpose().map_err(PostError::Invalid)?;
     Ok(Some(Filled {
         status,
-        title: t.title.as_ref().map(|x| fill(x, services, "")),
-        message: fill(t.message.get_ref(), services, ""),
+        title: t.title.as_ref().map(|x| fill(x, services)),
+        message: fill(t.message.get_ref(), services),
     }))
 }
 
