@@ -34,6 +34,7 @@ fn subscriber(app: &App, address: &str, services: &[&str]) -> i64 {
         created_ms: T0,
         confirmed_ms: Some(T0),
         unsubscribed_ms: None,
+        failed_ms: None,
     };
     app.store.add_subscriber(&s, None).unwrap().0
 }
@@ -104,4 +105,57 @@ fn each_notice_reaches_the_services_subscribers_once_at_its_moment() {
         "{}",
         letter.text
     );
+}
+
+/// A webhook subscriber whose address refuses every connection: each attempt is recorded and
+/// tried again later; after the last one (the eighth) the message is given up and the address
+/// marked as failing, which the API shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_address_is_retried_then_marked() {
+    use vakt_collector::notify::subscribers::{deliver_due, MAX_ATTEMPTS};
+    use vakt_collector::store::NotificationOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let app = std::sync::Arc::new(app(dir.path()));
+    // Nothing listens on a port just freed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let hook = vakt_collector::notify::status_posts::add_webhook(
+        app.store.as_ref(),
+        &app.config,
+        &format!("http://{closed}/hook"),
+        &[],
+        T0,
+    )
+    .unwrap();
+    let now = vakt_collector::core::time::now_ms();
+    let req =
+        serde_json::from_value(serde_json::json!({"title": "Shop down", "services": ["shop"], "message": "Looking."}))
+            .unwrap();
+    vakt_collector::notify::status_posts::create(app.store.as_ref(), &app.config, req, "alice", now).unwrap();
+    let receivers = vakt_collector::notify::receivers::receivers(&app.config).unwrap();
+    let http = reqwest::Client::new();
+    let row = |app: &App| {
+        app.store.subscriber_messages(10).unwrap().into_iter().find(|r| r.item.starts_with("update:")).unwrap()
+    };
+
+    deliver_due(&app, &receivers, &http).await;
+    let first = row(&app);
+    assert_eq!((first.status.as_str(), first.attempts), ("pending", 1), "tried once, to be tried again: {first:?}");
+    assert!(first.last_error.as_deref().unwrap_or("").contains("unreachable"), "{first:?}");
+    // Six more failures as the backoff would bring them (made due at once here).
+    let id = first.id;
+    for _ in 0..(MAX_ATTEMPTS - 2) {
+        app.store
+            .record_subscriber_message(
+                id,
+                &NotificationOutcome::Retry { next_attempt_ms: 0, error: "refused".into() },
+                now,
+            )
+            .unwrap();
+    }
+    assert_eq!(row(&app).attempts, MAX_ATTEMPTS - 1);
+    deliver_due(&app, &receivers, &http).await;
+    let last = row(&app);
+    assert_eq!((last.status.as_str(), last.attempts), ("failed", MAX_ATTEMPTS), "{last:?}");
+    let marked = app.store.subscriber(hook.id).unwrap().unwrap();
+    assert!(marked.failed_ms.is_some(), "the address is marked as failing: {marked:?}");
 }

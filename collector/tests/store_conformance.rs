@@ -740,6 +740,7 @@ fn status_posts_keep_their_updates_and_reach_each_subscriber_once(db: &Db) {
         created_ms: 1_000,
         confirmed_ms: None,
         unsubscribed_ms: None,
+        failed_ms: None,
     };
     let (ann, created) = store.add_subscriber(&sub("ann@example.com", "tok-ann"), Some("confirm")).unwrap();
     assert!(created);

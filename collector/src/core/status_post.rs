@@ -203,6 +203,8 @@ pub struct Subscriber {
     pub created_ms: i64,
     pub confirmed_ms: Option<i64>,
     pub unsubscribed_ms: Option<i64>,
+    /// When a message to it was last given up after every attempt (a failing address).
+    pub failed_ms: Option<i64>,
 }
 
 impl Subscriber {

@@ -82,6 +82,7 @@ pub fn plan(app: &App, now_ms: i64) -> Result<Vec<String>, StoreError> {
                 created_ms: now_ms,
                 confirmed_ms: Some(now_ms),
                 unsubscribed_ms: None,
+                failed_ms: None,
             };
             let (id, _) = app.store.add_subscriber(&sub, None)?;
             // Someone who unsubscribed from this report gets no more of it.

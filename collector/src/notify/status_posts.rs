@@ -184,6 +184,7 @@ pub fn subscribe_email(
         created_ms: now_ms,
         confirmed_ms: None,
         unsubscribed_ms: None,
+        failed_ms: None,
     };
     // The hour in the item: a second request within the hour asks nothing new.
     let item = format!("confirm:{}", now_ms / 3_600_000);
@@ -218,6 +219,7 @@ pub fn add_webhook(
         created_ms: now_ms,
         confirmed_ms: Some(now_ms),
         unsubscribed_ms: None,
+        failed_ms: None,
     };
     let (id, created) = store.add_subscriber(&s, None)?;
     if !created {

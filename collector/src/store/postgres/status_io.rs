@@ -156,7 +156,7 @@ pub fn post(client: &mut Client, id: i64) -> Result<Option<StatusPost>, StoreErr
 }
 
 const SUBSCRIBER_COLUMNS: &str =
-    "id, kind, address, services_json, token, created_ms, confirmed_ms, unsubscribed_ms FROM subscribers";
+    "id, kind, address, services_json, token, created_ms, confirmed_ms, unsubscribed_ms, failed_ms FROM subscribers";
 
 fn subscriber_row(r: &Row) -> Result<Subscriber, StoreError> {
     Ok(Subscriber {
@@ -168,6 +168,7 @@ fn subscriber_row(r: &Row) -> Result<Subscriber, StoreError> {
         created_ms: r.try_get(5)?,
         confirmed_ms: r.try_get(6)?,
         unsubscribed_ms: r.try_get(7)?,
+        failed_ms: r.try_get(8)?,
     })
 }
 

@@ -155,7 +155,7 @@ pub fn post(conn: &Connection, id: i64) -> Result<Option<StatusPost>, StoreError
 }
 
 const SUBSCRIBER_COLUMNS: &str =
-    "id, kind, address, services_json, token, created_ms, confirmed_ms, unsubscribed_ms FROM subscribers";
+    "id, kind, address, services_json, token, created_ms, confirmed_ms, unsubscribed_ms, failed_ms FROM subscribers";
 
 fn subscriber_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
     Ok(Subscriber {
@@ -167,6 +167,7 @@ fn subscriber_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
         created_ms: r.get(5)?,
         confirmed_ms: r.get(6)?,
         unsubscribed_ms: r.get(7)?,
+        failed_ms: r.get(8)?,
     })
 }
 
