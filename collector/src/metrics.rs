@@ -38,6 +38,7 @@ pub struct Metrics {
     connections_open: prometheus::IntGauge,
     connections_refused: prometheus::IntCounter,
     notifications: IntCounterVec,
+    subscriber_messages: IntCounterVec,
     slo: SloMetrics,
     agent_info: GaugeVec,
     /// The version each agent last reported, to drop its old `agent_info` series.
@@ -219,6 +220,22 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let subscriber_messages = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "vakt_subscriber_messages_total",
+                    "Messages to status page subscribers and report recipients by kind and outcome",
+                ),
+                &["kind", "outcome"],
+            )
+            .expect("valid metric"),
+        );
+        for kind in ["email", "webhook", "report"] {
+            for outcome in ["delivered", "retried", "failed", "suppressed"] {
+                subscriber_messages.with_label_values(&[kind, outcome]).reset();
+            }
+        }
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             register(&registry, GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
         };
@@ -414,6 +431,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             notifications,
+            subscriber_messages,
             slo,
             agent_info,
             agent_versions: Default::default(),
@@ -624,6 +642,11 @@ impl Metrics {
 
     pub fn notification(&self, receiver: &str, outcome: &str) {
         self.notifications.with_label_values(&[receiver, outcome]).inc();
+    }
+
+    /// A subscriber message's outcome; `kind` is email, webhook or report.
+    pub fn subscriber_message(&self, kind: &str, outcome: &str) {
+        self.subscriber_messages.with_label_values(&[kind, outcome]).inc();
     }
 
     /// Makes a receiver's series visible at 0 before its first notification.

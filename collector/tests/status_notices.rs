@@ -158,4 +158,7 @@ async fn a_failing_address_is_retried_then_marked() {
     assert_eq!((last.status.as_str(), last.attempts), ("failed", MAX_ATTEMPTS), "{last:?}");
     let marked = app.store.subscriber(hook.id).unwrap().unwrap();
     assert!(marked.failed_ms.is_some(), "the address is marked as failing: {marked:?}");
+    let metrics = app.metrics.render();
+    assert!(metrics.contains("vakt_subscriber_messages_total{kind=\"webhook\",outcome=\"retried\"} 1"), "{metrics}");
+    assert!(metrics.contains("vakt_subscriber_messages_total{kind=\"webhook\",outcome=\"failed\"} 1"), "{metrics}");
 }

@@ -386,6 +386,14 @@ async fn deliver_one(
             }
         }
     };
+    let kind = if s.kind.starts_with("report:") { "report" } else { s.kind.as_str() };
+    let word = match &outcome {
+        NotificationOutcome::Delivered | NotificationOutcome::DeliveredAs(_) => "delivered",
+        NotificationOutcome::Retry { .. } => "retried",
+        NotificationOutcome::Failed(_) => "failed",
+        NotificationOutcome::Suppressed(_) => "suppressed",
+    };
+    app.metrics.subscriber_message(kind, word);
     let store_app = app.clone();
     let failed = matches!(outcome, NotificationOutcome::Failed(_));
     let recorded = tokio::task::spawn_blocking(move || {
