@@ -129,6 +129,9 @@ pub(crate) enum StatusPostCommand {
         message: String,
         #[arg(long)]
         template: Option<String>,
+        /// With --status resolved: resolve the post's incident too.
+        #[arg(long)]
+        resolve_incident: bool,
     },
     /// The posts, newest first.
     List {
@@ -293,8 +296,9 @@ pub(crate) fn status_post_command(cmd: StatusPostCommand) -> anyhow::Result<()> 
             let req = NewPost { title, impact, services, incident_id: incident, status, message, template };
             posts::create(store.as_ref(), &config, req, "cli", now)?
         }
-        StatusPostCommand::Update { id, status, message, template, .. } => {
-            posts::update(store.as_ref(), &config, id, NewUpdate { status, message, template }, "cli", now)?
+        StatusPostCommand::Update { id, status, message, template, resolve_incident, .. } => {
+            let req = NewUpdate { status, message, template, resolve_incident };
+            posts::update(store.as_ref(), &config, id, req, "cli", now)?
         }
         StatusPostCommand::List { .. } => {
             for p in store.posts(None, 1000)? {

@@ -162,3 +162,56 @@ async fn a_failing_address_is_retried_then_marked() {
     assert!(metrics.contains("vakt_subscriber_messages_total{kind=\"webhook\",outcome=\"retried\"} 1"), "{metrics}");
     assert!(metrics.contains("vakt_subscriber_messages_total{kind=\"webhook\",outcome=\"failed\"} 1"), "{metrics}");
 }
+
+/// A post written from an incident takes its services and start; its updates leave the incident
+/// alone, unless a resolved update asks to resolve it too.
+#[test]
+fn a_post_from_an_incident_resolves_it_only_when_asked() {
+    use vakt_collector::core::incident::{Action, IncidentKind, IncidentStatus, TimelineEvent};
+    use vakt_collector::core::status_post::{NewPost, NewUpdate};
+    use vakt_collector::notify::status_posts::{create, update};
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "data_dir = {:?}\n[agents.edge]\ntoken_hash = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n[checks.shop-web]\nkind = \"tcp\"\ntarget = \"127.0.0.1:9\"\nagents = [\"edge\"]\n[services.shop]\nchecks = [\"shop-web\"]\n",
+        dir.path()
+    );
+    let app = App::open(CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap()).unwrap();
+    let opened = T0 - 20 * 60_000;
+    let event = TimelineEvent { at_ms: opened, kind: "opened".into(), message: "shop-web is down".into() };
+    let open = Action::Open {
+        kind: IncidentKind::CheckDown,
+        subject: "shop-web".into(),
+        title: "shop-web is down: connection refused".into(),
+        severity: "critical".into(),
+        priority: "P2".into(),
+        opened_ms: opened,
+        event,
+    };
+    let id = app.store.open_incidents(&[open]).unwrap()[0];
+    let req = NewPost {
+        title: String::new(),
+        impact: None,
+        services: vec![],
+        incident_id: Some(id),
+        status: None,
+        message: "We are looking into it.".into(),
+        template: None,
+    };
+    let post = create(app.store.as_ref(), &app.config, req, "alice", T0).unwrap();
+    assert_eq!(post.services, ["shop"], "the incident's services");
+    assert_eq!(post.created_ms, opened, "the incident's start");
+    assert_eq!(post.title, "Problems with shop");
+    let status = |app: &App| app.store.incident(id).unwrap().unwrap().status;
+    let said = |status: &str, resolve_incident: bool| NewUpdate {
+        status: status.into(),
+        message: "Fixed.".into(),
+        template: None,
+        resolve_incident,
+    };
+    update(app.store.as_ref(), &app.config, post.id, said("monitoring", false), "alice", T0 + 60_000).unwrap();
+    assert!(update(app.store.as_ref(), &app.config, post.id, said("monitoring", true), "alice", T0).is_err());
+    update(app.store.as_ref(), &app.config, post.id, said("resolved", false), "alice", T0 + 120_000).unwrap();
+    assert_eq!(status(&app), IncidentStatus::Open, "the post's resolution leaves the incident alone");
+    update(app.store.as_ref(), &app.config, post.id, said("resolved", true), "alice", T0 + 180_000).unwrap();
+    assert_eq!(status(&app), IncidentStatus::Resolved, "asked: resolved too");
+}

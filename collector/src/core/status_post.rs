@@ -153,6 +153,10 @@ pub struct NewUpdate {
     #[serde(default)]
     pub message: String,
     pub template: Option<String>,
+    /// With a "resolved" update: resolve the post's internal incident too (otherwise posting
+    /// never touches it).
+    #[serde(default)]
+    pub resolve_incident: bool,
 }
 
 pub const MAX_TITLE_CHARS: usize = 200;

@@ -167,6 +167,8 @@ struct PostForm {
     message: String,
     #[serde(default)]
     template: String,
+    #[serde(default)]
+    resolve_incident: String,
 }
 
 fn some(s: &str) -> Option<String> {
@@ -209,7 +211,12 @@ async fn form_update(
     Form(f): Form<PostForm>,
 ) -> Response {
     let by = who(&app, &headers);
-    let req = NewUpdate { status: f.status, message: f.message, template: some(&f.template) };
+    let req = NewUpdate {
+        status: f.status,
+        message: f.message,
+        template: some(&f.template),
+        resolve_incident: f.resolve_incident == "on",
+    };
     let who_ = by.clone();
     back_to_post(run(&app, move |a| posts::update(a.store.as_ref(), &a.config, id, req, &who_, now_ms())).await, &by)
 }
@@ -308,9 +315,12 @@ async fn page_one(State(app): State<Arc<App>>, Path(id): Path<i64>, headers: Hea
     }
     body.push_str("</ol>\n<h2>Add an update</h2>\n");
     body.push_str(&format!(
-        "<form method=\"post\" action=\"/status-posts/{}/updates\">\n<p>{}</p>\n<p><label for=\"update-message\">Message</label><br><textarea id=\"update-message\" name=\"message\" rows=\"3\" cols=\"60\"></textarea></p>\n<p><button type=\"submit\">Post the update</button></p>\n</form>\n",
+        "<form method=\"post\" action=\"/status-posts/{}/updates\">\n<p>{}</p>\n<p><label for=\"update-message\">Message</label><br><textarea id=\"update-message\" name=\"message\" rows=\"3\" cols=\"60\"></textarea></p>\n{}<p><button type=\"submit\">Post the update</button></p>\n</form>\n",
         p.id,
-        pickers(&app, p.status)
+        pickers(&app, p.status),
+        p.incident_id
+            .map(|i| format!("<p><input type=\"checkbox\" id=\"resolve-incident\" name=\"resolve_incident\"> <label for=\"resolve-incident\">With a resolved update, resolve incident #{i} too</label></p>\n"))
+            .unwrap_or_default()
     ));
     if !p.is_open() {
         body.push_str(&format!(

@@ -126,7 +126,7 @@ pub fn create(
 }
 
 /// Adds an update to a post and queues it for the post's subscribers. The internal incident
-/// is not touched.
+/// is not touched unless the update asks (`resolve_incident` with a resolved update).
 pub fn update(
     store: &dyn Store,
     config: &CollectorConfig,
@@ -143,9 +143,22 @@ pub fn update(
     };
     let message = check_text("message", &message, MAX_MESSAGE_CHARS).map_err(PostError::Invalid)?;
     let status = PostStatus::parse(&req.status).map_err(PostError::Invalid)?;
-    let u = PostUpdate { id: 0, status, message, at_ms: now_ms, by: by.to_string() };
+    if req.resolve_incident && (status != PostStatus::Resolved || post.incident_id.is_none()) {
+        return Err(PostError::Invalid(
+            "resolve_incident goes with a resolved update of a post written from an incident".into(),
+        ));
+    }
+    let u = PostUpdate { id: 0, status, message: message.clone(), at_ms: now_ms, by: by.to_string() };
     let to = recipients(store, &post.services)?;
     store.add_post_update(post_id, &u, &to)?;
+    // Asked for: the internal incident is resolved too, with the update as its note.
+    if let (true, Some(incident)) = (req.resolve_incident, post.incident_id) {
+        let op = crate::core::incident::ManualOp::Resolve { by: by.to_string(), note: Some(message) };
+        match store.manual(incident, &op, now_ms)? {
+            Ok(_) | Err(crate::core::incident::ManualError::Resolved(_)) => {}
+            Err(e) => return Err(PostError::NotFound(e.to_string())),
+        }
+    }
     store.post(post_id)?.ok_or_else(|| PostError::NotFound(format!("post {post_id} vanished")))
 }
 
