@@ -35,6 +35,8 @@ pub struct App {
     pub subscribe_limits: crate::core::ratelimit::HourlyLimits,
     /// Status pages per audience (`[status_pages.NAME]`), resolved.
     pub audience_pages: Vec<crate::core::audience::AudiencePage>,
+    /// When maintenance notices to subscribers were last planned (they are every few seconds).
+    pub notices_planned_ms: std::sync::atomic::AtomicI64,
     /// Names this configuration in acks (see `IngestAck::config_generation`).
     pub generation: String,
     /// Each agent's clock skew at its last push (ms), since this configuration took over.
@@ -446,6 +448,7 @@ impl App {
             outbox_wakeup: tokio::sync::Notify::new(),
             subscribe_limits: Default::default(),
             audience_pages,
+            notices_planned_ms: Default::default(),
             rate_limiter,
             generation,
             clock_skew: Default::default(),

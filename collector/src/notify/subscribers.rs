@@ -237,8 +237,7 @@ pub fn maintenance_letter(app: &App, o: &Occurrence, phase: NoticePhase, s: &Sub
     Letter { subject, text, html, json: Some(json), attachment: None }
 }
 
-/// When maintenance notices were last planned (they are planned every few seconds).
-static PLANNED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+/// How often maintenance notices are planned.
 const PLAN_EVERY_MS: i64 = 5_000;
 
 /// Queues the maintenance notices due at `now_ms` for the subscribers each reaches (each
@@ -413,8 +412,8 @@ async fn deliver_one(
 /// (the leader's outbox worker calls this).
 pub async fn deliver_due(app: &Arc<App>, receivers: &HashMap<String, Receiver>, http: &reqwest::Client) {
     let now = crate::core::time::now_ms();
-    if now - PLANNED_MS.load(std::sync::atomic::Ordering::Relaxed) >= PLAN_EVERY_MS {
-        PLANNED_MS.store(now, std::sync::atomic::Ordering::Relaxed);
+    if now - app.notices_planned_ms.load(std::sync::atomic::Ordering::Relaxed) >= PLAN_EVERY_MS {
+        app.notices_planned_ms.store(now, std::sync::atomic::Ordering::Relaxed);
         let store_app = app.clone();
         match tokio::task::spawn_blocking(move || plan_maintenance_notices(&store_app, now)).await {
             Ok(Ok(_)) => {}
