@@ -36,7 +36,7 @@ fn subscriber(app: &App, address: &str, services: &[&str]) -> i64 {
         unsubscribed_ms: None,
         failed_ms: None,
     };
-    app.store.add_subscriber(&s, None).unwrap().0
+    app.store.add_subscriber(&s).unwrap().0
 }
 
 /// What is queued for `who`, in order.

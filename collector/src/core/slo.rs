@@ -472,6 +472,18 @@ impl Slo {
 
     /// How the SLO fared over the finished span `[from_ms, to_ms)` (a report period, or a
     /// rolling window): its budget is the objective applied to the span's valid time.
+    /// The share of `allowed` (a window's or period's budget) left at `points + 1` even steps
+    /// from `from_ms` to `to_ms`: the budget line the pages and reports draw.
+    pub fn budget_left(&self, series: &Series, from_ms: i64, to_ms: i64, allowed: f64, points: i64) -> Vec<(i64, f64)> {
+        (0..=points)
+            .map(|k| {
+                let at = from_ms + (to_ms - from_ms) * k / points.max(1);
+                let spent = self.assess(series, from_ms, at).budget_spent;
+                (at, if allowed > 0.0 { 1.0 - spent / allowed } else { 1.0 })
+            })
+            .collect()
+    }
+
     pub fn assess(&self, series: &Series, from_ms: i64, to_ms: i64) -> Assessment {
         let counts = series.range(from_ms, to_ms);
         let sli = self.sli(&counts, from_ms, to_ms);

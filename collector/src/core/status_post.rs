@@ -184,6 +184,16 @@ pub fn fill(template: &str, services: &[String]) -> String {
     template.replace("{services}", &all).replace("{service}", first)
 }
 
+/// The services a post or a window affects, in words: "shop, api", or "all services" for one
+/// that names none (it reaches everyone).
+pub fn affected(services: &[String]) -> String {
+    if services.is_empty() {
+        "all services".to_string()
+    } else {
+        services.join(", ")
+    }
+}
+
 /// Who a subscription reaches: everything when it names no service, else posts touching one of
 /// its services (a post without services touches everyone).
 pub fn reaches(subscribed: &[String], post_services: &[String]) -> bool {

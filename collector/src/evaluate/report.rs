@@ -111,6 +111,11 @@ pub struct IncidentRow {
     pub duration_minutes: Option<f64>,
     /// Its duration inside the report's period (up to now while it is open).
     pub minutes_in_period: f64,
+    /// Opened and resolved as instants, for the timeline.
+    #[serde(skip)]
+    pub opened_ms: i64,
+    #[serde(skip)]
+    pub resolved_ms: Option<i64>,
     /// Its acknowledgement and resolution targets (`response_targets`), met or breached.
     #[serde(skip_serializing_if = "crate::core::incident::Targets::is_empty")]
     pub targets: crate::core::incident::Targets,
@@ -167,6 +172,13 @@ pub struct Report {
     pub period_minutes: f64,
     pub from: String,
     pub to: String,
+    /// The period as instants, and its first and last local dates, for the pictures.
+    #[serde(skip)]
+    pub from_ms: i64,
+    #[serde(skip)]
+    pub to_ms: i64,
+    #[serde(skip)]
+    pub dates: (String, String),
     pub generated_at: String,
     pub services: Vec<String>,
     pub slos: Vec<SloRow>,
@@ -260,14 +272,7 @@ pub fn build(
                 0.0
             },
             latency_quantile_seconds: crate::evaluate::slos::latency_quantile(store, config, c, from, upto)?,
-            budget_points: (0..=48)
-                .map(|k| {
-                    let at = from + (upto - from) * k / 48;
-                    let spent = slo.assess(&s, from, at).budget_spent;
-                    let allowed = a.budget_allowed;
-                    (at, if allowed > 0.0 { 1.0 - spent / allowed } else { 1.0 })
-                })
-                .collect(),
+            budget_points: slo.budget_left(&s, from, upto, a.budget_allowed, 48),
             days: local_days(&zone, from, upto)
                 .into_iter()
                 .map(|(label, a, b)| (label, slo.assess(&s, a, b).achieved))
@@ -324,6 +329,8 @@ pub fn build(
             // Up to now for one still open; only the part inside the period.
             minutes_in_period: (i.resolved_ms.unwrap_or(now_ms).min(to) - i.opened_ms.max(from)).max(0) as f64
                 / 60_000.0,
+            opened_ms: i.opened_ms,
+            resolved_ms: i.resolved_ms,
             opened_at: rfc3339(i.opened_ms),
             acknowledged_at: i.acknowledged_ms.map(rfc3339),
             acknowledged_by: i.acknowledged_by,
@@ -373,6 +380,9 @@ pub fn build(
         period_minutes: (to - from) as f64 / 60_000.0,
         from: rfc3339(from),
         to: rfc3339(to),
+        from_ms: from,
+        to_ms: to,
+        dates: (local_date(&zone, from), local_date(&zone, to)),
         generated_at: rfc3339(now_ms),
         services,
         slos,
@@ -421,6 +431,11 @@ fn or_dash(s: &str) -> &str {
 
 fn html_escape(s: &str) -> String {
     crate::core::html::escape(s)
+}
+
+/// The local date of `ms` in `zone`, "2026-11-01".
+fn local_date(zone: &TimeZone, ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_zoned(zone.clone()).date().to_string()).unwrap_or_default()
 }
 
 /// The local days of `zone` from `from_ms` to `to_ms`: ("2026-11-03", start, end), the last
@@ -535,9 +550,8 @@ pub fn render(report: &Report, format: Format) -> String {
             }
             // The pictures: per SLO the budget through the period and the SLI per day; the
             // incidents on one timeline.
-            let ms = |t: &str| t.parse::<jiff::Timestamp>().map_or(0, |t| t.as_millisecond());
-            let (from_ms, to_ms) = (ms(&report.from), ms(&report.to));
-            let ends = (report.from.get(..10).unwrap_or(""), report.to.get(..10).unwrap_or(""));
+            let (from_ms, to_ms) = (report.from_ms, report.to_ms);
+            let ends = (report.dates.0.as_str(), report.dates.1.as_str());
             let mut pictures = String::new();
             for r in &report.slos {
                 let floor = (r.objective_percent / 100.0).min(0.99) - 0.01;
@@ -564,8 +578,8 @@ pub fn render(report: &Report, format: Format) -> String {
                 .iter()
                 .map(|i| crate::core::charts::Span {
                     label: format!("#{} {}", i.id, i.title),
-                    start_ms: ms(&i.opened_at),
-                    end_ms: i.resolved_at.as_deref().map(ms),
+                    start_ms: i.opened_ms,
+                    end_ms: i.resolved_ms,
                 })
                 .collect();
             let timeline = crate::core::charts::timeline("incidents", &spans, from_ms, to_ms, ends);

@@ -84,7 +84,7 @@ pub fn plan(app: &App, now_ms: i64) -> Result<Vec<String>, StoreError> {
                 unsubscribed_ms: None,
                 failed_ms: None,
             };
-            let (id, _) = app.store.add_subscriber(&sub, None)?;
+            let (id, _) = app.store.add_subscriber(&sub)?;
             // Someone who unsubscribed from this report gets no more of it.
             if app.store.subscriber(id)?.is_some_and(|x| x.active()) {
                 recipients.push(id);

@@ -247,7 +247,7 @@ pub fn render_as(page: &StatusPage, config: &CollectorConfig, t: &crate::core::t
         .iter()
         .map(|m| {
             let now = page.generated_ms;
-            let affected = if m.services.is_empty() { "all services".to_string() } else { m.services.join(", ") };
+            let affected = crate::core::status_post::affected(&m.services);
             // Past its end with a service it covers still not operational: overrunning.
             let behind: Vec<&str> = page
                 .services
@@ -336,7 +336,7 @@ fn open_posts(posts: &[StatusPost], t: &crate::core::time::Shown, links: bool) -
             "<article class=\"post {impact}\" data-post=\"{id}\"><h2>{}</h2>\n<p class=\"muted\">{} · affects {}</p>\n{}</article>\n",
             if links { format!("<a href=\"/status/incidents/{}\">{}</a>", p.id, esc(&p.title)) } else { esc(&p.title) },
             p.impact.label(),
-            esc(&if p.services.is_empty() { "all services".to_string() } else { p.services.join(", ") }),
+            esc(&crate::core::status_post::affected(&p.services)),
             latest
                 .map(|u| format!(
                     "<p><strong>{}</strong> — {}<br>{}</p>\n",
@@ -424,16 +424,21 @@ mod tests {
 
 // ------------------------------------------------------------------ routes
 
+/// A status page's query: an audience page's token, as a link can carry it.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    token: Option<String>,
+}
+
 /// An audience's page (`/p/NAME`, or `/` under its host): shown with its token, or to anyone
 /// when it has none.
 async fn serve_audience(
     app: Arc<App>,
     page: crate::core::audience::AudiencePage,
     headers: &axum::http::HeaderMap,
-    query: Option<&str>,
+    token: Option<String>,
 ) -> Response {
-    let presented = crate::http::access::basic_password(headers)
-        .or_else(|| query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=").map(String::from))));
+    let presented = crate::http::access::basic_password(headers).or(token);
     if !crate::core::audience::may_read(&page, presented.as_deref()) {
         let mut r =
             error(StatusCode::UNAUTHORIZED, "this status page needs its token (HTTP Basic password, or ?token=)");
@@ -469,10 +474,10 @@ pub(crate) async fn serve_audience_page(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
+    Query(q): Query<PageQuery>,
 ) -> Response {
     match crate::core::audience::page_for(&app.audience_pages, &format!("/p/{name}"), None).cloned() {
-        Some(page) => serve_audience(app, page, &headers, uri.query()).await,
+        Some(page) => serve_audience(app, page, &headers, q.token).await,
         None => error(StatusCode::NOT_FOUND, format!("there is no status page {name:?}")),
     }
 }
@@ -480,11 +485,11 @@ pub(crate) async fn serve_audience_page(
 pub(crate) async fn serve_status_page(
     State(app): State<Arc<App>>,
     headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
+    Query(q): Query<PageQuery>,
 ) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     if let Some(page) = crate::core::audience::page_for(&app.audience_pages, "/", host).cloned() {
-        return serve_audience(app, page, &headers, uri.query()).await;
+        return serve_audience(app, page, &headers, q.token).await;
     }
     let store_app = app.clone();
     let now = now_ms();

@@ -18,14 +18,7 @@ pub fn budget(app: &App, name: &str, v: &Verdict, t: &Shown) -> Result<String, S
     let spec = crate::evaluate::slos::spec(&app.config, name, cfg);
     let upto = v.window_end_ms.min(t.now_ms);
     let series = crate::evaluate::slos::series(app.store.as_ref(), &app.config, cfg, v.window_start_ms, upto)?;
-    let allowed = v.budget_allowed;
-    let points: Vec<(i64, f64)> = (0..=48)
-        .map(|k| {
-            let at = v.window_start_ms + (upto - v.window_start_ms) * k / 48;
-            let spent = spec.assess(&series, v.window_start_ms, at).budget_spent;
-            (at, if allowed > 0.0 { 1.0 - spent / allowed } else { 1.0 })
-        })
-        .collect();
+    let points = spec.budget_left(&series, v.window_start_ms, upto, v.budget_allowed, 48);
     let window_ms = (v.window_end_ms - v.window_start_ms).max(1) as f64;
     let rules: Vec<BurnRule> = spec
         .rules

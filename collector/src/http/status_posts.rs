@@ -34,13 +34,21 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/status-posts/{id}/postmortem", post(form_postmortem))
 }
 
+/// The status an error answers with: the request's fault, a missing post, or ours.
+fn status_of(e: &PostError) -> StatusCode {
+    match e {
+        PostError::Invalid(_) => StatusCode::BAD_REQUEST,
+        PostError::NotFound(_) => StatusCode::NOT_FOUND,
+        PostError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        PostError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn answer(result: Result<StatusPost, PostError>, created: bool) -> Response {
     match result {
         Ok(p) if created => (StatusCode::CREATED, Json(p)).into_response(),
         Ok(p) => Json(p).into_response(),
-        Err(PostError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
-        Err(PostError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
-        Err(PostError::Store(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(status_of(&e), e.to_string()),
     }
 }
 
@@ -49,9 +57,8 @@ async fn run<T: Send + 'static>(
     f: impl FnOnce(&App) -> Result<T, PostError> + Send + 'static,
 ) -> Result<T, PostError> {
     let a = app.clone();
-    let result = tokio::task::spawn_blocking(move || f(&a))
-        .await
-        .unwrap_or_else(|e| Err(PostError::Store(crate::store::StoreError::NotLeader(e.to_string()))));
+    let result =
+        tokio::task::spawn_blocking(move || f(&a)).await.unwrap_or_else(|e| Err(PostError::Failed(e.to_string())));
     // What was written may have queued messages for subscribers.
     app.outbox_wakeup.notify_one();
     result
@@ -137,8 +144,7 @@ async fn add_webhook(State(app): State<Arc<App>>, body: Bytes) -> Response {
             })),
         )
             .into_response(),
-        Err(PostError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(status_of(&e), e.to_string()),
     }
 }
 
@@ -200,7 +206,7 @@ async fn form_create(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): F
 fn back_to_post(result: Result<StatusPost, PostError>, by: &str) -> Response {
     match result {
         Ok(p) => Redirect::to(&format!("/status-posts/{}", p.id)).into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, by, &e.to_string()),
+        Err(e) => problem(status_of(&e), by, &e.to_string()),
     }
 }
 
@@ -300,7 +306,7 @@ async fn page_one(State(app): State<Arc<App>>, Path(id): Path<i64>, headers: Hea
         "<p>{} · {} · affects {}{} · <a href=\"/status/incidents/{}\">as customers see it</a></p>\n<ol id=\"updates\" reversed>\n",
         p.status.label(),
         p.impact.label(),
-        esc(&if p.services.is_empty() { "—".to_string() } else { p.services.join(", ") }),
+        esc(&crate::core::status_post::affected(&p.services)),
         p.incident_id.map(|i| format!(" · from <a href=\"/incidents/{i}\">incident #{i}</a>")).unwrap_or_default(),
         p.id
     );

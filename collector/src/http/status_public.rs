@@ -5,15 +5,15 @@
 //! answer is the same whether the address was known or not, and a flood is refused with 429.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::core::status_post::StatusPost;
+use crate::core::status_post::{affected, StatusPost};
 use crate::core::time::{now_ms, rfc3339, Shown};
 use crate::http::public::{day_of, public_layout};
 use crate::http::views::{esc, time};
@@ -55,7 +55,7 @@ pub fn render_post(p: &StatusPost, t: &Shown) -> String {
         p.id,
         esc(&p.title),
         p.impact.label(),
-        esc(&if p.services.is_empty() { "all services".to_string() } else { p.services.join(", ") }),
+        esc(&affected(&p.services)),
         time(t, p.created_ms),
         p.resolved_ms
             .map(|r| format!(" to {} ({})", time(t, r), crate::core::time::human_span(r - p.created_ms)))
@@ -175,7 +175,7 @@ pub fn atom(app: &App, posts: &[StatusPost], maintenance: &[crate::core::mainten
             x(&format!("{} ({})", p.title, p.status.label())),
             rfc3339(p.created_ms),
             rfc3339(last),
-            x(&format!("{} · affects {}", p.impact.label(), if p.services.is_empty() { "all services".to_string() } else { p.services.join(", ") })),
+            x(&format!("{} · affects {}", p.impact.label(), affected(&p.services))),
             x(&content),
             id = p.id
         ));
@@ -198,7 +198,7 @@ pub fn atom(app: &App, posts: &[StatusPost], maintenance: &[crate::core::mainten
                 "{} to {}; affects {}",
                 t.local(m.start_ms),
                 t.local(m.end_ms),
-                if m.services.is_empty() { "all services".to_string() } else { m.services.join(", ") }
+                affected(&m.services)
             )),
         ));
     }
@@ -258,7 +258,7 @@ async fn subscribe_form(State(app): State<Arc<App>>) -> Response {
 async fn subscribe(
     State(app): State<Arc<App>>,
     client: Option<Extension<ClientAddr>>,
-    body: axum::body::Bytes,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let Some(cfg) = app.config.subscriptions.as_ref().map(|c| c.get_ref()) else {
         return page(StatusCode::NOT_FOUND, "Not offered", "<p>Subscriptions are not offered here.</p>");
@@ -273,10 +273,10 @@ async fn subscribe(
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("600"));
         return r;
     }
-    // Repeated `service` fields: read the form by hand (serde_urlencoded keeps the last).
+    // Read as pairs: the `service` field repeats, once per ticked box.
     let mut email = String::new();
     let mut services = Vec::new();
-    for (k, v) in form_urlencoded(&body) {
+    for (k, v) in fields {
         match k.as_str() {
             "email" => email = v,
             "service" => services.push(v),
@@ -302,36 +302,6 @@ async fn subscribe(
         ),
         Err(r) => r,
     }
-}
-
-/// `application/x-www-form-urlencoded` pairs, every one (repeated names too).
-fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' {
-                if let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 #[derive(Deserialize)]
@@ -389,7 +359,7 @@ async fn unsubscribe_page(Query(q): Query<TokenQuery>) -> Response {
 }
 
 /// Unsubscribes: the page's button, or a mail client's one-click post (RFC 8058).
-async fn unsubscribe(State(app): State<Arc<App>>, Query(q): Query<TokenQuery>, _headers: HeaderMap) -> Response {
+async fn unsubscribe(State(app): State<Arc<App>>, Query(q): Query<TokenQuery>) -> Response {
     let now = now_ms();
     let token = q.token.clone();
     match blocking(&app, move |a| crate::notify::status_posts::unsubscribe(a.store.as_ref(), &token, now)).await {
@@ -400,24 +370,5 @@ async fn unsubscribe(State(app): State<Arc<App>>, Query(q): Query<TokenQuery>, _
         ),
         Ok(None) => page(StatusCode::NOT_FOUND, "Unknown link", "<p>This link is not (or no longer) valid.</p>"),
         Err(r) => r,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_repeated_field_is_kept_and_decoded() {
-        let pairs = form_urlencoded(b"email=a%40b.example&service=shop&service=api+v2&x=%zz");
-        assert_eq!(
-            pairs,
-            vec![
-                ("email".to_string(), "a@b.example".to_string()),
-                ("service".to_string(), "shop".to_string()),
-                ("service".to_string(), "api v2".to_string()),
-                ("x".to_string(), "%zz".to_string()),
-            ]
-        );
     }
 }

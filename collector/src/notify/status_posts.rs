@@ -20,11 +20,9 @@ pub enum PostError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// A secret for links and signatures.
-pub fn new_token() -> String {
-    crate::auth::secret()
+    /// The work itself failed (a task that panicked): nobody's mistake in the request.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The active subscribers a post about `services` reaches.
@@ -37,10 +35,13 @@ pub fn recipients(store: &dyn Store, services: &[String]) -> Result<Vec<i64>, St
         .collect())
 }
 
-fn known_services(config: &CollectorConfig, services: &[String]) -> Result<(), PostError> {
+/// `services` sorted, once each, every one configured.
+fn known_services(config: &CollectorConfig, mut services: Vec<String>) -> Result<Vec<String>, PostError> {
+    services.sort();
+    services.dedup();
     match services.iter().find(|s| !config.services.contains_key(s.as_str())) {
         Some(s) => Err(PostError::Invalid(format!("there is no service {s:?}"))),
-        None => Ok(()),
+        None => Ok(services),
     }
 }
 
@@ -74,7 +75,7 @@ pub fn create(
     by: &str,
     now_ms: i64,
 ) -> Result<StatusPost, PostError> {
-    let mut services = req.services.clone();
+    let mut services = req.services;
     let mut created_ms = now_ms;
     if let Some(id) = req.incident_id {
         let incident = store.incident(id)?.ok_or_else(|| PostError::NotFound(format!("there is no incident {id}")))?;
@@ -83,9 +84,7 @@ pub fn create(
         }
         created_ms = incident.opened_ms.min(now_ms);
     }
-    services.sort();
-    services.dedup();
-    known_services(config, &services)?;
+    let services = known_services(config, services)?;
     let from_template = template(config, req.template.as_deref(), &services)?;
     let (t_status, t_title, t_message) = match from_template {
         Some(f) => (f.status, f.title, Some(f.message)),
@@ -97,7 +96,7 @@ pub fn create(
         (t, _) => t.to_string(),
     };
     let title = check_text("title", &title, MAX_TITLE_CHARS).map_err(PostError::Invalid)?;
-    let message = if req.message.trim().is_empty() { t_message.unwrap_or_default() } else { req.message.clone() };
+    let message = if req.message.trim().is_empty() { t_message.unwrap_or_default() } else { req.message };
     let message = check_text("message", &message, MAX_MESSAGE_CHARS).map_err(PostError::Invalid)?;
     let status = match req.status.as_deref() {
         Some(s) => PostStatus::parse(s).map_err(PostError::Invalid)?,
@@ -184,16 +183,13 @@ pub fn subscribe_email(
     now_ms: i64,
 ) -> Result<(), PostError> {
     let address = check_address(address).map_err(PostError::Invalid)?;
-    let mut services = services.to_vec();
-    services.sort();
-    services.dedup();
-    known_services(config, &services)?;
+    let services = known_services(config, services.to_vec())?;
     let s = Subscriber {
         id: 0,
         kind: "email".into(),
         address,
         services,
-        token: new_token(),
+        token: crate::auth::secret(),
         created_ms: now_ms,
         confirmed_ms: None,
         unsubscribed_ms: None,
@@ -201,7 +197,7 @@ pub fn subscribe_email(
     };
     // The hour in the item: a second request within the hour asks nothing new.
     let item = format!("confirm:{}", now_ms / 3_600_000);
-    let (id, created) = store.add_subscriber(&s, None)?;
+    let (id, created) = store.add_subscriber(&s)?;
     let active = !created && store.subscriber(id)?.is_some_and(|k| k.active());
     if !active {
         store.enqueue_subscriber_messages(&[id], &item, None, now_ms)?;
@@ -222,19 +218,19 @@ pub fn add_webhook(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(PostError::Invalid("the url must be http or https".into()));
     }
-    known_services(config, services)?;
+    let services = known_services(config, services.to_vec())?;
     let s = Subscriber {
         id: 0,
         kind: "webhook".into(),
         address: url.to_string(),
-        services: services.to_vec(),
-        token: new_token(),
+        services,
+        token: crate::auth::secret(),
         created_ms: now_ms,
         confirmed_ms: Some(now_ms),
         unsubscribed_ms: None,
         failed_ms: None,
     };
-    let (id, created) = store.add_subscriber(&s, None)?;
+    let (id, created) = store.add_subscriber(&s)?;
     if !created {
         store.update_subscriber(id, SubscriberChange::Confirmed, now_ms)?;
     }

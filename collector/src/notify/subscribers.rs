@@ -79,7 +79,7 @@ pub fn update_letter(app: &App, post: &StatusPost, update_id: i64, s: &Subscribe
     let u = post.updates.iter().find(|u| u.id == update_id)?;
     let t = app.shown(u.at_ms);
     let url = format!("{}/status/incidents/{}", base(app), post.id);
-    let affected = if post.services.is_empty() { "—".to_string() } else { post.services.join(", ") };
+    let affected = crate::core::status_post::affected(&post.services);
     let subject = format!("[{}] {}", u.status.label(), post.title);
     let text = format!(
         "{}\n\n{} — {}\n{}\n\nAffected: {affected} ({})\nFollow it at {url}\n\nUnsubscribe: {}\n",
@@ -155,13 +155,15 @@ fn parse_item(item: &str) -> Option<Item> {
 
 /// What to send for `m`, or why nothing is sent.
 fn letter_for(app: &App, m: &SubscriberMessage, s: &Subscriber) -> Result<Letter, String> {
-    match parse_item(&m.item) {
-        Some(Item::Confirm) if s.kind == "email" => Ok(confirmation(app, s)),
-        Some(Item::Confirm) => Err("webhooks need no confirmation".into()),
-        Some(Item::Report) => {
-            if !s.active() {
-                return Err("unsubscribed".into());
-            }
+    let item = parse_item(&m.item).ok_or_else(|| format!("unknown item {:?}", m.item))?;
+    // Only a confirmation request goes to someone who has not (or no longer) subscribed.
+    if !matches!(item, Item::Confirm) && !s.active() {
+        return Err(if s.unsubscribed_ms.is_some() { "unsubscribed" } else { "not confirmed" }.into());
+    }
+    match item {
+        Item::Confirm if s.kind == "email" => Ok(confirmation(app, s)),
+        Item::Confirm => Err("webhooks need no confirmation".into()),
+        Item::Report => {
             let p: serde_json::Value =
                 serde_json::from_str(m.payload.as_deref().unwrap_or("")).map_err(|e| format!("report content: {e}"))?;
             let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
@@ -173,17 +175,11 @@ fn letter_for(app: &App, m: &SubscriberMessage, s: &Subscriber) -> Result<Letter
                 attachment: Some((text("attachment_name"), text("attachment"))),
             })
         }
-        Some(Item::Update { post, update }) => {
-            if !s.active() {
-                return Err(if s.unsubscribed_ms.is_some() { "unsubscribed" } else { "not confirmed" }.into());
-            }
+        Item::Update { post, update } => {
             let post = app.store.post(post).map_err(|e| e.to_string())?.ok_or("the post is gone")?;
             update_letter(app, &post, update, s).ok_or_else(|| "the update is gone".into())
         }
-        Some(Item::Maintenance { start_ms, phase, name }) => {
-            if !s.active() {
-                return Err(if s.unsubscribed_ms.is_some() { "unsubscribed" } else { "not confirmed" }.into());
-            }
+        Item::Maintenance { start_ms, phase, name } => {
             let created = app.store.maintenance(start_ms, start_ms + 1).map_err(|e| e.to_string())?;
             let found = occurrences_in(Some(&app.config), &app.config.maintenance, &created, start_ms, start_ms + 1)
                 .into_iter()
@@ -191,15 +187,39 @@ fn letter_for(app: &App, m: &SubscriberMessage, s: &Subscriber) -> Result<Letter
                 .ok_or("the maintenance window is gone")?;
             Ok(maintenance_letter(app, &found, phase, s))
         }
-        None => Err(format!("unknown item {:?}", m.item)),
     }
+}
+
+/// The email receiver that carries mail to `s`: `[subscriptions]`'s for subscribers, the
+/// schedule's for a report's recipients.
+fn mail_receiver<'a>(
+    app: &App,
+    receivers: &'a HashMap<String, Receiver>,
+    s: &Subscriber,
+) -> Result<&'a Receiver, String> {
+    let name = match s.kind.strip_prefix("report:") {
+        Some(schedule) => app
+            .config
+            .report_schedules
+            .iter()
+            .find(|x| x.name.get_ref() == schedule)
+            .map(|x| x.receiver.get_ref().to_string())
+            .ok_or_else(|| format!("report schedule {schedule:?} is no longer configured"))?,
+        None => app
+            .config
+            .subscriptions
+            .as_ref()
+            .map(|c| c.get_ref().email_receiver.get_ref().to_string())
+            .ok_or("no [subscriptions] email_receiver is configured")?,
+    };
+    receivers.get(&name).ok_or_else(|| format!("receiver {name:?} is not configured"))
 }
 
 /// A maintenance notice, as a subscriber reads it.
 pub fn maintenance_letter(app: &App, o: &Occurrence, phase: NoticePhase, s: &Subscriber) -> Letter {
     let t = app.shown(o.start_ms);
     let when = format!("{} to {}", t.local(o.start_ms), t.local(o.end_ms));
-    let affected = if o.services.is_empty() { "all services".to_string() } else { o.services.join(", ") };
+    let affected = crate::core::status_post::affected(&o.services);
     let (tag, lead) = match phase {
         NoticePhase::Scheduled => ("Scheduled maintenance", "Maintenance is scheduled"),
         NoticePhase::Reminder => ("Maintenance reminder", "Maintenance begins soon"),
@@ -253,7 +273,12 @@ pub fn plan_maintenance_notices(app: &App, now_ms: i64) -> Result<usize, crate::
     }
     let subscribers = app.store.subscribers()?;
     let mut queued = 0;
+    // A notice once queued is done: it is not offered again every few seconds (nor to those
+    // who subscribe after it went out).
     for n in due {
+        if app.store.subscriber_item_exists(&n.item)? {
+            continue;
+        }
         let to: Vec<i64> = subscribers
             .iter()
             .filter(|s| s.active() && crate::core::status_post::reaches(&s.services, &n.services))
@@ -347,29 +372,12 @@ async fn deliver_one(
         Err(e) => NotificationOutcome::Suppressed(e.to_string()),
         Ok(Ok(letter)) => {
             let sent = match (s.kind.as_str(), &letter.json) {
-                ("email", _) => {
-                    let name =
-                        app.config.subscriptions.as_ref().map(|c| c.get_ref().email_receiver.get_ref().to_string());
-                    match name.and_then(|n| receivers.get(&n)) {
-                        Some(r) => send_mail(r, &s, &letter, &unsubscribe_url(app, &s), &notification_id).await,
-                        None => Err("no [subscriptions] email_receiver is configured".into()),
-                    }
-                }
-                (kind, _) if kind.starts_with("report:") => {
-                    let schedule = kind.trim_start_matches("report:");
-                    let name = app
-                        .config
-                        .report_schedules
-                        .iter()
-                        .find(|x| x.name.get_ref() == schedule)
-                        .map(|x| x.receiver.get_ref().to_string());
-                    match name.and_then(|n| receivers.get(&n)) {
-                        Some(r) => send_mail(r, &s, &letter, &unsubscribe_url(app, &s), &notification_id).await,
-                        None => Err(format!("report schedule {schedule:?} is no longer configured")),
-                    }
-                }
-                (_, Some(body)) => send_webhook(http, &s, body, &notification_id).await,
-                (_, None) => Ok(()),
+                ("webhook", Some(body)) => send_webhook(http, &s, body, &notification_id).await,
+                ("webhook", None) => Ok(()),
+                _ => match mail_receiver(app, receivers, &s) {
+                    Ok(r) => send_mail(r, &s, &letter, &unsubscribe_url(app, &s), &notification_id).await,
+                    Err(e) => Err(e),
+                },
             };
             match sent {
                 Ok(()) => NotificationOutcome::Delivered,

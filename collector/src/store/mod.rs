@@ -381,9 +381,8 @@ pub trait Store: Send + Sync + 'static {
     fn posts(&self, between: Option<(i64, i64)>, limit: usize) -> Result<Vec<StatusPost>, StoreError>;
     fn post(&self, id: i64) -> Result<Option<StatusPost>, StoreError>;
     /// Records a subscriber unless one of the same kind and address exists (then returns that
-    /// one's id and false); queues `message` for it in the same transaction when given (a
-    /// confirmation request), unless the same item is queued already.
-    fn add_subscriber(&self, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError>;
+    /// one's id and false).
+    fn add_subscriber(&self, s: &Subscriber) -> Result<(i64, bool), StoreError>;
     fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError>;
     fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>, StoreError>;
     /// Confirms (`confirmed`), unsubscribes (`unsubscribed`) or marks as failing (`failed`).

@@ -1155,8 +1155,8 @@ impl Store for PostgresStore {
         status_io::post(&mut *self.client()?, id)
     }
 
-    fn add_subscriber(&self, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError> {
-        status_io::add_subscriber(&mut *self.client()?, s, message)
+    fn add_subscriber(&self, s: &Subscriber) -> Result<(i64, bool), StoreError> {
+        status_io::add_subscriber(&mut *self.client()?, s)
     }
 
     fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {

@@ -227,5 +227,6 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (subscriber_id, item)
     );
     CREATE INDEX subscriber_messages_due ON subscriber_messages (status, next_attempt_ms);
+    CREATE INDEX subscriber_messages_by_item ON subscriber_messages (item);
     "#,
 ];

@@ -172,27 +172,22 @@ fn subscriber_row(r: &Row) -> Result<Subscriber, StoreError> {
     })
 }
 
-pub fn add_subscriber(client: &mut Client, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError> {
-    let mut tx = client.transaction()?;
+pub fn add_subscriber(client: &mut Client, s: &Subscriber) -> Result<(i64, bool), StoreError> {
     // Two collectors taking the same address at once: one inserts, the other finds it.
-    let inserted = tx.query_opt(
+    let inserted = client.query_opt(
         "INSERT INTO subscribers (kind, address, services_json, token, created_ms, confirmed_ms)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, address) DO NOTHING RETURNING id",
         &[&s.kind, &s.address, &json_list(&s.services), &s.token, &s.created_ms, &s.confirmed_ms],
     )?;
-    let (id, created) = match inserted {
-        Some(r) => (r.try_get(0)?, true),
-        None => (
-            tx.query_one("SELECT id FROM subscribers WHERE kind = $1 AND address = $2", &[&s.kind, &s.address])?
+    match inserted {
+        Some(r) => Ok((r.try_get(0)?, true)),
+        None => Ok((
+            client
+                .query_one("SELECT id FROM subscribers WHERE kind = $1 AND address = $2", &[&s.kind, &s.address])?
                 .try_get(0)?,
             false,
-        ),
-    };
-    if let Some(item) = message {
-        queue(&mut tx, &[id], item, None, s.created_ms)?;
+        )),
     }
-    tx.commit()?;
-    Ok((id, created))
 }
 
 pub fn subscriber(client: &mut Client, id: i64) -> Result<Option<Subscriber>, StoreError> {

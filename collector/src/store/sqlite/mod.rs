@@ -967,8 +967,8 @@ impl Store for SqliteStore {
         status_io::post(&self.conn(), id)
     }
 
-    fn add_subscriber(&self, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError> {
-        status_io::add_subscriber(&mut self.conn(), s, message)
+    fn add_subscriber(&self, s: &Subscriber) -> Result<(i64, bool), StoreError> {
+        status_io::add_subscriber(&self.conn(), s)
     }
 
     fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {

@@ -171,29 +171,18 @@ fn subscriber_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
     })
 }
 
-pub fn add_subscriber(conn: &mut Connection, s: &Subscriber, message: Option<&str>) -> Result<(i64, bool), StoreError> {
-    let tx = conn.transaction()?;
-    let existing: Option<i64> = tx
-        .query_row("SELECT id FROM subscribers WHERE kind = ?1 AND address = ?2", params![s.kind, s.address], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let (id, created) = match existing {
-        Some(id) => (id, false),
-        None => {
-            tx.execute(
-                "INSERT INTO subscribers (kind, address, services_json, token, created_ms, confirmed_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![s.kind, s.address, json_list(&s.services), s.token, s.created_ms, s.confirmed_ms],
-            )?;
-            (tx.last_insert_rowid(), true)
-        }
-    };
-    if let Some(item) = message {
-        queue(&tx, &[id], item, None, s.created_ms)?;
-    }
-    tx.commit()?;
-    Ok((id, created))
+pub fn add_subscriber(conn: &Connection, s: &Subscriber) -> Result<(i64, bool), StoreError> {
+    let inserted = conn.execute(
+        "INSERT INTO subscribers (kind, address, services_json, token, created_ms, confirmed_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, address) DO NOTHING",
+        params![s.kind, s.address, json_list(&s.services), s.token, s.created_ms, s.confirmed_ms],
+    )?;
+    let id = conn.query_row(
+        "SELECT id FROM subscribers WHERE kind = ?1 AND address = ?2",
+        params![s.kind, s.address],
+        |r| r.get(0),
+    )?;
+    Ok((id, inserted == 1))
 }
 
 pub fn subscriber(conn: &Connection, id: i64) -> Result<Option<Subscriber>, StoreError> {
